@@ -1,0 +1,5 @@
+"""Allow ``python -m ctid``."""
+
+from ctid.cli import main
+
+main()

@@ -1,0 +1,187 @@
+"""Pydantic models of ctid's own configuration keys (plugins bring models for their sections).
+
+The keys documented in the README are public: external tests and users write them.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Role(enum.StrEnum):
+    AGENT = "agent"
+    SUPERVISOR = "supervisor"
+    ADMIN = "admin"
+
+
+_LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
+
+
+class ServerConfig(Strict):
+    listen: str = Field(default="127.0.0.1:8080", description="host:port the HTTP server binds.")
+    public_url: str | None = Field(default=None, description="URL users and PBXs reach ctid at.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
+    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        match = _LISTEN.match(value)
+        if not match or not 0 < int(match["port"]) < 65536:
+            raise ValueError("must be host:port, for example 127.0.0.1:8080")
+        return value
+
+    @property
+    def host(self) -> str:
+        return _LISTEN.match(self.listen)["host"].strip("[]")  # type: ignore[index]
+
+    @property
+    def port(self) -> int:
+        return int(_LISTEN.match(self.listen)["port"])  # type: ignore[index]
+
+    def url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = self.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
+
+
+class DatabaseConfig(Strict):
+    url: str = Field(
+        default="sqlite:///var/ctid.db",
+        description="SQLAlchemy URL: sqlite:///file, postgresql+psycopg://..., mssql+pyodbc://...",
+    )
+    pool_size: int = Field(default=5, ge=1)
+    commit_batch: int = Field(default=500, ge=1, description="Most events grouped in one commit.")
+    threads: int = Field(default=4, ge=1, description="Worker threads for SQL.")
+
+
+class HubConfig(Strict):
+    backplane: str = Field(default="memory", description="'memory' or a redis:// URL.")
+    ping_interval: float = Field(default=15, gt=0)
+    client_timeout: float = Field(default=30, gt=0)
+    max_message_bytes: int = Field(default=65_536, ge=1024)
+
+    @field_validator("backplane")
+    @classmethod
+    def _backplane(cls, value: str) -> str:
+        if value != "memory" and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be 'memory' or a redis:// URL")
+        return value
+
+
+class UserConfig(Strict):
+    username: str = Field(min_length=1)
+    password_hash: SecretStr = Field(description="From `ctid auth hash-password`.")
+    role: Role = Role.AGENT
+    agent: str | None = Field(default=None, description="Agent id this user acts as.")
+
+
+class ApiKeyConfig(Strict):
+    name: str = Field(min_length=1)
+    key: SecretStr
+    role: Role = Role.AGENT
+    agent: str | None = None
+
+    @field_validator("key")
+    @classmethod
+    def _key_length(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 16:
+            raise ValueError("API keys must be at least 16 characters")
+        return value
+
+
+class AuthConfig(Strict):
+    users: list[UserConfig] = Field(default_factory=list)
+    api_keys: list[ApiKeyConfig] = Field(default_factory=list)
+    token_ttl: int = Field(default=43_200, ge=60, description="Seconds an access token is valid.")
+    secret: SecretStr | None = Field(
+        default=None,
+        description="Token signing secret; when unset one is generated and kept in the database "
+        "(shared by every instance using that database).",
+    )
+
+
+class AgentConfig(Strict):
+    name: str
+    extension: str | None = None
+    groups: list[str] = Field(default_factory=list)
+    pbx: dict[str, str] = Field(default_factory=dict, description="connector instance -> PBX login")
+    crm_user: str | None = None
+
+    @field_validator("extension", mode="before")
+    @classmethod
+    def _ext_str(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("pbx", mode="before")
+    @classmethod
+    def _pbx_str(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, int) and not isinstance(v, bool) else v for k, v in value.items()}
+        return value
+
+
+class PhoneConfig(Strict):
+    default_region: str = Field(default="RU", min_length=2, max_length=2, description="ISO 3166 region.")
+
+
+class CallbackConfig(Strict):
+    enabled: bool = True
+    directions: list[str] = Field(default_factory=lambda: ["inbound"])
+
+
+class KPIConfig(Strict):
+    service_level_seconds: float = Field(default=20, gt=0)
+    short_abandon_seconds: float = Field(default=5, ge=0)
+    abandon_treatment: str = Field(default="ignore", pattern="^(ignore|negative|positive)$")
+    timezone: str = Field(default="UTC")
+
+
+class LogConfig(Strict):
+    level: str = Field(default="info", pattern="^(debug|info|warning|error)$")
+    format: str = Field(default="text", pattern="^(text|json)$")
+
+
+class CtidConfig(Strict):
+    """The whole configuration file. ``connectors`` and ``crm`` are validated by plugin models."""
+
+    server: ServerConfig = Field(default_factory=ServerConfig)
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)
+    agents: dict[str, AgentConfig] = Field(default_factory=dict)
+    connectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    crm: dict[str, Any] | None = None
+    phone: PhoneConfig = Field(default_factory=PhoneConfig)
+    callbacks: CallbackConfig = Field(default_factory=CallbackConfig)
+    kpi: KPIConfig = Field(default_factory=KPIConfig)
+    log: LogConfig = Field(default_factory=LogConfig)
+    data_dir: Path = Field(default=Path("var"), description="Where ctid keeps files (recordings, SQLite).")
+
+    @model_validator(mode="after")
+    def _references(self) -> CtidConfig:
+        for index, user in enumerate(self.auth.users):
+            if user.agent is not None and user.agent not in self.agents:
+                raise ValueError(f"auth.users.{index}.agent: unknown agent {user.agent!r}")
+        for index, key in enumerate(self.auth.api_keys):
+            if key.agent is not None and key.agent not in self.agents:
+                raise ValueError(f"auth.api_keys.{index}.agent: unknown agent {key.agent!r}")
+        for agent_id, agent in self.agents.items():
+            for instance in agent.pbx:
+                if instance not in self.connectors:
+                    raise ValueError(f"agents.{agent_id}.pbx.{instance}: unknown connector instance")
+        return self

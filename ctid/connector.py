@@ -1,0 +1,182 @@
+"""The PBX connector contract: what a PBX plugin's connector class provides.
+
+A PBX plugin registers connector *classes* through ``ctid_register_connectors``. ctid creates one
+instance per ``connectors.<instance>`` entry of the configuration, whose ``plugin`` key names the
+class's :attr:`Connector.plugin_name`. The connector turns the PBX's native traffic into
+:class:`~ctid.model.CallEvent` objects and turns ctid's commands into native API calls. It never talks
+to the CRM, the hub or the database except through the :class:`~ctid.services.Services` it is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ctid.errors import CapabilityError
+from ctid.model import Call, CallEvent, Capability, utcnow
+
+if TYPE_CHECKING:
+    import trio
+
+    from ctid.services import Services
+
+
+class ConnectorConfig(BaseModel):
+    """Keys every connector instance accepts; plugins subclass this with their own keys."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    plugin: str
+    enabled: bool = True
+    reconcile_interval: float | None = Field(
+        default=None, ge=5, description="Seconds between history pulls (connectors with 'history')."
+    )
+
+
+@dataclass(slots=True)
+class WebhookRequest:
+    """An HTTP request to ``/hooks/{instance}[/{subpath}]``, as the connector sees it."""
+
+    method: str
+    subpath: str
+    headers: dict[str, str]  # lower-cased names
+    query: dict[str, str]
+    body: bytes
+    remote_addr: str | None = None
+    received_at: datetime = field(default_factory=utcnow)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@dataclass(slots=True)
+class WebhookResult:
+    """What a connector made of a webhook: events to accept, then the answer to send.
+
+    The core commits ``events`` (idempotently) before it sends the answer, so a PBX that gets the
+    answer knows its events are safe. ``body`` is sent as JSON unless it is ``str``/``bytes``.
+    """
+
+    events: list[CallEvent] = field(default_factory=list)
+    status: int = 200
+    body: Any = None
+    media_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class SimulatedRequest:
+    """One native HTTP request produced by :meth:`Connector.simulate`, path relative to the server."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    description: str = ""
+
+
+@dataclass(slots=True)
+class Health:
+    """Result of a health check: ``ok`` plus named sub-checks with a human reason each."""
+
+    ok: bool
+    detail: str = ""
+    checks: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"ok": self.ok, "detail": self.detail, "checks": dict(self.checks)}
+
+
+@dataclass(slots=True)
+class SimulationContext:
+    """Who takes part in a simulated call: logins are this connector instance's PBX logins."""
+
+    caller: str  # remote party number as the PBX would send it
+    agent: str  # login of the (first) agent
+    others: list[str] = field(default_factory=list)  # other agents' logins (group, transfer target)
+    line: str | None = None  # our number that was called / used for outbound
+    group: str | None = None
+    start: datetime = field(default_factory=utcnow)
+
+
+class Connector:
+    """Base class of PBX connectors. Override what the PBX supports; declare it in ``capabilities``."""
+
+    #: The name used in ``connectors.<instance>.plugin``.
+    plugin_name: ClassVar[str] = ""
+    #: The pydantic model of this connector's configuration.
+    Config: ClassVar[type[ConnectorConfig]] = ConnectorConfig
+    #: Commands and features this connector really offers.
+    capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    #: Scenario names :meth:`simulate` understands.
+    scenarios: ClassVar[tuple[str, ...]] = ()
+    #: Whether the connector accepts webhooks at ``/hooks/{instance}``.
+    accepts_webhooks: ClassVar[bool] = False
+
+    def __init__(self, name: str, config: ConnectorConfig, services: Services):
+        self.name = name
+        self.config = config
+        self.services = services
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def run(self, *, task_status: trio.TaskStatus = None) -> None:  # type: ignore[assignment]
+        """Long-running work (TCP streams, pollers). Called in ctid's nursery; return when done."""
+        if task_status is not None:
+            task_status.started()
+
+    async def aclose(self) -> None:
+        """Release clients and sockets."""
+
+    # -- inbound ---------------------------------------------------------------------------------
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        """Parse and verify a webhook. Raise ``AuthError``/``RequestError`` for bad requests."""
+        raise CapabilityError(f"connector {self.name!r} does not accept webhooks", error_id="no_webhooks")
+
+    async def history(self, since: datetime) -> list[CallEvent]:
+        """Events (usually ``summary`` events) for calls since ``since``, for reconciliation."""
+        raise CapabilityError(f"connector {self.name!r} has no call history", error_id="no_history")
+
+    # -- commands --------------------------------------------------------------------------------
+    def require(self, capability: Capability) -> None:
+        if capability not in self.capabilities:
+            raise CapabilityError(
+                f"connector {self.name!r} ({self.plugin_name}) cannot {capability.value}",
+                error_id=f"capability_missing:{capability.value}",
+            )
+
+    async def dial(self, agent_login: str, number: str) -> str | None:
+        """Click-to-call: ring the agent, then ``number``. Return the PBX call id if known."""
+        self.require(Capability.DIAL)
+        return None
+
+    async def hold(self, call: Call, agent_login: str) -> None:
+        self.require(Capability.HOLD)
+
+    async def unhold(self, call: Call, agent_login: str) -> None:
+        self.require(Capability.HOLD)
+
+    async def transfer(self, call: Call, agent_login: str, target_login: str) -> None:
+        self.require(Capability.TRANSFER)
+
+    async def hangup(self, call: Call, agent_login: str) -> None:
+        self.require(Capability.HANGUP)
+
+    async def set_dnd(self, agent_login: str, enabled: bool) -> None:
+        self.require(Capability.DND)
+
+    async def recording(self, call: Call) -> tuple[bytes, str] | None:
+        """The recording's bytes and media type, or None if there is none (yet)."""
+        self.require(Capability.RECORDINGS)
+        return None
+
+    async def health(self) -> Health:
+        return Health(ok=True, detail="no checks defined")
+
+    # -- simulation ------------------------------------------------------------------------------
+    def simulate(self, scenario: str, context: SimulationContext) -> list[SimulatedRequest]:
+        """The PBX's native wire traffic for ``scenario``, in order, for ``ctid simulate-call``."""
+        raise CapabilityError(f"connector {self.name!r} cannot simulate calls", error_id="no_simulation")
