@@ -1,0 +1,60 @@
+"""The in-memory backplane (one process; the default) and the factory that picks a backplane
+from ``hub.backplane`` in the configuration."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+from ctid.hub.interfaces import Backplane
+
+
+class MemoryBackplane:
+    """Publish/subscribe inside one process. Several hubs may share one instance (tests, or two
+    hubs mounted in one daemon); a slow subscriber loses messages instead of blocking publishers."""
+
+    kind = "memory"
+
+    def __init__(self, *, buffer: int = 1000):
+        self._buffer = buffer
+        self._subscribers: dict[str, set[trio.MemorySendChannel[bytes]]] = {}
+        self.dropped = 0
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.sleep_forever()
+
+    async def publish(self, channel: str, data: bytes) -> None:
+        for sender in list(self._subscribers.get(channel, ())):
+            try:
+                sender.send_nowait(data)
+            except trio.WouldBlock:
+                self.dropped += 1
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._subscribers.get(channel, set()).discard(sender)
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
+        sender, receiver = trio.open_memory_channel[bytes](self._buffer)
+        self._subscribers.setdefault(channel, set()).add(sender)
+        try:
+            async with receiver:
+                yield receiver
+        finally:
+            self._subscribers.get(channel, set()).discard(sender)
+            sender.close()
+
+    def health(self) -> dict[str, Any]:
+        return {"kind": self.kind, "ok": True, "dropped": self.dropped}
+
+
+def backplane_from_url(url: str) -> Backplane:
+    """``memory`` or a ``redis://``, ``rediss://`` or ``unix://`` URL (``hub.backplane``)."""
+    if url == "memory":
+        return MemoryBackplane()
+    from ctid.hub.redis_backplane import RedisBackplane
+
+    return RedisBackplane(url)

@@ -1,0 +1,239 @@
+"""The realtime hub: SignalR negotiate + WebSocket endpoints on the quart-trio app, the groups of
+local connections, and publishing ``callUpdated`` / ``agentUpdated`` / ``taskUpdated`` through
+the backplane so every instance delivers to its own connections."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import trio
+from quart import request, websocket
+
+from ctid.errors import AuthError
+from ctid.hub import protocol as p
+from ctid.hub.backplane import MemoryBackplane
+from ctid.hub.connection import HubConnection
+from ctid.hub.interfaces import Backplane, HubBackend, Principal
+from ctid.hub.tokens import ConnectionTokens, new_connection_id
+
+log = logging.getLogger("ctid.hub")
+
+SUPERVISORS = "supervisors"
+AGENTS = "agents"
+
+
+def agent_group(agent_id: str) -> str:
+    return f"agent:{agent_id}"
+
+
+def groups_for(principal: Principal) -> set[str]:
+    """Groups a connection joins: its agent's group (and ``agents``) when it acts as an agent,
+    ``supervisors`` for the supervisor and admin roles."""
+    groups: set[str] = set()
+    if principal.agent:
+        groups |= {agent_group(principal.agent), AGENTS}
+    if principal.role in ("supervisor", "admin"):
+        groups.add(SUPERVISORS)
+    return groups
+
+
+@dataclass
+class HubSettings:
+    ping_interval: float = 15.0
+    client_timeout: float = 30.0
+    handshake_timeout: float = 15.0
+    max_message_bytes: int = 65_536
+    send_queue: int = 1000
+
+
+class Hub:
+    def __init__(
+        self,
+        backend: HubBackend,
+        backplane: Backplane | None = None,
+        *,
+        ping_interval: float = 15,
+        client_timeout: float = 30,
+        handshake_timeout: float = 15,
+        max_message_bytes: int = 65_536,
+        instance_id: str | None = None,
+        connection_secret: bytes | None = None,
+        connection_token_ttl: float = 60,
+        channel: str = "ctid:hub:all",
+    ):
+        self.backend = backend
+        self.backplane: Backplane = backplane if backplane is not None else MemoryBackplane()
+        self.settings = HubSettings(ping_interval, client_timeout, handshake_timeout, max_message_bytes)
+        self.instance_id = instance_id or uuid.uuid4().hex
+        self.tokens = ConnectionTokens(connection_secret, ttl=connection_token_ttl)
+        self.channel = channel
+        self.connections: dict[str, HubConnection] = {}
+        self._groups: dict[str, set[HubConnection]] = {}
+        self._shutting_down = False
+        self._idle = trio.Event()
+        self._idle.set()
+        self.sent = 0
+
+    # -- HTTP / WebSocket endpoints ---------------------------------------------------------
+
+    def mount(self, app: Any, prefix: str = "/hub") -> None:
+        """Register ``POST {prefix}/negotiate`` and the WebSocket ``{prefix}`` on a quart app."""
+        name = prefix.strip("/").replace("/", "_") or "root"
+        app.add_url_rule(f"{prefix}/negotiate", f"hub_negotiate_{name}", self._negotiate, methods=["POST"])
+        app.add_websocket(prefix, f"hub_websocket_{name}", self._websocket)
+
+    async def _authenticate(self, headers: Any, args: Any) -> Principal:
+        token = None
+        header = headers.get("Authorization", "")
+        if header[:7].lower() == "bearer ":
+            token = header[7:].strip()
+        if not token:
+            token = args.get("access_token")
+        if not token:
+            raise AuthError("missing access token (Authorization: Bearer or access_token)")
+        return await self.backend.authenticate(token)
+
+    async def _negotiate(self) -> Any:
+        try:
+            principal = await self._authenticate(request.headers, request.args)
+        except AuthError as exc:
+            return {"error": exc.error_id, "message": str(exc)}, exc.status
+        raw = request.args.get("negotiateVersion")
+        version = 0
+        if raw is not None:
+            try:
+                version = int(raw)
+            except ValueError:
+                return {"error": "The client requested a non-integer protocol version."}
+            if version < 0:
+                return {"error": f"The client requested version '{version}', but the server does not support this version."}
+            version = min(version, 1)
+        connection_id = new_connection_id()
+        token = self.tokens.issue(connection_id, principal.subject)
+        body: dict[str, Any] = {
+            "negotiateVersion": version,
+            "connectionId": connection_id if version > 0 else token,
+            "availableTransports": [{"transport": "WebSockets", "transferFormats": ["Text", "Binary"]}],
+        }
+        if version > 0:
+            body["connectionToken"] = token
+        return body
+
+    async def _websocket(self) -> Any:
+        try:
+            principal = await self._authenticate(websocket.headers, websocket.args)
+        except AuthError as exc:
+            return {"error": exc.error_id, "message": str(exc)}, exc.status
+        if self._shutting_down:
+            return {"error": "shutting_down", "message": "the server is restarting"}, 503
+        token = websocket.args.get("id")
+        if token is None:
+            connection_id = new_connection_id()  # skipNegotiation: create the connection on the spot
+        else:
+            connection_id = self.tokens.verify(token, principal.subject)
+            if connection_id is None:
+                return {"error": "not_found", "message": "unknown or expired connection id"}, 404
+            if connection_id in self.connections:
+                return {"error": "conflict", "message": "connection already has a WebSocket"}, 409
+        await websocket.accept()
+        conn = HubConnection(websocket, principal, connection_id, self.backend, self.settings, on_ready=self._join)
+        self.connections[connection_id] = conn
+        self._idle = trio.Event()
+        try:
+            await conn.serve()
+        finally:
+            self._leave(conn)
+        return None
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def _join(self, conn: HubConnection) -> None:
+        for group in groups_for(conn.principal):
+            self._groups.setdefault(group, set()).add(conn)
+
+    def _leave(self, conn: HubConnection) -> None:
+        self.connections.pop(conn.connection_id, None)
+        for group in groups_for(conn.principal):
+            members = self._groups.get(group)
+            if members is not None:
+                members.discard(conn)
+                if not members:
+                    del self._groups[group]
+        if not self.connections:
+            self._idle.set()
+
+    def _deliver_local(self, groups: list[str] | set[str], text: str) -> int:
+        targets: set[HubConnection] = set()
+        for group in groups:
+            targets |= self._groups.get(group, set())
+        for conn in targets:
+            if conn.send_record(text):
+                self.sent += 1
+        return len(targets)
+
+    # -- publishing --------------------------------------------------------------------------
+
+    async def publish(self, target: str, payload: Any, groups: set[str]) -> None:
+        """Invoke ``target(payload)`` on every connection in ``groups``, on every instance:
+        local connections first (no dependency on the backplane), then the backplane."""
+        text = p.record(p.invocation(target, [payload]))
+        self._deliver_local(groups, text)
+        envelope = {"o": self.instance_id, "g": sorted(groups), "m": text}
+        await self.backplane.publish(self.channel, p.dumps(envelope).encode())
+
+    async def publish_call(self, call_json: dict[str, Any], audience: set[str]) -> None:
+        """``callUpdated``: to the agents in ``audience`` (``Call.participants()``) and supervisors."""
+        await self.publish("callUpdated", call_json, {agent_group(a) for a in audience} | {SUPERVISORS})
+
+    async def publish_agent(self, agent_json: dict[str, Any]) -> None:
+        """``agentUpdated``: to that agent and supervisors."""
+        await self.publish("agentUpdated", agent_json, {agent_group(agent_json["id"]), SUPERVISORS})
+
+    async def publish_task(self, task_json: dict[str, Any], owner: str | None) -> None:
+        """``taskUpdated``: to the owner and supervisors; an unowned task is the shared callback
+        queue, so it goes to every agent."""
+        groups = {agent_group(owner) if owner else AGENTS, SUPERVISORS}
+        await self.publish("taskUpdated", task_json, groups)
+
+    # -- background work and shutdown ----------------------------------------------------------
+
+    async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        """Backplane connection and subscription; run in the daemon's nursery."""
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.backplane.run)
+            await nursery.start(self._relay)
+            task_status.started()
+
+    async def _relay(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
+        async with self.backplane.subscribe(self.channel) as messages:
+            task_status.started()
+            async for data in messages:
+                try:
+                    envelope = json.loads(data)
+                    if envelope["o"] == self.instance_id:
+                        continue
+                    self._deliver_local(envelope["g"], envelope["m"])
+                except (ValueError, KeyError, TypeError):
+                    log.warning("hub: ignoring a malformed backplane message (%d bytes)", len(data))
+
+    async def close_all(self, allow_reconnect: bool = True, *, grace: float = 5.0) -> None:
+        """Graceful shutdown: send Close (``allowReconnect`` so clients come back to another
+        instance or after the restart), refuse new connections, wait up to ``grace`` seconds."""
+        self._shutting_down = True
+        for conn in list(self.connections.values()):
+            conn.close("Server is restarting." if allow_reconnect else "Server is shutting down.",
+                       allow_reconnect=allow_reconnect)
+        with trio.move_on_after(grace):
+            await self._idle.wait()
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "connections": len(self.connections),
+            "groups": len(self._groups),
+            "sent": self.sent,
+            "backplane": self.backplane.health(),
+        }

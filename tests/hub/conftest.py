@@ -1,0 +1,157 @@
+"""Fixtures for the hub tests: a fake daemon backend and a hub served by hypercorn on a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import hypercorn.trio
+import pytest
+import trio
+from hypercorn.config import Config
+from quart_trio import QuartTrio
+
+from ctid.errors import AuthError, ForbiddenError, NotFoundError, RequestError
+from ctid.hub import Hub
+
+
+@dataclass(frozen=True)
+class FakePrincipal:
+    subject: str
+    role: str
+    agent: str | None
+
+
+TOKENS = {
+    "tok-alice": FakePrincipal("alice", "agent", "alice"),
+    "tok-bob": FakePrincipal("bob", "agent", "bob"),
+    "tok-sue": FakePrincipal("sue", "supervisor", None),
+    "tok-admin": FakePrincipal("root", "admin", None),
+}
+
+
+@dataclass
+class FakeBackend:
+    """Authenticates the tokens above and records invocations; behaves like the daemon's rules:
+    an agent may act only on its own calls."""
+
+    calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    invocations: list[tuple[str, str, list[Any]]] = field(default_factory=list)
+
+    async def authenticate(self, token: str) -> FakePrincipal:
+        await trio.lowlevel.checkpoint()
+        if token not in TOKENS:
+            raise AuthError("invalid or expired token")
+        return TOKENS[token]
+
+    def _own_call(self, principal: FakePrincipal, call_id: Any) -> dict[str, Any]:
+        call = self.calls.get(call_id) if isinstance(call_id, str) else None
+        if call is None:
+            raise NotFoundError(f"no call {call_id!r}")
+        if principal.role == "agent" and call["agent"] != principal.agent:
+            raise ForbiddenError("not your call")
+        return call
+
+    async def invoke(self, principal: FakePrincipal, method: str, args: list[Any]) -> Any:
+        await trio.lowlevel.checkpoint()
+        self.invocations.append((principal.subject, method, list(args)))
+        if method == "SetStatus":
+            if args not in (["available"], ["away"], ["dnd"], ["offline"]):
+                raise RequestError(f"bad status {args!r}", error_id="invalid_status")
+            return {"agent": principal.agent, "status": args[0]}
+        if method == "Dial":
+            if len(args) != 1 or not isinstance(args[0], str):
+                raise RequestError("Dial(number) takes one phone number", error_id="invalid_arguments")
+            call_id = f"call-{len(self.calls) + 1}"
+            self.calls[call_id] = {"id": call_id, "agent": principal.agent, "state": "ringing"}
+            return {"call_id": call_id}
+        if method in ("Hold", "Unhold", "Hangup"):
+            call = self._own_call(principal, args[0] if args else None)
+            call["state"] = {"Hold": "held", "Unhold": "talking", "Hangup": "ended"}[method]
+            return None
+        if method == "Transfer":
+            call = self._own_call(principal, args[0] if args else None)
+            call["agent"] = args[1] if len(args) > 1 else None
+            return None
+        if method == "Snapshot":
+            visible = [c for c in self.calls.values() if principal.role != "agent" or c["agent"] == principal.agent]
+            return {"calls": visible, "agents": [], "tasks": []}
+        raise AssertionError(f"hub passed an unexpected method {method!r}")
+
+
+def make_app(hub: Hub) -> QuartTrio:
+    app = QuartTrio("ctid-hub-test")
+    hub.mount(app, "/hub")
+    return app
+
+
+@asynccontextmanager
+async def serve_app(app: QuartTrio, port: int = 0) -> AsyncIterator[str]:
+    """Serve ``app`` with hypercorn in a nursery; yield its base URL."""
+    config = Config()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(lambda task_status: hypercorn.trio.serve(
+            app, config, shutdown_trigger=stop.wait, task_status=task_status))
+        yield binds[0]
+        stop.set()
+
+
+@asynccontextmanager
+async def running_hub(hub: Hub) -> AsyncIterator[str]:
+    """Run the hub's background work and serve it; yield ``http://127.0.0.1:port/hub``."""
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        async with serve_app(make_app(hub)) as base:
+            yield f"{base}/hub"
+        nursery.cancel_scope.cancel()
+
+
+@pytest.fixture
+def backend() -> FakeBackend:
+    return FakeBackend()
+
+
+@pytest.fixture
+async def hub_url(backend: FakeBackend) -> AsyncIterator[str]:
+    hub = Hub(backend, ping_interval=15, client_timeout=30, max_message_bytes=4096)
+    async with running_hub(hub) as url:
+        url_with_hub = url
+        yield url_with_hub
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _redis_reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def hub_redis_url(request: pytest.FixtureRequest) -> str:
+    """The shared Redis (tests/conftest.py's ``redis_url`` when present, else 127.0.0.1:6379).
+    Unreachable Redis fails under CI and skips elsewhere."""
+    try:
+        return request.getfixturevalue("redis_url")
+    except pytest.FixtureLookupError:
+        pass
+    if _redis_reachable("127.0.0.1", 6379):
+        return "redis://127.0.0.1:6379/0"
+    if os.environ.get("CI"):
+        pytest.fail("Redis at 127.0.0.1:6379 is not reachable (required under CI)")
+    pytest.skip("Redis at 127.0.0.1:6379 is not reachable")
