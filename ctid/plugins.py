@@ -1,0 +1,342 @@
+"""The plugin manager: loads built-in and third-party plugins, collects their classes, reports failures.
+
+Built-in plugins (:data:`BUILTIN_PLUGINS`) are registered through the same hooks as third-party
+ones, which are found through the ``ctid`` entry-point group. Loading never raises: every entry
+point is loaded in its own ``try``, and a plugin that fails to import, implements a misspelled hook
+or returns garbage from a registration hook is recorded in :attr:`CtidPluginManager.failures` and
+left out. ``ctid plugins`` and ``ctid config ...`` therefore always run; only a configuration that
+*needs* a failed plugin is refused (:meth:`CtidPluginManager.ensure_enabled_ok`).
+
+``CTID_LOAD_PLUGINS`` is a comma-separated allow-list of entry-point names: unset loads every
+installed plugin, set but empty loads none (built-ins are always loaded).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.metadata
+import os
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from ctid import __version__, hookspecs
+from ctid.errors import ConfigError, PluginLoadError
+
+if TYPE_CHECKING:
+    from ctid.config.models import CtidConfig
+    from ctid.connector import Connector
+    from ctid.crm import CRMAdapter
+
+#: Modules registered as plugins in every process, before third-party entry points.
+BUILTIN_PLUGINS = ("ctid.builtins.generic", "ctid.builtins.directory")
+
+#: Entry-point group third-party plugins register under.
+ENTRY_POINT_GROUP = "ctid"
+
+#: Environment variable holding the allow-list of entry-point names.
+LOAD_PLUGINS_ENV = "CTID_LOAD_PLUGINS"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginFailure:
+    """A plugin that could not be used: ``name`` is its entry-point (or module) name."""
+
+    name: str
+    dist: str | None
+    version: str | None
+    error: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "dist": self.dist, "version": self.version, "error": self.error}
+
+
+@dataclass(frozen=True, slots=True)
+class _Origin:
+    dist: str | None
+    version: str | None
+    builtin: bool
+
+
+def _describe_exception(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class CtidPluginManager(pluggy.PluginManager):
+    """pluggy's manager plus ctid's bookkeeping: origins, failures and the registered classes."""
+
+    def __init__(self) -> None:
+        super().__init__("ctid")
+        self.add_hookspecs(hookspecs)
+        self.failures: list[PluginFailure] = []
+        self._origins: dict[str, _Origin] = {}
+        self._classes: tuple[dict[str, type[Connector]], dict[str, type[CRMAdapter]]] | None = None
+        self._provided: dict[str, tuple[list[str], list[str]]] = {}
+
+    # -- registration ----------------------------------------------------------------------------
+    def register(self, plugin: Any, name: str | None = None) -> str | None:
+        self._classes = None
+        return super().register(plugin, name)
+
+    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
+        self._classes = None
+        return super().unregister(plugin, name)
+
+    def _fail(self, name: str, error: str) -> None:
+        origin = self._origins.get(name, _Origin(None, None, False))
+        failure = PluginFailure(name, origin.dist, origin.version, error)
+        if failure not in self.failures:
+            self.failures.append(failure)
+        plugin = self.get_plugin(name)
+        if plugin is not None:
+            self.unregister(plugin)
+        self.set_blocked(name)
+
+    def load_builtins(self) -> None:
+        """Import and register :data:`BUILTIN_PLUGINS`; a missing or broken one is a failure."""
+        for module_name in BUILTIN_PLUGINS:
+            self._origins[module_name] = _Origin("ctid", __version__, True)
+            if self.has_plugin(module_name) or self.is_blocked(module_name):
+                continue
+            try:
+                module = importlib.import_module(module_name)
+                self.register(module, name=module_name)
+            except Exception as exc:
+                self._fail(module_name, _describe_exception(exc))
+
+    def load_entry_points(self) -> None:
+        """Load every ``ctid`` entry point allowed by ``CTID_LOAD_PLUGINS``, each in its own try."""
+        allowed = os.environ.get(LOAD_PLUGINS_ENV)
+        allow = None if allowed is None else {part.strip() for part in allowed.split(",") if part.strip()}
+        for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+            name = entry_point.name
+            if allow is not None and name not in allow:
+                continue
+            if self.has_plugin(name) or self.is_blocked(name):
+                continue
+            dist = entry_point.dist
+            self._origins[name] = _Origin(
+                dist.name if dist else None, dist.version if dist else None, builtin=False
+            )
+            try:
+                plugin = entry_point.load()
+                self.register(plugin, name=name)
+            except (Exception, SystemExit) as exc:
+                self._fail(name, _describe_exception(exc))
+
+    def check_hooks(self) -> None:
+        """Run ``check_pending`` until it passes, failing each plugin with a misspelled hook."""
+        while True:
+            try:
+                self.check_pending()
+                return
+            except pluggy.PluginValidationError as exc:
+                name = self.get_name(exc.plugin) or repr(exc.plugin)
+                self._fail(name, self._unknown_hook_message(str(exc)))
+
+    def _unknown_hook_message(self, text: str) -> str:
+        match = re.search(r"unknown hook '([^']+)'", text)
+        if match is None:
+            return f"PluginValidationError: {text}"
+        specs = [name for name in vars(hookspecs) if name.startswith("ctid_")]
+        close = difflib.get_close_matches(match[1], specs, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"PluginValidationError: unknown hook {match[1]!r}{hint}"
+
+    # -- classes -----------------------------------------------------------------------------------
+    def _collect_hook(self, hook_name: str, base: type) -> dict[str, type]:
+        found: dict[str, type] = {}
+        for impl in getattr(self.hook, hook_name).get_hookimpls():
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                result = impl.function()
+                classes = _check_classes(result, base, hook_name, found)
+            except Exception as exc:
+                self._fail(impl.plugin_name, f"{hook_name}: {_describe_exception(exc)}")
+                continue
+            for cls in classes:
+                found[cls.plugin_name] = cls
+            provided = self._provided.setdefault(impl.plugin_name, ([], []))
+            provided[0 if hook_name == "ctid_register_connectors" else 1].extend(
+                cls.plugin_name for cls in classes
+            )
+        return found
+
+    def _collect(self) -> tuple[dict[str, type[Connector]], dict[str, type[CRMAdapter]]]:
+        from ctid.connector import Connector
+        from ctid.crm import CRMAdapter
+
+        while self._classes is None:
+            self._provided = {}
+            failures = len(self.failures)
+            connectors = self._collect_hook("ctid_register_connectors", Connector)
+            crms = self._collect_hook("ctid_register_crms", CRMAdapter)
+            if len(self.failures) == failures:  # a failure unregisters a plugin: collect again
+                self._classes = (connectors, crms)
+        return self._classes
+
+    def connector_classes(self) -> dict[str, type[Connector]]:
+        """``plugin_name`` -> connector class, from every working plugin."""
+        return dict(self._collect()[0])
+
+    def crm_classes(self) -> dict[str, type[CRMAdapter]]:
+        """``plugin_name`` -> CRM adapter class, from every working plugin."""
+        return dict(self._collect()[1])
+
+    # -- reporting ---------------------------------------------------------------------------------
+    def describe(self, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002 - mirrors --all
+        """Plugins as ``ctid plugins --json`` prints them; built-ins only when ``all``.
+
+        Failed plugins are always listed, with ``error``.
+        """
+        self._collect()
+        rows: list[dict[str, Any]] = []
+        for name, plugin in self.list_name_plugin():
+            if plugin is None:  # blocked: a failure, listed below
+                continue
+            origin = self._origins.get(name, _Origin(None, None, False))
+            if origin.builtin and not all:
+                continue
+            connectors, crms = self._provided.get(name, ([], []))
+            hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
+            rows.append(
+                {
+                    "name": name,
+                    "dist": origin.dist,
+                    "version": origin.version,
+                    "builtin": origin.builtin,
+                    "hooks": hooks,
+                    "connectors": sorted(connectors),
+                    "crms": sorted(crms),
+                }
+            )
+        for failure in self.failures:
+            origin = self._origins.get(failure.name, _Origin(None, None, False))
+            rows.append(
+                {
+                    "name": failure.name,
+                    "dist": failure.dist,
+                    "version": failure.version,
+                    "builtin": origin.builtin,
+                    "hooks": [],
+                    "connectors": [],
+                    "crms": [],
+                    "error": failure.error,
+                }
+            )
+        return rows
+
+    # -- the configuration's needs -----------------------------------------------------------------
+    def ensure_enabled_ok(self, config: CtidConfig) -> None:
+        """Check every plugin the configuration names is available.
+
+        Raises :class:`PluginLoadError` when a needed plugin is missing and a recorded failure may
+        explain it (one line naming the failed plugin and its error), and :class:`ConfigError` with
+        the YAML path when the name is simply unknown. Connector instances with ``enabled: false``
+        whose plugin failed are not needed and pass.
+        """
+        connectors, crms = self._collect()
+        for instance, raw in config.connectors.items():
+            if not isinstance(raw.get("plugin"), str):
+                raise ConfigError("Field required", path=f"connectors.{instance}.plugin")
+            enabled = _truthy(raw.get("enabled", True))
+            self._ensure_one(raw["plugin"], connectors, f"connectors.{instance}.plugin", "connector", enabled)
+        if config.crm is not None:
+            if not isinstance(config.crm.get("plugin"), str):
+                raise ConfigError("Field required", path="crm.plugin")
+            self._ensure_one(config.crm["plugin"], crms, "crm.plugin", "CRM", True)
+
+    def _ensure_one(
+        self, wanted: str, available: dict[str, type], path: str, kind: str, needed: bool
+    ) -> None:
+        if wanted in available:
+            return
+        suspects = self.failures_for(wanted)
+        if suspects and not needed:
+            return
+        if len(suspects) == 1:
+            failure = suspects[0]
+            raise PluginLoadError(
+                f"{path}: {kind} plugin {wanted!r} is unavailable: plugin {failure.name!r}"
+                f"{f' ({failure.dist} {failure.version})' if failure.dist else ''} failed to load: {failure.error}"
+            )
+        if suspects:
+            listed = "; ".join(f"{failure.name!r}: {failure.error}" for failure in suspects)
+            raise PluginLoadError(
+                f"{path}: unknown {kind} plugin {wanted!r}; these plugins failed to load and may provide it: {listed}"
+            )
+        known = ", ".join(sorted(available)) or "none"
+        raise ConfigError(f"unknown {kind} plugin {wanted!r} (installed: {known})", path=path)
+
+    def failures_for(self, plugin_name: str) -> list[PluginFailure]:
+        """Failures that may explain a missing ``plugin_name``: a failure whose entry-point name or
+        distribution name matches it, else every failure (a failed import does not say what it
+        would have provided)."""
+        key = _normalize(plugin_name)
+        matching = [
+            failure
+            for failure in self.failures
+            if key
+            in {
+                _normalize(failure.name),
+                _normalize(failure.name.rsplit(".", 1)[-1]),
+                _normalize(failure.dist or ""),
+                _normalize((failure.dist or "").removeprefix("ctid-").removeprefix("ctid_")),
+            }
+        ]
+        return matching or list(self.failures)
+
+
+def _truthy(value: Any) -> bool:
+    """``enabled`` as pydantic will read it (``"false"`` from a substitution is False)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    try:
+        return TypeAdapter(bool).validate_python(value)
+    except ValidationError:
+        return True  # invalid: the connector's model will say so, so treat it as needed
+
+
+def _normalize(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _check_classes(result: Any, base: type, hook_name: str, found: dict[str, type]) -> list[type]:
+    """Validate what a registration hook returned; raise ``TypeError`` describing garbage."""
+    if result is None:
+        return []
+    if isinstance(result, (str, bytes)) or not isinstance(result, (list, tuple)):
+        raise TypeError(f"returned {type(result).__name__}, expected a list of {base.__name__} subclasses")
+    classes: list[type] = []
+    for item in result:
+        if not (isinstance(item, type) and issubclass(item, base)):
+            raise TypeError(f"returned {item!r}, which is not a {base.__name__} subclass")
+        name = getattr(item, "plugin_name", "")
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{item.__name__} has no plugin_name")
+        config_base = base.Config  # type: ignore[attr-defined]
+        if not (isinstance(item.Config, type) and issubclass(item.Config, config_base)):
+            raise TypeError(f"{item.__name__}.Config is not a {config_base.__name__} subclass")
+        if name in found or any(cls.plugin_name == name for cls in classes):
+            raise TypeError(f"plugin_name {name!r} of {item.__name__} is already registered")
+        classes.append(item)
+    return classes
+
+
+def get_plugin_manager(*, load_entry_points: bool = True) -> CtidPluginManager:
+    """A plugin manager with the built-ins and (unless told not to) the installed plugins loaded.
+
+    Never raises because of a plugin: look at :attr:`CtidPluginManager.failures`.
+    """
+    pm = CtidPluginManager()
+    pm.load_builtins()
+    if load_entry_points:
+        pm.load_entry_points()
+    pm.check_hooks()
+    pm._collect()
+    return pm
