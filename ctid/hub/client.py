@@ -16,6 +16,7 @@ import inspect
 import itertools
 import json
 import math
+import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -106,10 +107,17 @@ class HubClient:
         (matched case-insensitively, as the JS client does)."""
         self._handlers.setdefault(target.lower(), []).append(handler)
 
-    async def messages(self) -> AsyncIterator[tuple[str, list[Any]]]:
-        """Every server invocation as ``(target, arguments)``, until the connection ends."""
-        async for item in self._events_receive:
-            yield item
+    def messages(self) -> AsyncIterator[tuple[str, list[Any]]]:
+        """Every server invocation as ``(target, arguments)``, until the connection ends
+        (``async for target, arguments in hub.messages(): ...``)."""
+        return self._events_receive
+
+    async def next_message(self) -> tuple[str, list[Any]]:
+        """The next server invocation; raises HubClosed once the connection has ended."""
+        try:
+            return await self._events_receive.receive()
+        except trio.EndOfChannel:
+            raise self.closed or HubClosed() from None
 
     async def _send(self, message: dict[str, Any]) -> None:
         self._last_sent = trio.current_time()
@@ -206,6 +214,62 @@ class HubClient:
 
 
 @asynccontextmanager
+async def _unwrapping_nursery() -> AsyncIterator[trio.Nursery]:
+    """A nursery whose single real error is raised as itself, not inside an ExceptionGroup, so a
+    caller's ``except HubError`` works around ``async with open_hub(...)``."""
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        leaves: list[BaseException] = []
+        pending = [group]
+        while pending:
+            for exc in pending.pop().exceptions:
+                (pending if isinstance(exc, BaseExceptionGroup) else leaves).append(exc)
+        real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
+        if len(real) == 1:
+            raise real[0] from None
+        raise
+
+
+@asynccontextmanager
+async def open_websocket(
+    url: str, headers: list[tuple[str, str]], *, connect_timeout: float = 10.0
+) -> AsyncIterator[trio_websocket.WebSocketConnection]:
+    """A trio-websocket client connection that closes its TCP stream on every path (including a
+    refused upgrade, where ``trio_websocket.open_websocket_url`` leaks the socket)."""
+    parts = urlsplit(url)
+    tls = parts.scheme == "wss"
+    port = parts.port or (443 if tls else 80)
+    host = parts.hostname or "127.0.0.1"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    try:
+        with trio.fail_after(connect_timeout):
+            stream: trio.abc.Stream = await trio.open_tcp_stream(host, port)
+    except (OSError, trio.TooSlowError) as exc:
+        raise HubConnectionError(f"cannot connect to {host}:{port}: {exc}") from exc
+    async with stream:
+        if tls:
+            stream = trio.SSLStream(stream, ssl.create_default_context(), server_hostname=host, https_compatible=True)
+        async with _unwrapping_nursery() as nursery:
+            with trio.fail_after(connect_timeout):
+                ws = await trio_websocket.wrap_client_stream(
+                    nursery,
+                    stream,
+                    host if port in (80, 443) else f"{host}:{port}",
+                    resource,
+                    extra_headers=[(k.encode(), v.encode()) for k, v in headers],
+                )
+            try:
+                yield ws
+            finally:
+                with trio.move_on_after(2) as cleanup:
+                    cleanup.shield = True
+                    await ws.aclose()
+                nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
 async def open_hub(
     url: str,
     token: str,
@@ -223,16 +287,13 @@ async def open_hub(
         query["id"] = answer.get("connectionToken") or answer["connectionId"]
         connection_id = answer["connectionId"]
     headers = [("Authorization", f"Bearer {token}")]
-    ws_url = _ws_url(url, query)
     try:
-        async with trio_websocket.open_websocket_url(
-            ws_url, extra_headers=headers, connect_timeout=connect_timeout, disconnect_timeout=2
-        ) as ws:
+        async with open_websocket(_ws_url(url, query), headers, connect_timeout=connect_timeout) as ws:
             client = HubClient(ws, ping_interval=ping_interval, server_timeout=server_timeout)
             client.connection_id = connection_id
             with trio.fail_after(connect_timeout):
                 await client._handshake()
-            async with trio.open_nursery() as nursery:
+            async with _unwrapping_nursery() as nursery:
                 nursery.start_soon(client._reader)
                 nursery.start_soon(client._keepalive)
                 try:
@@ -250,5 +311,5 @@ async def open_hub(
         if exc.status_code == 401:
             raise AuthError("the hub refused the access token") from exc
         raise HubConnectionError(f"the hub refused the WebSocket: HTTP {exc.status_code}") from exc
-    except (OSError, trio_websocket.HandshakeError) as exc:
+    except (trio_websocket.HandshakeError, trio.TooSlowError) as exc:
         raise HubConnectionError(f"cannot connect to the hub: {exc}") from exc

@@ -31,6 +31,7 @@ TOKENS = {
     "tok-bob": FakePrincipal("bob", "agent", "bob"),
     "tok-sue": FakePrincipal("sue", "supervisor", None),
     "tok-admin": FakePrincipal("root", "admin", None),
+    "tok-lead": FakePrincipal("lead", "supervisor", "lead"),  # a supervisor who also takes calls
 }
 
 
