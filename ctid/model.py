@@ -312,3 +312,53 @@ class Task:
 
 def task_id_for(number: str, first_missed_call: str) -> str:
     return str(uuid.uuid5(CTID_NAMESPACE, f"task\x00{number}\x00{first_missed_call}"))
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def call_from_json(data: dict[str, Any]) -> Call:
+    """Rebuild a :class:`Call` from its public JSON (as stored and published)."""
+    return Call(
+        id=data["id"],
+        connector=data["connector"],
+        pbx_call_id=data["pbx_call_id"],
+        direction=Direction(data.get("direction") or "inbound"),
+        state=CallState(data.get("state") or "ringing"),
+        outcome=Outcome(data["outcome"]) if data.get("outcome") else None,
+        remote_number=data.get("remote_number"),
+        line_number=data.get("line_number"),
+        agent=data.get("agent"),
+        group=data.get("group"),
+        ringing_agents=list(data.get("ringing_agents") or []),
+        started_at=_dt(data.get("started_at")),
+        answered_at=_dt(data.get("answered_at")),
+        ended_at=_dt(data.get("ended_at")),
+        wait_seconds=data.get("wait_seconds"),
+        talk_seconds=data.get("talk_seconds"),
+        hold_seconds=data.get("hold_seconds") or 0.0,
+        recording_url=data.get("recording_url"),
+        contact=data.get("contact"),
+        transferred_from=data.get("transferred_from"),
+        agents=list(data.get("agents") or []),
+        updated_at=_dt(data.get("updated_at")),
+    )
+
+
+def task_from_json(data: dict[str, Any]) -> Task:
+    """Rebuild a :class:`Task` from its public JSON."""
+    return Task(
+        id=data["id"],
+        number=data["number"],
+        status=TaskStatus(data.get("status") or "open"),
+        missed_calls=list(data.get("missed_calls") or []),
+        first_missed_at=_dt(data.get("first_missed_at")),
+        last_missed_at=_dt(data.get("last_missed_at")),
+        owner=data.get("owner"),
+        group=data.get("group"),
+        line_number=data.get("line_number"),
+        contact=data.get("contact"),
+        closed_by_call=data.get("closed_by_call"),
+        closed_at=_dt(data.get("closed_at")),
+    )

@@ -1,9 +1,108 @@
-"""`ctid` commands: check (being written)."""
+"""``ctid check``: health of the database, the CRM and each connector; exit 0 only if all healthy."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command()
+    def check(
+        config: Path = typer.Option(..., "--config", "-c", envvar="CTID_CONFIG", help="Configuration file."),
+        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        timeout: float = typer.Option(10.0, help="Seconds allowed for each check."),
+    ) -> None:
+        """Check the database, the CRM and every connector; exit 1 if any is unhealthy."""
+        import trio
+
+        from ctid.cli import fail
+        from ctid.config.loader import load_config
+        from ctid.errors import CtidError
+        from ctid.plugins import get_plugin_manager
+
+        try:
+            pm = get_plugin_manager()
+            settings = load_config(config, pm)
+            pm.ensure_enabled_ok(settings)
+            results = trio.run(_run_checks, settings, pm, timeout)
+        except CtidError as exc:
+            raise fail(exc) from None
+        healthy = all(r["ok"] for r in results)
+        if as_json:
+            typer.echo(json.dumps({"ok": healthy, "checks": results}, indent=2))
+        else:
+            for r in results:
+                mark = "ok  " if r["ok"] else "FAIL"
+                typer.echo(f"{mark} {r['name']:<24} {r['detail']}")
+                for sub, text in r.get("checks", {}).items():
+                    typer.echo(f"       {sub}: {text}")
+        raise typer.Exit(0 if healthy else 1)
+
+
+async def _run_checks(settings, pm, budget: float) -> list[dict]:
+    import trio
+
+    from ctid.connector import Health
+    from ctid.directory import StaticDirectory
+    from ctid.errors import CtidError
+    from ctid.services import Services
+    from ctid.store import Store
+
+    core = settings.core
+    results: list[dict] = []
+    store = Store(core.database.url, pool_size=1, threads=1, migrate=False)
+
+    async def run(name: str, make_health) -> None:
+        health: Health
+        with trio.move_on_after(budget) as scope:
+            try:
+                health = await make_health()
+            except CtidError as exc:
+                health = Health(ok=False, detail=str(exc))
+            except Exception as exc:  # a plugin's health() must not crash the command
+                health = Health(ok=False, detail=f"{type(exc).__name__}: {exc}")
+        if scope.cancelled_caught:
+            health = Health(ok=False, detail=f"no answer within {budget:g} s")
+        results.append({"name": name, **health.to_json()})
+
+    async def db_health() -> Health:
+        await store.open()
+        try:
+            await store.ping()
+            stats = await store.outbox_stats()
+        finally:
+            await store.aclose()
+        return Health(ok=True, detail=_redact_url(core.database.url), checks={"outbox": json.dumps(stats, default=str)})
+
+    await run("database", db_health)
+    services = Services(directory=StaticDirectory(core.agents), public_url=core.server.url(),
+                        data_dir=core.data_dir, default_region=core.phone.default_region,
+                        storage_factory=None)
+    if settings.crm is not None:
+        crm = pm.crm_classes()[settings.crm.plugin](settings.crm, services)
+        try:
+            await run(f"crm ({settings.crm.plugin})", crm.health)
+        finally:
+            await crm.aclose()
+    classes = pm.connector_classes()
+    for name, cfg in settings.connectors.items():
+        if not cfg.enabled:
+            continue
+        connector = classes[cfg.plugin](name, cfg, services)
+        try:
+            await run(f"connector {name} ({cfg.plugin})", connector.health)
+        finally:
+            await connector.aclose()
+    return results
+
+
+def _redact_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "(unparsable URL)"

@@ -1,9 +1,96 @@
-"""`ctid` commands: sim (being written)."""
+"""``ctid simulate-call``: a connector's native wire traffic for a scenario, sent to a running ctid."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("simulate-call")
+    def simulate_call(
+        config: Path = typer.Option(..., "--config", "-c", envvar="CTID_CONFIG", help="Configuration file."),
+        connector: str = typer.Option(..., help="Connector instance name (connectors.<instance>)."),
+        scenario: str = typer.Option("answered", help="answered, missed, group, transfer, hold, outbound_no_answer"),
+        from_number: str = typer.Option(..., "--from", help="The customer's number."),
+        to: str = typer.Option(..., "--to", help="Agent id who takes (or makes) the call."),
+        transfer_to: str | None = typer.Option(None, help="Agent id for the transfer scenario."),
+        line: str | None = typer.Option(None, help="Our number that was called (the line)."),
+        url: str | None = typer.Option(None, help="Base URL of the running ctid (default: server.public_url)."),
+        dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them."),
+    ) -> None:
+        """Drive a running ctid through a call scenario with the connector's native webhooks."""
+        from ctid.cli import fail
+        from ctid.errors import CtidError
+
+        try:
+            _simulate(config, connector, scenario, from_number, to, transfer_to, line, url, dry_run)
+        except CtidError as exc:
+            raise fail(exc) from None
+
+
+def _simulate(config, instance, scenario, caller, agent_id, transfer_to, line, url, dry_run) -> None:
+    import httpx
+
+    from ctid.config.loader import load_config
+    from ctid.connector import SimulationContext
+    from ctid.directory import StaticDirectory
+    from ctid.errors import PBXError, RequestError
+    from ctid.plugins import get_plugin_manager
+    from ctid.services import Services
+
+    pm = get_plugin_manager()
+    settings = load_config(config, pm)
+    pm.ensure_enabled_ok(settings)
+    core = settings.core
+    cfg = settings.connectors.get(instance)
+    if cfg is None:
+        known = ", ".join(sorted(settings.connectors)) or "none"
+        raise RequestError(f"no connector instance {instance!r} (configured: {known})", error_id="bad_connector")
+    directory = StaticDirectory(core.agents)
+    services = Services(directory=directory, public_url=core.server.url(), default_region=core.phone.default_region)
+    conn = pm.connector_classes()[cfg.plugin](instance, cfg, services)
+
+    def login(agent: str) -> str:
+        if directory.get(agent) is None:
+            raise RequestError(f"no agent {agent!r} in the configuration", error_id="bad_agent")
+        value = directory.login_for_agent(instance, agent)
+        if value is None:
+            raise RequestError(f"agent {agent!r} has no login on {instance!r}", error_id="bad_agent")
+        return value
+
+    group = None
+    others: list[str] = []
+    if transfer_to:
+        others = [login(transfer_to)]
+    elif scenario == "transfer":
+        raise RequestError("the transfer scenario needs --transfer-to AGENT", error_id="bad_scenario")
+    elif scenario == "group":
+        me = directory.get(agent_id)
+        if me is None:
+            raise RequestError(f"no agent {agent_id!r} in the configuration", error_id="bad_agent")
+        group = me.groups[0] if me.groups else None
+        others = [login(a.id) for a in directory.agents()
+                  if a.id != agent_id and group in a.groups and directory.login_for_agent(instance, a.id)]
+    context = SimulationContext(caller=caller, agent=login(agent_id), others=others, line=line, group=group)
+    requests = conn.simulate(scenario, context)
+    base = (url or core.server.url()).rstrip("/")
+    if dry_run:
+        for req in requests:
+            typer.echo(f"{req.method} {base}{req.path}   # {req.description}")
+            for name, value in req.headers.items():
+                typer.echo(f"{name}: {value}")
+            typer.echo(req.body.decode(errors="replace"))
+            typer.echo("")
+        return
+    with httpx.Client(timeout=10) as client:
+        for req in requests:
+            try:
+                response = client.request(req.method, base + req.path, headers=req.headers, content=req.body)
+            except httpx.HTTPError as exc:
+                raise PBXError(f"cannot reach ctid at {base}: {exc}", error_id="unreachable") from exc
+            typer.echo(f"{response.status_code} {req.method} {req.path}  {req.description}")
+            if response.status_code >= 400:
+                raise RequestError(f"ctid answered {response.status_code}: {response.text[:300]}",
+                                   error_id="simulation_rejected")

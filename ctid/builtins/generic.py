@@ -1,0 +1,325 @@
+"""The ``generic`` connector: ctid's own signed JSON webhook, for any PBX that can send HTTP.
+
+Wire format (documented for PBX integrators in ``docs/generic-webhook.md``)::
+
+    POST /hooks/<instance>
+    Content-Type: application/json
+    X-Ctid-Signature: sha256=<hex HMAC-SHA256 of the raw body with the instance's secret>
+
+    {"event": "ring", "call_id": "1700000000.42", "timestamp": "2026-11-25T10:00:00Z",
+     "direction": "inbound", "from": "+79161234567", "to": "+74951234567",
+     "agent": "101", "group": "sales"}
+
+The body is one event object, a list of them, or ``{"events": [...]}``. Commands (dial, hold,
+unhold, transfer, hangup) are POSTed, signed the same way, to the optional ``command_url``; without
+it the connector declares no command capabilities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from ctid import hookimpl
+from ctid.connector import (
+    Connector,
+    ConnectorConfig,
+    Health,
+    SimulatedRequest,
+    SimulationContext,
+    WebhookRequest,
+    WebhookResult,
+)
+from ctid.errors import AuthError, PBXError, RequestError
+from ctid.model import Call, CallEvent, Capability, Direction, EventKind, Outcome
+
+SCENARIOS = ("answered", "missed", "group", "transfer", "hold", "outbound_no_answer")
+_COMMANDS = frozenset({Capability.DIAL, Capability.HOLD, Capability.TRANSFER, Capability.HANGUP})
+
+
+class GenericConfig(ConnectorConfig):
+    plugin: Literal["generic"] = "generic"
+    secret: SecretStr = Field(description="Shared secret for the HMAC-SHA256 signature of webhooks.")
+    signature_header: str = Field(default="X-Ctid-Signature")
+    command_url: str | None = Field(default=None, description="Where ctid POSTs signed commands.")
+    command_timeout: float = Field(default=5, gt=0)
+    max_events: int = Field(default=500, ge=1, description="Most events accepted in one request.")
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_length(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 8:
+            raise ValueError("the secret must be at least 8 characters")
+        return value
+
+
+class GenericEvent(BaseModel):
+    """One event of the generic webhook."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    event: Literal["ring", "answer", "hold", "unhold", "transfer", "leg_end", "end"]
+    call_id: str = Field(min_length=1, max_length=150)
+    id: str | None = Field(default=None, max_length=150, description="Event id (idempotency key).")
+    timestamp: datetime | float | None = None
+    direction: Direction | None = None
+    from_: str | None = Field(default=None, alias="from", max_length=64)
+    to: str | None = Field(default=None, max_length=64)
+    agent: str | None = Field(default=None, max_length=100)
+    group: str | None = Field(default=None, max_length=100)
+    target: str | None = Field(default=None, max_length=100)
+    outcome: Outcome | None = None
+    recording_url: str | None = Field(default=None, max_length=2000)
+
+    def at(self) -> datetime | None:
+        value = self.timestamp
+        if value is None:
+            return None
+        if isinstance(value, float | int):
+            return datetime.fromtimestamp(value, UTC)
+        if value.tzinfo is None:
+            raise ValueError("timestamp needs a time zone (use Z for UTC)")
+        return value.astimezone(UTC)
+
+
+def sign(secret: str, body: bytes) -> str:
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _describe_validation(exc: ValidationError, index: int) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"])
+    prefix = f"events[{index}]" + (f".{where}" if where else "")
+    return f"{prefix}: {err['msg']}"
+
+
+class GenericConnector(Connector):
+    plugin_name = "generic"
+    Config = GenericConfig
+    scenarios = SCENARIOS
+    accepts_webhooks = True
+    config: GenericConfig
+
+    def __init__(self, name, config, services):
+        super().__init__(name, config, services)
+        self._secret = config.secret.get_secret_value()
+        self._header = config.signature_header.lower()
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:  # type: ignore[override]
+        return _COMMANDS if self.config.command_url else frozenset()
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    # -- inbound ---------------------------------------------------------------------------------
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        if request.method != "POST":
+            raise RequestError("use POST", error_id="method_not_allowed", status=405)
+        given = request.headers.get(self._header, "")
+        if not given:
+            raise AuthError(f"missing {self.config.signature_header} header", error_id="signature_missing")
+        if not hmac.compare_digest(given.strip().lower().encode(), sign(self._secret, request.body).encode()):
+            raise AuthError("signature does not match the body", error_id="bad_signature")
+        try:
+            data = json.loads(request.body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RequestError(f"body is not JSON: {exc}", error_id="bad_json") from exc
+        if isinstance(data, dict) and "events" in data:
+            data = data["events"]
+        items = data if isinstance(data, list) else [data]
+        if not items:
+            raise RequestError("no events in the body", error_id="no_events")
+        if len(items) > self.config.max_events:
+            raise RequestError(f"more than {self.config.max_events} events", error_id="too_many_events")
+        events = [self._event(item, index, request) for index, item in enumerate(items)]
+        return WebhookResult(events=events, status=200, body={"accepted": len(events)})
+
+    def _event(self, item: Any, index: int, request: WebhookRequest) -> CallEvent:
+        if not isinstance(item, dict):
+            raise RequestError(f"events[{index}]: must be an object", error_id="bad_event")
+        try:
+            parsed = GenericEvent.model_validate(item)
+            at = parsed.at()
+        except ValidationError as exc:
+            raise RequestError(_describe_validation(exc, index), error_id="bad_event") from exc
+        except (ValueError, OverflowError, OSError) as exc:
+            raise RequestError(f"events[{index}].timestamp: {exc}", error_id="bad_event") from exc
+        if parsed.event == "transfer" and not parsed.target:
+            raise RequestError(f"events[{index}].target: required for transfer", error_id="bad_event")
+        key = parsed.id or hashlib.sha256(
+            json.dumps(item, sort_keys=True, separators=(",", ":"), default=str).encode()
+        ).hexdigest()[:40]
+        outbound = parsed.direction is Direction.OUTBOUND
+        remote, line = (parsed.to, parsed.from_) if outbound else (parsed.from_, parsed.to)
+        return CallEvent(
+            connector=self.name,
+            pbx_call_id=parsed.call_id,
+            kind=EventKind(parsed.event),
+            key=key,
+            at=at,
+            received_at=request.received_at,
+            direction=parsed.direction,
+            remote_number=remote,
+            line_number=line,
+            agent_login=parsed.agent,
+            target_login=parsed.target,
+            group=parsed.group,
+            outcome=parsed.outcome,
+            recording=parsed.recording_url,
+        )
+
+    # -- commands --------------------------------------------------------------------------------
+    async def _command(self, command: str, **fields: Any) -> dict[str, Any]:
+        if not self.config.command_url:
+            raise PBXError("no command_url configured", error_id="capability_missing", status=409)
+        body = json.dumps({"command": command, **fields}, separators=(",", ":")).encode()
+        headers = {"content-type": "application/json", self.config.signature_header: sign(self._secret, body)}
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=self.config.command_timeout)
+        try:
+            response = await self._http.post(self.config.command_url, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise PBXError(f"PBX command endpoint unreachable: {exc}", error_id="pbx_unreachable") from exc
+        if response.status_code >= 400:
+            text = response.text[:200].strip()
+            raise PBXError(
+                f"PBX refused {command}: HTTP {response.status_code} {text}",
+                error_id="pbx_refused",
+                retryable=response.status_code >= 500,
+            )
+        try:
+            return response.json() if response.content else {}
+        except ValueError:
+            return {}
+
+    async def dial(self, agent_login: str, number: str) -> str | None:
+        self.require(Capability.DIAL)
+        answer = await self._command("dial", agent=agent_login, number=number)
+        call_id = answer.get("call_id")
+        return str(call_id) if call_id is not None else None
+
+    async def hold(self, call: Call, agent_login: str) -> None:
+        self.require(Capability.HOLD)
+        await self._command("hold", call_id=call.pbx_call_id, agent=agent_login)
+
+    async def unhold(self, call: Call, agent_login: str) -> None:
+        self.require(Capability.HOLD)
+        await self._command("unhold", call_id=call.pbx_call_id, agent=agent_login)
+
+    async def transfer(self, call: Call, agent_login: str, target_login: str) -> None:
+        self.require(Capability.TRANSFER)
+        await self._command("transfer", call_id=call.pbx_call_id, agent=agent_login, target=target_login)
+
+    async def hangup(self, call: Call, agent_login: str) -> None:
+        self.require(Capability.HANGUP)
+        await self._command("hangup", call_id=call.pbx_call_id, agent=agent_login)
+
+    async def health(self) -> Health:
+        checks = {"webhook": "signed with HMAC-SHA256 (secret configured)"}
+        if not self.config.command_url:
+            checks["commands"] = "none (no command_url)"
+            return Health(ok=True, detail="webhook only", checks=checks)
+        try:
+            await self._command("ping")
+        except PBXError as exc:
+            checks["commands"] = str(exc)
+            return Health(ok=False, detail=str(exc), checks=checks)
+        checks["commands"] = f"{self.config.command_url} answers"
+        return Health(ok=True, detail="webhook and commands", checks=checks)
+
+    # -- simulation ------------------------------------------------------------------------------
+    def simulate(self, scenario: str, context: SimulationContext) -> list[SimulatedRequest]:
+        if scenario not in SCENARIOS:
+            raise RequestError(
+                f"unknown scenario {scenario!r}; choose from {', '.join(SCENARIOS)}", error_id="bad_scenario"
+            )
+        steps = _SCENARIO_STEPS[scenario](context)
+        call_id = f"sim-{context.start.timestamp():.6f}-{scenario}"
+        requests = []
+        for index, (offset, event, fields) in enumerate(steps):
+            body_obj = {
+                "event": event,
+                "call_id": call_id,
+                "id": f"{call_id}-{index}",
+                "timestamp": (context.start + timedelta(seconds=offset)).isoformat().replace("+00:00", "Z"),
+                **fields,
+            }
+            if context.group and "group" not in body_obj:
+                body_obj["group"] = context.group
+            body = json.dumps(body_obj, separators=(",", ":")).encode()
+            headers = {"content-type": "application/json", self.config.signature_header: sign(self._secret, body)}
+            requests.append(
+                SimulatedRequest("POST", f"/hooks/{self.name}", headers, body, description=f"{event} +{offset}s")
+            )
+        return requests
+
+
+def _inbound(ctx: SimulationContext) -> dict[str, Any]:
+    fields = {"direction": "inbound", "from": ctx.caller}
+    if ctx.line:
+        fields["to"] = ctx.line
+    return fields
+
+
+def _answered(ctx):
+    return [(0, "ring", {**_inbound(ctx), "agent": ctx.agent}), (7, "answer", {"agent": ctx.agent}),
+            (67, "end", {"agent": ctx.agent})]
+
+
+def _missed(ctx):
+    return [(0, "ring", {**_inbound(ctx), "agent": ctx.agent}), (25, "end", {"outcome": "missed"})]
+
+
+def _group(ctx):
+    legs = [ctx.agent, *ctx.others] if ctx.others else [ctx.agent]
+    steps = [(0, "ring", {**_inbound(ctx), "agent": login}) for login in legs]
+    steps.append((5, "answer", {"agent": ctx.agent}))
+    steps += [(5, "leg_end", {"agent": login, "outcome": "missed"}) for login in legs if login != ctx.agent]
+    steps.append((95, "end", {"agent": ctx.agent}))
+    return steps
+
+
+def _transfer(ctx):
+    if not ctx.others:
+        raise RequestError("the transfer scenario needs a second agent (--transfer-to)", error_id="bad_scenario")
+    target = ctx.others[0]
+    return [(0, "ring", {**_inbound(ctx), "agent": ctx.agent}), (4, "answer", {"agent": ctx.agent}),
+            (34, "transfer", {"agent": ctx.agent, "target": target}), (94, "end", {"agent": target})]
+
+
+def _hold(ctx):
+    return [(0, "ring", {**_inbound(ctx), "agent": ctx.agent}), (3, "answer", {"agent": ctx.agent}),
+            (23, "hold", {"agent": ctx.agent}), (38, "unhold", {"agent": ctx.agent}),
+            (63, "end", {"agent": ctx.agent})]
+
+
+def _outbound_no_answer(ctx):
+    fields = {"direction": "outbound", "to": ctx.caller, "agent": ctx.agent}
+    if ctx.line:
+        fields["from"] = ctx.line
+    return [(0, "ring", fields), (30, "end", {"outcome": "no_answer"})]
+
+
+_SCENARIO_STEPS = {
+    "answered": _answered,
+    "missed": _missed,
+    "group": _group,
+    "transfer": _transfer,
+    "hold": _hold,
+    "outbound_no_answer": _outbound_no_answer,
+}
+
+
+@hookimpl
+def ctid_register_connectors():
+    return [GenericConnector]

@@ -1,0 +1,178 @@
+"""Call and presence commands, shared by the REST API and the hub, with their authorization rules.
+
+Every command checks who asks (an agent acts only on its own calls and status), finds the
+connector that owns the call or the agent's line, checks the capability, and translates the
+connector's failure into a clear error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ctid.auth import Principal, require_agent_access, require_call_access
+from ctid.errors import CapabilityError, CtidError, ForbiddenError, NotFoundError, RequestError
+from ctid.model import Call, CallState, Capability, Presence, utcnow
+from ctid.phone import normalize
+
+log = logging.getLogger(__name__)
+
+
+class Commands:
+    def __init__(self, daemon):
+        self.daemon = daemon
+
+    # -- lookups ---------------------------------------------------------------------------------
+    async def call_for(self, principal: Principal, call_id: str) -> Call:
+        call = await self.daemon.get_call(call_id)
+        if call is None:
+            raise NotFoundError(f"no call {call_id!r}", error_id="call_not_found")
+        require_call_access(principal, call.participants())
+        return call
+
+    def _acting_agent(self, principal: Principal, call: Call | None = None) -> str:
+        if principal.agent:
+            return principal.agent
+        if call is not None and call.agent:
+            return call.agent
+        raise RequestError("this user is not linked to an agent", error_id="no_agent")
+
+    def _login(self, connector_name: str, agent_id: str) -> str:
+        login = self.daemon.directory.login_for_agent(connector_name, agent_id)
+        if login is None:
+            raise RequestError(
+                f"agent {agent_id!r} has no login on connector {connector_name!r}", error_id="no_pbx_login"
+            )
+        return login
+
+    def _connector(self, name: str):
+        connector = self.daemon.connectors.get(name)
+        if connector is None:
+            raise CapabilityError(f"connector {name!r} is not running", error_id="connector_unavailable")
+        return connector
+
+    async def _run(self, command: str, coro) -> Any:
+        try:
+            result = await coro
+        except CtidError:
+            self.daemon.metrics.commands.labels(command=command, result="error").inc()
+            raise
+        self.daemon.metrics.commands.labels(command=command, result="ok").inc()
+        return result
+
+    # -- commands --------------------------------------------------------------------------------
+    async def dial(self, principal: Principal, number: str, agent_id: str | None = None) -> dict[str, Any]:
+        if not isinstance(number, str) or not number.strip():
+            raise RequestError("number is required", error_id="bad_number")
+        agent_id = agent_id or principal.agent
+        if agent_id is None:
+            raise RequestError("this user is not linked to an agent; give 'agent'", error_id="no_agent")
+        if self.daemon.directory.get(agent_id) is None:
+            raise NotFoundError(f"no agent {agent_id!r}", error_id="agent_not_found")
+        require_agent_access(principal, agent_id)
+        e164 = normalize(number, self.daemon.settings.core.phone.default_region)
+        if e164 is None or sum(ch.isdigit() for ch in e164) < 3:
+            raise RequestError(f"{number!r} is not a phone number", error_id="bad_number")
+        for name, connector in self.daemon.connectors.items():
+            if Capability.DIAL not in connector.capabilities:
+                continue
+            login = self.daemon.directory.login_for_agent(name, agent_id)
+            if login is None:
+                continue
+            pbx_call_id = await self._run("dial", connector.dial(login, e164))
+            return {"status": "dialing", "connector": name, "agent": agent_id, "number": e164,
+                    "pbx_call_id": pbx_call_id}
+        raise CapabilityError(f"no connector can dial for agent {agent_id!r}", error_id="capability_missing:dial")
+
+    async def _call_command(self, principal: Principal, call_id: str, capability: Capability, name: str):
+        call = await self.call_for(principal, call_id)
+        if call.state is CallState.ENDED:
+            raise CapabilityError("the call has ended", error_id="call_ended")
+        connector = self._connector(call.connector)
+        connector.require(capability)
+        agent = self._acting_agent(principal, call)
+        return call, connector, self._login(call.connector, agent)
+
+    async def hold(self, principal: Principal, call_id: str) -> dict[str, Any]:
+        call, connector, login = await self._call_command(principal, call_id, Capability.HOLD, "hold")
+        await self._run("hold", connector.hold(call, login))
+        return {"status": "ok", "call_id": call.id}
+
+    async def unhold(self, principal: Principal, call_id: str) -> dict[str, Any]:
+        call, connector, login = await self._call_command(principal, call_id, Capability.HOLD, "unhold")
+        await self._run("unhold", connector.unhold(call, login))
+        return {"status": "ok", "call_id": call.id}
+
+    async def hangup(self, principal: Principal, call_id: str) -> dict[str, Any]:
+        call, connector, login = await self._call_command(principal, call_id, Capability.HANGUP, "hangup")
+        await self._run("hangup", connector.hangup(call, login))
+        return {"status": "ok", "call_id": call.id}
+
+    async def transfer(self, principal: Principal, call_id: str, to: Any) -> dict[str, Any]:
+        if not isinstance(to, str) or not to:
+            raise RequestError("'to' must be an agent id or \"free\"", error_id="bad_transfer_target")
+        call, connector, login = await self._call_command(principal, call_id, Capability.TRANSFER, "transfer")
+        if to == "free":
+            target = self.daemon.switchboard.free_agent(call.group, exclude={a for a in (call.agent,) if a})
+            if target is None:
+                raise CapabilityError("no free agent to transfer to", error_id="no_free_agent")
+            target_id = target.id
+        else:
+            if self.daemon.directory.get(to) is None:
+                raise NotFoundError(f"no agent {to!r}", error_id="agent_not_found")
+            target_id = to
+        if target_id == call.agent:
+            raise RequestError("the call is already with that agent", error_id="bad_transfer_target")
+        target_login = self._login(call.connector, target_id)
+        await self._run("transfer", connector.transfer(call, login, target_login))
+        return {"status": "ok", "call_id": call.id, "to": target_id}
+
+    async def set_status(self, principal: Principal, agent_id: str, status: Any) -> dict[str, Any]:
+        if self.daemon.directory.get(agent_id) is None:
+            raise NotFoundError(f"no agent {agent_id!r}", error_id="agent_not_found")
+        require_agent_access(principal, agent_id)
+        try:
+            presence = Presence(status)
+        except ValueError as exc:
+            choices = ", ".join(p.value for p in Presence)
+            raise RequestError(f"status must be one of {choices}", error_id="bad_status") from exc
+        changes = self.daemon.switchboard.set_status(agent_id, presence, utcnow())
+        await self.daemon.apply_status(changes)
+        await self._mirror_dnd(agent_id, presence)
+        return self.daemon.switchboard.agents[agent_id].to_json()
+
+    async def _mirror_dnd(self, agent_id: str, presence: Presence) -> None:
+        for name, connector in self.daemon.connectors.items():
+            if Capability.DND not in connector.capabilities or not getattr(connector.config, "dnd_sync", False):
+                continue
+            login = self.daemon.directory.login_for_agent(name, agent_id)
+            if login is None:
+                continue
+            try:
+                await connector.set_dnd(login, presence in (Presence.DND, Presence.OFFLINE))
+            except CtidError as exc:  # presence is ctid's; the PBX mirror is best effort
+                log.warning("could not mirror DND of %s to %s: %s", agent_id, name, exc)
+
+    async def snapshot(self, principal: Principal) -> dict[str, Any]:
+        sb = self.daemon.switchboard
+        calls = [c for c in sb.calls.values() if c.state is not CallState.ENDED]
+        if not principal.is_supervisor:
+            calls = [c for c in calls if principal.agent in c.participants()]
+        tasks = [t for t in sb.tasks.values() if t.status.value == "open"]
+        if not principal.is_supervisor:
+            tasks = [t for t in tasks if t.owner in (None, principal.agent)]
+        return {
+            "me": principal.to_json(),
+            "calls": [c.to_json() for c in sorted(calls, key=lambda c: (c.started_at or utcnow(), c.id))],
+            "agents": [a.to_json() for a in sorted(sb.agents.values(), key=lambda a: a.id)],
+            "tasks": [t.to_json() for t in sorted(tasks, key=lambda t: t.id)],
+        }
+
+    def capabilities_of(self, call: Call) -> list[str]:
+        connector = self.daemon.connectors.get(call.connector)
+        return sorted(c.value for c in connector.capabilities) if connector else []
+
+
+def forbid_unless(condition: bool, message: str) -> None:
+    if not condition:
+        raise ForbiddenError(message, error_id="forbidden")

@@ -1,0 +1,357 @@
+"""``ctid serve``: builds the running system from configuration and owns its Trio nursery tree
+(web server, store writer, hub, outbox worker, connector tasks, reconciliation timers).
+
+The event pipeline (:meth:`Daemon.submit`) is the one-way flow of DESIGN.md: connector events are
+reduced by the switchboard, published to the hub at once (the screen pop does not wait for the
+database), committed with their CRM jobs in one grouped transaction, and only then acknowledged.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import signal
+from datetime import timedelta
+from typing import Any
+
+import trio
+
+from ctid.config.loader import Settings
+from ctid.connector import Connector
+from ctid.contacts import ContactService, contact_json
+from ctid.crm import CRMAdapter
+from ctid.directory import StaticDirectory
+from ctid.errors import CtidError, PluginError
+from ctid.metrics import Metrics
+from ctid.model import Call, CallEvent, CallState, utcnow
+from ctid.outbox import LOG_CALL, RECORDING, TASK, OutboxWorker
+from ctid.services import Services
+from ctid.store import Store
+from ctid.store.records import OutboxJob
+from ctid.switchboard import Changes, Switchboard
+
+log = logging.getLogger("ctid")
+
+
+class Daemon:
+    """The running ctid: every long-lived component and the event pipeline between them."""
+
+    def __init__(self, settings: Settings, pm):
+        core = settings.core
+        self.settings = settings
+        self.pm = pm
+        self.metrics = Metrics()
+        self.directory = StaticDirectory(core.agents)
+        db = core.database
+        self.store = Store(db.url, pool_size=db.pool_size, commit_batch=db.commit_batch, threads=db.threads)
+        self.switchboard = Switchboard(
+            self.directory,
+            default_region=core.phone.default_region,
+            callback_directions=tuple(core.callbacks.directions) if core.callbacks.enabled else (),
+        )
+        self.public_url = core.server.url()
+        self.services = Services(
+            directory=self.directory,
+            storage_factory=self.store.plugin_storage,
+            events=self,
+            calls=self,
+            public_url=self.public_url,
+            data_dir=core.data_dir,
+            default_region=core.phone.default_region,
+        )
+        self.crm: CRMAdapter | None = None
+        if settings.crm is not None:
+            crm_cls = pm.crm_classes()[settings.crm.plugin]
+            self.crm = crm_cls(settings.crm, self.services)
+        budget = settings.crm.lookup_budget if settings.crm else 1.5
+        ttl = settings.crm.cache_ttl if settings.crm else 300
+        self.contacts = ContactService(self.crm, ttl=ttl, budget=budget)
+        self.services.contacts = self.contacts
+        classes = pm.connector_classes()
+        self.connectors: dict[str, Connector] = {
+            name: classes[cfg.plugin](name, cfg, self.services)
+            for name, cfg in settings.connectors.items()
+            if cfg.enabled
+        }
+        self.outbox = OutboxWorker(self.store, self.crm, self.directory, metrics=self.metrics)
+        self.hub = None  # created by open(), once the signing secret is known
+        self.auth = None
+        from ctid.commands import Commands
+
+        self.commands = Commands(self)
+        self.ready = False
+        self._nursery: trio.Nursery | None = None
+        self._contact_of: dict[str, dict[str, Any]] = {}
+        self._shutdown = trio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the database (migrating it), load secrets and state. Used by ``run`` and by tests."""
+        from ctid.auth import Authenticator
+
+        core = self.settings.core
+        core.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.store.open()
+        secret = core.auth.secret.get_secret_value() if core.auth.secret else None
+        if secret is None:
+            secret = await self.store.set_setting_if_absent("auth.secret", secrets.token_urlsafe(32))
+        self.auth = Authenticator(core.auth, secret)
+        self.hub = self._make_hub(secret)
+        presence = await self.store.load_presence()
+        for agent_id, (status, since) in presence.items():
+            if agent_id in self.switchboard.agents:
+                self.switchboard.set_status(agent_id, status, since)
+        open_tasks = await self.store.list_tasks(status="open")
+        self.switchboard.restore_tasks(open_tasks, [])
+
+    def _make_hub(self, secret: str):
+        from ctid.hub.backplane import backplane_from_url
+        from ctid.hub.hub import Hub
+        from ctid.hub_backend import DaemonHubBackend
+
+        hub_config = self.settings.core.hub
+        return Hub(
+            DaemonHubBackend(self),
+            backplane_from_url(hub_config.backplane),
+            ping_interval=hub_config.ping_interval,
+            client_timeout=hub_config.client_timeout,
+            max_message_bytes=hub_config.max_message_bytes,
+            connection_secret=("hub:" + secret).encode(),
+        )
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        import hypercorn.config
+        import hypercorn.trio
+
+        from ctid.web.app import create_app
+
+        await self.open()
+        app = create_app(self)
+        config = hypercorn.config.Config()
+        config.bind = [self.settings.core.server.listen]
+        config.accesslog = None
+        config.errorlog = logging.getLogger("hypercorn.error")
+        config.graceful_timeout = 10
+        config.keep_alive_timeout = 75
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                await nursery.start(self.store.run_writer)
+                await nursery.start(self.outbox.run)
+                if self.hub is not None:
+                    await nursery.start(self.hub.run)
+                for connector in self.connectors.values():
+                    await nursery.start(self._run_connector, connector)
+                    if connector.config.reconcile_interval:
+                        nursery.start_soon(self._reconcile_loop, connector)
+                await nursery.start(self._serve_http, app, config)
+                self.ready = True
+                self.pm.hook.ctid_serve_started(services=self.services)
+                log.info("ctid listening on %s (public URL %s)", self.settings.core.server.listen, self.public_url)
+                task_status.started(self)
+                await self._shutdown.wait()
+                self.ready = False
+                log.info("ctid shutting down")
+                self.pm.hook.ctid_serve_stopping(services=self.services)
+                if self.hub is not None:
+                    await self.hub.close_all(allow_reconnect=True)
+                self._http_stop.set()
+                with trio.move_on_after(10):
+                    await self._http_done.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                for connector in self.connectors.values():
+                    await connector.aclose()
+                if self.crm is not None:
+                    await self.crm.aclose()
+                await self.store.aclose()
+
+    def shutdown(self) -> None:
+        self._shutdown.set()
+
+    async def _serve_http(self, app, config, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        import hypercorn.trio
+
+        self._http_stop = trio.Event()
+        self._http_done = trio.Event()
+        try:
+            await hypercorn.trio.serve(app, config, shutdown_trigger=self._http_stop.wait, task_status=task_status)
+        finally:
+            self._http_done.set()
+
+    async def _run_connector(self, connector: Connector, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        try:
+            await connector.run(task_status=task_status)
+        except CtidError as exc:
+            log.error("connector %s stopped: %s", connector.name, exc)
+
+    async def _reconcile_loop(self, connector: Connector) -> None:
+        interval = connector.config.reconcile_interval or 300
+        since = utcnow() - timedelta(hours=1)
+        while True:
+            await trio.sleep(interval)
+            started = utcnow()
+            try:
+                events = await connector.history(since)
+                added = await self.submit(events)
+                since = started - timedelta(seconds=interval)
+                if added:
+                    log.info("reconciliation of %s recovered %d events", connector.name, added)
+            except CtidError as exc:
+                log.warning("reconciliation of %s failed: %s", connector.name, exc)
+
+    # -- the event pipeline ----------------------------------------------------------------------
+    async def submit(self, events: list[CallEvent]) -> int:
+        """Accept events: reduce, publish, commit (with CRM jobs). Returns how many were new."""
+        if not events:
+            return 0
+        for call_id in {event.call_id for event in events}:
+            if not self.switchboard.knows_call(call_id):
+                await self._restore_call(call_id)
+        started = trio.current_time()
+        changes = self.switchboard.apply(events)
+        self._decorate(changes.calls)
+        jobs = self._jobs(changes)
+        commit = self.store.add_events(changes.events, changes.calls, outbox=jobs, tasks=changes.tasks)
+        self._publish_soon(changes)
+        new_keys = await commit
+        self.metrics.commit_seconds.observe(trio.current_time() - started)
+        if jobs:
+            self.outbox.notify()
+        for event in changes.events:
+            self.metrics.events.labels(connector=event.connector).inc()
+        duplicates = len(events) - len(changes.events)
+        if duplicates:
+            self.metrics.duplicates.labels(connector=events[0].connector).inc(duplicates)
+        self._observe(changes)
+        return len(new_keys) if new_keys is not None else len(changes.events)
+
+    async def _restore_call(self, call_id: str) -> None:
+        stored = await self.store.events_for_call(call_id)
+        if not stored:
+            return
+        self.switchboard.restore_call(stored)
+        data = await self.store.get_call(call_id)
+        if data and data.get("contact"):
+            self._contact_of[call_id] = data["contact"]
+
+    def _decorate(self, calls: list[Call]) -> None:
+        """Attach what the reducer does not derive from events: the CRM match and ctid's recording URL."""
+        for call in calls:
+            known = self._contact_of.get(call.id)
+            if known is not None:
+                call.contact = known
+            elif call.remote_number and self.crm is not None:
+                cached = self.contacts.cached(call.remote_number)
+                if cached is not None:
+                    call.contact = self._contact_of[call.id] = contact_json(
+                        cached, self.contacts.new_contact_url(call.remote_number)
+                    )
+                    self.metrics.crm_lookups.labels(result="cache").inc()
+                elif call.state is not CallState.ENDED and self._nursery is not None:
+                    call.contact = self._contact_of[call.id] = {"status": "pending", "matches": []}
+                    self._nursery.start_soon(self._enrich, call.id, call.remote_number)
+            if call.recording_url and not call.recording_url.startswith(self.public_url):
+                call.recording_url = self.services.recording_url(call.id)
+
+    async def _enrich(self, call_id: str, number: str) -> None:
+        matches = await self.contacts.lookup(number, budget=30)
+        self.metrics.crm_lookups.labels(result="error" if matches is None else "crm").inc()
+        contact = contact_json(matches, self.contacts.new_contact_url(number))
+        self._contact_of[call_id] = contact
+        call = self.switchboard.calls.get(call_id)
+        if call is None:
+            return
+        call.contact = contact
+        await self.store.add_events([], [call])
+        await self._publish_call(call)
+
+    def _jobs(self, changes: Changes) -> list[OutboxJob]:
+        if self.crm is None:
+            return []
+        jobs = []
+        for call in changes.ended:
+            fingerprint = f"{call.outcome}:{call.agent}:{call.talk_seconds}:{call.wait_seconds}"
+            jobs.append(OutboxJob(LOG_CALL, call.id, {}, f"log:{call.id}:{fingerprint}"))
+            if call.recording_url:
+                jobs.append(OutboxJob(RECORDING, call.id, {"url": call.recording_url}, f"rec:{call.id}"))
+        for task in changes.tasks:
+            data = task.to_json()
+            jobs.append(OutboxJob(TASK, task.id, data, f"task:{task.id}:{task.status.value}:{task.missed_count}"))
+        return jobs
+
+    # -- publishing ------------------------------------------------------------------------------
+    def _publish_soon(self, changes: Changes) -> None:
+        if self.hub is None or self._nursery is None:
+            return
+        self._nursery.start_soon(self._publish, changes)
+
+    async def _publish(self, changes: Changes) -> None:
+        for call in changes.calls:
+            await self._publish_call(call)
+        for agent, _previous in changes.agents:
+            await self.hub.publish_agent(agent.to_json())
+        for task in changes.tasks:
+            await self.hub.publish_task(task.to_json(), task.owner)
+
+    async def _publish_call(self, call: Call) -> None:
+        if self.hub is not None:
+            await self.hub.publish_call(call.to_json(), call.participants())
+
+    def _observe(self, changes: Changes) -> None:
+        hook = self.pm.hook
+        calls = {c.id: c for c in changes.calls}
+        try:
+            for event in changes.events:
+                call = calls.get(event.call_id) or self.switchboard.calls.get(event.call_id)
+                if call is not None:
+                    hook.ctid_call_event(event=event, call=call)
+            for call in changes.ended:
+                hook.ctid_call_ended(call=call)
+            for agent, previous in changes.agents:
+                hook.ctid_agent_status(agent=agent, previous=previous)
+            for task in changes.tasks:
+                hook.ctid_task_updated(task=task)
+        except Exception as exc:  # a third-party observer must not break ingestion
+            log.exception("an observer hook failed: %s", PluginError(str(exc)))
+        self.metrics.active_calls.set(sum(1 for c in self.switchboard.calls.values() if c.state is not CallState.ENDED))
+        self.metrics.agents_available.set(sum(1 for a in self.switchboard.agents.values() if a.free))
+
+    async def apply_status(self, changes: Changes) -> None:
+        """Persist and publish a presence change made through the API or the hub."""
+        for agent, _previous in changes.agents:
+            await self.store.set_presence(agent.id, agent.status.value, agent.status_since or utcnow())
+        if self.hub is not None:
+            for agent, _previous in changes.agents:
+                await self.hub.publish_agent(agent.to_json())
+        self._observe(changes)
+
+    # -- CallReader for plugins ------------------------------------------------------------------
+    async def get_call(self, call_id: str) -> Call | None:
+        from ctid.model import call_from_json
+
+        call = self.switchboard.calls.get(call_id)
+        if call is not None:
+            return call
+        data = await self.store.get_call(call_id)
+        return call_from_json(data) if data else None
+
+    async def find_call(self, connector: str, pbx_call_id: str) -> Call | None:
+        from ctid.model import call_id_for
+
+        return await self.get_call(call_id_for(connector, pbx_call_id))
+
+
+def install_signal_handlers(daemon: Daemon):
+    """Context for ``ctid serve``: SIGTERM / SIGINT begin a graceful shutdown."""
+
+    async def watch(*, task_status=trio.TASK_STATUS_IGNORED):
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            task_status.started()
+            async for _ in signals:
+                daemon.shutdown()
+                return
+
+    return watch
+

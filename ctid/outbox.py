@@ -1,0 +1,120 @@
+"""The CRM sync worker: drains the outbox of CRM jobs in order, with retries and backoff.
+
+Jobs are written in the same transaction as the events that caused them, so a CRM outage delays
+but never loses an activity; CRM writes are idempotent, so a retry never duplicates one. Jobs run
+in the order they were queued: a retryable failure (network, 429, 5xx) stops the pass and the same
+job is tried again after its backoff (``Retry-After`` when the CRM sent one). A job the CRM refuses
+for good (4xx other than 408/429) is parked with its error after ``max_refusals`` tries, so one bad
+record cannot block the queue forever; retryable failures are retried for as long as it takes; ``ctid check`` and ``/metrics`` show parked jobs.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+import trio
+
+from ctid.crm import CRMAdapter
+from ctid.errors import CtidError, UpstreamError
+from ctid.model import call_from_json, task_from_json, utcnow
+
+log = logging.getLogger(__name__)
+
+LOG_CALL = "log_call"
+TASK = "task"
+RECORDING = "attach_recording"
+
+
+@dataclass
+class Backoff:
+    base: float = 2.0
+    cap: float = 600.0
+
+    def delay(self, attempts: int, retry_after: float | None) -> float:
+        if retry_after is not None and retry_after >= 0:
+            return min(max(retry_after, 0.5), 3600.0)
+        return min(self.cap, self.base * math.pow(2, max(0, attempts - 1)))
+
+
+class OutboxWorker:
+    def __init__(self, store, crm: CRMAdapter | None, directory, *, batch: int = 50, max_refusals: int = 3,
+                 backoff: Backoff | None = None, metrics=None):
+        self.store = store
+        self.crm = crm
+        self.directory = directory
+        self.batch = batch
+        self.max_refusals = max_refusals
+        self.backoff = backoff or Backoff()
+        self.metrics = metrics
+        self._wakeup = trio.Event()
+        self.delivered = 0
+
+    def notify(self) -> None:
+        """New jobs were committed: run a pass now instead of at the next timer."""
+        self._wakeup.set()
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED, idle: float = 5.0) -> None:
+        task_status.started()
+        if self.crm is None:
+            await trio.sleep_forever()
+        while True:
+            self._wakeup = trio.Event()
+            wait = await self.run_once()
+            with trio.move_on_after(wait if wait is not None else idle):
+                await self._wakeup.wait()
+
+    async def run_once(self) -> float | None:
+        """One pass. Returns seconds until the blocked head job may be retried, or None when idle."""
+        jobs = await self.store.due_jobs(utcnow(), self.batch)
+        for job in jobs:
+            try:
+                await self._dispatch(job)
+            except UpstreamError as exc:
+                attempts = job.attempts + 1
+                permanent = not exc.retryable and attempts >= self.max_refusals
+                delay = self.backoff.delay(attempts, exc.retry_after)
+                await self.store.fail_job(
+                    job.id, str(exc), None if permanent else utcnow() + timedelta(seconds=delay),
+                )
+                log.warning("outbox job %s (%s) failed (attempt %d): %s", job.id, job.kind, attempts, exc)
+                if self.metrics:
+                    self.metrics.outbox_failures.labels(kind=job.kind).inc()
+                if permanent:
+                    continue
+                return delay
+            except CtidError as exc:
+                log.error("outbox job %s (%s) cannot run: %s", job.id, job.kind, exc)
+                await self.store.fail_job(job.id, str(exc), None)
+                continue
+            await self.store.complete_job(job.id)
+            self.delivered += 1
+            if self.metrics:
+                self.metrics.outbox_delivered.labels(kind=job.kind).inc()
+        return 0 if len(jobs) >= self.batch else None
+
+    async def _dispatch(self, job: dict) -> None:
+        crm = self.crm
+        assert crm is not None
+        kind, ref, payload = job.kind, job["ref"], job.get("payload") or {}
+        if kind == LOG_CALL:
+            data = await self.store.get_call(ref)
+            if data is None:
+                return
+            call = call_from_json(data)
+            await crm.log_call(call, self.directory.get(call.agent) if call.agent else None)
+        elif kind == TASK:
+            task = task_from_json(payload)
+            if task.status.value == "open":
+                owner = self.directory.get(task.owner) if task.owner else None
+                await crm.create_callback_task(task, owner)
+            else:
+                await crm.close_callback_task(task)
+        elif kind == RECORDING:
+            data = await self.store.get_call(ref)
+            if data is not None:
+                await crm.attach_recording(call_from_json(data), payload["url"])
+        else:
+            raise CtidError(f"unknown outbox job kind {kind!r}")

@@ -1,0 +1,151 @@
+"""The quart-trio application: webhooks, health, metrics, OpenAPI and the panel; REST in ``api.py``.
+
+The daemon owns the nursery and serves this app with hypercorn; the app holds no background tasks.
+Every error becomes JSON ``{"error": <stable id>, "message": ...}`` with a 4xx/5xx status.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from quart import Response, jsonify, request, send_from_directory
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from ctid.connector import WebhookRequest
+from ctid.errors import CtidError, NotFoundError, RequestError
+from ctid.web.openapi import document, openapi_document
+
+log = logging.getLogger(__name__)
+
+PANEL_DIR = Path(__file__).resolve().parents[2] / "panel"
+
+document(path="/hooks/{instance}", method="POST", tag="webhooks", auth=False,
+         summary="PBX webhook of a connector instance (body and verification per connector)",
+         errors={400: "malformed body", 401: "bad signature or token", 404: "unknown instance",
+                 413: "body too large"})
+document(path="/healthz", method="GET", tag="operations", auth=False, summary="Liveness")
+document(path="/readyz", method="GET", tag="operations", auth=False, summary="Readiness (database, writer)",
+         errors={503: "not ready"})
+document(path="/metrics", method="GET", tag="operations", auth=False, summary="Prometheus metrics")
+document(path="/openapi.json", method="GET", tag="operations", auth=False, summary="This document")
+
+
+def error_response(exc: CtidError) -> Response:
+    response = jsonify({"error": exc.error_id, "message": str(exc)})
+    response.status_code = exc.status if 400 <= exc.status < 600 else 500
+    if exc.status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ctid"'
+    return response
+
+
+def create_app(daemon) -> QuartTrio:
+    from ctid.web.api import register_api
+
+    app = QuartTrio("ctid", static_folder=None)
+    app.config["MAX_CONTENT_LENGTH"] = daemon.settings.core.server.max_body_bytes
+    app.config["BODY_TIMEOUT"] = 30
+    app.config["JSON_SORT_KEYS"] = False
+    app.daemon = daemon  # type: ignore[attr-defined]
+
+    @app.errorhandler(CtidError)
+    async def _ctid_error(exc: CtidError):
+        if exc.status >= 500:
+            log.warning("%s: %s", exc.error_id, exc)
+        return error_response(exc)
+
+    @app.errorhandler(HTTPException)
+    async def _http_error(exc: HTTPException):
+        ids = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 408: "request_timeout"}
+        status = exc.code or 500
+        return error_response(CtidError(exc.description or exc.name, error_id=ids.get(status, "http_error"),
+                                        status=status))
+
+    @app.errorhandler(Exception)
+    async def _unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(CtidError("internal error; see the server log", error_id="internal", status=500))
+
+    async def _webhook(instance: str, subpath: str = ""):
+        connector = daemon.connectors.get(instance)
+        if connector is None or not connector.accepts_webhooks:
+            daemon.metrics.webhooks.labels(connector="unknown", status="404").inc()
+            raise NotFoundError(f"no webhook connector instance {instance!r}", error_id="unknown_instance")
+        try:
+            body = await request.get_data(cache=False)
+            hook_request = WebhookRequest(
+                method=request.method,
+                subpath=subpath,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                query={k: v for k, v in request.args.items()},
+                body=body if isinstance(body, bytes) else body.encode(),
+                remote_addr=request.remote_addr,
+            )
+            result = await connector.handle_webhook(hook_request)
+            if result.events:
+                await daemon.submit(result.events)
+        except CtidError as exc:
+            daemon.metrics.webhooks.labels(connector=instance, status=str(exc.status)).inc()
+            raise
+        daemon.metrics.webhooks.labels(connector=instance, status=str(result.status)).inc()
+        if isinstance(result.body, bytes | str):
+            response = Response(result.body, status=result.status,
+                                content_type=result.media_type or "text/plain; charset=utf-8")
+        else:
+            response = jsonify(result.body if result.body is not None else {})
+            response.status_code = result.status
+        response.headers.update(result.headers)
+        return response
+
+    app.add_url_rule("/hooks/<instance>", "webhook", _webhook, methods=["POST", "GET"])
+    app.add_url_rule("/hooks/<instance>/<path:subpath>", "webhook_sub", _webhook, methods=["POST", "GET"])
+
+    @app.get("/healthz")
+    async def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    async def readyz():
+        problems = []
+        if not daemon.ready:
+            problems.append("starting or stopping")
+        try:
+            await daemon.store.ping()
+        except CtidError as exc:
+            problems.append(f"database: {exc}")
+        if problems:
+            response = jsonify({"status": "not_ready", "error": "not_ready", "message": "; ".join(problems)})
+            response.status_code = 503
+            return response
+        return jsonify({"status": "ready"})
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(daemon.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.get("/openapi.json")
+    async def openapi():
+        from ctid.web.api import SCHEMAS
+
+        return jsonify(openapi_document(SCHEMAS))
+
+    @app.get("/")
+    async def root():
+        return Response("", status=302, headers={"Location": "/panel/"})
+
+    @app.get("/panel/")
+    @app.get("/panel/<path:name>")
+    async def panel(name: str = "index.html"):
+        if not PANEL_DIR.is_dir():
+            raise NotFoundError("the panel is not installed", error_id="not_found")
+        return await send_from_directory(PANEL_DIR, name)
+
+    register_api(app, daemon)
+    if daemon.hub is not None:
+        daemon.hub.mount(app)
+    return app
+
+
+def json_body() -> RequestError:
+    return RequestError("body must be a JSON object", error_id="bad_json")
