@@ -1,0 +1,208 @@
+"""The SQL schema of ctid's store (SQLAlchemy Core), portable across SQLite, PostgreSQL and MS SQL Server.
+
+Portability rules followed here:
+
+- every key or indexed text column is a bounded ``Unicode(n)`` (MS SQL cannot index ``NVARCHAR(max)``
+  and limits index keys to 900/1700 bytes; ``Unicode`` is ``NVARCHAR`` there so Cyrillic names survive);
+- JSON documents are stored as text (:class:`JSONText`), read and written identically everywhere;
+- timestamps are :class:`UTCDateTime`: timezone-aware in Python, stored as UTC (``timestamptz`` on
+  PostgreSQL, ``DATETIMEOFFSET`` on MS SQL, ISO text on SQLite), always read back as aware UTC;
+- constraint and index names follow one naming convention, so migrations can address them by name.
+
+The Alembic migrations in ``ctid/store/migrations`` must produce exactly this metadata
+(``tests/test_migrations.py`` compares them).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    Table,
+    TypeDecorator,
+    Unicode,
+    UnicodeText,
+    UniqueConstraint,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+#: Autoincrementing surrogate key: BIGINT on servers, INTEGER on SQLite (where only
+#: ``INTEGER PRIMARY KEY`` is the rowid alias that autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator):
+    """A timezone-aware datetime stored as UTC; naive values are refused (they are always a bug)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r} given to the store; use an aware UTC datetime")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":  # stored as text: one fixed offset keeps text order == time order
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class JSONText(TypeDecorator):
+    """A JSON document kept as text: ``json.dumps`` on the way in, ``json.loads`` on the way out."""
+
+    impl = UnicodeText
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Any) -> str | None:
+        if value is None:
+            return None
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> Any:
+        if value is None:
+            return None
+        return json.loads(value)
+
+
+def _ts(name: str, *, nullable: bool = True, index: bool = False) -> Column:
+    return Column(name, UTCDateTime(), nullable=nullable, index=index)
+
+
+#: Every accepted PBX event. ``(connector, key)`` is the idempotency key: a redelivered event is ignored.
+events = Table(
+    "events",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("connector", Unicode(100), nullable=False),
+    Column("key", Unicode(200), nullable=False),
+    Column("call_id", Unicode(36), nullable=False, index=True),
+    Column("kind", Unicode(20), nullable=False),
+    _ts("at"),
+    _ts("received_at", nullable=False),
+    Column("payload", JSONText(), nullable=False),  # CallEvent.to_json()
+    UniqueConstraint("connector", "key"),
+)
+
+#: The derived state of every call (latest wins); ``data`` is the public Call JSON.
+calls = Table(
+    "calls",
+    metadata,
+    Column("id", Unicode(36), primary_key=True),
+    Column("connector", Unicode(100), nullable=False),
+    Column("pbx_call_id", Unicode(200), nullable=False),
+    Column("direction", Unicode(20), nullable=False),
+    Column("state", Unicode(20), nullable=False),
+    Column("outcome", Unicode(20), nullable=True),
+    Column("remote_number", Unicode(64), nullable=True, index=True),
+    Column("line_number", Unicode(64), nullable=True),
+    Column("agent", Unicode(100), nullable=True, index=True),
+    Column("group_name", Unicode(100), nullable=True),
+    _ts("started_at", index=True),
+    _ts("answered_at"),
+    _ts("ended_at"),
+    Column("wait_seconds", Float(), nullable=True),
+    Column("talk_seconds", Float(), nullable=True),
+    Column("hold_seconds", Float(), nullable=True),
+    _ts("updated_at", nullable=False, index=True),
+    Column("data", JSONText(), nullable=False),
+    UniqueConstraint("connector", "pbx_call_id"),
+)
+
+#: Each agent's chosen status (available / away / dnd / offline) and since when.
+agents_presence = Table(
+    "agents_presence",
+    metadata,
+    Column("agent_id", Unicode(100), primary_key=True),
+    Column("status", Unicode(20), nullable=False),
+    _ts("since", nullable=False),
+)
+
+#: Every status change, for reports (time in status).
+presence_history = Table(
+    "presence_history",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("agent_id", Unicode(100), nullable=False),
+    Column("status", Unicode(20), nullable=False),
+    _ts("at", nullable=False),
+    Index(None, "agent_id", "at"),
+)
+
+#: Callback tasks; ``data`` is the public Task JSON, ``crm_ref`` the CRM record once created.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("id", Unicode(36), primary_key=True),
+    Column("number", Unicode(64), nullable=False, index=True),
+    Column("status", Unicode(20), nullable=False, index=True),
+    Column("owner", Unicode(100), nullable=True, index=True),
+    Column("data", JSONText(), nullable=False),
+    _ts("updated_at", nullable=False, index=True),
+    Column("crm_ref", Unicode(200), nullable=True),
+)
+
+#: Durable queue of CRM jobs. ``next_attempt_at`` is NULL once a job is done or given up,
+#: so the due-jobs index only holds live work. ``dedupe_key`` is NOT NULL (MS SQL allows one
+#: NULL per unique index): jobs enqueued without one get a generated unique value.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("kind", Unicode(40), nullable=False),
+    Column("ref", Unicode(100), nullable=False, index=True),
+    Column("payload", JSONText(), nullable=False),
+    _ts("created_at", nullable=False),
+    Column("attempts", Integer(), nullable=False, default=0),
+    _ts("next_attempt_at", index=True),
+    _ts("done_at"),
+    Column("last_error", UnicodeText(), nullable=True),
+    Column("dedupe_key", Unicode(200), nullable=False),
+    UniqueConstraint("dedupe_key"),
+)
+
+#: Backs :class:`ctid.services.PluginStorage`: a small key-value store per plugin and record kind.
+plugin_records = Table(
+    "plugin_records",
+    metadata,
+    Column("plugin", Unicode(64), nullable=False),
+    Column("kind", Unicode(64), nullable=False),
+    Column("key", Unicode(200), nullable=False),
+    Column("data", JSONText(), nullable=False),
+    _ts("updated_at", nullable=False),
+    PrimaryKeyConstraint("plugin", "kind", "key"),
+)
+
+#: Installation-wide values, e.g. the generated token-signing secret shared by all instances.
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", Unicode(100), primary_key=True),
+    Column("value", UnicodeText(), nullable=False),
+)
