@@ -27,6 +27,7 @@ from ctid import __version__, hookspecs
 from ctid.errors import ConfigError, PluginLoadError
 
 if TYPE_CHECKING:
+    from ctid.config.loader import Settings
     from ctid.config.models import CtidConfig
     from ctid.connector import Connector
     from ctid.crm import CRMAdapter
@@ -232,14 +233,16 @@ class CtidPluginManager(pluggy.PluginManager):
         return rows
 
     # -- the configuration's needs -----------------------------------------------------------------
-    def ensure_enabled_ok(self, config: CtidConfig) -> None:
-        """Check every plugin the configuration names is available.
+    def ensure_enabled_ok(self, config: CtidConfig | Settings) -> None:
+        """Check every plugin the configuration (core model or loaded settings) names is available.
 
         Raises :class:`PluginLoadError` when a needed plugin is missing and a recorded failure may
         explain it (one line naming the failed plugin and its error), and :class:`ConfigError` with
         the YAML path when the name is simply unknown. Connector instances with ``enabled: false``
         whose plugin failed are not needed and pass.
         """
+        if hasattr(config, "core"):  # Settings: look at the raw sections
+            config = config.core
         connectors, crms = self._collect()
         for instance, raw in config.connectors.items():
             if not isinstance(raw.get("plugin"), str):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import importlib
 import json
+import types
 from pathlib import Path
 
 import jsonschema
 import pytest
 from pydantic import SecretStr
 
+from ctid import hookimpl
 from ctid.auth_hash import hash_password
 from ctid.config.loader import Settings, json_schema, load_config, load_config_dict, redacted
 from ctid.errors import ConfigError
@@ -397,6 +399,31 @@ def test_json_schema_includes_plugin_models(pm: CtidPluginManager) -> None:
     )  # no secret
     assert list(validator.iter_errors({"connectors": {"p": {"plugin": "other", "secret": "x"}}}))
     assert list(validator.iter_errors({"agents": {"a": {"name": "A", "extention": "1"}}}))
+
+
+def test_json_schema_survives_a_plugin_model_pydantic_cannot_describe() -> None:
+    from typing import Any
+
+    from pydantic import ConfigDict
+
+    from ctid.connector import Connector, ConnectorConfig
+
+    class Opaque:
+        pass
+
+    class OddConfig(ConnectorConfig):
+        model_config = ConfigDict(arbitrary_types_allowed=True)
+        thing: Any = None
+        opaque: Opaque | None = None
+
+    odd = type("Odd", (Connector,), {"plugin_name": "odd", "Config": OddConfig})
+    plugin = types.SimpleNamespace(ctid_register_connectors=hookimpl(lambda: [odd]))
+    manager = CtidPluginManager()
+    manager.register(plugin, name="odd")
+    schema = json_schema(manager)
+    definition = schema["$defs"]["connector__odd"]
+    assert definition["description"].startswith("schema unavailable: PydanticInvalidForJsonSchema")
+    assert definition["properties"]["plugin"] == {"const": "odd"}
 
 
 def test_example_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import ctid
+from ctid.config.loader import load_config_dict
 from ctid.config.models import CtidConfig
 from ctid.connector import Connector, ConnectorConfig
 from ctid.crm import CRMAdapter
@@ -142,6 +143,9 @@ def test_ensure_enabled_ok(fixture_path: None) -> None:
         "connectors.a.plugin: connector plugin 'broken-pbx' is unavailable: plugin 'broken-pbx' "
         "(ctid-broken-pbx 0.3.0) failed to load: RuntimeError: vendor SDK 'brokenpbx-sdk' is not installed"
     )
+    # loaded settings are accepted too (the daemon checks again before it starts)
+    settings = load_config_dict({"connectors": {"a": {"plugin": "fixture-pbx", "secret": "x"}}}, pm)
+    pm.ensure_enabled_ok(settings)
     # a name no failed plugin obviously provides: every failure is a suspect
     with pytest.raises(PluginLoadError) as info:
         pm.ensure_enabled_ok(_config({}, crm={"plugin": "acme-crm"}))

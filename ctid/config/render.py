@@ -109,6 +109,22 @@ def _plugin_schema(
     return {"$ref": f"#/$defs/{def_name}"}
 
 
+def _safe_plugin_schema(
+    config_model: type[BaseModel], plugin_name: str, def_name: str, defs: dict[str, Any]
+) -> dict[str, Any]:
+    """Like :func:`_plugin_schema`, but a model pydantic cannot describe yields a loose object schema."""
+    try:
+        return _plugin_schema(config_model, plugin_name, def_name, defs)
+    except Exception as exc:  # a plugin's model is third-party code: never break `ctid config schema`
+        defs[def_name] = {
+            "type": "object",
+            "description": f"schema unavailable: {type(exc).__name__}: {exc}",
+            "required": ["plugin"],
+            "properties": {"plugin": {"const": plugin_name}},
+        }
+        return {"$ref": f"#/$defs/{def_name}"}
+
+
 def _def_name(kind: str, plugin_name: str) -> str:
     return f"{kind}__" + re.sub(r"[^A-Za-z0-9_.-]", "_", plugin_name)
 
@@ -128,7 +144,7 @@ def json_schema(pm: CtidPluginManager | None = None) -> dict[str, Any]:
     properties = schema["properties"]
 
     connectors = [
-        _plugin_schema(cls.Config, name, _def_name("connector", name), defs)
+        _safe_plugin_schema(cls.Config, name, _def_name("connector", name), defs)
         for name, cls in sorted(pm.connector_classes().items())
     ]
     any_plugin = {"type": "object", "required": ["plugin"], "properties": {"plugin": {"type": "string"}}}
@@ -139,7 +155,7 @@ def json_schema(pm: CtidPluginManager | None = None) -> dict[str, Any]:
         "default": {},
     }
     crms = [
-        _plugin_schema(cls.Config, name, _def_name("crm", name), defs)
+        _safe_plugin_schema(cls.Config, name, _def_name("crm", name), defs)
         for name, cls in sorted(pm.crm_classes().items())
     ]
     properties["crm"] = {
