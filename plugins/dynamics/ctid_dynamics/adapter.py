@@ -1,0 +1,354 @@
+"""The Dynamics CRM adapter: phone lookups, phonecall logging, callback tasks and recording links over the Web API.
+
+Every write is idempotent through a deterministic record id (uuid5 of the ctid id) sent as
+``PATCH /set(id)`` with ``If-None-Match: *``: a 412 means the record exists, and the adapter then
+only brings it to the wanted state. So the outbox worker may repeat any call after any failure.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+import trio
+
+from ctid.connector import Health
+from ctid.crm import ContactMatch, CRMAdapter
+from ctid.errors import CRMError
+from ctid.model import Agent, Call, Direction, Task
+
+from . import payloads
+from .client import DynamicsClient, error_from_response, odata_quote
+from .config import DynamicsConfig, EntityConfig
+from .phones import e164, variants
+
+log = logging.getLogger(__name__)
+
+FORMATTED = "@OData.Community.Display.V1.FormattedValue"
+LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+
+
+class DynamicsAdapter(CRMAdapter):
+    """ctid's CRM adapter for Dynamics 365 (online) and Dynamics CRM 2016+ (on-premises)."""
+
+    plugin_name = "dynamics"
+    Config = DynamicsConfig
+
+    def __init__(self, config: DynamicsConfig, services: Any, *, transport: Any = None):
+        super().__init__(config, services)
+        self.config: DynamicsConfig = config
+        self.client = DynamicsClient(config, transport=transport)
+        self._users: dict[str, str | None] = {}  # crm_user (email / DOMAIN\\user) -> systemuserid
+        self._user_agents: dict[str, str] = {}  # systemuserid -> agent id, for resolved names
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # -- helpers ---------------------------------------------------------------------------------
+    @property
+    def region(self) -> str:
+        return self.config.default_region or getattr(self.services, "default_region", None) or "RU"
+
+    @property
+    def entity_sets(self) -> dict[str, str]:
+        configured = {name: str(entity.entity_set) for name, entity in self.config.entities.items()}
+        return {"contact": "contacts", "account": "accounts", "lead": "leads", **configured}
+
+    def record_url(self, entity: str, record_id: str) -> str:
+        url = f"{self.config.url}/main.aspx?etn={entity}&id={record_id}&pagetype=entityrecord"
+        return url + (f"&appid={self.config.app_id}" if self.config.app_id else "")
+
+    def _agent(self, agent_id: str | None) -> Agent | None:
+        return self.services.directory.get(agent_id) if agent_id else None
+
+    def _agent_for_user(self, user_id: str | None) -> str | None:
+        if not user_id:
+            return None
+        directory = self.services.directory
+        for candidate in (user_id, user_id.lower(), user_id.upper(), "{" + user_id + "}"):
+            agent_id = directory.agent_for_crm_user(candidate)
+            if agent_id:
+                return agent_id
+        return self._user_agents.get(user_id.lower())
+
+    async def _user_id(self, agent: Agent | None) -> str | None:
+        """The agent's systemuserid: ``crm_user`` itself when it is a GUID, else resolved by
+        ``domainname`` / ``internalemailaddress`` once and remembered."""
+        if agent is None or not agent.crm_user:
+            return None
+        crm_user = agent.crm_user.strip()
+        if payloads.is_guid(crm_user):
+            return crm_user.strip("{}").lower()
+        if crm_user not in self._users:
+            quoted = odata_quote(crm_user)
+            data = await self.client.get_json("systemusers", {
+                "$select": "systemuserid",
+                "$filter": f"domainname eq {quoted} or internalemailaddress eq {quoted}",
+                "$top": "2",
+            })
+            rows = data.get("value", [])
+            user_id = rows[0]["systemuserid"].lower() if len(rows) == 1 else None
+            if user_id is None:
+                log.warning("agent %s: crm_user %r matches %d Dynamics users; not bound", agent.id, crm_user, len(rows))
+            else:
+                self._user_agents[user_id] = agent.id
+            self._users[crm_user] = user_id
+        return self._users[crm_user]
+
+    # -- lookup ----------------------------------------------------------------------------------
+    async def lookup(self, phone: str) -> list[ContactMatch]:
+        """Records whose phone columns equal a spelling of ``phone``: one GET per entity set, in parallel."""
+        values = variants(phone, self.region)
+        if not values:
+            return []
+        found: dict[str, list[ContactMatch]] = {}
+        errors: list[CRMError] = []
+
+        async def one(name: str, entity: EntityConfig) -> None:
+            try:
+                found[name] = await self._lookup_entity(name, entity, phone, values)
+            except CRMError as exc:
+                errors.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for name, entity in self.config.entities.items():
+                nursery.start_soon(one, name, entity)
+        if errors:
+            raise errors[0]
+        return [match for name in self.config.entities for match in found[name]]
+
+    async def _lookup_entity(self, name: str, entity: EntityConfig, phone: str, values: list[str]) -> list[ContactMatch]:
+        if entity.normalized_field:
+            fields, values = [entity.normalized_field], [e164(phone, self.region)]
+        else:
+            fields = entity.phone_fields
+        select = [entity.id_field, entity.name_field, "_ownerid_value", *fields]
+        if entity.company_field:
+            select.append(entity.company_field)
+        params = {
+            "$select": ",".join(dict.fromkeys(select)),  # type: ignore[arg-type]
+            "$filter": " or ".join(f"{field} eq {odata_quote(value)}" for field in fields for value in values),
+            "$top": str(self.config.max_matches),
+        }
+        data = await self.client.get_json(entity.entity_set, params, annotations=True)  # type: ignore[arg-type]
+        matches = []
+        for row in data.get("value", []):
+            record_id = str(row.get(entity.id_field, "")).lower()
+            company = None
+            if entity.company_field:
+                company = row.get(entity.company_field + FORMATTED) or row.get(entity.company_field)
+                if company is not None and payloads.is_guid(str(company)):
+                    company = None
+            owner_user = row.get("_ownerid_value")
+            owner_type = row.get("_ownerid_value" + LOOKUP_TYPE, "systemuser")
+            matches.append(ContactMatch(
+                id=record_id,
+                entity=name,
+                name=row.get(entity.name_field) or row.get(entity.name_field + FORMATTED) or "",
+                company=company,
+                owner=self._agent_for_user(owner_user) if owner_type == "systemuser" else None,
+                url=self.record_url(name, record_id),
+                phones=[row[field] for field in fields if row.get(field)],
+                extra={
+                    "owner_crm_id": owner_user,
+                    "owner_type": owner_type,
+                    "owner_name": row.get("_ownerid_value" + FORMATTED),
+                },
+            ))
+        return matches
+
+    def new_contact_url(self, phone: str) -> str | None:
+        extraqs = f"{self.config.new_contact_field}={e164(phone, self.region)}"
+        url = (f"{self.config.url}/main.aspx?etn={self.config.new_contact_entity}&pagetype=entityrecord"
+               f"&extraqs={quote(extraqs, safe='')}")
+        return url + (f"&appid={self.config.app_id}" if self.config.app_id else "")
+
+    async def _match_for(self, number: str | None) -> tuple[ContactMatch | None, int]:
+        """The one record a number belongs to (None when 0 or N), and how many matched."""
+        if not number:
+            return None, 0
+        matches = await self.lookup(number)
+        return (matches[0] if len(matches) == 1 else None), len(matches)
+
+    # -- idempotent writes -------------------------------------------------------------------------
+    async def _state(self, entity_set: str, record_id: str) -> tuple[int, int] | None:
+        response = await self.client.call(
+            "GET", f"{entity_set}({record_id})", ok=(200, 404), params={"$select": "statecode,statuscode"}
+        )
+        if response.status_code == 404:
+            return None
+        data = response.json()
+        return int(data["statecode"]), int(data["statuscode"])
+
+    async def _set_state(self, entity_set: str, record_id: str, state: tuple[int, int]) -> None:
+        """SetState by PATCH of both codes; an already closed record (400) in the wanted state is done."""
+        response = await self.client.request(
+            "PATCH", f"{entity_set}({record_id})",
+            json={"statecode": state[0], "statuscode": state[1]}, headers={"If-Match": "*"},
+        )
+        if response.status_code in (200, 204):
+            return
+        if response.status_code == 400 and await self._state(entity_set, record_id) == state:
+            return  # a close retried after its answer was lost
+        raise error_from_response(response, f"closing {entity_set}({record_id})")
+
+    async def _write_activity(
+        self, entity_set: str, record_id: str, body: dict[str, Any], close: tuple[int, int] | None,
+        *, update_keys: set[str] | None = None,
+    ) -> str:
+        """Create the activity (create-only PATCH), or bring an existing one up to date, then close it.
+
+        An existing record closed in the wanted state is left alone (the retry case). An open one
+        is updated; one closed differently (a later, authoritative outcome) is reopened, updated and
+        closed again. Returns "created", "updated" or "unchanged".
+        """
+        path = f"{entity_set}({record_id})"
+        response = await self.client.request("PATCH", path, json=body, headers={"If-None-Match": "*"})
+        if response.status_code in (200, 201, 204):
+            outcome = "created"
+        elif response.status_code == 412:
+            current = await self._state(entity_set, record_id)
+            if current is None:
+                raise CRMError(f"{path} answered 412 but cannot be read", error_id="crm_conflict")
+            if close is not None and current == close:
+                return "unchanged"
+            if close is None and current[0] != 0:
+                return "unchanged"  # closed in Dynamics by a person: leave it
+            if current[0] != 0:
+                await self._set_state(entity_set, record_id, (0, 1 if entity_set == "phonecalls" else 2))
+            update = body if update_keys is None else {k: v for k, v in body.items() if k in update_keys}
+            await self.client.call("PATCH", path, json=update, headers={"If-Match": "*"})
+            outcome = "updated"
+        else:
+            raise error_from_response(response, f"creating {path}")
+        if close is not None:
+            await self._set_state(entity_set, record_id, close)
+        return outcome
+
+    # -- call logging ----------------------------------------------------------------------------
+    async def log_call(self, call: Call, agent: Agent | None) -> str | None:
+        """One phonecall per ctid call, closed as made / received / missed; safe to repeat."""
+        if call.direction is Direction.INTERNAL and not self.config.phonecall.log_internal:
+            return None
+        agent = agent or self._agent(call.agent)
+        match, count = await self._match_for(call.remote_number)
+        agent_user = await self._user_id(agent)
+        activity_id = payloads.phonecall_id(call.id)
+        body = payloads.phonecall_body(
+            call, config=self.config, agent_name=agent.name if agent else None, agent_user=agent_user,
+            match=match, match_count=count, entity_sets=self.entity_sets,
+        )
+        outcome = await self._write_activity(
+            "phonecalls", activity_id, body, payloads.phonecall_state(call, self.config)
+        )
+        log.info("phonecall %s for call %s: %s", activity_id, call.id, outcome)
+        return activity_id
+
+    # -- callback tasks --------------------------------------------------------------------------
+    async def _task_owner(self, task: Task, owner: Agent | None, match: ContactMatch | None) -> str | None:
+        settings = self.config.callback_task
+        for rule in settings.owner_rule:
+            if rule == "contact_owner" and match is not None:
+                if match.extra.get("owner_type", "systemuser") == "systemuser" and match.extra.get("owner_crm_id"):
+                    return str(match.extra["owner_crm_id"]).lower()
+            elif rule == "agent":
+                user = await self._user_id(owner or self._agent(task.owner))
+                if user:
+                    return user
+            elif rule == "group_manager" and task.group in settings.group_managers:
+                user = await self._user_id(self._agent(settings.group_managers[task.group]))  # type: ignore[index]
+                if user:
+                    return user
+        return settings.default_owner
+
+    async def create_callback_task(self, task: Task, owner: Agent | None) -> str | None:
+        """The open callback task of ``task.number``; a repeat miss updates it instead of adding one."""
+        match, count = await self._match_for(task.number)
+        owner_user = await self._task_owner(task, owner, match)
+        record_id = payloads.task_record_id(task.id)
+        body = payloads.task_body(
+            task, config=self.config, match=match, match_count=count,
+            entity_sets=self.entity_sets, owner_user=owner_user,
+        )
+        # On a repeat miss refresh the text only: a person may have reassigned or rescheduled it.
+        outcome = await self._write_activity(
+            "tasks", record_id, body, None, update_keys={"subject", "description", "prioritycode"}
+        )
+        log.info("callback task %s for %s: %s", record_id, task.number, outcome)
+        return record_id
+
+    async def close_callback_task(self, task: Task) -> None:
+        record_id = payloads.task_record_id(task.id)
+        current = await self._state("tasks", record_id)
+        if current is None:
+            log.info("callback task %s of %s is not in Dynamics; nothing to close", record_id, task.number)
+            return
+        if current[0] != 0:
+            return  # completed or cancelled already (by us earlier, or by a person)
+        await self._set_state("tasks", record_id, payloads.TASK_COMPLETED)
+
+    # -- recordings ------------------------------------------------------------------------------
+    async def attach_recording(self, call: Call, url: str) -> None:
+        activity_id = payloads.phonecall_id(call.id)
+        if self.config.recording.mode == "note":
+            path = f"annotations({payloads.note_id(call.id)})"
+            response = await self.client.request(
+                "PATCH", path, json=payloads.note_body(call, url, activity_id), headers={"If-None-Match": "*"}
+            )
+            if response.status_code in (200, 201, 204, 412):
+                return
+            if response.status_code == 404:
+                raise CRMError(
+                    f"phonecall {activity_id} of call {call.id} is not in Dynamics yet; recording not attached",
+                    error_id="crm_not_ready", retryable=True,
+                )
+            raise error_from_response(response, f"attaching the recording of call {call.id}")
+        await self._set_url_field(call, activity_id, url)
+
+    async def _set_url_field(self, call: Call, activity_id: str, url: str) -> None:
+        field = self.config.recording.url_field
+        path = f"phonecalls({activity_id})"
+        response = await self.client.call("GET", path, ok=(200, 404), params={"$select": f"statecode,statuscode,{field}"})
+        if response.status_code == 404:
+            raise CRMError(
+                f"phonecall {activity_id} of call {call.id} is not in Dynamics yet; recording not attached",
+                error_id="crm_not_ready", retryable=True,
+            )
+        data = response.json()
+        if data.get(field) == url:
+            return
+        state = (int(data["statecode"]), int(data["statuscode"]))
+        if state[0] != 0:  # closed activities are read-only: reopen, write, close again
+            await self._set_state("phonecalls", activity_id, payloads.PHONECALL_OPEN)
+        await self.client.call("PATCH", path, json={field: url}, headers={"If-Match": "*"})
+        if state[0] != 0:
+            await self._set_state("phonecalls", activity_id, state)
+
+    # -- health ----------------------------------------------------------------------------------
+    async def health(self) -> Health:
+        checks: dict[str, str] = {}
+        failure: str | None = None
+        if self.client.tokens is not None:
+            try:
+                await self.client.tokens.token()
+                checks["token"] = "ok"
+            except CRMError as exc:
+                checks["token"] = str(exc)
+                return Health(ok=False, detail=str(exc), checks=checks)
+        try:
+            who = await self.client.get_json("WhoAmI")
+            checks["whoami"] = f"ok: user {who.get('UserId')}"
+        except CRMError as exc:
+            checks["whoami"] = str(exc)
+            return Health(ok=False, detail=str(exc), checks=checks)
+        for name, entity in self.config.entities.items():
+            try:
+                await self.client.get_json(entity.entity_set, {"$select": entity.id_field, "$top": "1"})  # type: ignore[arg-type, dict-item]
+                checks[name] = "ok"
+            except CRMError as exc:
+                checks[name] = str(exc)
+                failure = failure or f"{name}: {exc}"
+        if failure:
+            return Health(ok=False, detail=failure, checks=checks)
+        return Health(ok=True, detail=f"{self.config.api_url} answers as user {who.get('UserId')}", checks=checks)

@@ -1,0 +1,288 @@
+"""Dynamics Web API client on httpx: authentication (msal / NTLM), OData headers, error mapping, a concurrency cap.
+
+Every failure leaves this module as :class:`ctid.errors.CRMError`: HTTP errors carry Dynamics' own
+error ``code`` and message, 429/503 carry ``retry_after`` from ``Retry-After``, network failures and
+token failures say what could not be reached. The outbox worker retries ``retryable`` errors.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import ssl
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import trio
+
+from ctid.errors import CRMError
+
+from .config import ADFSAuth, ClientCredentialsAuth, DynamicsConfig, NTLMAuth
+
+log = logging.getLogger(__name__)
+
+ODATA_HEADERS = {"Accept": "application/json", "OData-MaxVersion": "4.0", "OData-Version": "4.0"}
+#: Ask for formatted values and lookup logical names (company names, owner types).
+PREFER_ANNOTATIONS = 'odata.include-annotations="*"'
+#: Seconds before expiry at which a cached token is refreshed.
+TOKEN_MARGIN = 300
+
+
+def odata_quote(value: str) -> str:
+    """A string literal for ``$filter``: single quotes doubled, then enclosed."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def encode_query(params: Mapping[str, str]) -> str:
+    """Percent-encode a query so that ``+`` becomes ``%2B`` and spaces ``%20`` (OData needs both)."""
+    return "&".join(f"{quote(key, safe='$')}={quote(value, safe=chr(39) + '(),/')}" for key, value in params.items())
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def error_from_response(response: httpx.Response, what: str) -> CRMError:
+    """Translate a Dynamics error answer (``{"error": {"code", "message"}}``) into a CRMError."""
+    status = response.status_code
+    code: str | None = None
+    message = response.reason_phrase or "error"
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code") or None
+        message = body["error"].get("message") or message
+    retryable = status in (401, 408, 429) or status >= 500
+    error_id = {
+        401: "crm_unauthorized", 403: "crm_forbidden", 404: "crm_not_found", 429: "crm_throttled",
+    }.get(status, "crm_unavailable" if status >= 500 else "crm_rejected")
+    text = f"Dynamics answered {status} to {what}: {message}" + (f" [{code}]" if code else "")
+    error = CRMError(text, error_id=error_id, retry_after=_retry_after(response), retryable=retryable, code=code)
+    error.upstream_status = status  # type: ignore[attr-defined]
+    return error
+
+
+class TokenSource:
+    """OAuth tokens from msal (client credentials or AD FS), cached; msal's blocking calls run in a thread."""
+
+    def __init__(self, config: DynamicsConfig):
+        self._config = config
+        self._auth: ClientCredentialsAuth | ADFSAuth = config.auth  # type: ignore[assignment]
+        self._app: Any = None
+        self._lock = trio.Lock()
+        self._token: str | None = None
+        self._expires_at = 0.0
+        #: How many tokens were fetched from the identity provider (not from a cache).
+        self.fetched = 0
+
+    @property
+    def scopes(self) -> list[str]:
+        auth = self._auth
+        if auth.scope:
+            return [auth.scope]
+        suffix = "user_impersonation" if isinstance(auth, ADFSAuth) else ".default"
+        return [f"{self._config.url}/{suffix}"]
+
+    def _http_client(self) -> Any:
+        import requests
+
+        session = requests.Session()
+        if self._config.ca_bundle:
+            session.trust_env = False  # else REQUESTS_CA_BUNDLE would override our CA
+            session.verify = str(self._config.ca_bundle)
+        return session
+
+    def _build_app(self) -> Any:
+        import msal
+
+        auth = self._auth
+        if isinstance(auth, ClientCredentialsAuth):
+            if auth.certificate is not None:
+                credential: Any = {
+                    "private_key": auth.certificate.read_text(),
+                    "thumbprint": auth.thumbprint,
+                }
+            else:
+                credential = auth.client_secret.get_secret_value()  # type: ignore[union-attr]
+            return msal.ConfidentialClientApplication(
+                auth.client_id,
+                client_credential=credential,
+                authority=auth.authority_url(),
+                instance_discovery=auth.instance_discovery,
+                http_client=self._http_client(),
+                timeout=self._config.timeout,
+            )
+        if auth.client_secret is not None:
+            return msal.ConfidentialClientApplication(
+                auth.client_id,
+                client_credential=auth.client_secret.get_secret_value(),
+                authority=auth.authority,
+                http_client=self._http_client(),
+                timeout=self._config.timeout,
+            )
+        return msal.PublicClientApplication(
+            auth.client_id, authority=auth.authority, http_client=self._http_client(), timeout=self._config.timeout
+        )
+
+    def _acquire(self) -> dict[str, Any]:
+        """Blocking: build the msal app once, then ask it for a token (msal checks its own cache first)."""
+        if self._app is None:
+            self._app = self._build_app()
+        auth = self._auth
+        if isinstance(auth, ADFSAuth) and auth.username:
+            accounts = self._app.get_accounts(username=auth.username)
+            if accounts:
+                result = self._app.acquire_token_silent(self.scopes, account=accounts[0])
+                if result and "access_token" in result:
+                    return result
+            return self._app.acquire_token_by_username_password(
+                auth.username, auth.password.get_secret_value(), scopes=self.scopes  # type: ignore[union-attr]
+            )
+        return self._app.acquire_token_for_client(scopes=self.scopes)
+
+    async def token(self) -> str:
+        async with self._lock:
+            if self._token and time.time() < self._expires_at - TOKEN_MARGIN:
+                return self._token
+            authority = getattr(self._auth, "authority", None) or self._auth.authority_url()  # type: ignore[union-attr]
+            try:
+                result = await trio.to_thread.run_sync(self._acquire)
+            except ValueError as exc:  # msal: bad authority / OIDC discovery failed
+                raise CRMError(
+                    f"token authority {authority} rejected: {str(exc).splitlines()[0]}",
+                    error_id="crm_auth_failed",
+                ) from exc
+            except Exception as exc:  # requests' connection errors and the like, raised inside msal
+                raise CRMError(
+                    f"cannot reach token authority {authority}: {type(exc).__name__}: {exc}",
+                    error_id="crm_auth_failed",
+                ) from exc
+            if "access_token" not in result:
+                error = result.get("error", "unknown_error")
+                description = (result.get("error_description") or "").splitlines()
+                raise CRMError(
+                    f"token request to {authority} failed: {error}: {description[0] if description else ''}".rstrip(": "),
+                    error_id="crm_auth_failed",
+                    code=error,
+                )
+            if result.get("token_source") != "cache":
+                self.fetched += 1
+            self._token = result["access_token"]
+            self._expires_at = time.time() + float(result.get("expires_in") or 3600)
+            return self._token
+
+    async def invalidate(self) -> None:
+        """Forget the token (Dynamics refused it): the next call fetches a fresh one."""
+        async with self._lock:
+            self._token = None
+            app = self._app
+            if app is not None and hasattr(app, "remove_tokens_for_client"):
+                await trio.to_thread.run_sync(app.remove_tokens_for_client)
+
+
+class DynamicsClient:
+    """A thin Web API client: ``request`` sends one OData request and maps failures to CRMError."""
+
+    def __init__(self, config: DynamicsConfig, *, transport: httpx.AsyncBaseTransport | None = None):
+        self.config = config
+        self.base = config.api_url
+        self.tokens = TokenSource(config) if not isinstance(config.auth, NTLMAuth) else None
+        auth: httpx.Auth | None = None
+        if isinstance(config.auth, NTLMAuth):
+            from httpx_ntlm import HttpNtlmAuth
+
+            auth = HttpNtlmAuth(f"{config.auth.domain}\\{config.auth.username}", config.auth.password.get_secret_value())
+        verify: Any = True
+        if config.ca_bundle:
+            verify = ssl.create_default_context(cafile=str(config.ca_bundle))
+        self._http = httpx.AsyncClient(
+            auth=auth,
+            verify=verify,
+            transport=transport,
+            timeout=httpx.Timeout(config.timeout, connect=config.connect_timeout),
+            limits=httpx.Limits(max_connections=config.max_concurrency),
+            headers=ODATA_HEADERS,
+        )
+        self._limiter = trio.CapacityLimiter(config.max_concurrency)
+        #: Requests sent to the Web API (not counting token requests).
+        self.sent = 0
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    def url(self, path: str, params: Mapping[str, str] | None = None) -> str:
+        url = f"{self.base}/{path.lstrip('/')}"
+        return f"{url}?{encode_query(params)}" if params else url
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one request; return any HTTP answer. Raise CRMError when no answer came or auth failed."""
+        url = self.url(path, params)
+        what = f"{method} {path.split('?')[0]}"
+        async with self._limiter:
+            for attempt in (1, 2):
+                sent_headers = dict(headers or {})
+                if method == "GET":
+                    sent_headers.setdefault("If-None-Match", "null")
+                if self.tokens is not None:
+                    sent_headers["Authorization"] = f"Bearer {await self.tokens.token()}"
+                try:
+                    self.sent += 1
+                    response = await self._http.request(method, url, json=json, headers=sent_headers)
+                except httpx.TimeoutException as exc:
+                    raise CRMError(
+                        f"Dynamics at {self.config.url} did not answer {what} in time ({type(exc).__name__})",
+                        error_id="crm_timeout",
+                    ) from exc
+                except httpx.TransportError as exc:
+                    raise CRMError(
+                        f"cannot reach Dynamics at {self.config.url}: {type(exc).__name__}: {exc}",
+                        error_id="crm_unreachable",
+                    ) from exc
+                if response.status_code == 401 and self.tokens is not None and attempt == 1:
+                    log.info("Dynamics refused the token on %s; fetching a new one", what)
+                    await self.tokens.invalidate()
+                    continue
+                return response
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201, 204), **kwargs: Any) -> httpx.Response:
+        """``request`` that raises CRMError unless the status is in ``ok``."""
+        response = await self.request(method, path, **kwargs)
+        if response.status_code not in ok:
+            raise error_from_response(response, f"{method} {path.split('?')[0]}")
+        return response
+
+    async def get_json(self, path: str, params: Mapping[str, str] | None = None, *, annotations: bool = False) -> Any:
+        headers = {"Prefer": PREFER_ANNOTATIONS} if annotations else None
+        response = await self.call("GET", path, ok=(200,), params=params, headers=headers)
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise CRMError(
+                f"Dynamics answered GET {path} with something that is not JSON; is {self.config.url} a Dynamics organization URL?",
+                error_id="crm_bad_answer",
+            ) from exc

@@ -1,0 +1,203 @@
+"""Configuration model of the Dynamics CRM adapter (the ``crm:`` section with ``plugin: dynamics``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from ctid.crm import CRMConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ClientCredentialsAuth(_Strict):
+    """Dynamics 365 online: an Entra app registration bound to an application user."""
+
+    type: Literal["client_credentials"]
+    tenant: str = Field(min_length=1, description="Entra tenant id or domain.")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = Field(default=None, description="The app registration's secret.")
+    certificate: Path | None = Field(default=None, description="PEM file with the private key (instead of a secret).")
+    thumbprint: str | None = Field(default=None, description="SHA-1 thumbprint of the certificate (hex).")
+    authority: str | None = Field(
+        default=None, description="Defaults to https://login.microsoftonline.com/<tenant>."
+    )
+    scope: str | None = Field(default=None, description="Defaults to <url>/.default.")
+    instance_discovery: bool = Field(
+        default=True, description="Ask login.microsoftonline.com to validate a non-Microsoft authority."
+    )
+
+    @model_validator(mode="after")
+    def _credential(self) -> ClientCredentialsAuth:
+        if (self.client_secret is None) == (self.certificate is None):
+            raise ValueError("give exactly one of client_secret or certificate (+ thumbprint)")
+        if self.certificate is not None and not self.thumbprint:
+            raise ValueError("certificate needs its thumbprint")
+        return self
+
+    def authority_url(self) -> str:
+        return (self.authority or f"https://login.microsoftonline.com/{self.tenant}").rstrip("/")
+
+
+class NTLMAuth(_Strict):
+    """On-premises without IFD: Windows (NTLM) credentials of a CRM user."""
+
+    type: Literal["ntlm"]
+    domain: str = Field(min_length=1)
+    username: str = Field(min_length=1)
+    password: SecretStr
+
+
+class ADFSAuth(_Strict):
+    """On-premises IFD: OAuth through AD FS (client secret, or a service account's username/password)."""
+
+    type: Literal["adfs"]
+    authority: str = Field(description="AD FS authority, e.g. https://adfs.example.com/adfs")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    scope: str | None = Field(default=None, description="Defaults to <url>/user_impersonation.")
+
+    @field_validator("authority")
+    @classmethod
+    def _adfs_path(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith("https://") or not value.lower().endswith("/adfs"):
+            raise ValueError("must be the https URL of AD FS ending in /adfs")
+        return value
+
+    @model_validator(mode="after")
+    def _credential(self) -> ADFSAuth:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("username and password go together")
+        if self.client_secret is None and self.username is None:
+            raise ValueError("give client_secret, or username and password")
+        return self
+
+
+AuthConfig = Annotated[ClientCredentialsAuth | NTLMAuth | ADFSAuth, Field(discriminator="type")]
+
+
+#: Entity set, primary key, name column and company column of the stock entities.
+KNOWN_ENTITIES: dict[str, dict[str, str | None]] = {
+    "contact": {"entity_set": "contacts", "id_field": "contactid", "name_field": "fullname",
+                "company_field": "_parentcustomerid_value"},
+    "account": {"entity_set": "accounts", "id_field": "accountid", "name_field": "name", "company_field": None},
+    "lead": {"entity_set": "leads", "id_field": "leadid", "name_field": "fullname", "company_field": "companyname"},
+}
+
+
+class EntityConfig(_Strict):
+    """One table searched by phone. Stock entities need only ``phone_fields``."""
+
+    phone_fields: list[str] = Field(min_length=1, description="Phone columns compared with eq.")
+    entity_set: str | None = None
+    id_field: str | None = None
+    name_field: str | None = None
+    company_field: str | None = Field(default=None, description="A lookup (_x_value) or text column.")
+    normalized_field: str | None = Field(
+        default=None, description="A custom column holding E.164 numbers; when set only it is queried."
+    )
+
+
+def _default_entities() -> dict[str, EntityConfig]:
+    return {
+        "contact": EntityConfig(phone_fields=["telephone1", "mobilephone", "telephone2", "telephone3"]),
+        "account": EntityConfig(phone_fields=["telephone1", "telephone2", "telephone3"]),
+        "lead": EntityConfig(phone_fields=["telephone1", "mobilephone", "telephone2", "telephone3"]),
+    }
+
+
+class CallbackTaskConfig(_Strict):
+    subject: str = Field(
+        default="Call back {number} {name} ({count} missed)",
+        description="Template: {number} {name} {count} {first_missed} {last_missed} {group} {line}.",
+    )
+    due_in: float = Field(default=4, ge=0, description="Hours from the first missed call to the due date.")
+    priority: int = Field(default=2, ge=0, le=2, description="0 low, 1 normal, 2 high.")
+    owner_rule: list[Literal["contact_owner", "agent", "group_manager"]] = Field(
+        default_factory=lambda: ["contact_owner", "agent", "group_manager"],
+        description="Who owns the task: the first rule that yields a CRM user wins.",
+    )
+    group_managers: dict[str, str] = Field(default_factory=dict, description="group -> manager agent id")
+    default_owner: str | None = Field(default=None, description="systemuserid when no rule matches.")
+
+
+class PhoneCallConfig(_Strict):
+    subject: str = Field(
+        default="{label} {number} {name}",
+        description="Template: {label} {number} {name} {agent} {line} {group} {outcome}.",
+    )
+    missed_status: Literal["cancelled", "completed"] = Field(
+        default="cancelled", description="How an unanswered call is closed."
+    )
+    missed_statuscode: int | None = Field(
+        default=None, description="A custom status reason for missed calls (must belong to the state)."
+    )
+    log_internal: bool = Field(default=False, description="Also log agent-to-agent calls.")
+
+
+class RecordingConfig(_Strict):
+    mode: Literal["note", "url_field"] = "note"
+    url_field: str | None = Field(default=None, description="URL column on phonecall, e.g. new_recordingurl.")
+
+    @model_validator(mode="after")
+    def _field(self) -> RecordingConfig:
+        if self.mode == "url_field" and not self.url_field:
+            raise ValueError("mode url_field needs url_field")
+        return self
+
+
+class DynamicsConfig(CRMConfig):
+    """``crm:`` keys of the Dynamics adapter."""
+
+    url: str = Field(description="Organization URL, e.g. https://contoso.crm4.dynamics.com or https://crm/ORG")
+    api_version: str = Field(default="9.2", pattern=r"^\d+\.\d+$", description="8.x for CRM 2016 on-prem.")
+    auth: AuthConfig
+    entities: dict[str, EntityConfig] = Field(default_factory=_default_entities)
+    default_region: str | None = Field(
+        default=None, min_length=2, max_length=2, description="Overrides phone.default_region."
+    )
+    max_matches: int = Field(default=5, ge=2, le=50, description="$top per entity: how many matches a pop lists.")
+    app_id: str | None = Field(default=None, description="Model-driven app id added to record URLs.")
+    new_contact_entity: str = "contact"
+    new_contact_field: str = "telephone1"
+    phonecall: PhoneCallConfig = Field(default_factory=PhoneCallConfig)
+    callback_task: CallbackTaskConfig = Field(default_factory=CallbackTaskConfig)
+    recording: RecordingConfig = Field(default_factory=RecordingConfig)
+    max_concurrency: int = Field(default=8, ge=1, le=50, description="Parallel requests (Dynamics caps at 52).")
+    timeout: float = Field(default=10, gt=0, description="Seconds per HTTP request.")
+    connect_timeout: float = Field(default=5, gt=0)
+    ca_bundle: Path | None = Field(default=None, description="CA file for a private CA (on-prem, AD FS).")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.rstrip("/")
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be the organization's http(s) URL")
+        if "/api/data" in value:
+            raise ValueError("give the organization URL without /api/data/...")
+        return value
+
+    @model_validator(mode="after")
+    def _entities(self) -> DynamicsConfig:
+        if not self.entities:
+            raise ValueError("entities: at least one entity is needed")
+        for name, entity in self.entities.items():
+            known = KNOWN_ENTITIES.get(name, {})
+            for key in ("entity_set", "id_field", "name_field", "company_field"):
+                if getattr(entity, key) is None and known.get(key):
+                    setattr(entity, key, known[key])
+            if not (entity.entity_set and entity.id_field and entity.name_field):
+                raise ValueError(f"entities.{name}: a custom entity needs entity_set, id_field and name_field")
+        return self
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/data/v{self.api_version}"

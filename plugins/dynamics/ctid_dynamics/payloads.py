@@ -1,0 +1,213 @@
+"""Pure builders of Dynamics record ids and request bodies (phonecall, task, note) from ctid's objects."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+from ctid.crm import ContactMatch
+from ctid.model import CTID_NAMESPACE, Call, Direction, Outcome, Task, iso, utcnow
+
+from .config import DynamicsConfig
+
+#: statecode -> valid statuscodes of activities (phonecall.md, task.md).
+PHONECALL_OPEN = (0, 1)
+PHONECALL_MADE = (1, 2)
+PHONECALL_RECEIVED = (1, 4)
+PHONECALL_CANCELLED = (2, 3)
+TASK_OPEN = (0, 2)  # Not Started
+TASK_COMPLETED = (1, 5)
+
+#: activity party participationtypemask values for a phone call.
+PARTY_FROM = 1
+PARTY_TO = 2
+
+SUBJECT_MAX = 200
+DESCRIPTION_MAX = 2000
+
+
+def phonecall_id(call_id: str) -> str:
+    """The deterministic activityid of a ctid call's phonecall: retries hit the same record."""
+    return str(uuid.uuid5(CTID_NAMESPACE, f"dynamics\x00phonecall\x00{call_id}"))
+
+
+def task_record_id(task_id: str) -> str:
+    return str(uuid.uuid5(CTID_NAMESPACE, f"dynamics\x00task\x00{task_id}"))
+
+
+def note_id(call_id: str) -> str:
+    return str(uuid.uuid5(CTID_NAMESPACE, f"dynamics\x00recording\x00{call_id}"))
+
+
+def is_guid(value: str | None) -> bool:
+    if not value:
+        return False
+    try:
+        uuid.UUID(value.strip("{}"))
+    except ValueError:
+        return False
+    return True
+
+
+def bind(entity_set: str, record_id: str) -> str:
+    """An ``@odata.bind`` value: ``/entityset(guid)``."""
+    return f"/{entity_set}({record_id.strip('{}')})"
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def render(template: str, values: dict[str, Any]) -> str:
+    """``template`` with ``{name}`` fields filled; unknown fields become empty, never an error."""
+    return " ".join(template.format_map(_Blank(values)).split())
+
+
+def answered(call: Call) -> bool:
+    return call.outcome is Outcome.ANSWERED or (call.outcome is None and call.answered_at is not None)
+
+
+def phonecall_state(call: Call, config: DynamicsConfig) -> tuple[int, int]:
+    """statecode/statuscode that close the call's phonecall: made, received, or the missed setting."""
+    outbound = call.direction is not Direction.INBOUND
+    if answered(call):
+        return PHONECALL_MADE if outbound else PHONECALL_RECEIVED
+    settings = config.phonecall
+    if settings.missed_status == "cancelled":
+        state = PHONECALL_CANCELLED
+    else:
+        state = PHONECALL_MADE if outbound else PHONECALL_RECEIVED
+    if settings.missed_statuscode is not None:
+        state = (state[0], settings.missed_statuscode)
+    return state
+
+
+def _label(call: Call) -> str:
+    if call.direction is Direction.OUTBOUND:
+        return "Outgoing call to" if answered(call) else "Unanswered call to"
+    if call.direction is Direction.INTERNAL:
+        return "Internal call with"
+    return "Incoming call from" if answered(call) else "Missed call from"
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value:.0f} s" if value is not None else "-"
+
+
+def phonecall_body(
+    call: Call,
+    *,
+    config: DynamicsConfig,
+    agent_name: str | None,
+    agent_user: str | None,
+    match: ContactMatch | None,
+    match_count: int,
+    entity_sets: dict[str, str],
+) -> dict[str, Any]:
+    """The phonecall's columns. ``match`` is set only when exactly one record matched the number:
+    with N matches nothing is bound (no regarding, no party) so no call lands on the wrong record.
+    """
+    number = call.remote_number or ""
+    outbound = call.direction is not Direction.INBOUND
+    values = {
+        "label": _label(call), "number": number, "name": match.name if match else "",
+        "agent": agent_name or "", "line": call.line_number or "", "group": call.group or "",
+        "outcome": call.outcome.value if call.outcome else "",
+    }
+    lines = [
+        f"{_label(call)} {number}".strip(),
+        f"Outcome: {values['outcome'] or '-'}",
+        f"Agent: {agent_name or '-'}",
+        f"Line: {call.line_number or '-'}" + (f", group {call.group}" if call.group else ""),
+        f"Waited: {_seconds(call.wait_seconds)}, talked: {_seconds(call.talk_seconds)}",
+    ]
+    if match_count > 1:
+        lines.append(f"{match_count} CRM records share this number; not linked to any of them.")
+    if call.recording_url:
+        lines.append(f"Recording: {call.recording_url}")
+    lines.append(f"ctid call {call.id}")
+    talk = call.talk_seconds or 0
+    body: dict[str, Any] = {
+        "subject": _clip(render(config.phonecall.subject, values) or f"Call {number}", SUBJECT_MAX),
+        "phonenumber": number[:200],
+        "directioncode": outbound,
+        "description": _clip("\n".join(lines), DESCRIPTION_MAX),
+        "actualstart": iso(call.started_at),
+        "actualend": iso(call.ended_at),
+        "actualdurationminutes": math.ceil(talk / 60) if talk > 0 else 0,
+    }
+    parties: list[dict[str, Any]] = []
+    if match is not None:
+        parties.append({
+            f"partyid_{match.entity}@odata.bind": bind(entity_sets[match.entity], match.id),
+            "participationtypemask": PARTY_TO if outbound else PARTY_FROM,
+        })
+        body[f"regardingobjectid_{match.entity}_phonecall@odata.bind"] = bind(entity_sets[match.entity], match.id)
+    if agent_user:
+        parties.append({
+            "partyid_systemuser@odata.bind": bind("systemusers", agent_user),
+            "participationtypemask": PARTY_FROM if outbound else PARTY_TO,
+        })
+        body["ownerid@odata.bind"] = bind("systemusers", agent_user)
+    if parties:
+        body["phonecall_activity_parties"] = parties
+    if config.recording.mode == "url_field" and call.recording_url:
+        body[config.recording.url_field] = call.recording_url  # type: ignore[index]
+    return body
+
+
+def task_body(
+    task: Task,
+    *,
+    config: DynamicsConfig,
+    match: ContactMatch | None,
+    match_count: int,
+    entity_sets: dict[str, str],
+    owner_user: str | None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The callback task's columns; ``ownerid``/regarding only when known (see :func:`phonecall_body`)."""
+    settings = config.callback_task
+    first = task.first_missed_at or now or utcnow()
+    values = {
+        "number": task.number, "name": match.name if match else "", "count": task.missed_count or 1,
+        "first_missed": first.strftime("%Y-%m-%d %H:%M UTC"),
+        "last_missed": (task.last_missed_at or first).strftime("%Y-%m-%d %H:%M UTC"),
+        "group": task.group or "", "line": task.line_number or "",
+    }
+    lines = [
+        f"Call back {task.number}" + (f" ({match.name})" if match else ""),
+        f"Missed calls: {task.missed_count}, first {values['first_missed']}, last {values['last_missed']}",
+    ]
+    if task.group or task.line_number:
+        lines.append(f"Line: {task.line_number or '-'}" + (f", group {task.group}" if task.group else ""))
+    if match_count > 1:
+        lines.append(f"{match_count} CRM records share this number; not linked to any of them.")
+    lines.append(f"ctid task {task.id}")
+    body: dict[str, Any] = {
+        "subject": _clip(render(settings.subject, values) or f"Call back {task.number}", SUBJECT_MAX),
+        "description": _clip("\n".join(lines), DESCRIPTION_MAX),
+        "scheduledend": iso(first + timedelta(hours=settings.due_in)),
+        "prioritycode": settings.priority,
+    }
+    if match is not None:
+        body[f"regardingobjectid_{match.entity}_task@odata.bind"] = bind(entity_sets[match.entity], match.id)
+    if owner_user:
+        body["ownerid@odata.bind"] = bind("systemusers", owner_user)
+    return body
+
+
+def note_body(call: Call, url: str, activity_id: str) -> dict[str, Any]:
+    return {
+        "subject": "Call recording",
+        "notetext": f"Recording of the call ({call.remote_number or 'unknown number'}): {url}",
+        "isdocument": False,
+        "objectid_phonecall@odata.bind": bind("phonecalls", activity_id),
+    }

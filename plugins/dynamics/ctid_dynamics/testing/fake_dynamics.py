@@ -1,0 +1,429 @@
+"""A local fake of the Dynamics 365 Web API plus an Entra ID token endpoint, for tests (quart-trio, ASGI).
+
+It checks requests the way Dynamics does: OData headers, bearer tokens, case-sensitive entity set
+names, ``@odata.bind`` syntax and targets, activity party masks, state/status pairs, read-only
+closed activities, ``If-None-Match``/``If-Match`` semantics, leading-wildcard filters, and answers
+with OData error bodies. Tests can make it throttle (429 + Retry-After), fail (5xx) or go down
+(503 on everything). Records live in memory; every request is recorded for assertions.
+
+Serve it with :func:`serve_fake` (hypercorn on a free port, TLS from a throw-away CA, since msal
+accepts only https authorities).
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import trio
+from quart import Response, request
+from quart_trio import QuartTrio
+
+from .fake_schema import (
+    BAD_PAYLOAD,
+    BAD_QUERY,
+    CLOSED_ACTIVITY,
+    INVALID_STATE,
+    OBJECT_DOES_NOT_EXIST,
+    RESOURCE_NOT_FOUND,
+    THROTTLED_REQUESTS,
+    UNEXPECTED,
+    Entity,
+    FilterParser,
+    ODataError,
+    build_entities,
+    matches,
+)
+
+FORMATTED = "@OData.Community.Display.V1.FormattedValue"
+LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
+PARTY_TARGETS = {"contact": "contacts", "account": "accounts", "lead": "leads", "systemuser": "systemusers"}
+
+
+@dataclass
+class Seen:
+    """One request the fake received under /api/data."""
+
+    method: str
+    path: str  # relative to /api/data/v<version>/
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any = None
+    status: int = 0
+
+
+@dataclass
+class FakeDynamics:
+    """The fake organization. ``url`` is set by :func:`serve_fake`."""
+
+    tenant: str = "contoso-tenant"
+    client_id: str = "ctid-app"
+    client_secret: str = "s3cret"
+    api_version: str = "9.2"
+    extra_columns: dict[str, set[str]] = field(default_factory=dict)
+    url: str = ""
+    records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    seen: list[Seen] = field(default_factory=list)
+    token_requests: int = 0
+    down: bool = False
+
+    def __post_init__(self) -> None:
+        self.entities: dict[str, Entity] = build_entities(self.extra_columns)
+        self.records = {entity_set: {} for entity_set in self.entities}
+        self.tokens: set[str] = set()
+        self._faults: deque[tuple[int, dict[str, str], dict[str, Any]] | None] = deque()
+        self.app_user = self.add_user("ctid application user", domainname="ctid-app@contoso.example")
+        self.app = self._build_app()
+
+    # -- controls --------------------------------------------------------------------------------
+    def throttle(self, times: int = 1, retry_after: int = 1, *, after: int = 0) -> None:
+        """``times`` API requests, after the next ``after`` ones, get 429 with ``Retry-After``."""
+        body = {"error": {"code": THROTTLED_REQUESTS, "message": "Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}
+        self._faults.extend([None] * after)
+        self._faults.extend([(429, {"Retry-After": str(retry_after)}, body)] * times)
+
+    def fail(self, times: int = 1, status: int = 503, retry_after: int | None = None, *, after: int = 0) -> None:
+        """``times`` API requests, after the next ``after`` ones, fail with ``status`` (5xx)."""
+        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
+        body = {"error": {"code": UNEXPECTED, "message": "An unexpected error occurred."}}
+        self._faults.extend([None] * after)
+        self._faults.extend([(status, headers, body)] * times)
+
+    def revoke_tokens(self) -> None:
+        """Make every issued token invalid (as if it expired)."""
+        self.tokens.clear()
+
+    # -- seeding and reading ---------------------------------------------------------------------
+    def _add(self, entity_set: str, values: dict[str, Any]) -> str:
+        entity = self.entities[entity_set]
+        record_id = str(uuid.uuid4())
+        record = {entity.key: record_id, "_ownerid_value": self.app_user if "ownerid" in entity.navigation else None}
+        record.update(values)
+        self.records[entity_set][record_id] = record
+        return record_id
+
+    def add_user(self, fullname: str, *, domainname: str | None = None, email: str | None = None) -> str:
+        return self._add("systemusers", {"fullname": fullname, "domainname": domainname,
+                                         "internalemailaddress": email, "isdisabled": False})
+
+    def add_account(self, name: str, *, owner: str | None = None, **phones: str) -> str:
+        return self._add("accounts", {"name": name, **phones, **({"_ownerid_value": owner} if owner else {})})
+
+    def add_contact(self, fullname: str, *, owner: str | None = None, account: str | None = None, **phones: str) -> str:
+        values: dict[str, Any] = {"fullname": fullname, **phones}
+        if owner:
+            values["_ownerid_value"] = owner
+        if account:
+            values["_parentcustomerid_value"] = account
+        return self._add("contacts", values)
+
+    def add_lead(self, fullname: str, *, companyname: str | None = None, **phones: str) -> str:
+        return self._add("leads", {"fullname": fullname, "companyname": companyname, **phones})
+
+    def api(self, method: str | None = None, prefix: str = "") -> list[Seen]:
+        return [s for s in self.seen if (method is None or s.method == method) and s.path.startswith(prefix)]
+
+    # -- the app ---------------------------------------------------------------------------------
+    def _build_app(self) -> QuartTrio:
+        app = QuartTrio("fake_dynamics")
+        app.add_url_rule("/<tenant>/v2.0/.well-known/openid-configuration", "oidc", self._oidc, methods=["GET"])
+        app.add_url_rule("/<tenant>/oauth2/v2.0/token", "token", self._token, methods=["POST"])
+        app.add_url_rule("/api/data/<version>/", "service", self._api, methods=["GET"], defaults={"rest": ""})
+        app.add_url_rule("/api/data/<version>/<path:rest>", "api", self._api,
+                         methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
+        return app
+
+    @staticmethod
+    def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+        import json
+
+        response = Response(json.dumps(data), status=status, content_type="application/json; odata.metadata=minimal")
+        response.headers["OData-Version"] = "4.0"
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        return response
+
+    async def _oidc(self, tenant: str) -> Response:
+        if tenant != self.tenant:
+            return self._json({"error": "invalid_tenant", "error_description": f"AADSTS90002: Tenant '{tenant}' not found."}, 400)
+        base = request.host_url.rstrip("/")
+        return self._json({
+            "issuer": f"{base}/{tenant}/v2.0",
+            "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
+            "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
+            "jwks_uri": f"{base}/{tenant}/discovery/v2.0/keys",
+            "response_types_supported": ["code", "id_token", "token"],
+        })
+
+    async def _token(self, tenant: str) -> Response:
+        self.token_requests += 1
+        form = await request.form
+        if form.get("grant_type") != "client_credentials":
+            return self._json({"error": "unsupported_grant_type", "error_description": "AADSTS70003: unsupported grant type"}, 400)
+        if form.get("client_id") != self.client_id:
+            return self._json({"error": "unauthorized_client", "error_description":
+                               f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory."}, 400)
+        if form.get("client_secret") != self.client_secret:
+            return self._json({"error": "invalid_client", "error_description":
+                               "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value."}, 401)
+        if form.get("scope") != f"{self.url}/.default":
+            return self._json({"error": "invalid_scope", "error_description":
+                               f"AADSTS500011: The resource principal named {form.get('scope')} was not found in the tenant."}, 400)
+        token = "fake-" + secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return self._json({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+
+    async def _api(self, version: str, rest: str) -> Response:
+        query = dict(parse_qsl(request.query_string.decode("ascii"), keep_blank_values=True))
+        body = None
+        if request.method in ("POST", "PATCH", "PUT"):
+            body = await request.get_json(force=True, silent=True)
+        seen = Seen(request.method, rest, query, {k.lower(): v for k, v in request.headers.items()}, body)
+        self.seen.append(seen)
+        try:
+            status, data, headers = self._handle(version, rest, query, body, seen.headers)
+        except ODataError as exc:
+            status, data, headers = exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers
+        seen.status = status
+        if data is None:
+            response = Response("", status=status)
+            response.headers["OData-Version"] = "4.0"
+            for name, value in headers.items():
+                response.headers[name] = value
+            return response
+        return self._json(data, status, headers)
+
+    def _handle(self, version: str, rest: str, query: dict[str, str], body: Any,
+                headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        if self.down:
+            raise ODataError(503, "", "Service Unavailable")
+        fault = self._faults.popleft() if self._faults else None
+        if fault is not None:
+            status, fault_headers, fault_body = fault
+            raise ODataError(status, fault_body["error"]["code"], fault_body["error"]["message"], fault_headers)
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
+            raise ODataError(401, "", "", {"WWW-Authenticate":
+                             f"Bearer authorization_uri=https://login.microsoftonline.com/{self.tenant}/oauth2/authorize, resource_id={self.url}"})
+        if version != f"v{self.api_version}":
+            raise ODataError(404, RESOURCE_NOT_FOUND, f"Resource not found for the segment '{version}'.")
+        if headers.get("odata-maxversion") != "4.0" or headers.get("odata-version") != "4.0":
+            raise ODataError(400, BAD_QUERY, "OData-MaxVersion and OData-Version must be 4.0.")
+        if "application/json" not in headers.get("accept", ""):
+            raise ODataError(406, BAD_QUERY, "Accept must include application/json.")
+        if body is not None and "application/json" not in headers.get("content-type", ""):
+            raise ODataError(415, BAD_PAYLOAD, "Content-Type must be application/json.")
+        if rest == "":
+            return 200, {"value": [{"name": s, "kind": "EntitySet", "url": s} for s in self.entities]}, {}
+        if rest == "WhoAmI":
+            return 200, {"BusinessUnitId": str(uuid.UUID(int=1)), "UserId": self.app_user,
+                         "OrganizationId": str(uuid.UUID(int=2))}, {}
+        entity_set, _, key = rest.partition("(")
+        if entity_set not in self.entities:
+            raise ODataError(404, RESOURCE_NOT_FOUND, f"Resource not found for the segment '{entity_set}'.")
+        entity = self.entities[entity_set]
+        annotate = 'odata.include-annotations="*"' in headers.get("prefer", "")
+        if key:
+            if not key.endswith(")"):
+                raise ODataError(400, BAD_QUERY, "Bad Request - Error in query syntax.")
+            try:
+                record_id = str(uuid.UUID(key[:-1]))
+            except ValueError:
+                raise ODataError(400, BAD_QUERY, f"Unrecognized 'Edm.Guid' literal '{key[:-1]}'.") from None
+            if request.method == "GET":
+                return 200, self._read(entity, self._get(entity, record_id), query.get("$select"), annotate), {}
+            if request.method == "PATCH":
+                return self._patch(entity, record_id, body, headers)
+            if request.method == "DELETE":
+                self._get(entity, record_id)
+                del self.records[entity_set][record_id]
+                return 204, None, {}
+            raise ODataError(405, BAD_QUERY, f"The HTTP method '{request.method}' is not allowed here.")
+        if request.method == "GET":
+            return 200, self._query(entity, query, annotate), {}
+        if request.method == "POST":
+            record_id = str(uuid.uuid4())
+            if isinstance(body, dict) and body.get(entity.key):
+                record_id = str(uuid.UUID(str(body.pop(entity.key))))
+            self._create(entity, record_id, body)
+            return 204, None, {"OData-EntityId": f"{self.url}/api/data/v{self.api_version}/{entity_set}({record_id})"}
+        raise ODataError(405, BAD_QUERY, f"The HTTP method '{request.method}' is not allowed here.")
+
+    # -- reads -----------------------------------------------------------------------------------
+    def _get(self, entity: Entity, record_id: str) -> dict[str, Any]:
+        record = self.records[entity.entity_set].get(record_id)
+        if record is None:
+            raise ODataError(404, OBJECT_DOES_NOT_EXIST, f"{entity.logical} With Id = {record_id} Does Not Exist")
+        return record
+
+    def _name_of(self, record_id: str | None) -> tuple[str, str] | None:
+        for entity in self.entities.values():
+            record = self.records[entity.entity_set].get(record_id or "")
+            if record is not None:
+                return entity.logical, str(record.get(entity.name_column or "", ""))
+        return None
+
+    def _read(self, entity: Entity, record: dict[str, Any], select: str | None, annotate: bool) -> dict[str, Any]:
+        columns = [c for c in (select or "").split(",") if c] or sorted(entity.readable())
+        out: dict[str, Any] = {"@odata.etag": 'W/"1"'}
+        for column in columns:
+            if column not in entity.readable():
+                raise ODataError(400, BAD_QUERY, f"Could not find a property named '{column}' on type 'Microsoft.Dynamics.CRM.{entity.logical}'.")
+            out[column] = record.get(column)
+            if annotate and column.startswith("_") and column.endswith("_value") and record.get(column):
+                target = self._name_of(record[column])
+                if target:
+                    out[column + LOOKUP_TYPE] = target[0]
+                    out[column + FORMATTED] = target[1]
+        return out
+
+    def _query(self, entity: Entity, query: dict[str, str], annotate: bool) -> dict[str, Any]:
+        unknown = set(query) - {"$select", "$filter", "$top", "$orderby"}
+        if unknown:
+            raise ODataError(400, BAD_QUERY, f"The query parameter '{sorted(unknown)[0]}' is not supported.")
+        node = FilterParser(query["$filter"], entity).parse() if query.get("$filter") else None
+        try:
+            top = int(query.get("$top", "5000"))
+        except ValueError:
+            raise ODataError(400, BAD_QUERY, "Invalid value for $top.") from None
+        rows = [r for r in self.records[entity.entity_set].values() if node is None or matches(node, r)]
+        return {"value": [self._read(entity, r, query.get("$select"), annotate) for r in rows[:top]]}
+
+    # -- writes ----------------------------------------------------------------------------------
+    def _bind(self, entity: Entity, name: str, value: Any) -> tuple[str, str]:
+        """Check one ``nav@odata.bind`` and return (lookup column, target id)."""
+        nav = name[: -len("@odata.bind")]
+        if nav not in entity.navigation:
+            raise ODataError(400, BAD_PAYLOAD, f"An undeclared property '{nav}' which only has property annotations in the payload but no property value was found in the payload.")
+        column, targets = entity.navigation[nav]
+        text = str(value)
+        target_set, _, key = text.lstrip("/").partition("(")
+        try:
+            target_id = str(uuid.UUID(key.rstrip(")")))
+        except ValueError:
+            raise ODataError(400, BAD_PAYLOAD, f"The @odata.bind value '{text}' is not a valid entity reference.") from None
+        if target_set not in targets or not key.endswith(")"):
+            raise ODataError(400, BAD_PAYLOAD, f"'{text}' cannot be bound to '{nav}' (expected {' or '.join(targets)}).")
+        self._get(self.entities[target_set], target_id)
+        return f"_{column}_value", target_id
+
+    def _parties(self, entity: Entity, parties: Any) -> list[dict[str, Any]]:
+        if not isinstance(parties, list):
+            raise ODataError(400, BAD_PAYLOAD, f"{entity.logical}_activity_parties must be a collection.")
+        result = []
+        for party in parties:
+            binds = [k for k in party if k.endswith("@odata.bind")]
+            if len(binds) != 1 or set(party) - {binds[0], "participationtypemask", "addressused"}:
+                raise ODataError(400, BAD_PAYLOAD, f"Invalid activity party {party}.")
+            logical = binds[0][len("partyid_"): -len("@odata.bind")]
+            if not binds[0].startswith("partyid_") or logical not in PARTY_TARGETS:
+                raise ODataError(400, BAD_PAYLOAD, f"Undeclared property '{binds[0]}' on activityparty.")
+            target_set, _, key = str(party[binds[0]]).lstrip("/").partition("(")
+            if target_set != PARTY_TARGETS[logical]:
+                raise ODataError(400, BAD_PAYLOAD, f"'{party[binds[0]]}' cannot be bound to partyid_{logical}.")
+            try:
+                target_id = str(uuid.UUID(key.rstrip(")")))
+            except ValueError:
+                raise ODataError(400, BAD_PAYLOAD, f"Invalid entity reference '{party[binds[0]]}'.") from None
+            self._get(self.entities[target_set], target_id)
+            mask = party.get("participationtypemask")
+            if mask not in (1, 2):  # a phone call has From (1) and To (2) party lists only
+                raise ODataError(400, BAD_PAYLOAD, f"participationtypemask {mask!r} is not valid for a {entity.logical}.")
+            result.append({"partyid": target_id, "entity": logical, "participationtypemask": mask})
+        return result
+
+    def _apply(self, entity: Entity, record: dict[str, Any], body: Any, *, creating: bool) -> None:
+        if not isinstance(body, dict):
+            raise ODataError(400, BAD_PAYLOAD, "The request body must be a JSON object.")
+        changes: dict[str, Any] = {}
+        state = body.get("statecode")
+        status = body.get("statuscode")
+        for name, value in body.items():
+            if name.endswith("@odata.bind"):
+                column, target = self._bind(entity, name, value)
+                changes[column] = target
+            elif name == f"{entity.logical}_activity_parties" and entity.activity:
+                changes["parties"] = self._parties(entity, value)
+            elif name in ("statecode", "statuscode"):
+                continue
+            elif name not in entity.columns:
+                raise ODataError(400, BAD_PAYLOAD, f"The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{entity.logical}'. Make sure to only use property names that are defined by the type or mark the type as open type.")
+            else:
+                changes[name] = value
+        if entity.states and not creating and (state is not None or status is not None):
+            if state is None:
+                raise ODataError(400, INVALID_STATE, "statuscode must be sent together with statecode.")
+            if status is None:
+                status = entity.default_status.get(state)
+            if status not in entity.states.get(state, set()):
+                raise ODataError(400, INVALID_STATE, f"{status} is not a valid status code for state code {entity.logical}State.{state}.")
+            changes["statecode"], changes["statuscode"] = state, status
+        elif not entity.states and state is not None:
+            changes["statecode"] = state
+        record.update(changes)
+
+    def _create(self, entity: Entity, record_id: str, body: Any) -> dict[str, Any]:
+        record: dict[str, Any] = {entity.key: record_id}
+        if "ownerid" in entity.navigation:
+            record["_ownerid_value"] = self.app_user
+        if entity.states:  # statecode on create is ignored: the record starts open
+            record["statecode"], record["statuscode"] = 0, entity.default_status[0]
+        self._apply(entity, record, body, creating=True)
+        self.records[entity.entity_set][record_id] = record
+        return record
+
+    def _patch(self, entity: Entity, record_id: str, body: Any, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        existing = self.records[entity.entity_set].get(record_id)
+        if headers.get("if-none-match") == "*" and existing is not None:
+            raise ODataError(412, "", "A record with matching key values already exists.")
+        if headers.get("if-match") == "*" and existing is None:
+            raise ODataError(404, OBJECT_DOES_NOT_EXIST, f"{entity.logical} With Id = {record_id} Does Not Exist")
+        representation = "return=representation" in headers.get("prefer", "")
+        if existing is None:
+            record = self._create(entity, record_id, body)
+            return (201, self._read(entity, record, None, False), {}) if representation else (204, None, {})
+        if entity.activity and existing.get("statecode", 0) != 0:
+            reopen = isinstance(body, dict) and set(body) <= {"statecode", "statuscode"} and body.get("statecode") == 0
+            if not reopen:
+                raise ODataError(400, CLOSED_ACTIVITY, "Cannot update Closed or Cancelled Activity.")
+        updated = dict(existing)
+        self._apply(entity, updated, body, creating=False)
+        existing.clear()
+        existing.update(updated)
+        return (200, self._read(entity, existing, None, False), {}) if representation else (204, None, {})
+
+
+@asynccontextmanager
+async def serve_fake(fake: FakeDynamics, workdir: Path) -> AsyncIterator[Path]:
+    """Serve ``fake`` over https on 127.0.0.1 (free port); yield the CA file clients must trust."""
+    import trustme
+    from hypercorn.config import Config
+    from hypercorn.trio import serve
+
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    ca_file, cert_file, key_file = workdir / "ca.pem", workdir / "cert.pem", workdir / "key.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    cert.private_key_pem.write_to_path(str(key_file))
+    with cert_file.open("wb") as out:
+        for blob in cert.cert_chain_pems:
+            out.write(blob.bytes())
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.certfile, config.keyfile = str(cert_file), str(key_file)
+    config.accesslog = config.errorlog = None
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(lambda task_status: serve(fake.app, config, shutdown_trigger=stop.wait, task_status=task_status))
+        fake.url = binds[0].rstrip("/")
+        try:
+            yield ca_file
+        finally:
+            stop.set()
