@@ -1,0 +1,410 @@
+"""The MegaFon virtual PBX connector: CRM-API webhooks in, REST v1 / legacy commands out.
+
+Inbound, the PBX posts ``cmd=event|history|contact|rating`` to ``/hooks/<instance>`` with the
+``crm_token`` in the body (reference §3). ``event`` pushes become leg events (ring, answer,
+transfer, leg end), ``history`` the authoritative ``summary``, ``contact`` is answered at once with
+the CRM's name for the caller and the owner's PBX login. Outbound, ctid can click-to-call, switch
+DND, pull history for reconciliation, download recordings and import the PBX's users and groups.
+Hold, transfer and hangup are not offered by this API, so they are not declared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hmac
+import ipaddress
+import logging
+import weakref
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import trio
+from ctid.connector import (
+    Connector,
+    Health,
+    SimulatedRequest,
+    SimulationContext,
+    WebhookRequest,
+    WebhookResult,
+)
+from ctid.errors import CtidError, PBXError, RequestError
+from ctid.model import Call, CallEvent, Capability, Direction, EventKind, Presence, call_id_for, utcnow
+
+from ctid_megafon import simulate as _simulate
+from ctid_megafon.client import MegafonClient, PbxGroup, PbxUserInfo
+from ctid_megafon.config import MegafonConfig
+from ctid_megafon.events import (
+    COMMANDS,
+    REQUIRED,
+    Fields,
+    InvalidParameters,
+    Summary,
+    dial_digits,
+    event_from_push,
+    normalize_phone,
+    parse_body,
+    summary_from_push,
+)
+from ctid_megafon.legs import LegTracker
+from ctid_megafon.recordings import RecordingStore
+
+log = logging.getLogger(__name__)
+
+#: Live connectors, for the ``ctid_agent_status`` hook that mirrors DND (see plugin.py).
+LIVE: weakref.WeakSet[MegafonConnector] = weakref.WeakSet()
+
+
+def _answer(status: int, error: str, message: str) -> WebhookResult:
+    """The PBX's documented error answers (``{"error": "Invalid token"}`` ...) plus our detail."""
+    return WebhookResult(status=status, body={"error": error, "message": message})
+
+
+@dataclass(slots=True)
+class DirectoryImport:
+    """The PBX's users and groups, and the ``agents`` config they suggest."""
+
+    instance: str
+    users: list[PbxUserInfo]
+    groups: list[PbxGroup]
+
+    def suggested_agents(self) -> dict[str, dict[str, Any]]:
+        member_of: dict[str, list[str]] = {}
+        for group in self.groups:
+            for login in group.users:
+                member_of.setdefault(login, []).append(group.name or group.id)
+        agents = {}
+        for user in self.users:
+            entry: dict[str, Any] = {"name": user.name or user.login, "pbx": {self.instance: user.login}}
+            if user.ext:
+                entry["extension"] = user.ext
+            if member_of.get(user.login):
+                entry["groups"] = member_of[user.login]
+            agents[user.login] = entry
+        return agents
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "instance": self.instance,
+            "users": [u.to_json() for u in self.users],
+            "groups": [g.to_json() for g in self.groups],
+            "agents": self.suggested_agents(),
+        }
+
+
+class MegafonConnector(Connector):
+    plugin_name = "megafon"
+    Config = MegafonConfig
+    capabilities = frozenset({Capability.DIAL, Capability.DND, Capability.RECORDINGS, Capability.HISTORY})
+    scenarios = _simulate.SCENARIOS
+    accepts_webhooks = True
+    config: MegafonConfig
+
+    def __init__(self, name, config, services, *, transport: httpx.AsyncBaseTransport | None = None):
+        super().__init__(name, config, services)
+        self._token = config.crm_token.get_secret_value().encode()
+        self._networks = list(config.allowed_networks)
+        self._transport = transport
+        self._client: MegafonClient | None = None
+        self.legs = LegTracker(name, config.settle_seconds)
+        self.recordings = RecordingStore(name, config, services)
+        self._aliases: dict[str, str] = {}  # second_callid -> primary callid (transfers)
+        self._jobs_in, self._jobs_out = trio.open_memory_channel[tuple[float, str, str]](10_000)
+        self._dnd_in, self._dnd_out = trio.open_memory_channel[tuple[str, bool]](1_000)
+        self._wake = trio.Event()
+
+    @property
+    def client(self) -> MegafonClient:
+        if self._client is None:
+            self._client = MegafonClient(self.config, transport=self._transport)
+        return self._client
+
+    async def aclose(self) -> None:
+        LIVE.discard(self)
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+        for channel in (self._jobs_in, self._jobs_out, self._dnd_in, self._dnd_out):
+            channel.close()
+
+    # -- background work -------------------------------------------------------------------------
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Settle window, delayed recording downloads and DND mirroring, until cancelled."""
+        LIVE.add(self)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._settle_loop)
+                nursery.start_soon(self._recording_loop)
+                nursery.start_soon(self._dnd_loop)
+                task_status.started()
+        finally:
+            LIVE.discard(self)
+
+    async def _settle_loop(self) -> None:
+        while True:
+            deadline = self.legs.next_deadline()
+            with trio.move_on_at(deadline if deadline is not None else float("inf")):
+                await self._wake.wait()
+            self._wake = trio.Event()
+            events = self.legs.due(trio.current_time())
+            if events and self.services.events is not None:
+                try:
+                    await self.services.events.submit(events)
+                except CtidError as exc:
+                    log.warning("%s: could not submit settled call ends: %s", self.name, exc)
+
+    async def _recording_loop(self) -> None:
+        async with trio.open_nursery() as nursery:
+            async for due, pbx_call_id, call_id in self._jobs_out:
+                nursery.start_soon(self._fetch_later, due, pbx_call_id, call_id)
+
+    async def _fetch_later(self, due: float, pbx_call_id: str, call_id: str) -> None:
+        await trio.sleep_until(due)
+        try:
+            await self.recordings.fetch(self.client, pbx_call_id, call_id)
+        except CtidError as exc:
+            log.warning("%s: recording of call %s not downloaded: %s", self.name, call_id, exc)
+
+    async def _dnd_loop(self) -> None:
+        async for login, enabled in self._dnd_out:
+            try:
+                await self.set_dnd(login, enabled)
+            except CtidError as exc:
+                log.warning("%s: DND %s for %s not mirrored: %s", self.name, "on" if enabled else "off", login, exc)
+
+    def mirror_presence(self, agent_id: str, status: Presence, previous: str | None) -> bool:
+        """Queue a DND change for the PBX when ``dnd_sync`` is on; True if one was queued."""
+        if not self.config.dnd_sync:
+            return False
+        now_dnd, was_dnd = status is Presence.DND, previous == Presence.DND.value
+        if now_dnd == was_dnd:
+            return False
+        login = self.services.directory.login_for_agent(self.name, agent_id)
+        if not login:
+            return False
+        try:
+            self._dnd_in.send_nowait((login, now_dnd))
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            log.warning("%s: DND queue unavailable; %s not mirrored", self.name, login)
+            return False
+        return True
+
+    # -- inbound ---------------------------------------------------------------------------------
+    def _allowed(self, remote: str | None) -> bool:
+        if not self._networks:
+            return True
+        try:
+            address = ipaddress.ip_address((remote or "").strip("[]"))
+        except ValueError:
+            return False
+        return any(address in network for network in self._networks)
+
+    async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
+        if request.method.upper() not in ("POST", "GET"):
+            result = _answer(405, "Method not allowed", "the CRM URL accepts POST (and GET)")
+            result.headers["allow"] = "POST, GET"
+            return result
+        if not self._allowed(request.remote_addr):
+            return _answer(403, "Forbidden", f"source address {request.remote_addr} is not allowed")
+        try:
+            fields = parse_body(request.method, request.content_type, request.body, request.query)
+        except InvalidParameters as exc:
+            return _answer(400, "Invalid parameters", str(exc))
+        token = (fields.get("crm_token") or "").encode()
+        if not hmac.compare_digest(token, self._token):
+            return _answer(401, "Invalid token", "crm_token is missing or does not match")
+        cmd = (fields.get("cmd") or "").lower()
+        if cmd not in COMMANDS:
+            return _answer(400, "Invalid parameters", f"cmd: expected one of {', '.join(COMMANDS)}")
+        try:
+            if cmd == "contact":
+                return await self._contact(fields, request)
+            if cmd == "event":
+                events = [self._event(fields, request)]
+            elif cmd == "history":
+                events = await self._history_push(fields, request)
+            else:
+                await self._rating(fields)
+                events = []
+        except InvalidParameters as exc:
+            return _answer(400, "Invalid parameters", f"cmd={cmd}: {exc}")
+        return WebhookResult(events=events, status=200, body={})
+
+    def _primary(self, callid: str) -> str:
+        return self._aliases.get(callid, callid)
+
+    def _event(self, fields: Fields, request: WebhookRequest) -> CallEvent:
+        event = event_from_push(self.name, fields, request.received_at, self.services.default_region)
+        primary = self._primary(event.pbx_call_id)
+        if primary != event.pbx_call_id:
+            extra = {**event.extra, "leg_callid": event.pbx_call_id}
+            event = dataclasses.replace(event, pbx_call_id=primary, extra=extra)
+        if event.kind is EventKind.TRANSFER and event.leg_id:
+            self._aliases[event.leg_id] = event.pbx_call_id
+        event = self.legs.observe(event, trio.current_time())
+        self._wake.set()
+        return event
+
+    async def _summary_events(self, summary: Summary, received_at: datetime) -> list[CallEvent]:
+        """A history record as events; records the recording link and plans its download."""
+        event = summary.to_event(self.name, received_at)
+        primary = self._primary(summary.callid)
+        if primary != summary.callid:
+            # The transferred leg's own history: a leg of the primary call, not its summary.
+            event = dataclasses.replace(
+                event,
+                pbx_call_id=primary,
+                kind=EventKind.LEG_END,
+                leg_id=summary.callid,
+                key=f"leg-{event.key}",
+                extra={**event.extra, "leg_callid": summary.callid},
+            )
+        call_id = call_id_for(self.name, event.pbx_call_id)
+        if summary.link:
+            if primary == summary.callid:
+                await self.recordings.remember(summary.callid, call_id, summary.link)
+                self._plan_download(summary.callid, call_id)
+                event = dataclasses.replace(event, recording=self.services.recording_url(call_id))
+            else:
+                event = dataclasses.replace(event, recording=None)
+        event = self.legs.observe(event, trio.current_time())
+        return [event]
+
+    def _plan_download(self, pbx_call_id: str, call_id: str) -> None:
+        due = trio.current_time() + self.config.recording_delay
+        try:
+            self._jobs_in.send_nowait((due, pbx_call_id, call_id))
+        except (trio.WouldBlock, trio.ClosedResourceError):
+            log.info("%s: recording of %s will be fetched on demand", self.name, call_id)
+
+    async def _history_push(self, fields: Fields, request: WebhookRequest) -> list[CallEvent]:
+        summary = summary_from_push(fields, self.services.default_region)
+        return await self._summary_events(summary, request.received_at)
+
+    async def _rating(self, fields: Fields) -> None:
+        fields.require(*REQUIRED["rating"])
+        try:
+            rating = float(fields.get("rating"))  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise InvalidParameters(f"rating: {fields.get('rating')!r} is not a number") from exc
+        callid = self._primary(fields.get("callid"))  # type: ignore[arg-type]
+        try:
+            storage = self.services.storage("megafon")
+        except RuntimeError:
+            log.info("%s: rating %s for call %s not kept (no plugin storage)", self.name, rating, callid)
+            return
+        await storage.put("rating", f"{self.name}:{callid}", {
+            "call_id": call_id_for(self.name, callid), "rating": rating, "user": fields.get("user"),
+            "phone": fields.get("phone"),
+        })
+
+    async def _contact(self, fields: Fields, request: WebhookRequest) -> WebhookResult:
+        """Answer ``contact`` within the budget: ``{"contact_name", "responsible"}`` or ``{}``."""
+        fields.require(*REQUIRED["contact"])
+        callid = fields.get("callid")
+        phone = normalize_phone(fields.get("phone"), self.services.default_region)
+        ring = CallEvent(
+            connector=self.name,
+            pbx_call_id=callid,  # type: ignore[arg-type]
+            kind=EventKind.RING,
+            key=f"contact:{callid}",
+            received_at=request.received_at,
+            direction=Direction.INBOUND,  # the PBX asks only for incoming calls
+            remote_number=phone,
+            line_number=normalize_phone(fields.get("diversion"), self.services.default_region),
+            extra={"state": "CONTACT"},
+        )
+        return WebhookResult(events=[ring], status=200, body=await self._lookup_answer(phone))
+
+    async def _lookup_answer(self, phone: str | None) -> dict[str, Any]:
+        contacts = self.services.contacts
+        if contacts is None or not phone:
+            return {}
+        matches = None
+        with trio.move_on_after(self.config.contact_budget):
+            try:
+                matches = await contacts.lookup(phone, budget=self.config.contact_budget)
+            except CtidError as exc:
+                log.warning("%s: contact lookup failed: %s", self.name, exc)
+        if not matches:
+            return {}
+        answer: dict[str, Any] = {"contact_name": matches[0].name}
+        owners = {m.owner for m in matches if m.owner}
+        if len(owners) == 1:
+            login = self._login_for_owner(owners.pop())
+            if login:
+                answer["responsible"] = login
+        return answer
+
+    def _login_for_owner(self, owner: str) -> str | None:
+        directory = self.services.directory
+        agent_id = owner if directory.get(owner) is not None else directory.agent_for_crm_user(owner)
+        return directory.login_for_agent(self.name, agent_id) if agent_id else None
+
+    # -- reconciliation --------------------------------------------------------------------------
+    async def history(self, since: datetime) -> list[CallEvent]:
+        """``summary`` events for calls that started since ``since`` (REST JSON or legacy CSV)."""
+        now = utcnow()
+        since = since.astimezone(UTC) if since.tzinfo else since.replace(tzinfo=UTC)
+        summaries = await self.client.history(since, now, region=self.services.default_region)
+        events: list[CallEvent] = []
+        for summary in summaries:
+            events.extend(await self._summary_events(summary, now))
+        return events
+
+    # -- commands --------------------------------------------------------------------------------
+    async def dial(self, agent_login: str, number: str) -> str | None:
+        self.require(Capability.DIAL)
+        try:
+            e164 = normalize_phone(number, self.services.default_region)
+            digits = dial_digits(e164 or number)
+        except InvalidParameters as exc:
+            raise RequestError(f"cannot dial {number!r}: {exc}", error_id="bad_number") from exc
+        return await self.client.make_call(agent_login, digits)
+
+    async def set_dnd(self, agent_login: str, enabled: bool) -> None:
+        self.require(Capability.DND)
+        await self.client.set_dnd(agent_login, enabled)
+
+    async def recording(self, call: Call) -> tuple[bytes, str] | None:
+        """The stored recording, else one download attempt (the background job keeps retrying)."""
+        self.require(Capability.RECORDINGS)
+        return await self.recordings.fetch(self.client, call.pbx_call_id, call.id, attempts=1)
+
+    async def import_users(self) -> DirectoryImport:
+        """The PBX's users and groups (for ``ctid check`` and importing agents into the config)."""
+        return DirectoryImport(self.name, await self.client.users(), await self.client.groups())
+
+    async def health(self) -> Health:
+        checks = {"webhook": "crm_token configured; POST the PBX pushes to /hooks/" + self.name}
+        if self._networks:
+            checks["webhook"] += f" from {', '.join(str(n) for n in self._networks)}"
+        ok = True
+        try:
+            users = await self.client.users()
+            checks["api"] = f"API key accepted ({self.config.api_generation}); {len(users)} users readable"
+        except PBXError as exc:
+            ok = False
+            checks["api"] = str(exc)
+        if ok:
+            try:
+                now = utcnow()
+                await self.client.history(now - timedelta(hours=1), now)
+                checks["history"] = "history pull works (reconciliation on)"
+            except PBXError as exc:
+                if exc.code == "501":
+                    checks["history"] = "history export is disabled on this tenant (501): no reconciliation"
+                else:
+                    ok = False
+                    checks["history"] = str(exc)
+        detail = "ok" if ok else "MegaFon API unusable: " + checks.get("api", "")
+        if ok and "disabled" in checks.get("history", ""):
+            detail = "ok (history export disabled by the tenant)"
+        return Health(ok=ok, detail=detail, checks=checks)
+
+    # -- simulation ------------------------------------------------------------------------------
+    def simulate(self, scenario: str, context: SimulationContext) -> list[SimulatedRequest]:
+        return _simulate.simulate(
+            self.name, scenario, context, crm_token=self._token.decode(), recording_base=self.config.api_url
+        )

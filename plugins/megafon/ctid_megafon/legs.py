@@ -1,0 +1,122 @@
+"""Per-call leg bookkeeping for MegaFon's timestamp-less, racing ``event`` pushes.
+
+MegaFon sends one ``event`` per leg without a time, over concurrent HTTP requests, so a leg's
+``CANCELLED`` can arrive before its ``INCOMING`` (reference §6.1). The core orders such events by
+receipt time; :class:`LegTracker` keeps each leg's own order right by moving a late, earlier-stage
+event (RING after the leg's LEG_END, say) to just before the event that overtook it.
+
+It also runs the settle window: once every known leg of a call has ended and neither a new leg nor
+``history`` came for ``settle_seconds``, the call is closed with a synthetic ``end`` event (outcome
+from the legs). ``history``, when it comes, stays authoritative and corrects it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from ctid.model import CallEvent, Direction, EventKind, Outcome, utcnow
+
+_RANK = {EventKind.RING: 0, EventKind.ANSWER: 1, EventKind.TRANSFER: 2, EventKind.LEG_END: 3}
+_NUDGE = timedelta(milliseconds=1)
+
+
+@dataclass(slots=True)
+class _Call:
+    direction: Direction | None = None
+    remote: str | None = None
+    line: str | None = None
+    legs: dict[str, dict[int, datetime]] = field(default_factory=dict)  # leg -> rank -> received_at
+    answered_by: str | None = None
+    last_end: datetime | None = None
+    settle_at: float | None = None  # trio clock deadline
+    done: bool = False  # history seen or end emitted
+
+    def open_legs(self) -> int:
+        return sum(1 for ranks in self.legs.values() if 3 not in ranks)
+
+
+class LegTracker:
+    """Remembers recent calls' legs (bounded) for ordering and for the settle window."""
+
+    def __init__(self, connector: str, settle_seconds: float, *, max_calls: int = 20_000):
+        self.connector = connector
+        self.settle_seconds = settle_seconds
+        self.max_calls = max_calls
+        self._calls: OrderedDict[str, _Call] = OrderedDict()
+
+    def _call(self, pbx_call_id: str) -> _Call:
+        call = self._calls.get(pbx_call_id)
+        if call is None:
+            call = self._calls[pbx_call_id] = _Call()
+            while len(self._calls) > self.max_calls:
+                self._calls.popitem(last=False)
+        else:
+            self._calls.move_to_end(pbx_call_id)
+        return call
+
+    def observe(self, event: CallEvent, now: float) -> CallEvent:
+        """Record a leg event; return it, moved before any later-stage event of its leg already seen."""
+        call = self._call(event.pbx_call_id)
+        call.direction = call.direction or event.direction
+        call.remote = call.remote or event.remote_number
+        call.line = call.line or event.line_number
+        if event.kind is EventKind.SUMMARY:
+            call.done = True
+            call.settle_at = None
+            return event
+        rank = _RANK.get(event.kind)
+        leg = event.agent_login or (event.extra.get("pbx_user") if event.extra else None)
+        if rank is None or leg is None:
+            return event
+        ranks = call.legs.setdefault(leg, {})
+        later = [at for r, at in ranks.items() if r > rank]
+        if later and min(later) <= event.received_at:
+            event = dataclasses.replace(event, received_at=min(later) - _NUDGE)
+        ranks.setdefault(rank, event.received_at)
+        if event.kind is EventKind.ANSWER and event.agent_login:
+            call.answered_by = event.agent_login
+        if event.kind is EventKind.LEG_END:
+            if call.last_end is None or event.received_at > call.last_end:
+                call.last_end = event.received_at
+        if not call.done:
+            call.settle_at = now + self.settle_seconds if call.open_legs() == 0 else None
+        return event
+
+    def next_deadline(self) -> float | None:
+        deadlines = [c.settle_at for c in self._calls.values() if c.settle_at is not None]
+        return min(deadlines) if deadlines else None
+
+    def due(self, now: float) -> list[CallEvent]:
+        """``end`` events for calls whose legs have all been quiet for the settle window."""
+        out = []
+        for pbx_call_id, call in list(self._calls.items()):
+            if call.done or call.settle_at is None or call.settle_at > now:
+                continue
+            call.done = True
+            call.settle_at = None
+            if call.answered_by:
+                outcome = Outcome.ANSWERED
+            elif call.direction is Direction.OUTBOUND:
+                outcome = Outcome.NO_ANSWER
+            else:
+                outcome = Outcome.MISSED
+            out.append(
+                CallEvent(
+                    connector=self.connector,
+                    pbx_call_id=pbx_call_id,
+                    kind=EventKind.END,
+                    key=f"settle:{pbx_call_id}",
+                    at=None,
+                    received_at=call.last_end or utcnow(),
+                    direction=call.direction,
+                    remote_number=call.remote,
+                    line_number=call.line,
+                    agent_login=call.answered_by,
+                    outcome=outcome,
+                    extra={"source": "settle", "settle_seconds": self.settle_seconds},
+                )
+            )
+        return out

@@ -1,0 +1,114 @@
+"""Call recordings of a MegaFon instance: remembered links, delayed download with retries, local files.
+
+``history`` names the recording by a PBX link that is a capability URL and may not exist yet when
+the push arrives (reference §6.4-5). ctid keeps the link to itself (plugin storage, kind
+``recording``), downloads the file after ``recording_delay`` with ``recording_retries`` further
+attempts ``recording_retry_interval`` apart, and stores it under
+``<data_dir>/<recordings_dir>/<instance>/<call id>.<ext>``. Users only ever see ctid's URL.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+from ctid.errors import PBXError
+
+if TYPE_CHECKING:
+    from ctid.services import Services
+
+    from ctid_megafon.client import MegafonClient
+    from ctid_megafon.config import MegafonConfig
+
+log = logging.getLogger(__name__)
+
+_EXT = {"audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/ogg": ".ogg"}
+_MEDIA = {ext: media for media, ext in reversed(_EXT.items())}
+
+
+class RecordingStore:
+    """Links and files of one connector instance's recordings."""
+
+    def __init__(self, instance: str, config: MegafonConfig, services: Services):
+        self.instance = instance
+        self.config = config
+        self.services = services
+        self.directory = Path(services.data_dir) / config.recordings_dir / instance
+        self._links: dict[str, str] = {}  # pbx call id -> link, when plugin storage is unavailable
+
+    def _storage(self):
+        try:
+            return self.services.storage("megafon")
+        except RuntimeError:
+            return None
+
+    async def remember(self, pbx_call_id: str, call_id: str, link: str) -> None:
+        self._links[pbx_call_id] = link
+        storage = self._storage()
+        if storage is not None:
+            await storage.put("recording", f"{self.instance}:{pbx_call_id}", {"link": link, "call_id": call_id})
+
+    async def link(self, pbx_call_id: str) -> str | None:
+        if pbx_call_id in self._links:
+            return self._links[pbx_call_id]
+        storage = self._storage()
+        if storage is None:
+            return None
+        record = await storage.get("recording", f"{self.instance}:{pbx_call_id}")
+        return record.get("link") if record else None
+
+    # -- files -----------------------------------------------------------------------------------
+    def path_for(self, call_id: str, media: str) -> Path:
+        return self.directory / f"{call_id}{_EXT.get(media, '.mp3')}"
+
+    async def load(self, call_id: str) -> tuple[bytes, str] | None:
+        for ext, media in _MEDIA.items():
+            path = trio.Path(self.directory / f"{call_id}{ext}")
+            if await path.exists():
+                return await path.read_bytes(), media
+        return None
+
+    async def save(self, call_id: str, data: bytes, media: str) -> Path:
+        path = self.path_for(call_id, media)
+        await trio.Path(path.parent).mkdir(parents=True, exist_ok=True)
+        partial = trio.Path(path.with_suffix(path.suffix + ".part"))
+        await partial.write_bytes(data)
+        await partial.replace(path)  # atomic: readers never see a half-written file
+        return path
+
+    # -- download --------------------------------------------------------------------------------
+    async def fetch(
+        self, client: MegafonClient, pbx_call_id: str, call_id: str, *, attempts: int | None = None
+    ) -> tuple[bytes, str] | None:
+        """The recording from disk, else downloaded (and stored), trying ``attempts`` times.
+
+        A 404 (not written yet) or a retryable PBX failure waits ``recording_retry_interval`` (or
+        the PBX's ``Retry-After``) and tries again; None when the file never appeared.
+        """
+        stored = await self.load(call_id)
+        if stored is not None:
+            return stored
+        link = await self.link(pbx_call_id)
+        if link is None:
+            return None
+        total = attempts if attempts is not None else 1 + self.config.recording_retries
+        for attempt in range(1, total + 1):
+            wait = self.config.recording_retry_interval
+            try:
+                result = await client.download(link)
+            except PBXError as exc:
+                if not exc.retryable or attempt == total:
+                    raise
+                log.info("recording of %s: attempt %d failed: %s", call_id, attempt, exc)
+                wait = exc.retry_after if exc.retry_after is not None else wait
+                result = None
+            if result is not None:
+                data, media = result
+                await self.save(call_id, data, media)
+                return data, media
+            if attempt < total:
+                await trio.sleep(wait)
+        log.info("recording of %s: not available after %d attempts", call_id, total)
+        return None

@@ -1,0 +1,1 @@
+"""Test helpers for the MegaFon connector: the fake tenant server (``fake_server``)."""
