@@ -74,8 +74,7 @@ class Hub:
         self.connections: dict[str, HubConnection] = {}
         self._groups: dict[str, set[HubConnection]] = {}
         self._shutting_down = False
-        self._idle = trio.Event()
-        self._idle.set()
+        self._changed = trio.Event()
         self.sent = 0
 
     # -- HTTP / WebSocket endpoints ---------------------------------------------------------
@@ -142,7 +141,6 @@ class Hub:
         await websocket.accept()
         conn = HubConnection(websocket, principal, connection_id, self.backend, self.settings, on_ready=self._join)
         self.connections[connection_id] = conn
-        self._idle = trio.Event()
         try:
             await conn.serve()
         finally:
@@ -163,8 +161,7 @@ class Hub:
                 members.discard(conn)
                 if not members:
                     del self._groups[group]
-        if not self.connections:
-            self._idle.set()
+        self._changed.set()
 
     def _deliver_local(self, groups: list[str] | set[str], text: str) -> int:
         targets: set[HubConnection] = set()
@@ -220,15 +217,19 @@ class Hub:
                 except (ValueError, KeyError, TypeError):
                     log.warning("hub: ignoring a malformed backplane message (%d bytes)", len(data))
 
-    async def close_all(self, allow_reconnect: bool = True, *, grace: float = 5.0) -> None:
+    async def close_all(self, allow_reconnect: bool = True, *, grace: float = 5.0, refuse_new: bool = True) -> None:
         """Graceful shutdown: send Close (``allowReconnect`` so clients come back to another
-        instance or after the restart), refuse new connections, wait up to ``grace`` seconds."""
-        self._shutting_down = True
-        for conn in list(self.connections.values()):
+        instance or after the restart), refuse new connections (503) unless ``refuse_new`` is
+        false, and wait up to ``grace`` seconds for the connections to end."""
+        self._shutting_down = refuse_new
+        closing = list(self.connections.values())
+        for conn in closing:
             conn.close("Server is restarting." if allow_reconnect else "Server is shutting down.",
                        allow_reconnect=allow_reconnect)
         with trio.move_on_after(grace):
-            await self._idle.wait()
+            while any(conn.connection_id in self.connections for conn in closing):
+                self._changed = trio.Event()
+                await self._changed.wait()
 
     def health(self) -> dict[str, Any]:
         return {
