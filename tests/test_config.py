@@ -156,6 +156,30 @@ def test_duplicate_key(tmp_path: Path, pm: CtidPluginManager) -> None:
     assert str(error_of(path, pm)) == f"{path}:16: server: duplicate key 'server' (first at line 1)"
 
 
+def test_yaml_oddities(tmp_path: Path, pm: CtidPluginManager) -> None:
+    path = tmp_path / "ctid.yaml"
+    write(path, "agents:\n  a: &a {name: A, groups: [*a]}\n")
+    assert (
+        str(error_of(path, pm))
+        == f"{path}:2: agents.a.groups.0: an alias refers to the node that contains it"
+    )
+    write(path, "agents:\n  on: {name: A}\n")
+    assert "mapping keys must be strings, got True" in str(error_of(path, pm))
+    write(path, "x: !!python/object/apply:os.system [echo]\n")
+    assert str(error_of(path, pm)).startswith(f"{path}:1: invalid YAML: could not determine a constructor")
+    bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    bomb += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 7)]
+    write(path, "\n".join(bomb) + "\n")
+    assert "more than 100000 values" in str(error_of(path, pm))
+    # anchors, aliases and merge keys work; top-level x-... keys are ignored (a place for anchors)
+    write(path, "x-agent: &agent {groups: [sales]}\nagents:\n  a:\n    <<: *agent\n    name: [A]\n")
+    assert str(error_of(path, pm)) == f"{path}:5: agents.a.name: Input should be a valid string"
+    write(path, "x-agent: &agent {groups: [sales]}\nagents:\n  a:\n    <<: *agent\n    name: A\n")
+    assert load_config(path, pm).core.agents["a"].groups == ["sales"]
+    write(path, "y-agent: 1\n")
+    assert str(error_of(path, pm)) == f"{path}:1: y-agent: unknown key (did you mean 'agents'?)"
+
+
 def test_environment_substitution(
     tmp_path: Path, pm: CtidPluginManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,6 +13,8 @@ validated too. Every problem raises :class:`ctid.errors.ConfigError` whose one-l
 ``file.yaml:12: agents.alice.extension: Input should be a valid string``; a needed plugin that
 failed to load raises :class:`ctid.errors.PluginLoadError`.
 
+Top-level keys starting with ``x-`` are ignored: a place to define YAML anchors for reuse.
+
 Relative paths inside the configuration (``data_dir``, ``sqlite:///var/ctid.db``, ``${file:...}``)
 are relative to the **current working directory** of the process, not to the file's directory:
 run ctid from the deployment directory (the systemd unit's ``WorkingDirectory``) or use absolute
@@ -106,6 +108,8 @@ def _build(
     sources: list[Path],
     base_dir: Path | None = None,
 ) -> Settings:
+    # top-level ``x-...`` keys are ignored (a place for YAML anchors, as in docker compose files)
+    data = {key: value for key, value in data.items() if not str(key).startswith("x-")}
     core = _validate(CtidConfig, data, lines, "")
     _check_password_hashes(core, lines)
     if pm is None:

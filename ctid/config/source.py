@@ -31,6 +31,9 @@ from ctid.errors import ConfigError
 #: Override files are read from this directory next to the main file, in sorted order.
 CONF_D = "conf.d"
 
+#: Most values one file may expand to (protects against alias bombs).
+MAX_NODES = 100_000
+
 _TOKEN = re.compile(r"\$(?P<escape>\$)?\{(?P<body>[^}]*)\}|\$\{")
 _VAR = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::-(?P<default>.*))?$", re.DOTALL)
 
@@ -74,8 +77,18 @@ def _record_lines(
     loader: yaml.SafeLoader, node: yaml.Node, path: str, display: str, lines: dict[str, str], stack: set[int]
 ) -> None:
     """Walk the composed node tree, recording ``path -> file:line`` (mapping keys at the key's line)."""
-    if id(node) in stack:  # a recursive alias
-        return
+    if id(node) in stack:
+        raise ConfigError(
+            "an alias refers to the node that contains it",
+            path=path,
+            source=f"{display}:{node.start_mark.line + 1}",
+        )
+    if len(lines) > MAX_NODES:
+        raise ConfigError(
+            f"more than {MAX_NODES} values (aliases expanding too much?)",
+            path=path,
+            source=f"{display}:{node.start_mark.line + 1}",
+        )
     stack.add(id(node))
     if isinstance(node, yaml.MappingNode):
         loader.flatten_mapping(node)  # resolve ``<<`` merge keys the way construction will
@@ -85,7 +98,7 @@ def _record_lines(
             line = key_node.start_mark.line + 1
             if not isinstance(key, (str, int, float)) or isinstance(key, bool):
                 raise ConfigError(
-                    f"mapping keys must be strings, got {key!r} (quote it)",
+                    f"mapping keys must be strings, got {key!r} (quote the key: YAML reads on/off/yes/no as booleans)",
                     path=path,
                     source=f"{display}:{line}",
                 )
