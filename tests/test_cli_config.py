@@ -117,6 +117,7 @@ def test_show_redacts_yaml_and_json(app: typer.Typer, env: None, config: Path) -
     assert shown.exit_code == 0, shown.output
     for secret in SECRETS:
         assert secret not in shown.output
+    assert shown.stdout.startswith(f"# effective configuration from {config} (defaults included")
     data = yaml.safe_load(shown.stdout)
     assert data["connectors"]["office"]["secret"] == "***"
     assert data["connectors"]["office"]["signature_header"] == "X-Ctid-Signature"  # defaults are shown

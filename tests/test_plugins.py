@@ -154,6 +154,22 @@ def test_ensure_enabled_ok(fixture_path: None) -> None:
     assert "'broken-pbx': RuntimeError" in message and "'garbage':" in message and "\n" not in message
 
 
+def test_disabled_instance_of_a_failed_plugin_loads_with_a_warning(fixture_path: None) -> None:
+    pm = get_plugin_manager()
+    data = {
+        "connectors": {"old": {"plugin": "broken-pbx", "enabled": False, "host": "pbx.local", "token": "t"}}
+    }
+    settings = load_config_dict(data, pm)
+    assert settings.enabled_connectors() == {}
+    assert settings.connectors["old"].plugin == "broken-pbx" and "old" not in settings.connector_types
+    assert settings.warnings == [
+        "connectors.old: disabled, and its plugin 'broken-pbx' is unavailable; not validated"
+    ]
+    data["connectors"]["old"]["enabled"] = True
+    with pytest.raises(PluginLoadError):
+        load_config_dict(data, pm)
+
+
 def test_unknown_plugin_without_failures_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CTID_LOAD_PLUGINS", "")
     pm = get_plugin_manager()

@@ -69,6 +69,8 @@ def show(
     if as_json:
         typer.echo(json.dumps(data, indent=2))
     else:
+        files = ", ".join(str(source) for source in settings.sources)
+        typer.echo(f"# effective configuration from {files} (defaults included, secrets shown as ***)")
         typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True).rstrip("\n"))
 
 
