@@ -245,13 +245,11 @@ class CtidPluginManager(pluggy.PluginManager):
             config = config.core
         connectors, crms = self._collect()
         for instance, raw in config.connectors.items():
-            if not isinstance(raw.get("plugin"), str):
-                raise ConfigError("Field required", path=f"connectors.{instance}.plugin")
+            _require_name(raw, f"connectors.{instance}.plugin")
             enabled = _truthy(raw.get("enabled", True))
             self._ensure_one(raw["plugin"], connectors, f"connectors.{instance}.plugin", "connector", enabled)
         if config.crm is not None:
-            if not isinstance(config.crm.get("plugin"), str):
-                raise ConfigError("Field required", path="crm.plugin")
+            _require_name(config.crm, "crm.plugin")
             self._ensure_one(config.crm["plugin"], crms, "crm.plugin", "CRM", True)
 
     def _ensure_one(
@@ -293,6 +291,13 @@ class CtidPluginManager(pluggy.PluginManager):
             }
         ]
         return matching or list(self.failures)
+
+
+def _require_name(section: dict[str, Any], path: str) -> None:
+    if "plugin" not in section:
+        raise ConfigError("missing required key (the name of the plugin to use)", path=path)
+    if not isinstance(section["plugin"], str) or not section["plugin"]:
+        raise ConfigError("must be the name of a plugin (see `ctid plugins --all`)", path=path)
 
 
 def _truthy(value: Any) -> bool:

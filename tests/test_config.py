@@ -313,7 +313,13 @@ def test_unknown_connector_plugin(tmp_path: Path, pm: CtidPluginManager) -> None
         f"{path}:13: connectors.pbx1.plugin: unknown connector plugin 'fixture-pbz' (installed: fixture-pbx)"
     )
     path = write(tmp_path / "ctid.yaml", BASE.replace("    plugin: fixture-pbx\n", ""))
-    assert str(error_of(path, pm)) == f"{path}:12: connectors.pbx1.plugin: Field required"
+    assert str(error_of(path, pm)) == (
+        f"{path}:12: connectors.pbx1.plugin: missing required key (the name of the plugin to use)"
+    )
+    path = write(tmp_path / "ctid.yaml", BASE.replace("plugin: fixture-pbx", "plugin: [fixture-pbx]"))
+    assert str(error_of(path, pm)) == (
+        f"{path}:13: connectors.pbx1.plugin: must be the name of a plugin (see `ctid plugins --all`)"
+    )
 
 
 def test_crm_section(tmp_path: Path, pm: CtidPluginManager) -> None:
