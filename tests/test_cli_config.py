@@ -85,7 +85,9 @@ def test_check_counts_conf_d_files(app: typer.Typer, env: None, config: Path) ->
     (config.parent / "conf.d").mkdir()
     (config.parent / "conf.d" / "local.yaml").write_text("log:\n  level: debug\n")
     result = CliRunner().invoke(app, ["config", "check", str(config)])
-    assert result.stdout == f"ok: {config} (2 agents, 1 connectors, crm: directory, 1 conf.d file)\n"
+    assert result.stdout == (
+        f"ok: {config} (2 agents, 1 connectors, crm: directory)\nmerged: {config.parent / 'conf.d' / 'local.yaml'}\n"
+    )
 
 
 def test_check_error_is_one_line_exit_2(app: typer.Typer, env: None, config: Path) -> None:

@@ -45,11 +45,9 @@ def check(path: Path = _FILE) -> None:
     settings, _ = _load(path)
     core = settings.core
     crm = core.crm["plugin"] if core.crm else "none"
-    overrides = len(settings.sources) - 1
-    extra = f", {overrides} conf.d file{'s' if overrides != 1 else ''}" if overrides else ""
-    typer.echo(
-        f"ok: {path} ({len(core.agents)} agents, {len(settings.connectors)} connectors, crm: {crm}{extra})"
-    )
+    typer.echo(f"ok: {path} ({len(core.agents)} agents, {len(settings.connectors)} connectors, crm: {crm})")
+    if len(settings.sources) > 1:
+        typer.echo("merged: " + ", ".join(str(source) for source in settings.sources[1:]))
 
 
 @config_app.command("show")
