@@ -12,7 +12,6 @@ from typing import Any
 from urllib.parse import quote
 
 import trio
-
 from ctid.connector import Health
 from ctid.crm import ContactMatch, CRMAdapter
 from ctid.errors import CRMError
@@ -41,6 +40,7 @@ class DynamicsAdapter(CRMAdapter):
         self.client = DynamicsClient(config, transport=transport)
         self._users: dict[str, str | None] = {}  # crm_user (email / DOMAIN\\user) -> systemuserid
         self._user_agents: dict[str, str] = {}  # systemuserid -> agent id, for resolved names
+        self._users_lock = trio.Lock()
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -72,29 +72,48 @@ class DynamicsAdapter(CRMAdapter):
                 return agent_id
         return self._user_agents.get(user_id.lower())
 
+    async def _resolve_users(self) -> None:
+        """Map the directory's non-GUID ``crm_user`` values (e-mail, UPN, ``DOMAIN\\user``) to
+        systemuserids with one query, once; GUIDs need no query."""
+        pending = sorted({
+            agent.crm_user.strip() for agent in self.services.directory.agents()
+            if agent.crm_user and not payloads.is_guid(agent.crm_user) and agent.crm_user.strip() not in self._users
+        })
+        if not pending:
+            return
+        async with self._users_lock:
+            pending = [name for name in pending if name not in self._users]
+            if not pending:
+                return
+            clauses = [f"{column} eq {odata_quote(name)}" for name in pending
+                       for column in ("domainname", "internalemailaddress")]
+            data = await self.client.get_json("systemusers", {
+                "$select": "systemuserid,domainname,internalemailaddress", "$filter": " or ".join(clauses),
+            })
+            rows = data.get("value", [])
+            for name in pending:
+                ids = {str(row["systemuserid"]).lower() for row in rows
+                       if name.lower() in (str(row.get("domainname") or "").lower(),
+                                           str(row.get("internalemailaddress") or "").lower())}
+                if len(ids) != 1:
+                    log.warning("crm_user %r matches %d Dynamics users; calls are not bound to it", name, len(ids))
+                self._users[name] = ids.pop() if len(ids) == 1 else None
+            for agent in self.services.directory.agents():
+                user_id = self._users.get((agent.crm_user or "").strip())
+                if user_id:
+                    self._user_agents[user_id] = agent.id
+
     async def _user_id(self, agent: Agent | None) -> str | None:
         """The agent's systemuserid: ``crm_user`` itself when it is a GUID, else resolved by
-        ``domainname`` / ``internalemailaddress`` once and remembered."""
+        ``domainname`` / ``internalemailaddress``."""
         if agent is None or not agent.crm_user:
             return None
         crm_user = agent.crm_user.strip()
         if payloads.is_guid(crm_user):
             return crm_user.strip("{}").lower()
         if crm_user not in self._users:
-            quoted = odata_quote(crm_user)
-            data = await self.client.get_json("systemusers", {
-                "$select": "systemuserid",
-                "$filter": f"domainname eq {quoted} or internalemailaddress eq {quoted}",
-                "$top": "2",
-            })
-            rows = data.get("value", [])
-            user_id = rows[0]["systemuserid"].lower() if len(rows) == 1 else None
-            if user_id is None:
-                log.warning("agent %s: crm_user %r matches %d Dynamics users; not bound", agent.id, crm_user, len(rows))
-            else:
-                self._user_agents[user_id] = agent.id
-            self._users[crm_user] = user_id
-        return self._users[crm_user]
+            await self._resolve_users()
+        return self._users.get(crm_user)
 
     # -- lookup ----------------------------------------------------------------------------------
     async def lookup(self, phone: str) -> list[ContactMatch]:
@@ -102,6 +121,10 @@ class DynamicsAdapter(CRMAdapter):
         values = variants(phone, self.region)
         if not values:
             return []
+        try:
+            await self._resolve_users()  # once: owners are reported as agent ids
+        except CRMError as exc:
+            log.warning("cannot map Dynamics users to agents yet: %s", exc)
         found: dict[str, list[ContactMatch]] = {}
         errors: list[CRMError] = []
 

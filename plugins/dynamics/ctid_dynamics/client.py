@@ -17,7 +17,6 @@ from urllib.parse import quote
 
 import httpx
 import trio
-
 from ctid.errors import CRMError
 
 from .config import ADFSAuth, ClientCredentialsAuth, DynamicsConfig, NTLMAuth
@@ -85,6 +84,7 @@ class TokenSource:
         self._config = config
         self._auth: ClientCredentialsAuth | ADFSAuth = config.auth  # type: ignore[assignment]
         self._app: Any = None
+        self._session: Any = None
         self._lock = trio.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
@@ -106,6 +106,7 @@ class TokenSource:
         if self._config.ca_bundle:
             session.trust_env = False  # else REQUESTS_CA_BUNDLE would override our CA
             session.verify = str(self._config.ca_bundle)
+        self._session = session
         return session
 
     def _build_app(self) -> Any:
@@ -187,13 +188,20 @@ class TokenSource:
             self._expires_at = time.time() + float(result.get("expires_in") or 3600)
             return self._token
 
-    async def invalidate(self) -> None:
-        """Forget the token (Dynamics refused it): the next call fetches a fresh one."""
+    async def invalidate(self, refused: str) -> None:
+        """Forget ``refused`` (Dynamics answered 401 to it) so the next call fetches a fresh token.
+        Several requests refused at once cause one refresh, not one each."""
         async with self._lock:
+            if self._token != refused:
+                return
             self._token = None
             app = self._app
             if app is not None and hasattr(app, "remove_tokens_for_client"):
                 await trio.to_thread.run_sync(app.remove_tokens_for_client)
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
 
 
 class DynamicsClient:
@@ -225,6 +233,8 @@ class DynamicsClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self.tokens is not None:
+            self.tokens.close()
 
     def url(self, path: str, params: Mapping[str, str] | None = None) -> str:
         url = f"{self.base}/{path.lstrip('/')}"
@@ -247,8 +257,10 @@ class DynamicsClient:
                 sent_headers = dict(headers or {})
                 if method == "GET":
                     sent_headers.setdefault("If-None-Match", "null")
+                token = None
                 if self.tokens is not None:
-                    sent_headers["Authorization"] = f"Bearer {await self.tokens.token()}"
+                    token = await self.tokens.token()
+                    sent_headers["Authorization"] = f"Bearer {token}"
                 try:
                     self.sent += 1
                     response = await self._http.request(method, url, json=json, headers=sent_headers)
@@ -262,9 +274,9 @@ class DynamicsClient:
                         f"cannot reach Dynamics at {self.config.url}: {type(exc).__name__}: {exc}",
                         error_id="crm_unreachable",
                     ) from exc
-                if response.status_code == 401 and self.tokens is not None and attempt == 1:
+                if response.status_code == 401 and self.tokens is not None and token and attempt == 1:
                     log.info("Dynamics refused the token on %s; fetching a new one", what)
-                    await self.tokens.invalidate()
+                    await self.tokens.invalidate(token)
                     continue
                 return response
         raise AssertionError("unreachable")  # pragma: no cover

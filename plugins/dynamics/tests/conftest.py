@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-
 from ctid.model import Agent, Call, CallState, Direction, Outcome, Task, call_id_for, task_id_for
 from ctid.services import Services
+
 from ctid_dynamics.adapter import DynamicsAdapter
 from ctid_dynamics.config import DynamicsConfig
 from ctid_dynamics.testing.fake_dynamics import FakeDynamics, serve_fake

@@ -419,6 +419,7 @@ async def serve_fake(fake: FakeDynamics, workdir: Path) -> AsyncIterator[Path]:
     config.bind = ["127.0.0.1:0"]
     config.certfile, config.keyfile = str(cert_file), str(key_file)
     config.accesslog = config.errorlog = None
+    config.graceful_timeout = 0.2
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(lambda task_status: serve(fake.app, config, shutdown_trigger=stop.wait, task_status=task_status))

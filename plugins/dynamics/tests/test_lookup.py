@@ -1,0 +1,97 @@
+"""Screen-pop lookups: exact variants across entities, 0/1/N matches, record and new-contact URLs, tokens."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from ctid.errors import CRMError
+
+
+async def test_known_caller_gets_the_contact_card(adapter, world, fake):
+    [match] = await adapter.lookup("+74951234567")
+    assert match.entity == "contact"
+    assert match.id == world.jane
+    assert match.name == "Jane Doe"
+    assert match.company == "Acme Ltd"  # formatted value of parentcustomerid
+    assert match.owner == "bob"  # Bob's crm_user is his e-mail; resolved once to his systemuserid
+    assert match.url == f"{fake.url}/main.aspx?etn=contact&id={world.jane}&pagetype=entityrecord"
+    assert match.phones == ["8 (495) 123-45-67"]
+    assert match.extra["owner_crm_id"] == world.bob_user
+
+
+async def test_lookup_is_one_get_per_entity_set_and_never_a_wildcard(adapter, world, fake):
+    await adapter.lookup("+74951234567")  # warm-up: token, connection
+    before = len(fake.seen)
+    tokens = fake.token_requests
+    await adapter.lookup("84951234567")
+    lookups = fake.seen[before:]
+    assert sorted(s.path for s in lookups) == ["accounts", "contacts", "leads"]
+    assert fake.token_requests == tokens == 1
+    for seen in lookups:
+        assert seen.method == "GET"
+        assert "contains(" not in seen.query["$filter"] and "endswith(" not in seen.query["$filter"]
+        assert seen.query["$top"] == "5"
+        assert "'+74951234567'" in seen.query["$filter"]  # '+' arrived as '+', so it was sent as %2B
+        assert seen.headers["odata-version"] == "4.0" and seen.headers["odata-maxversion"] == "4.0"
+        assert 'odata.include-annotations="*"' in seen.headers["prefer"]
+    contacts = next(s for s in lookups if s.path == "contacts")
+    assert set(contacts.query["$select"].split(",")) >= {"contactid", "fullname", "_ownerid_value", "_parentcustomerid_value", "telephone1", "mobilephone"}
+
+
+async def test_unknown_caller_gets_a_prefilled_new_contact_url(adapter, fake):
+    assert await adapter.lookup("+74990000000") == []
+    url = adapter.new_contact_url("8 499 000-00-00")
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    assert url.startswith(f"{fake.url}/main.aspx?")
+    assert query["etn"] == ["contact"] and query["pagetype"] == ["entityrecord"]
+    assert query["extraqs"] == ["telephone1=+74990000000"]
+    assert "%2B" in url  # the + of the number is encoded inside extraqs
+
+
+async def test_three_contacts_sharing_a_number_are_all_returned(adapter, world):
+    matches = await adapter.lookup("+7 (495) 777-00-00")
+    assert sorted(m.id for m in matches) == sorted(world.shared)
+    assert {m.company for m in matches} == {"Acme Ltd"}
+    assert all(m.owner is None for m in matches)  # owned by the application user, not an agent
+
+
+async def test_accounts_and_leads_match_too(adapter, world):
+    [account] = await adapter.lookup("+74950000001")
+    assert (account.entity, account.name, account.company) == ("account", "Acme Ltd", None)
+    [lead] = await adapter.lookup("89161112233")
+    assert (lead.entity, lead.name, lead.company) == ("lead", "Leo Lead", "Leads Inc")
+    assert "etn=lead" in lead.url
+
+
+async def test_configured_entities_and_normalized_column(make_adapter, fake, world):
+    fake.entities["contacts"].columns.add("new_phonee164")
+    fake.records["contacts"][world.jane]["new_phonee164"] = "+74951234567"
+    adapter = make_adapter(entities={"contact": {"phone_fields": ["telephone1"], "normalized_field": "new_phonee164"}})
+    before = len(fake.seen)
+    [match] = await adapter.lookup("8 495 123 45 67")
+    assert match.id == world.jane
+    [seen] = [s for s in fake.seen[before:] if s.path == "contacts"]
+    assert seen.query["$filter"] == "new_phonee164 eq '+74951234567'"
+
+
+async def test_throttled_lookup_raises_with_retry_after(adapter, fake):
+    await adapter.lookup("+74951234567")
+    fake.throttle(times=1, retry_after=7)
+    with pytest.raises(CRMError) as info:
+        await adapter.lookup("+74951234567")
+    assert info.value.retry_after == 7
+    assert info.value.retryable
+    assert info.value.code == "0x80072322"
+    assert "429" in str(info.value)
+
+
+async def test_one_token_for_many_requests_and_a_new_one_after_401(adapter, fake):
+    for _ in range(5):
+        await adapter.lookup("+74951234567")
+    assert fake.token_requests == 1
+    fake.revoke_tokens()  # Dynamics now answers 401 to the cached token
+    assert len(await adapter.lookup("+74951234567")) == 1
+    assert fake.token_requests == 2
+    assert adapter.client.tokens.fetched == 2
