@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from ctid.errors import PBXError
 
+from ctid.errors import PBXError
 from ctid_megafon.config import MegafonConfig
 from ctid_megafon.events import InvalidParameters, Summary, summaries_from_csv, summary_from_row
 

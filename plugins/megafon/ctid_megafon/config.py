@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from ctid.connector import ConnectorConfig
 from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+
+from ctid.connector import ConnectorConfig
 
 REST_PATH = "/crmapi/v1"
 LEGACY_PATH = "/sys/crm_api.wcgp"

@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import trio
+
 from ctid.connector import (
     Connector,
     Health,
@@ -31,7 +32,6 @@ from ctid.connector import (
 )
 from ctid.errors import CtidError, PBXError, RequestError
 from ctid.model import Call, CallEvent, Capability, Direction, EventKind, Presence, call_id_for, utcnow
-
 from ctid_megafon import simulate as _simulate
 from ctid_megafon.client import MegafonClient, PbxGroup, PbxUserInfo
 from ctid_megafon.config import MegafonConfig

@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 import phonenumbers
+
 from ctid.model import CallEvent, Direction, EventKind, Outcome
 
 COMMANDS = ("event", "history", "contact", "rating")

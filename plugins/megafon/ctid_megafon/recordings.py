@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trio
+
 from ctid.errors import PBXError
 
 if TYPE_CHECKING:
     from ctid.services import Services
-
     from ctid_megafon.client import MegafonClient
     from ctid_megafon.config import MegafonConfig
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import httpx
 import pytest
-from ctid.services import Services
-from megafon_kit import API_KEY, INSTANCE, FakeContacts, FakeDirectory, FakeSink, FakeStorage, make_config
 
+from ctid.services import Services
 from ctid_megafon.connector import MegafonConnector
 from ctid_megafon.testing.fake_server import FakeMegafon
+from megafon_kit import API_KEY, INSTANCE, FakeContacts, FakeDirectory, FakeSink, FakeStorage, make_config
 
 
 @pytest.fixture

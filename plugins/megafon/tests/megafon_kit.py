@@ -9,10 +9,10 @@ from urllib.parse import urlencode
 
 import httpx
 import trio
+
 from ctid.connector import WebhookRequest, WebhookResult
 from ctid.crm import ContactMatch
 from ctid.model import Agent, CallEvent
-
 from ctid_megafon.config import MegafonConfig
 from ctid_megafon.connector import MegafonConnector
 from ctid_megafon.testing.fake_server import FakeMegafon

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from ctid.model import Direction, EventKind, Outcome
 
+from ctid.model import Direction, EventKind, Outcome
 from ctid_megafon.events import (
     Fields,
     InvalidParameters,

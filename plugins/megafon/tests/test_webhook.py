@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import trio
+
 from ctid.connector import WebhookRequest
 from ctid.crm import ContactMatch
 from ctid.model import Direction, EventKind, Outcome

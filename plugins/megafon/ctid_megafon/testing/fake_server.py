@@ -41,6 +41,7 @@ class Command:
     json: Any
     headers: dict[str, str]
     status: int = 0
+    at: float = 0.0  # trio clock time of receipt (MockClock time in tests)
 
     @property
     def name(self) -> str:
@@ -125,7 +126,7 @@ class FakeMegafon:
         path = scope["path"]
         api = "rest" if path.startswith(REST) else "legacy" if path == LEGACY else (
             "recording" if path.startswith(RECORDS) else "other")
-        command = Command(api, scope["method"], path, query, form, data, headers)
+        command = Command(api, scope["method"], path, query, form, data, headers, at=trio.current_time())
         self.commands.append(command)
         status, out_headers, out = self._route(command)
         command.status = status
