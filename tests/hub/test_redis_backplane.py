@@ -1,0 +1,184 @@
+"""The Redis backplane: its RESP codec, and two hub instances (two servers on two ports) sharing
+a real Redis, including a Redis outage: local delivery goes on, cross-instance delivery recovers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import uuid
+from functools import partial
+
+import pytest
+import trio
+import trio.testing
+
+from ctid.hub import Hub, backplane_from_url
+from ctid.hub.client import HubClient, open_hub
+from ctid.hub.redis_backplane import (
+    RedisBackplane,
+    RedisProtocolError,
+    RespReader,
+    _parse_url,
+    _redact,
+    encode_command,
+)
+
+from .conftest import FakeBackend, free_port, running_hub
+
+
+def test_encode_command() -> None:
+    assert encode_command("PUBLISH", "ch", b"\x00\xff") == b"*3\r\n$7\r\nPUBLISH\r\n$2\r\nch\r\n$2\r\n\x00\xff\r\n"
+
+
+async def test_resp_reader_parses_every_reply_type_across_chunks() -> None:
+    client, server = trio.testing.memory_stream_pair()
+    reader = RespReader(server)
+    await client.send_all(b"+OK\r\n-ERR bad\r\n:42\r\n$5\r\nhel")
+    assert await reader.read() == "OK"
+    error = await reader.read()
+    assert isinstance(error, RedisProtocolError) and str(error) == "ERR bad"
+    assert await reader.read() == 42
+    await client.send_all(b"lo\r\n$-1\r\n*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n$0\r\n\r\n")
+    assert await reader.read() == b"hello"
+    assert await reader.read() is None
+    assert await reader.read() == [b"message", b"ch", b""]
+    await client.send_all(b"?what\r\n")
+    with pytest.raises(RedisProtocolError):
+        await reader.read()
+    await client.aclose()
+    with pytest.raises(trio.BrokenResourceError):
+        await reader.read()
+
+
+def test_url_parsing_and_redaction() -> None:
+    assert _parse_url("redis://:s3cret@db.example:6380/2") == {
+        "tls": False, "unix": None, "host": "db.example", "port": 6380, "username": None, "password": "s3cret",
+    }
+    assert _parse_url("rediss://user:pw@h")["tls"] is True
+    assert _parse_url("unix:///run/redis.sock?password=x") == {
+        "tls": False, "unix": "/run/redis.sock", "host": "127.0.0.1", "port": 6379, "username": None, "password": "x",
+    }
+    assert _redact("redis://:s3cret@h:1/0") == "redis://:***@h:1/0"
+    assert isinstance(backplane_from_url("redis://127.0.0.1:6379/0"), RedisBackplane)
+    with pytest.raises(ValueError):
+        _parse_url("http://nope")
+
+
+async def next_call_id(client: HubClient) -> str:
+    with trio.fail_after(3):
+        target, arguments = await client.next_message()
+    assert target == "callUpdated"
+    return arguments[0]["id"]
+
+
+async def nothing_more(client: HubClient, wait: float = 0.2) -> None:
+    with trio.move_on_after(wait):
+        message = await client.next_message()
+        raise AssertionError(f"unexpected {message}")
+
+
+def redis_hub(url: str, channel: str, **backplane: float) -> Hub:
+    return Hub(FakeBackend(), RedisBackplane(url, **backplane), connection_secret=b"deployment", channel=channel)
+
+
+async def wait_healthy(*hubs: Hub, ok: bool = True) -> None:
+    with trio.fail_after(10):
+        while any(hub.backplane.health()["ok"] is not ok for hub in hubs):  # noqa: ASYNC110 (polls a status)
+            await trio.sleep(0.02)
+
+
+async def test_event_published_on_one_instance_reaches_clients_on_the_other(hub_redis_url: str) -> None:
+    channel = f"ctid-test:{uuid.uuid4().hex}"
+    a, b = redis_hub(hub_redis_url, channel), redis_hub(hub_redis_url, channel)
+    async with running_hub(a) as url_a, running_hub(b) as url_b:
+        await wait_healthy(a, b)
+        async with open_hub(url_a, "tok-alice") as alice_a, open_hub(url_b, "tok-alice") as alice_b, open_hub(
+            url_b, "tok-bob"
+        ) as bob_b, open_hub(url_a, "tok-sue") as sue_a:
+            await a.publish_call({"id": "from-a"}, {"alice"})
+            assert await next_call_id(alice_b) == "from-a"
+            assert await next_call_id(alice_a) == "from-a"
+            assert await next_call_id(sue_a) == "from-a"
+            await b.publish_agent({"id": "bob", "status": "dnd"})  # presence set on B, seen on A
+            with trio.fail_after(3):
+                assert await sue_a.next_message() == ("agentUpdated", [{"id": "bob", "status": "dnd"}])
+            await nothing_more(alice_a)  # exactly one copy: its own echo is dropped by A
+            with trio.fail_after(3):
+                assert await bob_b.next_message() == ("agentUpdated", [{"id": "bob", "status": "dnd"}])
+            await nothing_more(bob_b)  # never alice's call
+        health = a.health()["backplane"]
+        assert health["kind"] == "redis" and health["ok"] and health["buffered"] == 0
+
+
+def _redis_server_binary() -> str:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("redis-server is not installed (required under CI)")
+        pytest.skip("redis-server is not installed")
+    return binary
+
+
+class RedisServer:
+    """A private redis-server on ``port`` that the test stops and starts again."""
+
+    def __init__(self, nursery: trio.Nursery, port: int):
+        self.nursery, self.port = nursery, port
+        self.process: trio.Process | None = None
+
+    async def start(self) -> None:
+        args = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        self.process = await self.nursery.start(
+            partial(trio.run_process, args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+        )
+        with trio.fail_after(5):
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                    return
+                except OSError:
+                    await trio.sleep(0.02)
+
+    async def stop(self) -> None:
+        assert self.process is not None
+        self.process.kill()
+        await self.process.wait()
+
+
+async def test_redis_outage_keeps_local_delivery_and_recovers() -> None:
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    options = {"backoff_min": 0.05, "backoff_max": 0.2, "health_interval": 0.5, "connect_timeout": 1.0}
+    a, b = redis_hub(url, "ctid:test", **options), redis_hub(url, "ctid:test", **options)
+    async with trio.open_nursery() as nursery:
+        redis = RedisServer(nursery, port)
+        await redis.start()
+        async with running_hub(a) as url_a, running_hub(b) as url_b:
+            await wait_healthy(a, b)
+            async with open_hub(url_a, "tok-alice") as alice_a, open_hub(url_b, "tok-alice") as alice_b:
+                await a.publish_call({"id": "before"}, {"alice"})
+                assert await next_call_id(alice_b) == "before"
+                assert await next_call_id(alice_a) == "before"
+
+                # Redis goes away: each instance keeps serving its own clients
+                await redis.stop()
+                await wait_healthy(a, b, ok=False)
+                await a.publish_call({"id": "during"}, {"alice"})
+                assert await next_call_id(alice_a) == "during"
+                assert a.backplane.health()["error"]
+                assert await alice_a.invoke("SetStatus", "away") == {"agent": "alice", "status": "away"}
+                await redis.start()
+
+                # Redis is back: both instances reconnect and cross-instance delivery resumes
+                await wait_healthy(a, b)
+                await b.publish_call({"id": "after"}, {"alice"})
+                ids = {await next_call_id(alice_a)}
+                while "after" not in ids:  # "during", buffered on A, may arrive first on B
+                    ids.add(await next_call_id(alice_a))
+                seen_b = set()
+                while "after" not in seen_b:
+                    seen_b.add(await next_call_id(alice_b))
+                assert seen_b <= {"during", "after"}
+        await redis.stop()
