@@ -1,0 +1,64 @@
+"""Phone number normalization: every number ctid stores or compares goes through :func:`normalize`.
+
+Numbers reach ctid in many shapes: ``89101234567`` (Russian trunk prefix), ``79101234567`` (E.164
+digits without ``+``, as MegaFon sends them), ``+7 (910) 123-45-67``, ``0049…`` / ``810 49…``
+(international prefixes), short internal extensions (``101``), and plain garbage. :func:`normalize`
+turns the ones that are phone numbers into E.164 with a leading ``+`` (using the ``phonenumbers``
+library, Google's libphonenumber metadata), keeps extensions as they are, and never raises.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+
+#: Digit strings of at most this length (without ``+``) are internal extensions, kept as they are.
+MAX_EXTENSION_DIGITS = 6
+
+
+def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException:
+        return None
+
+
+def _possible(number: phonenumbers.PhoneNumber) -> bool:
+    """Possible as a full number (not merely as a local number without its area code)."""
+    return phonenumbers.is_possible_number_with_reason(number) == phonenumbers.ValidationResult.IS_POSSIBLE
+
+
+def _e164(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalize(number: str | None, region: str = "RU") -> str | None:
+    """The canonical form of ``number``: E.164 (``+79101234567``), an extension, or its digits.
+
+    - ``None``, empty strings and strings without any digit (``"anonymous"``) give ``None``.
+    - Up to :data:`MAX_EXTENSION_DIGITS` digits without ``+``: an internal extension, returned as
+      digits (``"101"``).
+    - Otherwise the number is read as a national number of ``region`` (so ``8XXXXXXXXXX`` and
+      ``7XXXXXXXXXX`` both become ``+7XXXXXXXXXX`` in Russia) and as an international number
+      (``4915112345678`` → ``+4915112345678``); a *valid* reading wins over a merely *possible* one,
+      the national reading wins a tie. ``00`` is accepted as an international prefix.
+    - Anything else keeps its digits (with the ``+`` if it had one), so nothing is lost.
+    """
+    if number is None:
+        return None
+    text = str(number).strip()
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if not digits:
+        return None
+    plus = text.startswith("+")
+    raw = "+" + digits if plus else digits
+    if not plus and digits.startswith("00") and len(digits) > MAX_EXTENSION_DIGITS + 2:
+        plus, digits = True, digits[2:]
+    if not plus and len(digits) <= MAX_EXTENSION_DIGITS:
+        return digits
+    readings = [_parse("+" + digits, None)] if plus else [_parse(digits, region), _parse("+" + digits, None)]
+    parsed = [reading for reading in readings if reading is not None]
+    for check in (phonenumbers.is_valid_number, _possible):
+        for reading in parsed:
+            if check(reading):
+                return _e164(reading)
+    return raw

@@ -1,0 +1,472 @@
+"""The switchboard: the deterministic reducer from accepted CallEvents to calls, agents and tasks.
+
+Pure state, no I/O and no clock: time comes only from event timestamps and explicit ``at`` /
+``ended_before`` arguments. Each call's state is a function of the *set* of its events
+(:func:`ctid.callfold.fold_call`), each number's callback tasks a function of its ended calls
+(:func:`ctid.callback_tasks.derive_tasks`), and each agent's busy/ringing/idle state a function of
+its calls; so redelivered, replayed or reordered events give the same result. Every mutating method
+returns :class:`Changes`, which the daemon persists, publishes to the hub and hands to the CRM sync.
+The rules are documented in ``docs/call-model.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ctid.callback_tasks import CallRecord, WalkKey, copy_task, derive_tasks, void_task
+from ctid.callfold import fold_call
+from ctid.errors import NotFoundError, RequestError
+from ctid.model import Agent, Call, CallEvent, CallState, Direction, Presence, Task, TaskStatus
+from ctid.services import Directory
+
+__all__ = ["Changes", "Switchboard"]
+
+_ACTIVE = (CallState.TALKING, CallState.HELD)
+
+
+def _upsert(items: list[Any], item: Any, key: Callable[[Any], Any]) -> None:
+    """Replace the entry with the same key in place (keeping its position), else append."""
+    for index, existing in enumerate(items):
+        if key(existing) == key(item):
+            items[index] = item
+            return
+    items.append(item)
+
+
+def _recency(call: Call) -> tuple:
+    return (call.started_at, call.id)
+
+
+def _public(call: Call) -> dict[str, Any]:
+    """A call's public JSON without the fields that do not describe what happened on the call."""
+    data = call.to_json()
+    data.pop("updated_at")
+    data.pop("contact")
+    return data
+
+
+def _presence(value: Presence | str) -> Presence:
+    try:
+        return Presence(value)
+    except ValueError:
+        choices = ", ".join(p.value for p in Presence)
+        raise RequestError(
+            f"unknown presence {value!r} (one of: {choices})", error_id="bad_presence"
+        ) from None
+
+
+@dataclass
+class Changes:
+    """What one switchboard operation changed; empty (falsy) when nothing did.
+
+    :ivar events: newly accepted (non-duplicate) events, in input order.
+    :ivar calls: calls whose public JSON changed, each once, in their latest state.
+    :ivar ended: calls that became ended, or whose ended outcome, durations, agents or recording
+        changed: what the CRM log must (re)write.
+    :ivar agents: ``(agent, previous presence)`` for agents whose ``to_json()`` changed; the previous
+        presence is ``Agent.to_json()["presence"]`` before the first change.
+    :ivar tasks: callback tasks created, updated or closed, latest state. A task that existed only
+        transiently (a "miss" later corrected) is reported *void*: status ``done`` with no missed
+        calls and no closing call (:func:`ctid.callback_tasks.is_void`); consumers delete it.
+    """
+
+    events: list[CallEvent] = field(default_factory=list)
+    calls: list[Call] = field(default_factory=list)
+    ended: list[Call] = field(default_factory=list)
+    agents: list[tuple[Agent, str | None]] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.events or self.calls or self.ended or self.agents or self.tasks)
+
+    def add_agent(self, agent: Agent, previous: str | None) -> None:
+        for index, (existing, first_previous) in enumerate(self.agents):
+            if existing.id == agent.id:
+                self.agents[index] = (agent, first_previous)
+                return
+        self.agents.append((agent, previous))
+
+    def merge(self, other: Changes) -> Changes:
+        """Fold ``other`` (a later operation) into this one, in place; returns self."""
+        self.events.extend(other.events)
+        for call in other.calls:
+            _upsert(self.calls, call, lambda c: c.id)
+        for call in other.ended:
+            _upsert(self.ended, call, lambda c: c.id)
+        for agent, previous in other.agents:
+            self.add_agent(agent, previous)
+        for task in other.tasks:
+            _upsert(self.tasks, task, lambda t: t.id)
+        return self
+
+
+@dataclass
+class _Base:
+    """A number's history the switchboard no longer keeps call by call: its open task and horizon."""
+
+    task: Task | None = None
+    horizon: WalkKey | None = None
+
+
+class Switchboard:
+    """The only writer of call, agent and task state. Not thread-safe: one owner calls it.
+
+    :param directory: the agent directory (login mapping, agent list).
+    :param default_region: region for reading phone numbers without a country code.
+    :param callback_directions: directions whose missed calls create callback tasks.
+    :param recording_url: maps a call id to ctid's public recording URL once an event mentions a
+        recording (``Services.recording_url``); without it the PBX's own reference is shown.
+    """
+
+    def __init__(
+        self,
+        directory: Directory,
+        *,
+        default_region: str = "RU",
+        callback_directions: Iterable[str | Direction] = ("inbound",),
+        recording_url: Callable[[str], str] | None = None,
+    ):
+        self.directory = directory
+        self.default_region = default_region
+        self.callback_directions = frozenset(Direction(value) for value in callback_directions)
+        self.recording_url = recording_url
+        self.calls: dict[str, Call] = {}
+        self.agents: dict[str, Agent] = {agent.id: agent for agent in directory.agents()}
+        self.tasks: dict[str, Task] = {}
+        self._events: dict[str, dict[tuple[str, str], CallEvent]] = {}
+        self._records: dict[str, dict[str, CallRecord]] = {}  # number -> call id -> record
+        self._record_of: dict[str, CallRecord] = {}  # call id -> its record
+        self._detached: set[str] = set()  # calls restored already ended, outside the task walk
+        self._bases: dict[str, _Base] = {}  # number -> forgotten history
+        self._derived: dict[str, list[str]] = {}  # number -> ids of the tasks its walk produced
+        self._loose_tasks: set[str] = set()  # restored done tasks outside any walk
+        self._agent_calls: dict[str, set[str]] = {}  # agent id -> ids of calls it takes part in
+        self._idle_floor: dict[str, datetime] = {}  # agent id -> latest end of a forgotten call
+
+    # -- events ----------------------------------------------------------------------------------
+    def apply(self, events: Iterable[CallEvent]) -> Changes:
+        """Accept new events; duplicates (same ``(connector, key)``) are ignored.
+
+        A call not in memory starts from these events alone: when the store may hold earlier events
+        of the call, call :meth:`restore_call` first (see :meth:`knows_call`).
+        """
+        changes = Changes()
+        touched: dict[str, None] = {}
+        for event in events:
+            bucket = self._events.setdefault(event.call_id, {})
+            ident = (event.connector, event.key)
+            if ident in bucket:
+                continue
+            bucket[ident] = event
+            changes.events.append(event)
+            touched[event.call_id] = None
+        if touched:
+            self._refresh(list(touched), changes)
+        return changes
+
+    def knows_call(self, call_id: str) -> bool:
+        return call_id in self.calls
+
+    def restore_call(self, events: list[CallEvent], *, contact: dict[str, Any] | None = None) -> None:
+        """Rebuild a call from its stored events, silently (nothing is reported).
+
+        A call restored already ended takes part in callback tasks only if :meth:`restore_tasks`
+        listed it: otherwise its effect is assumed to be in the stored tasks already.
+        """
+        if not events:
+            return
+        call_ids = {event.call_id for event in events}
+        if len(call_ids) != 1:
+            raise ValueError("restore_call takes the events of exactly one call")
+        (call_id,) = call_ids
+        bucket = self._events.setdefault(call_id, {})
+        for event in events:
+            bucket.setdefault((event.connector, event.key), event)
+        if call_id not in self._record_of and call_id not in self.calls:
+            folded = self._fold(call_id)
+            if folded is not None and folded.state is CallState.ENDED:
+                self._detached.add(call_id)
+        self._refresh([call_id], None)
+        if contact is not None:
+            self.calls[call_id].contact = contact
+
+    def _fold(self, call_id: str) -> Call | None:
+        return fold_call(
+            call_id,
+            self._events[call_id].values(),
+            resolve=self.directory.agent_for_login,
+            region=self.default_region,
+            recording_url=self.recording_url,
+        )
+
+    def _refresh(self, call_ids: list[str], changes: Changes | None) -> None:
+        """Re-fold ``call_ids``; then re-derive the tasks and agents they touch."""
+        numbers: set[str] = set()
+        agent_ids: set[str] = set()
+        for call_id in call_ids:
+            old = self.calls.get(call_id)
+            call = self._fold(call_id)
+            if call is None:
+                continue
+            if old is not None:
+                call.contact = old.contact
+            self.calls[call_id] = call
+            if changes is not None:
+                if old is None or old.to_json() != call.to_json():
+                    _upsert(changes.calls, call, lambda c: c.id)
+                if call.state is CallState.ENDED and (old is None or _public(old) != _public(call)):
+                    _upsert(changes.ended, call, lambda c: c.id)
+            before = old.participants() if old is not None else set()
+            after = call.participants()
+            for agent_id in before - after:
+                self._agent_calls.get(agent_id, set()).discard(call_id)
+            for agent_id in after:
+                self._agent_calls.setdefault(agent_id, set()).add(call_id)
+            agent_ids |= before | after
+            numbers |= self._set_record(call)
+        for number in sorted(numbers):
+            self._derive(number, changes)
+        for agent_id in sorted(agent_ids):
+            self._refresh_agent(agent_id, changes)
+
+    # -- callback tasks --------------------------------------------------------------------------
+    def _set_record(self, call: Call) -> set[str]:
+        """Update the call's task record; the numbers whose tasks must be re-derived."""
+        old = self._record_of.get(call.id)
+        new = None if call.id in self._detached else CallRecord.of(call)
+        if old == new:
+            return set()
+        if old is not None:
+            self._records[old.number].pop(call.id, None)
+            del self._record_of[call.id]
+        if new is not None:
+            self._records.setdefault(new.number, {})[call.id] = new
+            self._record_of[call.id] = new
+        return {record.number for record in (old, new) if record is not None}
+
+    def _derive(self, number: str, changes: Changes | None) -> None:
+        base = self._bases.get(number) or _Base()
+        records = self._records.get(number, {}).values()
+        derived = derive_tasks(records, self.callback_directions, base=base.task, horizon=base.horizon)
+        self._install(number, derived, changes)
+
+    def _install(self, number: str, derived: list[Task], changes: Changes | None) -> None:
+        old_ids = self._derived.get(number, [])
+        new_ids = [task.id for task in derived]
+        for task in derived:
+            previous = self.tasks.get(task.id)
+            if previous is not None:
+                task.contact = previous.contact
+            self.tasks[task.id] = task
+            if changes is not None and (previous is None or previous.to_json() != task.to_json()):
+                _upsert(changes.tasks, task, lambda t: t.id)
+        for task_id in old_ids:
+            if task_id not in new_ids:
+                gone = self.tasks.pop(task_id, None)
+                if gone is not None and changes is not None:
+                    _upsert(changes.tasks, void_task(gone), lambda t: t.id)
+        if new_ids:
+            self._derived[number] = new_ids
+        else:
+            self._derived.pop(number, None)
+
+    def restore_tasks(self, tasks: list[Task], calls: list[Call]) -> None:
+        """Warm start from the store (call once, before :meth:`apply`); silent.
+
+        :param tasks: stored tasks: every open task, plus any task that involves one of ``calls``.
+        :param calls: recently ended calls (those that *started* at or after some cutoff, for example
+            24 hours ago): tasks touching them are re-derived exactly from now on, so late events
+            for them (reconciliation SUMMARYs) correct the tasks as they would have live.
+        """
+        window: dict[str, list[CallRecord]] = {}
+        for call in calls:
+            self._raise_idle_floor(call)
+            record = CallRecord.of(call)
+            if record is not None and record.call_id not in self._record_of:
+                window.setdefault(record.number, []).append(record)
+        by_number: dict[str, list[Task]] = {}
+        for task in tasks:
+            by_number.setdefault(task.number, []).append(task)
+        for number in sorted(set(window) | set(by_number)):
+            records = window.get(number, [])
+            inside = {record.call_id for record in records}
+            base = _Base()
+            known: list[datetime] = []
+            for task in sorted(
+                by_number.get(number, []), key=lambda t: (t.first_missed_at is None, t.first_missed_at, t.id)
+            ):
+                involved = task.closed_by_call in inside or any(c in inside for c in task.missed_calls)
+                before = [call_id for call_id in task.missed_calls if call_id not in inside]
+                if not involved:
+                    known.extend(filter(None, (task.last_missed_at,)))
+                    if task.status is TaskStatus.OPEN:
+                        base.task = copy_task(task)
+                    else:
+                        self.tasks[task.id] = task
+                        self._loose_tasks.add(task.id)
+                elif before:  # opened before the window and still open when it began
+                    known.extend(filter(None, (task.first_missed_at,)))
+                    base.task = dataclasses.replace(
+                        task, missed_calls=before, status=TaskStatus.OPEN, closed_by_call=None, closed_at=None
+                    )
+            if known:
+                base.horizon = (max(known), "")
+            if base.task is not None or base.horizon is not None:
+                self._bases[number] = base
+            for record in records:
+                self._records.setdefault(number, {})[record.call_id] = record
+                self._record_of[record.call_id] = record
+            self._derive(number, None)
+
+    # -- agents ----------------------------------------------------------------------------------
+    def _raise_idle_floor(self, call: Call) -> None:
+        if call.state is not CallState.ENDED or call.ended_at is None:
+            return
+        talkers = set(call.agents)
+        if call.direction is Direction.OUTBOUND and call.agent:
+            talkers.add(call.agent)
+        for agent_id in talkers:
+            floor = self._idle_floor.get(agent_id)
+            if floor is None or call.ended_at > floor:
+                self._idle_floor[agent_id] = call.ended_at
+
+    def _refresh_agent(self, agent_id: str, changes: Changes | None) -> None:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            return
+        before = agent.to_json()
+        calls = [self.calls[c] for c in self._agent_calls.get(agent_id, ()) if c in self.calls]
+        talking = [c for c in calls if c.state in _ACTIVE and c.agent == agent_id]
+        ringing = [c for c in calls if c.state is CallState.RINGING and agent_id in c.ringing_agents]
+        agent.current_call = max(talking, key=_recency).id if talking else None
+        agent.ringing_call = max(ringing, key=_recency).id if ringing else None
+        ends = [
+            c.ended_at
+            for c in calls
+            if c.state is CallState.ENDED
+            and c.ended_at is not None
+            and (agent_id in c.agents or (c.direction is Direction.OUTBOUND and c.agent == agent_id))
+        ]
+        if agent_id in self._idle_floor:
+            ends.append(self._idle_floor[agent_id])
+        agent.idle_since = max(ends) if ends else None
+        if changes is not None and agent.to_json() != before:
+            changes.add_agent(agent, before["presence"])
+
+    def _agent(self, agent_id: str) -> Agent:
+        agent = self.agents.get(agent_id)
+        if agent is None:
+            raise NotFoundError(f"unknown agent {agent_id!r}", error_id="agent_not_found")
+        return agent
+
+    def set_status(self, agent_id: str, status: Presence | str, at: datetime) -> Changes:
+        """The agent chose a presence; raises NotFoundError (``agent_not_found``) for unknown ids."""
+        agent = self._agent(agent_id)
+        status = _presence(status)
+        changes = Changes()
+        if agent.status is not status:
+            before = agent.to_json()
+            agent.status, agent.status_since = status, at
+            changes.add_agent(agent, before["presence"])
+        return changes
+
+    def restore_presence(
+        self,
+        agent_id: str,
+        status: Presence | str,
+        since: datetime | None,
+        idle_since: datetime | None = None,
+    ) -> None:
+        """Warm start: the agent's stored presence and end of last call; silent."""
+        agent = self._agent(agent_id)
+        agent.status, agent.status_since = _presence(status), since
+        if idle_since is not None:
+            floor = self._idle_floor.get(agent_id)
+            self._idle_floor[agent_id] = idle_since if floor is None else max(floor, idle_since)
+        self._refresh_agent(agent_id, None)
+
+    def free_agent(self, group: str | None = None, exclude: Iterable[str] = frozenset()) -> Agent | None:
+        """The longest-idle free agent (available, not busy, not ringing) of ``group`` (any if None).
+
+        Longest idle: an agent who has had no call yet comes first, then the earliest ``idle_since``;
+        ties go to the smaller agent id.
+        """
+        excluded = set(exclude)
+        candidates = [
+            agent
+            for agent in self.agents.values()
+            if agent.free and agent.id not in excluded and (group is None or group in agent.groups)
+        ]
+        if not candidates:
+            return None
+        return min(
+            candidates,
+            key=lambda a: (a.idle_since is not None, a.idle_since.timestamp() if a.idle_since else 0.0, a.id),
+        )
+
+    # -- memory ----------------------------------------------------------------------------------
+    def evict(self, ended_before: datetime) -> int:
+        """Forget calls that ended before ``ended_before``; returns how many were forgotten.
+
+        Their effect on callback tasks is folded into each number's base (open task + horizon), and
+        their agents' ``idle_since`` into a floor, so later calls are handled as if nothing was
+        forgotten. Done tasks that no remaining call can change are dropped from :attr:`tasks`.
+        """
+        gone = [
+            call
+            for call in self.calls.values()
+            if call.state is CallState.ENDED and call.ended_at is not None and call.ended_at < ended_before
+        ]
+        for call in gone:
+            self._raise_idle_floor(call)
+            del self.calls[call.id]
+            self._events.pop(call.id, None)
+            self._detached.discard(call.id)
+            for agent_id in call.participants():
+                self._agent_calls.get(agent_id, set()).discard(call.id)
+        for number in sorted(self._records):
+            self._fold_history(number, ended_before)
+        for task_id in sorted(self._loose_tasks):
+            task = self.tasks.get(task_id)
+            if task is None or task.closed_at is None or task.closed_at < ended_before:
+                self.tasks.pop(task_id, None)
+                self._loose_tasks.discard(task_id)
+        for agent_id in [a for a, calls in self._agent_calls.items() if not calls]:
+            del self._agent_calls[agent_id]
+        return len(gone)
+
+    def _fold_history(self, number: str, ended_before: datetime) -> None:
+        records = sorted(self._records[number].values(), key=CallRecord.walk_key)
+        prefix: list[CallRecord] = []
+        for record in records:
+            if record.ended_at >= ended_before or record.call_id in self.calls:
+                break
+            prefix.append(record)
+        if not prefix:
+            return
+        base = self._bases.get(number) or _Base()
+        folded = derive_tasks(prefix, self.callback_directions, base=base.task, horizon=base.horizon)
+        last = folded[-1] if folded and folded[-1].status is TaskStatus.OPEN else None
+        base = _Base(task=copy_task(last) if last is not None else None, horizon=prefix[-1].walk_key())
+        for record in prefix:
+            del self._records[number][record.call_id]
+            del self._record_of[record.call_id]
+        rest = self._records[number].values()
+        derived = derive_tasks(rest, self.callback_directions, base=base.task, horizon=base.horizon)
+        kept = {task.id for task in derived}
+        for task_id in self._derived.get(number, []):
+            if task_id not in kept:
+                self.tasks.pop(task_id, None)  # final: done and beyond the reach of remaining calls
+        self._derived[number] = [task.id for task in derived]
+        if not self._derived[number]:
+            del self._derived[number]
+        if not self._records[number]:
+            del self._records[number]
+        if base.task is None and number not in self._records:
+            self._bases.pop(number, None)
+        else:
+            self._bases[number] = base
