@@ -468,3 +468,32 @@ def test_example_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.connectors["office"].secret.get_secret_value() == "generic-secret-value"
     assert settings.crm is not None and settings.crm.plugin == "directory"
     assert set(settings.core.agents) == {"alice", "bob"}
+
+
+def test_example_full_mentions_every_key() -> None:
+    """Every key of the core models (and of the generic connector) appears in config/example-full.yaml."""
+    import typing
+
+    from pydantic import BaseModel
+
+    from ctid.builtins.generic import GenericConfig
+    from ctid.config.models import CtidConfig
+    from ctid.crm import CRMConfig
+
+    def keys(model: type[BaseModel]) -> set[str]:
+        found = set()
+        for name, info in model.model_fields.items():
+            found.add(name)
+            stack = [info.annotation]
+            while stack:
+                annotation = stack.pop()
+                if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                    found |= keys(annotation)
+                stack.extend(typing.get_args(annotation))
+        return found
+
+    text = (REPO / "config" / "example-full.yaml").read_text()
+    missing = sorted(
+        key for key in keys(CtidConfig) | keys(GenericConfig) | keys(CRMConfig) if f"{key}:" not in text
+    )
+    assert missing == []
