@@ -24,6 +24,14 @@ WRITE = "ctid_write"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
 
+def describe_error(exc: BaseException) -> str:
+    """One line about a database error: the driver's exception type and first message line
+    (never the SQL statement or its parameters, which may hold personal data)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
 def normalize_url(url: str | URL) -> URL:
     """Parse ``url`` and pick ctid's driver for each backend; raises :class:`StoreError` if unusable."""
     try:

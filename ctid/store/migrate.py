@@ -10,6 +10,7 @@ scripts themselves.
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
 from alembic import command
@@ -29,6 +30,10 @@ MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 #: Key of the PostgreSQL advisory lock / MS SQL application lock held while migrating.
 LOCK_KEY = 0x63746964  # "ctid"
 LOCK_NAME = "ctid-migrate"
+
+#: Alembic's ``context`` is process-global, so migrations in one process run one at a time
+#: (the database locks in env.py serialize separate processes).
+_PROCESS_LOCK = threading.Lock()
 
 
 def alembic_config(url: str | None = None, *, output: io.StringIO | None = None) -> Config:
@@ -52,33 +57,35 @@ def current_revision(engine: Engine) -> str | None:
         with engine.connect() as conn:
             return MigrationContext.configure(conn).get_current_revision()
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read the schema revision: {exc}") from exc
+        raise StoreError(f"cannot read the schema revision: {engines.describe_error(exc)}") from exc
 
 
-def upgrade_engine(engine: Engine, revision: str = "head") -> None:
-    """Upgrade the database behind ``engine`` to ``revision`` (blocking)."""
+def upgrade_engine(engine: Engine, revision: str = "head") -> tuple[str | None, str | None]:
+    """Upgrade the database behind ``engine`` to ``revision`` (blocking).
+
+    Returns the revisions (before, after), as seen while holding the migration lock.
+    """
     try:
-        with engine.connect() as conn:
+        with _PROCESS_LOCK, engine.connect() as conn:
             conn.execution_options(**{WRITE: True})
             config = alembic_config()
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
             conn.commit()
+            return config.attributes.get("revision_before"), config.attributes.get("revision_after")
     except CommandError as exc:
         raise StoreError(
             f"cannot migrate the database: {exc} (is this ctid older than the database?)"
         ) from exc
     except SQLAlchemyError as exc:
-        raise StoreError(f"cannot migrate the database: {exc}") from exc
+        raise StoreError(f"cannot migrate the database: {engines.describe_error(exc)}") from exc
 
 
 def upgrade(url: str, revision: str = "head") -> tuple[str | None, str | None]:
     """Upgrade the database at ``url`` to ``revision``; returns (revision before, revision after)."""
     engine = engines.create(url, pool_size=1)
     try:
-        before = current_revision(engine)
-        upgrade_engine(engine, revision)
-        return before, current_revision(engine)
+        return upgrade_engine(engine, revision)
     finally:
         engine.dispose()
 
@@ -88,7 +95,8 @@ def upgrade_sql(url: str, revision: str = "head") -> str:
     output = io.StringIO()
     config = alembic_config(engines.normalize_url(url).render_as_string(hide_password=False), output=output)
     try:
-        command.upgrade(config, revision, sql=True)
+        with _PROCESS_LOCK:
+            command.upgrade(config, revision, sql=True)
     except CommandError as exc:
         raise StoreError(f"cannot render the migration SQL: {exc}") from exc
     return output.getvalue()

@@ -1,4 +1,7 @@
-"""Conversions between domain objects (CallEvent, Call, Task) and store rows, plus the outbox records."""
+"""Conversions from domain objects (CallEvent, Call, Task) to store rows, plus the outbox records.
+
+(Rows back to objects: ``ctid.model.call_from_json`` / ``task_from_json``.)
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ctid.model import Call, CallEvent, CallState, Direction, Outcome, Task, TaskStatus, utcnow
+from ctid.model import Call, CallEvent, Task, utcnow
 
 
 def event_key(connector: str, key: str) -> str:
@@ -59,56 +62,6 @@ def task_row(task: Task, now: datetime) -> dict[str, Any]:
         "data": task.to_json(),
         "updated_at": now,
     }
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def call_from_json(data: dict[str, Any]) -> Call:
-    """Rebuild a :class:`Call` from its public JSON (``Call.to_json()``)."""
-    return Call(
-        id=data["id"],
-        connector=data["connector"],
-        pbx_call_id=data["pbx_call_id"],
-        direction=Direction(data["direction"]),
-        state=CallState(data["state"]),
-        outcome=Outcome(data["outcome"]) if data.get("outcome") else None,
-        remote_number=data.get("remote_number"),
-        line_number=data.get("line_number"),
-        agent=data.get("agent"),
-        group=data.get("group"),
-        ringing_agents=list(data.get("ringing_agents") or []),
-        started_at=_dt(data.get("started_at")),
-        answered_at=_dt(data.get("answered_at")),
-        ended_at=_dt(data.get("ended_at")),
-        wait_seconds=data.get("wait_seconds"),
-        talk_seconds=data.get("talk_seconds"),
-        hold_seconds=data.get("hold_seconds") or 0.0,
-        recording_url=data.get("recording_url"),
-        contact=data.get("contact"),
-        transferred_from=data.get("transferred_from"),
-        agents=list(data.get("agents") or []),
-        updated_at=_dt(data.get("updated_at")),
-    )
-
-
-def task_from_json(data: dict[str, Any]) -> Task:
-    """Rebuild a :class:`Task` from its public JSON (``Task.to_json()``)."""
-    return Task(
-        id=data["id"],
-        number=data["number"],
-        status=TaskStatus(data["status"]),
-        missed_calls=list(data.get("missed_calls") or []),
-        first_missed_at=_dt(data.get("first_missed_at")),
-        last_missed_at=_dt(data.get("last_missed_at")),
-        owner=data.get("owner"),
-        group=data.get("group"),
-        line_number=data.get("line_number"),
-        contact=data.get("contact"),
-        closed_by_call=data.get("closed_by_call"),
-        closed_at=_dt(data.get("closed_at")),
-    )
 
 
 @dataclass(frozen=True, slots=True)

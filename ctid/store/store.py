@@ -28,13 +28,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ctid.errors import StoreError
-from ctid.model import Call, CallEvent, Presence, Task, TaskStatus, utcnow
+from ctid.model import Call, CallEvent, Presence, Task, TaskStatus, call_from_json, task_from_json, utcnow
 from ctid.store import engine as engines
 from ctid.store import migrate
 from ctid.store import statements as st
 from ctid.store.engine import WRITE
 from ctid.store.plugin_storage import SQLPluginStorage
-from ctid.store.records import Job, OutboxJob, call_from_json, task_from_json, task_row
+from ctid.store.records import Job, OutboxJob, task_row
 from ctid.store.writer import Batch, enqueue_rows, upsert_rows, write_group
 
 T = TypeVar("T")
@@ -48,12 +48,6 @@ class StoreStats:
     batches: int = 0  # add_events calls committed
     events: int = 0  # new events stored
     failures: int = 0  # failed grouped transactions
-
-
-def _describe(exc: BaseException) -> str:
-    orig = getattr(exc, "orig", None) or exc
-    text = str(orig).strip().splitlines()
-    return f"{type(orig).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class Store:
@@ -132,7 +126,7 @@ class Store:
         except StoreError:
             raise
         except SQLAlchemyError as exc:
-            raise StoreError(f"database error: {_describe(exc)}") from exc
+            raise StoreError(f"database error: {engines.describe_error(exc)}") from exc
 
     async def _read(self, fn: Callable[[Any], T]) -> T:
         engine = self.engine

@@ -38,7 +38,10 @@ def _run(connection) -> None:  # noqa: ANN001
     )
     with context.begin_transaction():
         _lock(connection)
+        migration = context.get_context()
+        config.attributes["revision_before"] = migration.get_current_revision()
         context.run_migrations()
+        config.attributes["revision_after"] = migration.get_current_revision()
 
 
 def run_online() -> None:
