@@ -456,6 +456,30 @@ def test_json_schema_survives_a_plugin_model_pydantic_cannot_describe() -> None:
     assert definition["properties"]["plugin"] == {"const": "odd"}
 
 
+def test_a_crashing_plugin_validator_is_a_config_error(tmp_path: Path) -> None:
+    from pydantic import field_validator
+
+    from ctid.connector import Connector, ConnectorConfig
+
+    class CrashConfig(ConnectorConfig):
+        host: str
+
+        @field_validator("host")
+        @classmethod
+        def _host(cls, value: str) -> str:
+            return value.nosuchmethod()
+
+    crash = type("Crash", (Connector,), {"plugin_name": "crash", "Config": CrashConfig})
+    manager = CtidPluginManager()
+    manager.register(types.SimpleNamespace(ctid_register_connectors=hookimpl(lambda: [crash])), name="crash")
+    path = write(tmp_path / "ctid.yaml", "connectors:\n  c:\n    plugin: crash\n    host: x\n")
+    error = error_of(path, manager)
+    assert str(error) == (
+        f"{path}:2: connectors.c: the plugin's configuration model failed: "
+        "AttributeError: 'str' object has no attribute 'nosuchmethod'"
+    )
+
+
 def test_example_configs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     """config/example-full.yaml loads with the built-in plugins once its variables are set."""
     monkeypatch.setenv("CTID_LOAD_PLUGINS", "")

@@ -181,6 +181,12 @@ def _validate(model: type[BaseModel], data: Any, lines: dict[str, str], prefix: 
         return model.model_validate(data)
     except ValidationError as exc:
         raise _translate(exc, model, data, lines, prefix) from None
+    except Exception as exc:  # a plugin's validator crashed instead of raising ValueError
+        raise ConfigError(
+            f"the plugin's configuration model failed: {type(exc).__name__}: {exc}",
+            path=prefix,
+            source=source.where(lines, prefix),
+        ) from exc
 
 
 def _translate(
