@@ -159,13 +159,14 @@ def register_api(app, daemon) -> None:
         data = await _json_object()
         return jsonify(await commands.dial(principal(), data.get("number"), data.get("agent")))
 
-    async def _simple(call_id: str, action: str):
-        who = principal()
-        return jsonify(await getattr(commands, action)(who, call_id))
+    def _call_action(action: str):
+        async def handler(call_id: str):
+            return jsonify(await getattr(commands, action)(principal(), call_id))
+
+        return handler
 
     for action in ("hold", "unhold", "hangup"):
-        app.add_url_rule(f"/api/calls/<call_id>/{action}", f"call_{action}",
-                         (lambda a: (lambda call_id: _simple(call_id, a)))(action), methods=["POST"])
+        app.add_url_rule(f"/api/calls/<call_id>/{action}", f"call_{action}", _call_action(action), methods=["POST"])
 
     @app.post("/api/calls/<call_id>/transfer")
     async def transfer(call_id: str):

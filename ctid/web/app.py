@@ -25,6 +25,9 @@ document(path="/hooks/{instance}", method="POST", tag="webhooks", auth=False,
          summary="PBX webhook of a connector instance (body and verification per connector)",
          errors={400: "malformed body", 401: "bad signature or token", 404: "unknown instance",
                  413: "body too large"})
+document(path="/hooks/{instance}", method="GET", tag="webhooks", auth=False,
+         summary="Webhook URL check some PBXs make before sending events (answer per connector)",
+         errors={404: "unknown instance", 405: "connector takes POST only"})
 document(path="/healthz", method="GET", tag="operations", auth=False, summary="Liveness")
 document(path="/readyz", method="GET", tag="operations", auth=False, summary="Readiness (database, writer)",
          errors={503: "not ready"})
@@ -48,6 +51,7 @@ def create_app(daemon) -> QuartTrio:
     app.config["BODY_TIMEOUT"] = 30
     app.config["JSON_SORT_KEYS"] = False
     app.daemon = daemon  # type: ignore[attr-defined]
+    daemon.web_app = app
 
     @app.errorhandler(CtidError)
     async def _ctid_error(exc: CtidError):
