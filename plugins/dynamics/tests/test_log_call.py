@@ -1,0 +1,175 @@
+"""Call logging: one phonecall per call, correctly bound and closed, whatever retries and outages happen."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from ctid.errors import CRMError
+from ctid.model import Direction, Outcome
+
+from ctid_dynamics.payloads import phonecall_id
+from ctid_dynamics.testing.factories import T0, make_call
+
+
+async def drive(operation, *args, attempts: int = 10):
+    """Call ``operation`` the way ctid's outbox worker does: again after each retryable CRMError."""
+    errors: list[CRMError] = []
+    for _ in range(attempts):
+        try:
+            return await operation(*args), errors
+        except CRMError as exc:
+            assert exc.retryable, exc
+            errors.append(exc)
+    raise AssertionError(f"still failing after {attempts} attempts: {errors[-1]}")
+
+
+def phonecalls(fake):
+    return list(fake.records["phonecalls"].values())
+
+
+async def test_answered_inbound_call_is_one_received_phonecall(adapter, world, fake):
+    call = make_call("c1", "+74951234567")
+    activity_id = await adapter.log_call(call, None)
+    [record] = phonecalls(fake)
+    assert activity_id == record["activityid"] == phonecall_id(call.id)
+    assert (record["statecode"], record["statuscode"]) == (1, 4)  # completed / received
+    assert record["directioncode"] is False
+    assert record["phonenumber"] == "+74951234567"
+    assert record["subject"] == "Incoming call from +74951234567 Jane Doe"
+    assert record["actualstart"] == "2026-03-02T09:30:00.000Z"
+    assert record["actualend"] == "2026-03-02T09:32:13.000Z"
+    assert record["actualdurationminutes"] == 3  # 125 s rounded up
+    assert record["_regardingobjectid_value"] == world.jane
+    assert record["_ownerid_value"] == world.alice_user
+    assert sorted((p["entity"], p["partyid"], p["participationtypemask"]) for p in record["parties"]) == [
+        ("contact", world.jane, 1), ("systemuser", world.alice_user, 2),
+    ]
+    [create] = [s for s in fake.api("PATCH", "phonecalls") if s.headers.get("if-none-match") == "*"]
+    assert "regardingobjectid_contact_phonecall@odata.bind" in create.body
+    assert "statecode" not in create.body  # state is set by a second PATCH, never on create
+
+
+async def test_outbound_call_is_made_with_swapped_parties(adapter, world, fake):
+    call = make_call("c2", "+79161112233", direction=Direction.OUTBOUND, agent="bob")
+    await adapter.log_call(call, None)
+    [record] = phonecalls(fake)
+    assert (record["statecode"], record["statuscode"]) == (1, 2)  # made
+    assert record["directioncode"] is True
+    assert record["_regardingobjectid_value"] == world.lead
+    assert sorted((p["entity"], p["participationtypemask"]) for p in record["parties"]) == [
+        ("lead", 2), ("systemuser", 1),
+    ]
+    assert record["_ownerid_value"] == world.bob_user  # bob@contoso.example resolved to his systemuserid
+
+
+async def test_missed_call_is_cancelled_or_as_configured(make_adapter, fake):
+    adapter = make_adapter()
+    await adapter.log_call(make_call("c3", "+74951234567", outcome=Outcome.MISSED), None)
+    [record] = phonecalls(fake)
+    assert (record["statecode"], record["statuscode"]) == (2, 3)
+    assert record["subject"].startswith("Missed call from")
+    assert record["actualdurationminutes"] == 0
+    assert [p["entity"] for p in record["parties"]] == ["contact"]  # nobody answered: no agent party
+
+    received = make_adapter(phonecall={"missed_status": "completed"})
+    await received.log_call(make_call("c4", "+74951234567", outcome=Outcome.NO_ANSWER), None)
+    assert (fake.records["phonecalls"][phonecall_id(make_call("c4", "x").id)]["statecode"]) == 1
+    assert fake.records["phonecalls"][phonecall_id(make_call("c4", "x").id)]["statuscode"] == 4
+
+
+async def test_shared_number_logs_against_no_contact(adapter, world, fake):
+    call = make_call("c5", "+74957770000")
+    await adapter.log_call(call, None)
+    [record] = phonecalls(fake)
+    assert record.get("_regardingobjectid_value") is None
+    assert [p["entity"] for p in record["parties"]] == ["systemuser"]
+    assert record["phonenumber"] == "+74957770000"
+    assert "3 CRM records share this number" in record["description"]
+    create = next(s for s in fake.api("PATCH", "phonecalls") if s.headers.get("if-none-match") == "*")
+    assert not any(key.startswith("regardingobjectid") for key in create.body)
+
+
+async def test_unknown_caller_and_agent_without_crm_user(adapter, fake):
+    await adapter.log_call(make_call("c6", "+74990000000", agent="nocrm"), None)
+    [record] = phonecalls(fake)
+    assert "parties" not in record and record.get("_regardingobjectid_value") is None
+    assert record["_ownerid_value"] == fake.app_user
+    assert (record["statecode"], record["statuscode"]) == (1, 4)
+
+
+async def test_logged_twice_and_through_429_and_503_gives_one_closed_phonecall(adapter, world, fake):
+    call = make_call("c7", "+74951234567")
+    await adapter.lookup("+74951234567")  # warm-up: token and the agents' CRM users are known
+    fake.throttle(times=1, retry_after=3, after=3)  # the create is throttled
+    fake.fail(times=1, status=503, retry_after=2)  # then a lookup of the retry fails
+    result, errors = await drive(adapter.log_call, call, None)
+    assert result == phonecall_id(call.id)
+    assert [e.retry_after for e in errors] == [3, 2]
+    assert [e.error_id for e in errors] == ["crm_throttled", "crm_unavailable"]
+    # The close fails after the create went through; the retry must still end closed, not duplicate.
+    second = make_call("c8", "+74951234567", start=T0 + timedelta(minutes=5))
+    fake.fail(times=1, status=503, after=4)  # 3 lookups, create; then the close fails
+    await drive(adapter.log_call, second, None)
+    # And the outbox may deliver the first one again.
+    await drive(adapter.log_call, call, None)
+    records = phonecalls(fake)
+    assert len(records) == 2
+    assert all((r["statecode"], r["statuscode"]) == (1, 4) for r in records)
+    creates = [s for s in fake.api("PATCH", "phonecalls") if s.headers.get("if-none-match") == "*"]
+    assert [s.status for s in creates].count(412) == 2  # the retry of c8 and the repeat of c7
+
+
+async def test_closed_phonecall_is_read_only_and_repeat_is_a_no_op(adapter, fake):
+    call = make_call("c9", "+74951234567")
+    await adapter.log_call(call, None)
+    before = len(fake.seen)
+    await adapter.log_call(call, None)
+    after = fake.seen[before:]
+    assert [s.status for s in after if s.method == "PATCH"] == [412]  # nothing else written
+    assert len(phonecalls(fake)) == 1
+
+
+async def test_a_later_authoritative_outcome_corrects_the_closed_phonecall(adapter, fake):
+    missed = make_call("c10", "+74951234567", outcome=Outcome.MISSED)
+    await adapter.log_call(missed, None)
+    answered = make_call("c10", "+74951234567")  # the PBX history says it was answered after all
+    await adapter.log_call(answered, None)
+    [record] = phonecalls(fake)
+    assert (record["statecode"], record["statuscode"]) == (1, 4)
+    assert record["subject"].startswith("Incoming call from")
+
+
+async def test_dynamics_down_then_up_every_activity_arrives_once_in_order(adapter, fake):
+    calls = [make_call(f"burst{n}", "+74951234567", start=T0 + timedelta(minutes=n)) for n in range(6)]
+    await adapter.lookup("+74951234567")  # warm: token fetched before the outage
+    fake.down = True
+    pending = []
+    for call in calls:
+        with pytest.raises(CRMError) as info:
+            await adapter.log_call(call, None)
+        assert info.value.retryable and info.value.error_id == "crm_unavailable"
+        pending.append(call)
+    assert phonecalls(fake) == []
+    fake.down = False
+    for call in pending:  # the outbox drains in order
+        await drive(adapter.log_call, call, None)
+    records = phonecalls(fake)
+    assert [r["activityid"] for r in records] == [phonecall_id(c.id) for c in calls]
+    assert [r["actualstart"] for r in records] == sorted(r["actualstart"] for r in records)
+
+
+async def test_internal_calls_are_not_logged_unless_configured(make_adapter, fake):
+    call = make_call("c11", "102", direction=Direction.INTERNAL)
+    assert await make_adapter().log_call(call, None) is None
+    assert phonecalls(fake) == []
+
+
+async def test_validation_error_is_not_retryable(make_adapter, fake):
+    adapter = make_adapter(recording={"mode": "url_field", "url_field": "new_recordingurl"})
+    call = make_call("c12", "+74951234567")
+    call.recording_url = "https://ctid.example/api/calls/x/recording"
+    with pytest.raises(CRMError) as info:  # the fake's phonecall has no such column
+        await adapter.log_call(call, None)
+    assert not info.value.retryable
+    assert "new_recordingurl" in str(info.value) and "400" in str(info.value)
