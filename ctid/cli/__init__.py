@@ -36,9 +36,9 @@ def _root(
 
 
 def _register() -> None:
-    from ctid.cli import auth_cmd, check_cmd, config_cmd, db_cmd, plugins_cmd, serve_cmd, sim_cmd
+    from ctid.cli import auth_cmd, check_cmd, config_cmd, db_cmd, plugins_cmd, serve_cmd, sim_cmd, watch_cmd
 
-    for module in (serve_cmd, sim_cmd, check_cmd, plugins_cmd, config_cmd, db_cmd, auth_cmd):
+    for module in (serve_cmd, sim_cmd, check_cmd, plugins_cmd, config_cmd, db_cmd, auth_cmd, watch_cmd):
         module.register(app)
 
 

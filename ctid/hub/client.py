@@ -51,10 +51,15 @@ class HubConnectionError(CtidError):
 class HubClosed(HubConnectionError):
     """The server closed the connection (``error`` / ``allow_reconnect`` from its Close message)."""
 
-    def __init__(self, error: str | None = None, allow_reconnect: bool = False):
-        super().__init__(f"hub closed the connection: {error}" if error else "hub closed the connection")
+    def __init__(self, error: str | None = None, allow_reconnect: bool = False, *, lost: bool = False):
+        if lost:
+            super().__init__(f"connection to the hub lost: {error}" if error else "connection to the hub lost")
+        else:
+            super().__init__(f"hub closed the connection: {error}" if error else "hub closed the connection")
         self.error = error
         self.allow_reconnect = allow_reconnect
+        #: True when the connection dropped without a Close message (network, server timeout)
+        self.lost = lost
 
 
 def _ws_url(url: str, query: dict[str, str]) -> str:
@@ -166,7 +171,7 @@ class HubClient:
                 await self._dispatch(self._buffer.feed(data if isinstance(data, str) else data.decode()))
         except trio_websocket.ConnectionClosed:
             if self.closed is None:
-                self.closed = HubClosed("connection lost")
+                self.closed = HubClosed(lost=True)
         finally:
             self._finish()
 
@@ -199,7 +204,7 @@ class HubClient:
     async def _keepalive(self) -> None:
         while True:
             if trio.current_time() - self._last_received > self._server_timeout:
-                self.closed = HubClosed("Server timeout elapsed without receiving a message from the server.")
+                self.closed = HubClosed("Server timeout elapsed without receiving a message from the server.", lost=True)
                 await self._ws.aclose()
                 return
             if trio.current_time() - self._last_sent >= self._ping_interval:
