@@ -57,9 +57,9 @@ class OutboxWorker:
         """New jobs were committed: run a pass now instead of at the next timer."""
         self._wakeup.set()
 
-    async def wait_delivered(self) -> None:
-        """Wait until the worker delivers its next job (tests, tools)."""
-        await self._delivered.wait()
+    def next_delivery(self) -> trio.Event:
+        """An event set when the worker next delivers a job (take it before checking, then wait)."""
+        return self._delivered
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED, idle: float = 5.0) -> None:
         task_status.started()
