@@ -49,8 +49,14 @@ class RunningDaemon:
 
 
 @contextlib.asynccontextmanager
-async def running_daemon(config: dict[str, Any], *, base_dir: Path | None = None) -> AsyncIterator[RunningDaemon]:
-    """Start ``ctid serve`` in-process on a free port with ``config`` (a dict shaped like the YAML)."""
+async def running_daemon(
+    config: dict[str, Any], *, base_dir: Path | None = None, plugins: list[Any] = ()
+) -> AsyncIterator[RunningDaemon]:
+    """Start ``ctid serve`` in-process on a free port with ``config`` (a dict shaped like the YAML).
+
+    ``plugins`` are extra plugin objects (modules or instances with ``@hookimpl`` methods) registered
+    before the configuration is validated, as an installed plugin would be.
+    """
     from ctid.config.loader import load_config_dict
     from ctid.daemon import Daemon
     from ctid.plugins import get_plugin_manager
@@ -59,6 +65,8 @@ async def running_daemon(config: dict[str, Any], *, base_dir: Path | None = None
     port = free_port()
     config.setdefault("server", {})["listen"] = f"127.0.0.1:{port}"
     pm = get_plugin_manager()
+    for plugin in plugins:
+        pm.register(plugin)
     settings = load_config_dict(config, pm, base_dir=base_dir or ".")
     pm.ensure_enabled_ok(settings)
     daemon = Daemon(settings, pm)
