@@ -1,0 +1,94 @@
+"""The hub inside a real daemon: screen pops over SignalR, isolation between agents, hub methods."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import trio
+
+from ctid.builtins.generic import sign
+from ctid.hub.client import HubError, open_hub
+from ctid.testing.daemon import running_daemon
+
+from .conftest import API_KEY, PASSWORDS, SECRET
+
+START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
+
+
+def _body(events):
+    body = json.dumps(events).encode()
+    return body, {"content-type": "application/json", "X-Ctid-Signature": sign(SECRET, body)}
+
+
+async def _next_call(hub, pbx_call_id: str, state: str):
+    async for target, args in hub.messages():
+        if target == "callUpdated" and args[0]["pbx_call_id"] == pbx_call_id and args[0]["state"] == state:
+            return args[0]
+    raise AssertionError("hub closed")
+
+
+async def test_ringing_call_pops_within_100ms_only_for_its_agent(config):
+    async with running_daemon(config) as app:
+        alice = await app.token("alice", PASSWORDS["alice"])
+        bob = await app.token("bob", PASSWORDS["bob"])
+        hub_url = f"{app.url}/hub"
+        async with open_hub(hub_url, alice) as alice_hub, open_hub(hub_url, bob) as bob_hub, \
+                open_hub(hub_url, API_KEY) as supervisor_hub:
+            body, headers = _body([{"event": "ring", "call_id": "pop-1", "from": "+79161234567", "agent": "101",
+                                    "timestamp": START.isoformat()}])
+            sent = trio.current_time()
+            response = await app.client.post("/hooks/office", content=body, headers=headers)
+            assert response.status_code == 200
+            with trio.fail_after(2):
+                call = await _next_call(alice_hub, "pop-1", "ringing")
+            latency = trio.current_time() - sent
+            assert latency < 0.1, f"screen pop took {latency * 1000:.1f} ms"
+            assert call["agent"] == "alice" and call["remote_number"] == "+79161234567"
+            with trio.fail_after(2):
+                await _next_call(supervisor_hub, "pop-1", "ringing")
+            # the CRM match arrives (from the directory CRM) in the same or a later update
+            with trio.fail_after(2):
+                while (call.get("contact") or {}).get("status") != "found":
+                    call = await _next_call(alice_hub, "pop-1", "ringing")
+            assert call["contact"]["matches"][0]["name"] == "Anna Kuznetsova"
+            # bob never hears of alice's call: after a marker for bob arrives, nothing of pop-1 came first
+            body, headers = _body([{"event": "ring", "call_id": "pop-2", "from": "+79035550101", "agent": "102",
+                                    "timestamp": START.isoformat()}])
+            await app.client.post("/hooks/office", content=body, headers=headers)
+            with trio.fail_after(2):
+                async for target, args in bob_hub.messages():
+                    if target == "callUpdated":
+                        assert args[0]["pbx_call_id"] == "pop-2", "bob received another agent's call"
+                        break
+
+
+async def test_hub_methods(config, fake_pbx):
+    async with running_daemon(config) as app:
+        alice = await app.token("alice", PASSWORDS["alice"])
+        async with open_hub(f"{app.url}/hub", alice) as hub:
+            agent = await hub.invoke("SetStatus", "available")
+            assert agent["status"] == "available"
+            body, headers = _body([
+                {"event": "ring", "call_id": "m-1", "from": "+79161234567", "agent": "101", "group": "sales",
+                 "timestamp": START.isoformat()},
+                {"event": "answer", "call_id": "m-1", "agent": "101",
+                 "timestamp": (START + timedelta(seconds=2)).isoformat()}])
+            await app.client.post("/hooks/office", content=body, headers=headers)
+            snapshot = await hub.invoke("Snapshot")
+            [call] = snapshot["calls"]
+            assert call["state"] == "talking" and snapshot["me"]["agent"] == "alice"
+            assert {a["id"] for a in snapshot["agents"]} == {"alice", "bob", "carol"}
+            await hub.invoke("Hold", call["id"])
+            await hub.invoke("Unhold", call["id"])
+            await hub.invoke("Transfer", call["id"], "bob")
+            await hub.invoke("Hangup", call["id"])
+            await hub.invoke("Dial", "+79160001122")
+            assert [c["command"] for c in fake_pbx.commands] == ["hold", "unhold", "transfer", "hangup", "dial"]
+            with pytest.raises(HubError, match="status must be one of"):
+                await hub.invoke("SetStatus", "sleeping")
+            with pytest.raises(HubError, match="may not act for agent"):
+                await hub.invoke("SetStatus", "away", "bob")
+            with pytest.raises(HubError):
+                await hub.invoke("Hold", "no-such-call")
