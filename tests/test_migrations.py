@@ -38,7 +38,9 @@ def _diff(url: str) -> list:
     engine = engines.create(url)
     try:
         with engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "compare_server_default": True}
+            )
             return compare_metadata(context, metadata)
     finally:
         engine.dispose()
@@ -71,7 +73,9 @@ def test_concurrent_upgrades_do_not_collide(db_url: str) -> None:
     """Three processes (database lock) and two threads of this one (process lock) upgrade at once."""
     script = "import sys; from ctid.store import migrate; print(migrate.upgrade(sys.argv[1]))"
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        subprocess.Popen(
+            [sys.executable, "-c", script, db_url], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
         for _ in range(3)
     ]
     results: list[tuple] = []
@@ -137,7 +141,9 @@ def test_cli_upgrade_and_current(db_url: str, tmp_path: Path) -> None:
 
 
 def test_cli_hides_the_password() -> None:
-    result = CliRunner().invoke(_cli(), ["db", "upgrade", "--url", "postgresql://ctid:s3cret-pw@127.0.0.1:1/x"])
+    result = CliRunner().invoke(
+        _cli(), ["db", "upgrade", "--url", "postgresql://ctid:s3cret-pw@127.0.0.1:1/x"]
+    )
     assert result.exit_code == 1
     assert "s3cret-pw" not in result.output
     assert result.output.startswith("ctid: error: cannot migrate the database")

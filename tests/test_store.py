@@ -18,7 +18,9 @@ from ctid.store.schema import events as events_table
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
-def ev(pbx_call_id: str, key: str, kind: EventKind = EventKind.RING, *, seconds: int = 0, connector: str = "mf"):
+def ev(
+    pbx_call_id: str, key: str, kind: EventKind = EventKind.RING, *, seconds: int = 0, connector: str = "mf"
+):
     return CallEvent(
         connector=connector,
         pbx_call_id=pbx_call_id,
@@ -32,7 +34,9 @@ def ev(pbx_call_id: str, key: str, kind: EventKind = EventKind.RING, *, seconds:
     )
 
 
-def call_of(pbx_call_id: str, *, state=CallState.RINGING, agent="anna", updated=0, number="+79001234567", **kw):
+def call_of(
+    pbx_call_id: str, *, state=CallState.RINGING, agent="anna", updated=0, number="+79001234567", **kw
+):
     first = ev(pbx_call_id, "x")
     return Call(
         id=first.call_id,
@@ -75,7 +79,11 @@ def count_commits(store: Store) -> list[int]:
 
 
 async def test_events_are_idempotent(store: Store) -> None:
-    batch = [ev("c1", "k1"), ev("c1", "k2", EventKind.ANSWER, seconds=3), ev("c1", "k3", EventKind.END, seconds=9)]
+    batch = [
+        ev("c1", "k1"),
+        ev("c1", "k2", EventKind.ANSWER, seconds=3),
+        ev("c1", "k3", EventKind.END, seconds=9),
+    ]
     call = call_of("c1", state=CallState.ENDED, outcome=Outcome.ANSWERED, updated=9)
 
     new = await store.add_events(batch, [call])
@@ -226,7 +234,9 @@ async def test_add_events_without_writer_commits_directly(db_url: str) -> None:
 
 async def test_list_calls_since_limit_and_filters(store: Store) -> None:
     for i in range(6):
-        call = call_of(f"c{i}", agent="anna" if i % 2 else "boris", updated=i * 10, number=f"+7900000000{i % 3}")
+        call = call_of(
+            f"c{i}", agent="anna" if i % 2 else "boris", updated=i * 10, number=f"+7900000000{i % 3}"
+        )
         await store.add_events([ev(f"c{i}", f"k{i}")], [call])
 
     all_calls = await store.list_calls()
@@ -252,7 +262,9 @@ async def test_list_calls_since_limit_and_filters(store: Store) -> None:
 
 
 async def test_load_call_round_trips_a_call_object(store: Store) -> None:
-    call = call_of("c1", state=CallState.ENDED, outcome=Outcome.ANSWERED, ringing_agents=["anna"], agents=["anna"])
+    call = call_of(
+        "c1", state=CallState.ENDED, outcome=Outcome.ANSWERED, ringing_agents=["anna"], agents=["anna"]
+    )
     call.answered_at = T0 + timedelta(seconds=4)
     call.talk_seconds = 12.5
     call.contact = {"name": "Иван", "id": "42"}
@@ -266,7 +278,9 @@ async def test_load_call_round_trips_a_call_object(store: Store) -> None:
 
 
 async def test_tasks(store: Store) -> None:
-    t1 = Task(id="t1", number="+79001", missed_calls=["a"], first_missed_at=T0, last_missed_at=T0, owner="anna")
+    t1 = Task(
+        id="t1", number="+79001", missed_calls=["a"], first_missed_at=T0, last_missed_at=T0, owner="anna"
+    )
     t2 = Task(id="t2", number="+79002", owner="boris")
     await store.upsert_tasks([t1, t2])
     await store.set_task_crm_ref("t1", "crm-123")
@@ -369,7 +383,9 @@ async def test_outbox_jobs_commit_atomically_with_events(store: Store) -> None:
     await store._write(lambda conn: conn.execute(text("DROP TABLE tasks")))
     doomed = OutboxJob("log_call", "c2", {}, dedupe_key="log:c2", due_at=T0)
     with pytest.raises(StoreError):
-        await store.add_events([ev("c2", "k1")], [call_of("c2")], tasks=[Task(id="t", number="1")], outbox=[doomed])
+        await store.add_events(
+            [ev("c2", "k1")], [call_of("c2")], tasks=[Task(id="t", number="1")], outbox=[doomed]
+        )
     assert len(await store.due_jobs(T0, 10, lease=None)) == 1  # the job of the failed batch was not kept
     assert await store.find_call("mf", "c2") is None
 

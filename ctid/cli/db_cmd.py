@@ -10,10 +10,17 @@ from pathlib import Path
 
 import typer
 
-db_app = typer.Typer(name="db", help="Database schema: upgrade it, or show its revision.", no_args_is_help=True)
+db_app = typer.Typer(
+    name="db", help="Database schema: upgrade it, or show its revision.", no_args_is_help=True
+)
 
 _CONFIG = typer.Option(
-    None, "--config", "-c", envvar="CTID_CONFIG", help="Configuration file (database.url is used).", show_default=False
+    None,
+    "--config",
+    "-c",
+    envvar="CTID_CONFIG",
+    help="Configuration file (database.url is used).",
+    show_default=False,
 )
 _URL = typer.Option(None, "--url", help="Database URL (instead of --config).", show_default=False)
 
@@ -47,7 +54,9 @@ def upgrade(
     config: Path | None = _CONFIG,
     url: str | None = _URL,
     revision: str = typer.Option("head", help="Target revision."),
-    sql: bool = typer.Option(False, "--sql", help="Print the SQL instead of running it (nothing is changed)."),
+    sql: bool = typer.Option(
+        False, "--sql", help="Print the SQL instead of running it (nothing is changed)."
+    ),
 ) -> None:
     """Upgrade the database schema to the newest revision (safe to run from several hosts at once)."""
     from ctid.cli import fail

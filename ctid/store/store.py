@@ -196,15 +196,19 @@ class Store:
             size += batch.size
 
     async def _commit(self, group: list[Batch]) -> None:
-        """Commit ``group`` in one transaction and wake its callers. If that fails and the group has
-        several batches, each is retried alone, so one bad batch (or a lost insert race with
-        another instance) does not fail its neighbours."""
+        """Commit ``group`` in one transaction and wake its callers.
+
+        If that fails and the group has several batches, each is retried alone, so one bad batch
+        does not fail its neighbours. A lone batch is retried once after an integrity error: on
+        databases without ``ON CONFLICT`` that is another instance storing the same event first,
+        and the retry's pre-select sees it.
+        """
         try:
             try:
                 await self._thread(write_group, self.engine, group, utcnow())
             except StoreError as exc:
                 self.stats.failures += 1
-                if len(group) == 1:
+                if len(group) == 1 and not isinstance(exc.__cause__, IntegrityError):
                     group[0].error = exc
                     return
                 for batch in group:

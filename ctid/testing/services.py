@@ -68,7 +68,9 @@ def _as_postgres_user() -> list[str]:
         return []
     runuser = shutil.which("runuser")
     if runuser is None:
-        raise ServiceUnavailable("running as root and runuser is missing: cannot start PostgreSQL as 'postgres'")
+        raise ServiceUnavailable(
+            "running as root and runuser is missing: cannot start PostgreSQL as 'postgres'"
+        )
     return [runuser, "-u", "postgres", "--"]
 
 
@@ -90,7 +92,9 @@ def _private_postgres() -> Iterator[str]:
     def run(*args: str) -> None:
         proc = subprocess.run([*prefix, *args], capture_output=True, text=True, timeout=120)
         if proc.returncode != 0:
-            raise ServiceUnavailable(f"{os.path.basename(args[0])} failed: {(proc.stderr or proc.stdout).strip()}")
+            raise ServiceUnavailable(
+                f"{os.path.basename(args[0])} failed: {(proc.stderr or proc.stdout).strip()}"
+            )
 
     try:
         run(initdb, "-D", datadir, "-A", "trust", "-U", "postgres", "--no-sync", "-E", "UTF8")
@@ -99,7 +103,9 @@ def _private_postgres() -> Iterator[str]:
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:
-            subprocess.run([*prefix, pg_ctl, "-D", datadir, "-m", "immediate", "-w", "stop"], capture_output=True)
+            subprocess.run(
+                [*prefix, pg_ctl, "-D", datadir, "-m", "immediate", "-w", "stop"], capture_output=True
+            )
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -183,7 +189,9 @@ def _private_redis() -> Iterator[str]:
         deadline = time.monotonic() + 15
         while not _redis_answers(url):
             if proc.poll() is not None:
-                raise ServiceUnavailable(f"redis-server exited: {proc.stderr.read().decode(errors='replace').strip()}")
+                raise ServiceUnavailable(
+                    f"redis-server exited: {proc.stderr.read().decode(errors='replace').strip()}"
+                )
             if time.monotonic() > deadline:
                 raise ServiceUnavailable("redis-server did not answer within 15 s")
             time.sleep(0.05)  # real time: waiting for an external process to boot
