@@ -13,7 +13,7 @@ from typing import Any
 import trio
 from quart import request, websocket
 
-from ctid.errors import AuthError
+from ctid.errors import AuthError, CtidError
 from ctid.hub import protocol as p
 from ctid.hub.backplane import MemoryBackplane
 from ctid.hub.connection import HubConnection
@@ -99,7 +99,7 @@ class Hub:
     async def _negotiate(self) -> Any:
         try:
             principal = await self._authenticate(request.headers, request.args)
-        except AuthError as exc:
+        except CtidError as exc:  # AuthError -> 401; a failing token store -> its own status
             return {"error": exc.error_id, "message": str(exc)}, exc.status
         raw = request.args.get("negotiateVersion")
         version = 0
@@ -125,7 +125,7 @@ class Hub:
     async def _websocket(self) -> Any:
         try:
             principal = await self._authenticate(websocket.headers, websocket.args)
-        except AuthError as exc:
+        except CtidError as exc:
             return {"error": exc.error_id, "message": str(exc)}, exc.status
         if self._shutting_down:
             return {"error": "shutting_down", "message": "the server is restarting"}, 503

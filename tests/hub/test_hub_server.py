@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio_websocket
 
-from ctid.errors import AuthError
+from ctid.errors import AuthError, StoreError
 from ctid.hub import Hub
 from ctid.hub.client import HubClient, HubClosed, HubConnectionError, HubError, open_hub, open_websocket
 
@@ -227,3 +227,14 @@ async def test_client_pings_and_detects_a_silent_server() -> None:
             with trio.fail_after(3):
                 closed = await alice.wait_closed()
             assert "Server timeout" in (closed.error or "")
+
+
+async def test_a_failing_token_store_is_a_503_not_a_crash() -> None:
+    class StoreDown(FakeBackend):
+        async def authenticate(self, token: str) -> Any:
+            raise StoreError("database unavailable")
+
+    async with running_hub(Hub(StoreDown())) as url:
+        response = await post_negotiate(url, "?negotiateVersion=1")
+        assert response.status_code == 503 and response.json()["error"] == "store_unavailable"
+        assert await raw_status(url, "", [("Authorization", "Bearer tok-alice")]) == 503
