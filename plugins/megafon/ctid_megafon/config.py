@@ -39,7 +39,9 @@ class MegafonConfig(ConnectorConfig):
     contact_budget: float = Field(
         default=1.0, gt=0, le=10, description="Seconds a 'contact' push may wait for the CRM lookup."
     )
-    dnd_sync: bool = Field(default=False, description="Mirror agents' DND presence to the PBX.")
+    dnd_sync: bool = Field(
+        default=False, description="ctid mirrors agents' DND (and offline) presence to the PBX's DND."
+    )
     recordings_dir: Path = Field(
         default=Path("recordings"), description="Where recordings are stored (relative to ctid's data_dir)."
     )

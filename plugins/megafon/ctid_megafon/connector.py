@@ -14,7 +14,6 @@ import dataclasses
 import hmac
 import ipaddress
 import logging
-import weakref
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -31,7 +30,7 @@ from ctid.connector import (
     WebhookResult,
 )
 from ctid.errors import CtidError, PBXError, RequestError
-from ctid.model import Call, CallEvent, Capability, Direction, EventKind, Presence, call_id_for, utcnow
+from ctid.model import Call, CallEvent, Capability, Direction, EventKind, call_id_for, utcnow
 from ctid_megafon import simulate as _simulate
 from ctid_megafon.client import MegafonClient, PbxGroup, PbxUserInfo
 from ctid_megafon.config import MegafonConfig
@@ -51,10 +50,6 @@ from ctid_megafon.legs import LegTracker
 from ctid_megafon.recordings import RecordingStore
 
 log = logging.getLogger(__name__)
-
-#: Live connectors, for the ``ctid_agent_status`` hook that mirrors DND (see plugin.py).
-LIVE: weakref.WeakSet[MegafonConnector] = weakref.WeakSet()
-
 
 def _answer(status: int, error: str, message: str) -> WebhookResult:
     """The PBX's documented error answers (``{"error": "Invalid token"}`` ...) plus our detail."""
@@ -110,8 +105,8 @@ class MegafonConnector(Connector):
         self.legs = LegTracker(name, config.settle_seconds)
         self.recordings = RecordingStore(name, config, services)
         self._aliases: dict[str, str] = {}  # second_callid -> primary callid (transfers)
+        self._transfers: dict[str, CallEvent] = {}  # callid -> TRANSFER waiting for its target agent
         self._jobs_in, self._jobs_out = trio.open_memory_channel[tuple[float, str, str]](10_000)
-        self._dnd_in, self._dnd_out = trio.open_memory_channel[tuple[str, bool]](1_000)
         self._wake = trio.Event()
 
     @property
@@ -121,25 +116,19 @@ class MegafonConnector(Connector):
         return self._client
 
     async def aclose(self) -> None:
-        LIVE.discard(self)
         if self._client is not None:
             await self._client.aclose()
             self._client = None
-        for channel in (self._jobs_in, self._jobs_out, self._dnd_in, self._dnd_out):
+        for channel in (self._jobs_in, self._jobs_out):
             channel.close()
 
     # -- background work -------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """Settle window, delayed recording downloads and DND mirroring, until cancelled."""
-        LIVE.add(self)
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._settle_loop)
-                nursery.start_soon(self._recording_loop)
-                nursery.start_soon(self._dnd_loop)
-                task_status.started()
-        finally:
-            LIVE.discard(self)
+        """The settle window and delayed recording downloads, until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._settle_loop)
+            nursery.start_soon(self._recording_loop)
+            task_status.started()
 
     async def _settle_loop(self) -> None:
         while True:
@@ -165,30 +154,6 @@ class MegafonConnector(Connector):
             await self.recordings.fetch(self.client, pbx_call_id, call_id)
         except CtidError as exc:
             log.warning("%s: recording of call %s not downloaded: %s", self.name, call_id, exc)
-
-    async def _dnd_loop(self) -> None:
-        async for login, enabled in self._dnd_out:
-            try:
-                await self.set_dnd(login, enabled)
-            except CtidError as exc:
-                log.warning("%s: DND %s for %s not mirrored: %s", self.name, "on" if enabled else "off", login, exc)
-
-    def mirror_presence(self, agent_id: str, status: Presence, previous: str | None) -> bool:
-        """Queue a DND change for the PBX when ``dnd_sync`` is on; True if one was queued."""
-        if not self.config.dnd_sync:
-            return False
-        now_dnd, was_dnd = status is Presence.DND, previous == Presence.DND.value
-        if now_dnd == was_dnd:
-            return False
-        login = self.services.directory.login_for_agent(self.name, agent_id)
-        if not login:
-            return False
-        try:
-            self._dnd_in.send_nowait((login, now_dnd))
-        except (trio.WouldBlock, trio.ClosedResourceError):
-            log.warning("%s: DND queue unavailable; %s not mirrored", self.name, login)
-            return False
-        return True
 
     # -- inbound ---------------------------------------------------------------------------------
     def _allowed(self, remote: str | None) -> bool:
@@ -221,7 +186,7 @@ class MegafonConnector(Connector):
             if cmd == "contact":
                 return await self._contact(fields, request)
             if cmd == "event":
-                events = [self._event(fields, request)]
+                events = self._event(fields, request)
             elif cmd == "history":
                 events = await self._history_push(fields, request)
             else:
@@ -234,17 +199,29 @@ class MegafonConnector(Connector):
     def _primary(self, callid: str) -> str:
         return self._aliases.get(callid, callid)
 
-    def _event(self, fields: Fields, request: WebhookRequest) -> CallEvent:
+    def _event(self, fields: Fields, request: WebhookRequest) -> list[CallEvent]:
         event = event_from_push(self.name, fields, request.received_at, self.services.default_region)
         primary = self._primary(event.pbx_call_id)
         if primary != event.pbx_call_id:
             extra = {**event.extra, "leg_callid": event.pbx_call_id}
             event = dataclasses.replace(event, pbx_call_id=primary, extra=extra)
-        if event.kind is EventKind.TRANSFER and event.leg_id:
-            self._aliases[event.leg_id] = event.pbx_call_id
-        event = self.legs.observe(event, trio.current_time())
+        out: list[CallEvent] = []
+        if event.kind is EventKind.TRANSFER:
+            # TRANSFERRED names who transferred and the new leg's id, not the target: hold it until
+            # the next agent of this call rings or answers, then emit it with that agent as target.
+            if event.leg_id:
+                self._aliases[event.leg_id] = event.pbx_call_id
+            self._transfers[event.pbx_call_id] = event
+        else:
+            pending = self._transfers.get(event.pbx_call_id)
+            if (pending is not None and event.kind in (EventKind.RING, EventKind.ANSWER) and event.agent_login
+                    and event.agent_login != pending.agent_login):
+                del self._transfers[event.pbx_call_id]
+                transfer = dataclasses.replace(pending, target_login=event.agent_login)
+                out.append(self.legs.observe(transfer, trio.current_time()))
+            out.append(self.legs.observe(event, trio.current_time()))
         self._wake.set()
-        return event
+        return out
 
     async def _summary_events(self, summary: Summary, received_at: datetime) -> list[CallEvent]:
         """A history record as events; records the recording link and plans its download."""

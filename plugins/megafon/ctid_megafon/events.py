@@ -324,7 +324,8 @@ def event_from_push(connector: str, fields: Fields, received_at: datetime, regio
         agent_login=user.login,
         group=fields.get("groupRealName") or user.group,
         outcome=outcome,
-        leg_id=second if kind is EventKind.TRANSFER else None,
+        # A group login or the switch is a leg of its own, never the caller's leg (which has no id).
+        leg_id=second if kind is EventKind.TRANSFER else (f"user:{user.raw}" if user.raw and not user.login else None),
         extra=extra,
     )
 

@@ -6,8 +6,10 @@ receipt time; :class:`LegTracker` keeps each leg's own order right by moving a l
 event (RING after the leg's LEG_END, say) to just before the event that overtook it.
 
 It also runs the settle window: once every known leg of a call has ended and neither a new leg nor
-``history`` came for ``settle_seconds``, the call is closed with a synthetic ``end`` event (outcome
-from the legs). ``history``, when it comes, stays authoritative and corrects it.
+``history`` came for ``settle_seconds``, the caller's own leg is closed with a synthetic
+``leg_end`` (the caller leg exists when ``contact`` announced the call; without it the agents' leg
+ends already ended the call). A leg end, unlike ``end``, lets the call revive if the PBX rings
+someone again later; ``history``, when it comes, stays authoritative and corrects everything.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class LegTracker:
         return min(deadlines) if deadlines else None
 
     def due(self, now: float) -> list[CallEvent]:
-        """``end`` events for calls whose legs have all been quiet for the settle window."""
+        """Caller ``leg_end`` events for calls whose legs have all been quiet for the settle window."""
         out = []
         for pbx_call_id, call in list(self._calls.items()):
             if call.done or call.settle_at is None or call.settle_at > now:
@@ -107,7 +109,7 @@ class LegTracker:
                 CallEvent(
                     connector=self.connector,
                     pbx_call_id=pbx_call_id,
-                    kind=EventKind.END,
+                    kind=EventKind.LEG_END,
                     key=f"settle:{pbx_call_id}",
                     at=None,
                     received_at=call.last_end or utcnow(),

@@ -13,15 +13,3 @@ def ctid_register_connectors():
     from ctid_megafon.connector import MegafonConnector
 
     return [MegafonConnector]
-
-
-@hookimpl
-def ctid_agent_status(agent, previous):
-    """Mirror an agent's DND presence to every running MegaFon instance with ``dnd_sync: true``.
-
-    Only queues the change; each connector's own task sends it to the PBX.
-    """
-    from ctid_megafon.connector import LIVE
-
-    for connector in list(LIVE):
-        connector.mirror_presence(agent.id, agent.status, previous)

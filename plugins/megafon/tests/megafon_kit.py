@@ -4,6 +4,7 @@ config builder and push builders (fixtures using them live in conftest.py)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 
@@ -123,20 +124,22 @@ def request(
     as_json: bool = False,
     method: str = "POST",
     remote: str | None = PBX_IP,
+    received_at: datetime | None = None,
 ) -> WebhookRequest:
     """A push as the PBX sends it (form-encoded by default)."""
     body_fields = dict(fields)
     if token is not None:
         body_fields["crm_token"] = token
+    when = {"received_at": received_at} if received_at is not None else {}
     if method == "GET":
-        return WebhookRequest("GET", "", {}, {k: str(v) for k, v in body_fields.items()}, b"", remote)
+        return WebhookRequest("GET", "", {}, {k: str(v) for k, v in body_fields.items()}, b"", remote, **when)
     if as_json:
         body = httpx.Request("POST", "http://x", json=body_fields).content
         headers = {"content-type": "application/json"}
     else:
         body = urlencode(body_fields).encode()
         headers = {"content-type": "application/x-www-form-urlencoded"}
-    return WebhookRequest(method, "", headers, {}, body, remote)
+    return WebhookRequest(method, "", headers, {}, body, remote, **when)
 
 
 async def push(connector: MegafonConnector, fields: dict[str, Any], **kwargs: Any) -> WebhookResult:

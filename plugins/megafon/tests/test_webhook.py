@@ -186,7 +186,10 @@ async def test_transfer_and_the_transferred_legs_own_history(connector):
         events += (await push(connector, post)).events
     assert {e.pbx_call_id for e in events} == {"call-a"}  # the second leg folds into the primary call
     transfer = next(e for e in events if e.kind is EventKind.TRANSFER)
-    assert transfer.agent_login == "anna" and transfer.leg_id == "call-b"
+    # TRANSFERRED names no target: it is emitted with the next agent who rings on the call
+    assert transfer.agent_login == "anna" and transfer.target_login == "boris" and transfer.leg_id == "call-b"
+    kinds = [(e.kind, e.agent_login) for e in events]
+    assert kinds.index((EventKind.TRANSFER, "anna")) == kinds.index((EventKind.RING, "boris")) - 1
     answers = [e.agent_login for e in events if e.kind is EventKind.ANSWER]
     assert answers == ["anna", "boris"]
     leg_history = events[-2]
