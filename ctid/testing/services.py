@@ -133,11 +133,22 @@ def postgres_database(server_url: str) -> Iterator[str]:
 
     name = f"ctid_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with _pg_connect(server_url) as conn:
+        if make_url(server_url).host in ("127.0.0.1", "localhost", None) and os.path.isdir("/proc/self"):
+            _drop_orphans(conn)
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
         yield make_url(server_url).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
     finally:
         with _pg_connect(server_url) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _drop_orphans(conn) -> None:  # noqa: ANN001
+    """Drop test databases left by sessions of this host that died without cleaning up."""
+    rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE 'ctid\\_test\\_%'").fetchall()
+    for (name,) in rows:
+        pid = name.split("_")[2]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
