@@ -1,0 +1,57 @@
+"""Phone number normalization: the shapes PBXs send, and garbage that must not crash."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ctid.phone import normalize
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("89101234567", "+79101234567"),  # Russian trunk prefix 8
+        ("79101234567", "+79101234567"),  # E.164 digits without "+" (MegaFon)
+        ("+79101234567", "+79101234567"),
+        ("8 (910) 123-45-67", "+79101234567"),
+        ("+7 910 123-45-67", "+79101234567"),
+        ("9101234567", "+79101234567"),  # national number without prefix
+        ("84951234567", "+74951234567"),
+        ("71117772211", "+71117772211"),  # not valid in the metadata, but possible: kept as E.164
+        ("4915112345678", "+4915112345678"),  # foreign E.164 digits without "+"
+        ("+1 650 253 0000", "+16502530000"),
+        ("0049 151 12345678", "+4915112345678"),  # "00" international prefix
+        ("810 49 151 12345678", "+4915112345678"),  # Russian international prefix
+        ("101", "101"),  # internal extension
+        ("704", "704"),
+        ("123456", "123456"),
+        ("12-34", "1234"),
+        ("12345678", "12345678"),  # garbage: digits kept
+        ("0012345678", "0012345678"),
+        ("+12345678", "+12345678"),
+        ("1234567890123456789", "1234567890123456789"),
+        ("anonymous", None),
+        ("", None),
+        ("   ", None),
+        (None, None),
+    ],
+)
+def test_normalize(raw, expected):
+    assert normalize(raw) == expected
+
+
+def test_region_decides_national_numbers():
+    assert normalize("030 1234567", "DE") == "+49301234567"
+    assert normalize("89101234567", "RU") == "+79101234567"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet="+0123456789 -()x#*abc", max_size=25))
+def test_normalize_never_crashes_and_is_idempotent(raw):
+    once = normalize(raw)
+    if once is None:
+        assert not any(ch.isdigit() for ch in raw)
+    else:
+        assert normalize(once) == once
