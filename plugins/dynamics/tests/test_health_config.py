@@ -1,0 +1,128 @@
+"""health(), configuration validation, plugin registration, NTLM wiring."""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import ctid.hookspecs
+import pluggy
+import pytest
+from pydantic import ValidationError
+
+from ctid_dynamics.adapter import DynamicsAdapter
+from ctid_dynamics.client import DynamicsClient
+from ctid_dynamics.config import DynamicsConfig
+
+
+async def test_health_ok(adapter, world, fake):
+    health = await adapter.health()
+    assert health.ok, health
+    assert health.checks["token"] == "ok"
+    assert health.checks["whoami"] == f"ok: user {fake.app_user}"
+    assert {health.checks[name] for name in ("contact", "account", "lead")} == {"ok"}
+
+
+async def test_health_wrong_secret(make_adapter):
+    health = await make_adapter(auth={"client_secret": "wrong"}).health()
+    assert not health.ok
+    assert "invalid_client" in health.detail and "AADSTS7000215" in health.detail
+    assert "whoami" not in health.checks
+
+
+async def test_health_wrong_tenant(make_adapter, fake):
+    health = await make_adapter(auth={"tenant": "nope", "authority": f"{fake.url}/nope"}).health()
+    assert not health.ok
+    assert health.detail.startswith(f"token authority {fake.url}/nope rejected")
+
+
+async def test_health_wrong_url(make_adapter, fake):
+    # Entra refuses a token for an organization it does not know ...
+    health = await make_adapter(url="https://127.0.0.1:9").health()
+    assert not health.ok and "AADSTS500011" in health.detail
+    # ... and with a scope that works, the unreachable organization is named.
+    health = await make_adapter(url="https://127.0.0.1:9", auth={"scope": f"{fake.url}/.default"}).health()
+    assert not health.ok
+    assert health.detail.startswith("cannot reach Dynamics at https://127.0.0.1:9")
+    assert health.checks["token"] == "ok"
+
+
+async def test_health_names_an_unreadable_entity(make_adapter):
+    adapter = make_adapter(entities={
+        "contact": {"phone_fields": ["telephone1"]},
+        "incident": {"phone_fields": ["new_phone"], "entity_set": "Incidents", "id_field": "incidentid", "name_field": "title"},
+    })
+    health = await adapter.health()
+    assert not health.ok
+    assert health.checks["contact"] == "ok"
+    assert "Resource not found for the segment 'Incidents'" in health.checks["incident"]
+    assert health.detail.startswith("incident:")
+
+
+async def test_health_when_dynamics_is_down(adapter, fake):
+    fake.down = True
+    health = await adapter.health()
+    assert not health.ok and "503" in health.detail
+
+
+def base(**overrides):
+    data = {"plugin": "dynamics", "url": "https://contoso.crm4.dynamics.com/",
+            "auth": {"type": "client_credentials", "tenant": "t", "client_id": "c", "client_secret": "topsecret-value"}}
+    data.update(overrides)
+    return data
+
+
+def test_config_defaults():
+    config = DynamicsConfig.model_validate(base())
+    assert config.api_url == "https://contoso.crm4.dynamics.com/api/data/v9.2"
+    assert config.entities["contact"].entity_set == "contacts"
+    assert config.entities["contact"].phone_fields[:2] == ["telephone1", "mobilephone"]
+    assert config.entities["lead"].company_field == "companyname"
+    assert config.callback_task.owner_rule == ["contact_owner", "agent", "group_manager"]
+    assert config.auth.authority_url() == "https://login.microsoftonline.com/t"
+    assert "topsecret" not in repr(config) and "topsecret" not in config.model_dump_json()
+
+
+@pytest.mark.parametrize(("overrides", "fragment"), [
+    ({"url": "contoso.crm.dynamics.com"}, "http(s) URL"),
+    ({"url": "https://x/api/data/v9.2"}, "without /api/data"),
+    ({"api_version": "v9"}, "pattern"),
+    ({"auth": {"type": "kerberos"}}, "does not match any of the expected tags"),
+    ({"auth": {"type": "client_credentials", "tenant": "t", "client_id": "c"}}, "exactly one of client_secret"),
+    ({"auth": {"type": "adfs", "authority": "https://adfs.example.com", "client_id": "c", "client_secret": "s"}}, "ending in /adfs"),
+    ({"auth": {"type": "adfs", "authority": "https://adfs.example.com/adfs", "client_id": "c"}}, "client_secret, or username"),
+    ({"entities": {"incident": {"phone_fields": ["x"]}}}, "custom entity needs"),
+    ({"recording": {"mode": "url_field"}}, "needs url_field"),
+    ({"unknown": 1}, "Extra inputs are not permitted"),
+])
+def test_config_errors(overrides, fragment):
+    with pytest.raises(ValidationError) as info:
+        DynamicsConfig.model_validate(base(**overrides))
+    assert fragment in str(info.value)
+
+
+async def test_ntlm_auth_uses_windows_credentials_and_no_token():
+    from httpx_ntlm import HttpNtlmAuth
+
+    config = DynamicsConfig.model_validate(base(
+        url="https://crm.example.local/ORG", api_version="8.2",
+        auth={"type": "ntlm", "domain": "EXAMPLE", "username": "svc-ctid", "password": "pw"},
+    ))
+    client = DynamicsClient(config)
+    try:
+        assert client.tokens is None
+        assert isinstance(client._http.auth, HttpNtlmAuth)
+        assert client._http.auth.username == "EXAMPLE\\svc-ctid"
+        assert client.url("contacts") == "https://crm.example.local/ORG/api/data/v8.2/contacts"
+    finally:
+        await client.aclose()
+
+
+def test_entry_point_registers_the_adapter():
+    [entry] = [e for e in entry_points(group="ctid") if e.name == "dynamics"]
+    module = entry.load()
+    manager = pluggy.PluginManager("ctid")
+    manager.add_hookspecs(ctid.hookspecs)
+    manager.register(module)
+    manager.check_pending()
+    assert manager.hook.ctid_register_crms() == [[DynamicsAdapter]]
+    assert DynamicsAdapter.plugin_name == "dynamics" and DynamicsAdapter.Config is DynamicsConfig
