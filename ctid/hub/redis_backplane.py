@@ -99,7 +99,8 @@ class RedisBackplane:
     ):
         self.url = url
         self._target = _parse_url(url)
-        self._queue: deque[tuple[str, bytes]] = deque()
+        self._queue: deque[tuple[int, str, bytes]] = deque()
+        self._sequence = 0
         self._buffer = buffer
         self._wakeup = trio.Event()
         self._backoff = (backoff_min, backoff_max)
@@ -124,7 +125,8 @@ class RedisBackplane:
         if len(self._queue) >= self._buffer:
             self._queue.popleft()
             self.dropped += 1
-        self._queue.append((channel, data))
+        self._sequence += 1
+        self._queue.append((self._sequence, channel, data))
         self._wakeup.set()
 
     @asynccontextmanager
@@ -205,16 +207,16 @@ class RedisBackplane:
                     await stream.send_all(encode_command("PING"))
                     with trio.fail_after(self._connect_timeout):
                         await reader.read()
-            batch = list(self._queue)[:100]
-            await stream.send_all(b"".join(encode_command("PUBLISH", ch, data) for ch, data in batch))
+            batch = [self._queue[index] for index in range(min(100, len(self._queue)))]
+            await stream.send_all(b"".join(encode_command("PUBLISH", ch, data) for _, ch, data in batch))
             with trio.fail_after(self._connect_timeout):
                 for _ in batch:
                     reply = await reader.read()
                     if isinstance(reply, RedisProtocolError):
                         raise reply
-            for _ in batch:  # only now: a batch interrupted by a failure is sent again
-                if self._queue:
-                    self._queue.popleft()
+            # only now: a batch interrupted by a failure is sent again after reconnecting
+            while self._queue and self._queue[0][0] <= batch[-1][0]:
+                self._queue.popleft()
 
     async def _subscriber(self, stream: trio.abc.Stream, reader: RespReader) -> None:
         last_reply = trio.current_time()

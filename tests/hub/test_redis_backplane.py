@@ -14,7 +14,7 @@ import pytest
 import trio
 import trio.testing
 
-from ctid.hub import Hub, backplane_from_url
+from ctid.hub import Hub, MemoryBackplane, backplane_from_url
 from ctid.hub.client import HubClient, open_hub
 from ctid.hub.redis_backplane import (
     RedisBackplane,
@@ -124,12 +124,13 @@ def _redis_server_binary() -> str:
 class RedisServer:
     """A private redis-server on ``port`` that the test stops and starts again."""
 
-    def __init__(self, nursery: trio.Nursery, port: int):
-        self.nursery, self.port = nursery, port
+    def __init__(self, nursery: trio.Nursery, port: int, *extra: str):
+        self.nursery, self.port, self.extra = nursery, port, list(extra)
         self.process: trio.Process | None = None
 
     async def start(self) -> None:
-        args = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        args = [_redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                *self.extra]
         self.process = await self.nursery.start(
             partial(trio.run_process, args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
         )
@@ -182,3 +183,33 @@ async def test_redis_outage_keeps_local_delivery_and_recovers() -> None:
                     seen_b.add(await next_call_id(alice_b))
                 assert seen_b <= {"during", "after"}
         await redis.stop()
+
+
+async def test_password_protected_redis() -> None:
+    port = free_port()
+    async with trio.open_nursery() as nursery:
+        redis = RedisServer(nursery, port, "--requirepass", "s3cret")
+        await redis.start()
+        good = Hub(FakeBackend(), RedisBackplane(f"redis://:s3cret@127.0.0.1:{port}/0", backoff_min=0.05))
+        bad = Hub(FakeBackend(), RedisBackplane(f"redis://:not-the-pw-Xq9@127.0.0.1:{port}/0", backoff_min=0.05))
+        async with running_hub(good), running_hub(bad):
+            await wait_healthy(good)
+            with trio.fail_after(5):
+                while not bad.backplane.health()["error"]:  # noqa: ASYNC110 (polls a status)
+                    await trio.sleep(0.02)
+            health = bad.backplane.health()
+            assert health["ok"] is False and "AUTH failed" in health["error"]
+            assert "Xq9" not in str(health)  # the password never shows
+        await redis.stop()
+
+
+async def test_two_hubs_in_one_process_share_a_memory_backplane() -> None:
+    shared = MemoryBackplane()
+    a, b = Hub(FakeBackend(), shared), Hub(FakeBackend(), shared)
+    async with running_hub(a) as url_a, running_hub(b) as url_b:
+        async with open_hub(url_a, "tok-alice") as alice_a, open_hub(url_b, "tok-alice") as alice_b:
+            await b.publish_call({"id": "from-b"}, {"alice"})
+            assert await next_call_id(alice_a) == "from-b"
+            assert await next_call_id(alice_b) == "from-b"
+            await nothing_more(alice_b)
+    assert shared.health() == {"kind": "memory", "ok": True, "dropped": 0}
