@@ -373,6 +373,18 @@ async def test_expired_lease_makes_a_job_due_again(store: Store) -> None:
     assert [j.id for j in await store.due_jobs(T0 + timedelta(seconds=61), 5, lease=60)] == [job_id]
 
 
+async def test_released_jobs_are_due_again_at_once(store: Store) -> None:
+    ids = [await store.enqueue("log_call", f"c{i}", {}, due_at=T0) for i in range(3)]
+    claimed = await store.due_jobs(T0, 10, lease=120)
+    assert [j.id for j in claimed] == ids
+    assert all(j.next_attempt_at == T0 + timedelta(seconds=120) for j in claimed)
+    await store.fail_job(ids[0], "503", T0 + timedelta(seconds=5))  # the worker stops after a failure
+    await store.release_jobs(claimed[1:], at=T0)  # ... and hands back what it did not run
+    await store.release_jobs(claimed[:1], at=T0)  # no effect: already failed and rescheduled
+    assert [j.id for j in await store.due_jobs(T0 + timedelta(seconds=1), 10, lease=None)] == ids[1:]
+    assert [j.id for j in await store.due_jobs(T0 + timedelta(seconds=6), 10, lease=None)] == [*ids[1:], ids[0]]
+
+
 async def test_outbox_jobs_commit_atomically_with_events(store: Store) -> None:
     job = OutboxJob("log_call", "c1", {"call": "c1"}, dedupe_key="log:c1", due_at=T0)
     await store.add_events([ev("c1", "k1")], [call_of("c1")], outbox=[job, job])

@@ -53,6 +53,7 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "job_ids_for_keys": (["a"],),
     "due_jobs": (T0, 10, ["log_call"]),
     "claim_job": (1, T0, T0 + timedelta(minutes=2)),
+    "release_job": (1, T0, T0),
     "get_job": (1,),
     "complete_job": (1, T0),
     "fail_job": (1, "boom", T0),

@@ -300,6 +300,15 @@ def claim_job(job_id: int, seen_next_attempt_at: datetime, lease_until: datetime
     )
 
 
+def release_job(job_id: int, leased_until: datetime, at: datetime) -> Update:
+    """Hand a claimed job back (due at ``at``) if its lease is still the one this worker took."""
+    return (
+        update(outbox)
+        .where(outbox.c.id == job_id, outbox.c.next_attempt_at == leased_until)
+        .values(next_attempt_at=at)
+    )
+
+
 def get_job(job_id: int) -> Select:
     return select(*_JOB_COLUMNS).where(outbox.c.id == job_id)
 
@@ -412,6 +421,7 @@ BUILDERS = [
     upsert_presence, update_presence, insert_presence, insert_presence_history, load_presence,
     presence_history_for,
     enqueue_jobs_ignoring_duplicates, existing_dedupe_keys, insert_jobs, job_ids_for_keys, due_jobs, claim_job,
+    release_job,
     get_job, complete_job, fail_job, outbox_counts,
     get_plugin_record, upsert_plugin_record, update_plugin_record, insert_plugin_record, delete_plugin_record,
     list_plugin_records,

@@ -17,6 +17,7 @@ Lifecycle::
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -403,8 +404,10 @@ class Store:
         """Jobs due at ``now``, oldest first.
 
         With ``lease`` (seconds) the jobs are *claimed*: their next attempt moves to ``now + lease``
-        so other workers (other instances) skip them; a job claimed but neither completed nor failed
-        (a crashed worker) becomes due again when the lease ends. ``lease=None`` only looks.
+        (the returned jobs show it) so other workers (other instances) skip them; a job claimed but
+        neither completed, failed nor released (a crashed worker) becomes due again when the lease
+        ends. Give back claimed jobs you will not run now with :meth:`release_jobs`.
+        ``lease=None`` only looks.
         """
         candidates = await self._read(
             lambda conn: [Job.from_row(r) for r in conn.execute(st.due_jobs(now, limit, kinds))]
@@ -418,10 +421,24 @@ class Store:
             for job in candidates:
                 assert job.next_attempt_at is not None
                 if conn.execute(st.claim_job(job.id, job.next_attempt_at, until)).rowcount == 1:
-                    claimed.append(job)
+                    claimed.append(dataclasses.replace(job, next_attempt_at=until))
             return claimed
 
         return await self._write(claim)
+
+    async def release_jobs(self, jobs: Sequence[Job], at: datetime | None = None) -> None:
+        """Hand back jobs claimed by :meth:`due_jobs` but not run (e.g. the worker stopped after a
+        failure): they are due again at ``at`` (default now) instead of when their lease ends.
+        A job whose lease was meanwhile taken over, completed or failed is left alone."""
+        when = at or utcnow()
+
+        def release(conn: Any) -> None:
+            for job in jobs:
+                if job.next_attempt_at is not None:
+                    conn.execute(st.release_job(job.id, job.next_attempt_at, when))
+
+        if jobs:
+            await self._write(release)
 
     async def get_job(self, job_id: int) -> Job | None:
         row = await self._read(lambda conn: conn.execute(st.get_job(job_id)).first())
