@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 import trio
 
@@ -89,12 +89,13 @@ class HubConnection:
         self._last_sent = trio.current_time()
         return True
 
-    def close(self, error: str | None = None, *, allow_reconnect: bool = False) -> None:
-        """Send Close (with ``error`` / ``allowReconnect``) after what is queued, then close the socket."""
+    def close(self, error: str | None = None, *, allow_reconnect: bool = False, message: bool = True) -> None:
+        """Send Close (with ``error`` / ``allowReconnect``) after what is queued, then close the
+        socket. ``message=False`` skips the Close message (the client said goodbye first)."""
         if self._closing:
             return
         self.close_error = error
-        if self.handshake_version is not None:
+        if message and self.handshake_version is not None:
             self.send_record(p.record(p.close(error, allow_reconnect=allow_reconnect)))
         self._closing = True
         try:
@@ -117,10 +118,16 @@ class HubConnection:
                     break
                 if item is not None:
                     frame.append(item)
-            if frame:
-                await self.socket.send("".join(frame))
+            try:
+                if frame:
+                    await self.socket.send("".join(frame))
+                if item is None:
+                    await self.socket.close(1000)
+            except Exception as exc:  # the peer is gone: nothing left to tell it
+                log.debug("hub connection %s: send failed: %r", self.connection_id, exc)
+                self._abort()
+                return
             if item is None:
-                await self.socket.close(1000)
                 self._abort()
                 return
 
@@ -206,7 +213,7 @@ class HubConnection:
                 error = f"Streaming is not supported: '{message.target}' cannot be streamed."
                 self.send_record(p.record(p.completion(message.invocation_id, error=error)))
         elif kind == p.CLOSE:
-            self.close()
+            self.close(message=False)
             raise _Closed
         elif kind in (p.COMPLETION, p.STREAM_ITEM, p.CANCEL_INVOCATION, p.ACK, p.SEQUENCE):
             pass  # we never call the client with an id, stream, or use stateful reconnect
@@ -261,6 +268,3 @@ class HubConnection:
     def __repr__(self) -> str:  # never includes tokens or headers
         return f"<HubConnection {self.connection_id} {self.principal.subject}>"
 
-
-def describe(conn: HubConnection) -> dict[str, Any]:
-    return {"id": conn.connection_id, "subject": conn.principal.subject, "role": conn.principal.role}

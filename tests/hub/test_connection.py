@@ -230,8 +230,7 @@ async def test_client_close_and_server_close_with_allow_reconnect() -> None:
     async with trio.open_nursery() as nursery:
         socket, conn = await start(nursery, FakeBackend())
         await socket.client_send('{"type":7}' + RS)
-        assert await socket.next() == {"type": 7}
-        assert await socket.next() is None
+        assert await socket.next() is None and socket.close_code == 1000  # no Close echoed back
     async with trio.open_nursery() as nursery:
         socket, conn = await start(nursery, FakeBackend())
         conn.close("Server is restarting.", allow_reconnect=True)
@@ -246,3 +245,16 @@ async def test_slow_client_is_disconnected_instead_of_blocking_publishers() -> N
         assert accepted.count(False) > 0  # never blocks, never raises
         assert conn.close_error == "Client too slow: send queue overflow."
     # the nursery exits: the connection ended itself
+
+
+async def test_a_peer_that_vanished_mid_send_ends_the_connection_quietly() -> None:
+    class Vanishing(MemorySocket):
+        async def send(self, data: str) -> None:
+            raise trio.BrokenResourceError("peer gone")
+
+    socket = Vanishing()
+    conn = HubConnection(socket, TOKENS["tok-alice"], "c", FakeBackend(), HubSettings())
+    with trio.fail_after(1):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(conn.serve)
+            await socket.client_send('{"protocol":"json","version":1}' + RS)  # the {} reply fails
