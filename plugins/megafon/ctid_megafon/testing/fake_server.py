@@ -300,9 +300,9 @@ async def serve(fake: FakeMegafon, *, host: str = "127.0.0.1", port: int = 0,
     config.accesslog = None
     config.errorlog = None
 
-    async def started(status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
-        await hypercorn_serve(fake, config, task_status=status)  # type: ignore[arg-type]
+    async def run(*, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
+        await hypercorn_serve(fake, config, task_status=task_status)  # type: ignore[arg-type]
 
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(started)
+        binds = await nursery.start(run)
         task_status.started(binds[0] if binds else f"http://{host}:{port}")
