@@ -182,3 +182,17 @@ def test_cli_reports_config_errors_with_their_path(tmp_path: Path) -> None:
     result = CliRunner().invoke(_cli(), ["db", "upgrade", "--config", str(config)])
     assert result.exit_code == 2
     assert "database.pool_size" in result.output
+
+
+def test_ctid_command_has_db_upgrade(tmp_path: Path) -> None:
+    """Through the installed entry point: ``ctid db upgrade --config FILE``."""
+    url = f"sqlite:///{tmp_path / 'var' / 'ctid.db'}"
+    config = _config(tmp_path, url)
+    done = subprocess.run(
+        [sys.executable, "-m", "ctid", "db", "upgrade", "--config", str(config)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "from revision none to 0001" in done.stdout
+    assert _diff(url) == []
