@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import trio
-from quart import request, websocket
+from quart import Response, request, websocket
 
 from ctid.errors import AuthError, CtidError
 from ctid.hub import protocol as p
@@ -74,15 +74,25 @@ class Hub:
         self.connections: dict[str, HubConnection] = {}
         self._groups: dict[str, set[HubConnection]] = {}
         self._shutting_down = False
+        self._cors_origins: set[str] = set()
         self._changed = trio.Event()
         self.sent = 0
 
     # -- HTTP / WebSocket endpoints ---------------------------------------------------------
 
-    def mount(self, app: Any, prefix: str = "/hub") -> None:
-        """Register ``POST {prefix}/negotiate`` and the WebSocket ``{prefix}`` on a quart app."""
+    def mount(self, app: Any, prefix: str = "/hub", *, cors_origins: list[str] | None = None) -> None:
+        """Register ``POST {prefix}/negotiate`` and the WebSocket ``{prefix}`` on a quart app.
+
+        ``cors_origins`` lets browser panels served from those origins negotiate (``"*"``: any
+        origin; credentials are allowed, as the JS client sends them). The WebSocket itself is
+        not subject to CORS.
+        """
         name = prefix.strip("/").replace("/", "_") or "root"
-        app.add_url_rule(f"{prefix}/negotiate", f"hub_negotiate_{name}", self._negotiate, methods=["POST"])
+        self._cors_origins = set(cors_origins or ())
+        app.add_url_rule(
+            f"{prefix}/negotiate", f"hub_negotiate_{name}", self._negotiate, methods=["POST", "OPTIONS"],
+            provide_automatic_options=False,
+        )
         app.add_websocket(prefix, f"hub_websocket_{name}", self._websocket)
 
     async def _authenticate(self, headers: Any, args: Any) -> Principal:
@@ -96,20 +106,41 @@ class Hub:
             raise AuthError("missing access token (Authorization: Bearer or access_token)")
         return await self.backend.authenticate(token)
 
-    async def _negotiate(self) -> Any:
+    def _json(self, body: dict[str, Any], status: int = 200) -> Response:
+        response = Response(json.dumps(body), status=status, content_type="application/json")
+        origin = request.headers.get("Origin")
+        if origin and ("*" in self._cors_origins or origin in self._cors_origins):
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Access-Control-Allow-Credentials"] = "true"
+            response.headers["Vary"] = "Origin"
+            if request.method == "OPTIONS":
+                response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+                response.headers["Access-Control-Allow-Headers"] = (
+                    "authorization, content-type, x-requested-with, x-signalr-user-agent"
+                )
+                response.headers["Access-Control-Max-Age"] = "600"
+        return response
+
+    async def _negotiate(self) -> Response:
+        if request.method == "OPTIONS":  # CORS preflight
+            response = self._json({})
+            response.status_code = 204
+            return response
         try:
             principal = await self._authenticate(request.headers, request.args)
         except CtidError as exc:  # AuthError -> 401; a failing token store -> its own status
-            return {"error": exc.error_id, "message": str(exc)}, exc.status
+            return self._json({"error": exc.error_id, "message": str(exc)}, exc.status)
         raw = request.args.get("negotiateVersion")
         version = 0
         if raw is not None:
             try:
                 version = int(raw)
             except ValueError:
-                return {"error": "The client requested a non-integer protocol version."}
+                return self._json({"error": "The client requested a non-integer protocol version."})
             if version < 0:
-                return {"error": f"The client requested version '{version}', but the server does not support this version."}
+                return self._json(
+                    {"error": f"The client requested version '{version}', but the server does not support this version."}
+                )
             version = min(version, 1)
         connection_id = new_connection_id()
         token = self.tokens.issue(connection_id, principal.subject)
@@ -120,7 +151,7 @@ class Hub:
         }
         if version > 0:
             body["connectionToken"] = token
-        return body
+        return self._json(body)
 
     async def _websocket(self) -> Any:
         try:

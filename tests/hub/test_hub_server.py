@@ -12,12 +12,13 @@ import httpx
 import pytest
 import trio
 import trio_websocket
+from quart_trio import QuartTrio
 
 from ctid.errors import AuthError, StoreError
 from ctid.hub import Hub
 from ctid.hub.client import HubClient, HubClosed, HubConnectionError, HubError, open_hub, open_websocket
 
-from .conftest import FakeBackend, running_hub
+from .conftest import FakeBackend, running_hub, serve_app
 
 RS = "\x1e"
 
@@ -238,3 +239,26 @@ async def test_a_failing_token_store_is_a_503_not_a_crash() -> None:
         response = await post_negotiate(url, "?negotiateVersion=1")
         assert response.status_code == 503 and response.json()["error"] == "store_unavailable"
         assert await raw_status(url, "", [("Authorization", "Bearer tok-alice")]) == 503
+
+
+async def test_cors_for_browser_panels_on_another_origin() -> None:
+    hub = Hub(FakeBackend())
+    app = QuartTrio("cors")
+    hub.mount(app, "/hub", cors_origins=["https://panel.example"])
+    async with serve_app(app) as base, httpx.AsyncClient() as http:
+        url = f"{base}/hub/negotiate?negotiateVersion=1"
+        preflight = await http.options(url, headers={
+            "Origin": "https://panel.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, x-requested-with, x-signalr-user-agent",
+        })
+        assert preflight.status_code == 204
+        assert preflight.headers["access-control-allow-origin"] == "https://panel.example"
+        assert preflight.headers["access-control-allow-credentials"] == "true"
+        assert "x-signalr-user-agent" in preflight.headers["access-control-allow-headers"]
+        ok = await http.post(url, headers={"Origin": "https://panel.example", "Authorization": "Bearer tok-alice"})
+        assert ok.status_code == 200 and ok.headers["access-control-allow-origin"] == "https://panel.example"
+        refused = await http.post(url, headers={"Origin": "https://panel.example"})
+        assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "https://panel.example"
+        other = await http.post(url, headers={"Origin": "https://evil.example", "Authorization": "Bearer tok-alice"})
+        assert "access-control-allow-origin" not in other.headers
