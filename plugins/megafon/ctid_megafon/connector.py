@@ -361,6 +361,7 @@ class MegafonConnector(Connector):
         try:
             users = await self.client.users()
             checks["api"] = f"API key accepted ({self.config.api_generation}); {len(users)} users readable"
+            checks["agents"] = self._mapping_report(users)
         except PBXError as exc:
             ok = False
             checks["api"] = str(exc)
@@ -379,6 +380,29 @@ class MegafonConnector(Connector):
         if ok and "disabled" in checks.get("history", ""):
             detail = "ok (history export disabled by the tenant)"
         return Health(ok=ok, detail=detail, checks=checks)
+
+    def _mapping_report(self, users: list[PbxUserInfo]) -> str:
+        """How configured agents and PBX users match (a hint, never a failure)."""
+        directory = self.services.directory
+        known = {u.login.casefold() for u in users} | {u.ext.casefold() for u in users if u.ext}
+        mapped, missing = 0, []
+        for agent in directory.agents():
+            login = directory.login_for_agent(self.name, agent.id)
+            if login is None:
+                continue
+            if login.casefold() in known:
+                mapped += 1
+            else:
+                missing.append(f"{agent.id} ({login})")
+        strangers = [u.login for u in users if directory.agent_for_login(self.name, u.login) is None
+                     and not (u.ext and directory.agent_for_login(self.name, u.ext))]
+        text = f"{mapped} agents mapped"
+        if missing:
+            text += f"; not on the PBX: {', '.join(missing)}"
+        if strangers:
+            text += f"; PBX users without an agent: {', '.join(strangers[:20])}"
+            text += " (python -m ctid_megafon import-users prints agent entries)"
+        return text
 
     # -- simulation ------------------------------------------------------------------------------
     def simulate(self, scenario: str, context: SimulationContext) -> list[SimulatedRequest]:
