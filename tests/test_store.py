@@ -382,7 +382,10 @@ async def test_released_jobs_are_due_again_at_once(store: Store) -> None:
     await store.release_jobs(claimed[1:], at=T0)  # ... and hands back what it did not run
     await store.release_jobs(claimed[:1], at=T0)  # no effect: already failed and rescheduled
     assert [j.id for j in await store.due_jobs(T0 + timedelta(seconds=1), 10, lease=None)] == ids[1:]
-    assert [j.id for j in await store.due_jobs(T0 + timedelta(seconds=6), 10, lease=None)] == [*ids[1:], ids[0]]
+    assert [j.id for j in await store.due_jobs(T0 + timedelta(seconds=6), 10, lease=None)] == [
+        *ids[1:],
+        ids[0],
+    ]
 
 
 async def test_outbox_jobs_commit_atomically_with_events(store: Store) -> None:
@@ -485,10 +488,17 @@ async def test_unreachable_database_is_a_store_error() -> None:
         await store.ping()
 
 
-async def test_unmigrated_database_fails_ping(db_url: str) -> None:
+async def test_unmigrated_database_is_refused_without_migrate(db_url: str) -> None:
     store = Store(db_url, migrate=False)
-    with pytest.raises(StoreError, match="database error"):
+    with pytest.raises(StoreError, match=r"revision none, this ctid needs 0001: run `ctid db upgrade`"):
         await store.open()
+    async with Store(db_url):
+        pass
+    async with Store(db_url, migrate=False) as store:
+        await store.ping()
+        await store._write(lambda conn: conn.execute(text("DROP TABLE settings")))
+        with pytest.raises(StoreError, match="database error"):
+            await store.ping()
 
 
 async def test_naive_datetimes_are_refused(store: Store) -> None:

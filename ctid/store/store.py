@@ -89,13 +89,21 @@ class Store:
         return self.engine.dialect.name
 
     async def open(self) -> None:
-        """Create the engine, migrate (unless ``migrate=False``) and check the database answers."""
+        """Create the engine, migrate (with ``migrate=False``: require the newest schema) and check
+        that the database answers."""
         if self._engine is not None:
             return
         self._engine = engines.create(self.url, pool_size=self.pool_size)
         try:
             if self.migrate:
                 await self._thread(migrate.upgrade_engine, self._engine)
+            else:
+                revision = await self._thread(migrate.current_revision, self._engine)
+                if revision != migrate.head_revision():
+                    raise StoreError(
+                        f"the database schema is at revision {revision or 'none'}, this ctid needs "
+                        f"{migrate.head_revision()}: run `ctid db upgrade`"
+                    )
             await self.ping()
         except BaseException:
             self._engine.dispose()
