@@ -8,10 +8,12 @@ database), committed with their CRM jobs in one grouped transaction, and only th
 
 from __future__ import annotations
 
+import json
 import logging
 import secrets
 import signal
-from datetime import timedelta
+import uuid
+from datetime import datetime, timedelta
 from typing import Any
 
 import trio
@@ -83,6 +85,7 @@ class Daemon:
         self._nursery: trio.Nursery | None = None
         self._contact_of: dict[str, dict[str, Any]] = {}
         self._shutdown = trio.Event()
+        self.instance_id = uuid.uuid4().hex
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -140,6 +143,9 @@ class Daemon:
                 await nursery.start(self.outbox.run)
                 if self.hub is not None:
                     await nursery.start(self.hub.run)
+                    if self.hub.backplane.kind != "memory":
+                        await nursery.start(self._sync_loop)
+                nursery.start_soon(self._housekeeping)
                 for connector in self.connectors.values():
                     await nursery.start(self._run_connector, connector)
                     if connector.config.reconcile_interval:
@@ -219,6 +225,8 @@ class Daemon:
         self.metrics.commit_seconds.observe(trio.current_time() - started)
         if jobs:
             self.outbox.notify()
+        if changes.events:
+            await self._sync_out({"events": [e.to_json() for e in changes.events]})
         for event in changes.events:
             self.metrics.events.labels(connector=event.connector).inc()
         duplicates = len(events) - len(changes.events)
@@ -236,8 +244,9 @@ class Daemon:
         if data and data.get("contact"):
             self._contact_of[call_id] = data["contact"]
 
-    def _decorate(self, calls: list[Call]) -> None:
-        """Attach what the reducer does not derive from events: the CRM match and ctid's recording URL."""
+    def _decorate(self, calls: list[Call], *, lookup: bool = True) -> None:
+        """Attach what the reducer does not derive from events: the CRM match and ctid's recording URL.
+        With ``lookup`` false (state synced from another instance) no CRM lookup is started."""
         for call in calls:
             known = self._contact_of.get(call.id)
             if known is not None:
@@ -249,7 +258,7 @@ class Daemon:
                         cached, self.contacts.new_contact_url(call.remote_number)
                     )
                     self.metrics.crm_lookups.labels(result="cache").inc()
-                elif call.state is not CallState.ENDED and self._nursery is not None:
+                elif lookup and call.state is not CallState.ENDED and self._nursery is not None:
                     call.contact = self._contact_of[call.id] = {"status": "pending", "matches": []}
                     self._nursery.start_soon(self._enrich, call.id, call.remote_number)
             if call.recording_url and not call.recording_url.startswith(self.public_url):
@@ -322,10 +331,61 @@ class Daemon:
         """Persist and publish a presence change made through the API or the hub."""
         for agent, _previous in changes.agents:
             await self.store.set_presence(agent.id, agent.status.value, agent.status_since or utcnow())
+        presence = [[a.id, a.status.value, (a.status_since or utcnow()).isoformat()] for a, _ in changes.agents]
+        if presence:
+            await self._sync_out({"presence": presence})
         if self.hub is not None:
             for agent, _previous in changes.agents:
                 await self.hub.publish_agent(agent.to_json())
         self._observe(changes)
+
+    # -- state sync between instances ------------------------------------------------------------
+    SYNC_CHANNEL = "ctid:sync"
+
+    async def _sync_out(self, message: dict[str, Any]) -> None:
+        """Tell other instances (through the backplane) what this one committed, so that their
+        in-memory state (snapshot, free agents, presence) matches. Published after the commit."""
+        if self.hub is None or self.hub.backplane.kind == "memory":
+            return
+        message["o"] = self.instance_id
+        await self.hub.backplane.publish(self.SYNC_CHANNEL, json.dumps(message, default=str).encode())
+
+    async def _sync_loop(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        async with self.hub.backplane.subscribe(self.SYNC_CHANNEL) as messages:
+            task_status.started()
+            async for data in messages:
+                try:
+                    message = json.loads(data)
+                    if message.get("o") == self.instance_id:
+                        continue
+                    await self._sync_in(message)
+                except (ValueError, KeyError, TypeError) as exc:
+                    log.warning("ignoring a malformed sync message: %s", exc)
+                except CtidError as exc:
+                    log.warning("could not apply a sync message: %s", exc)
+
+    async def _sync_in(self, message: dict[str, Any]) -> None:
+        from ctid.model import Presence
+
+        events = [CallEvent.from_json(e) for e in message.get("events", ())]
+        unknown = {e.call_id for e in events if not self.switchboard.knows_call(e.call_id)}
+        for call_id in unknown:  # committed before it was published: the store has every event
+            await self._restore_call(call_id)
+        changes = self.switchboard.apply([e for e in events if e.call_id not in unknown])
+        self._decorate(changes.calls, lookup=False)
+        for agent_id, status, since in message.get("presence", ()):
+            if agent_id in self.switchboard.agents:
+                self.switchboard.set_status(agent_id, Presence(status), datetime.fromisoformat(since))
+
+    async def _housekeeping(self, interval: float = 300, keep: timedelta = timedelta(hours=2)) -> None:
+        """Forget ended calls after a while (they stay in the database) so memory stays bounded."""
+        while True:
+            await trio.sleep(interval)
+            dropped = self.switchboard.evict(utcnow() - keep)
+            for call_id in [c for c in self._contact_of if not self.switchboard.knows_call(c)]:
+                del self._contact_of[call_id]
+            if dropped:
+                log.debug("evicted %d ended calls from memory", dropped)
 
     # -- CallReader for plugins ------------------------------------------------------------------
     async def get_call(self, call_id: str) -> Call | None:

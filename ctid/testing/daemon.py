@@ -78,3 +78,17 @@ async def running_daemon(
                 yield RunningDaemon(daemon, url, client)
             finally:
                 daemon.shutdown()
+
+
+async def eventually(check, *, within: float = 5.0, interval: float = 0.02):
+    """Poll the async ``check()`` until it returns a truthy value; return that value.
+
+    For state that crosses a process or network boundary (another instance, Redis, a subprocess),
+    where there is no event to wait on. Fails with ``trio.TooSlowError`` after ``within`` seconds.
+    """
+    with trio.fail_after(within):
+        while True:
+            value = await check()
+            if value:
+                return value
+            await trio.sleep(interval)
