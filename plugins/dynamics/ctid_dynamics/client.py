@@ -11,6 +11,7 @@ import email.utils
 import logging
 import ssl
 import time
+import warnings
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
@@ -152,9 +153,14 @@ class TokenSource:
                 result = self._app.acquire_token_silent(self.scopes, account=accounts[0])
                 if result and "access_token" in result:
                     return result
-            return self._app.acquire_token_by_username_password(
-                auth.username, auth.password.get_secret_value(), scopes=self.scopes  # type: ignore[union-attr]
-            )
+            with warnings.catch_warnings():
+                # msal discourages the password grant for public clients; with AD FS it is often the
+                # only grant that issues Dynamics tokens (see the README), so it is a choice, not news.
+                warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"msal\.")
+                warnings.filterwarnings("ignore", message=".*deprecated for public client flows", category=DeprecationWarning)
+                return self._app.acquire_token_by_username_password(
+                    auth.username, auth.password.get_secret_value(), scopes=self.scopes  # type: ignore[union-attr]
+                )
         return self._app.acquire_token_for_client(scopes=self.scopes)
 
     async def token(self) -> str:
@@ -170,10 +176,14 @@ class TokenSource:
                     error_id="crm_auth_failed",
                 ) from exc
             except Exception as exc:  # requests' connection errors and the like, raised inside msal
-                raise CRMError(
-                    f"cannot reach token authority {authority}: {type(exc).__name__}: {exc}",
-                    error_id="crm_auth_failed",
-                ) from exc
+                import requests
+
+                detail = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                if isinstance(exc, requests.RequestException):
+                    message = f"cannot reach token authority {authority}: {detail}"
+                else:
+                    message = f"token request to {authority} failed: {detail}"
+                raise CRMError(message, error_id="crm_auth_failed") from exc
             if "access_token" not in result:
                 error = result.get("error", "unknown_error")
                 description = (result.get("error_description") or "").splitlines()

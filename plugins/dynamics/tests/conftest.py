@@ -74,7 +74,7 @@ def config_dict(fake: FakeDynamics, ca_file: Any, **overrides: Any) -> dict[str,
         "callback_task": {"group_managers": {"sales": "mary"}},
     }
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
+        if isinstance(value, dict) and isinstance(data.get(key), dict) and "type" not in value:
             data[key] = {**data[key], **value}
         else:
             data[key] = value

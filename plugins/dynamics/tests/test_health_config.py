@@ -126,3 +126,22 @@ def test_entry_point_registers_the_adapter():
     manager.check_pending()
     assert manager.hook.ctid_register_crms() == [[DynamicsAdapter]]
     assert DynamicsAdapter.plugin_name == "dynamics" and DynamicsAdapter.Config is DynamicsConfig
+
+
+@pytest.mark.parametrize("credential", [
+    {"client_secret": "s3cret"},
+    {"username": "EXAMPLE\\svc-ctid", "password": "service-pw"},
+])
+async def test_adfs_oauth(make_adapter, fake, credential):
+    adapter = make_adapter(auth={"type": "adfs", "authority": f"{fake.url}/adfs", "client_id": fake.client_id, **credential})
+    health = await adapter.health()
+    assert health.ok, health.detail
+    assert len(await adapter.lookup("+74951234567")) == 1
+    assert fake.token_requests == 1
+
+
+async def test_adfs_wrong_password(make_adapter, fake):
+    adapter = make_adapter(auth={"type": "adfs", "authority": f"{fake.url}/adfs", "client_id": fake.client_id,
+                                 "username": "EXAMPLE\\svc-ctid", "password": "nope"})
+    health = await adapter.health()
+    assert not health.ok and "invalid_grant" in health.detail and "MSIS9659" in health.detail

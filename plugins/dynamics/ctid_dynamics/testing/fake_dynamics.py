@@ -67,6 +67,7 @@ class FakeDynamics:
     client_id: str = "ctid-app"
     client_secret: str = "s3cret"
     api_version: str = "9.2"
+    adfs_users: dict[str, str] = field(default_factory=lambda: {"EXAMPLE\\svc-ctid": "service-pw"})
     extra_columns: dict[str, set[str]] = field(default_factory=dict)
     url: str = ""
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -135,6 +136,8 @@ class FakeDynamics:
         app = QuartTrio("fake_dynamics")
         app.add_url_rule("/<tenant>/v2.0/.well-known/openid-configuration", "oidc", self._oidc, methods=["GET"])
         app.add_url_rule("/<tenant>/oauth2/v2.0/token", "token", self._token, methods=["POST"])
+        app.add_url_rule("/adfs/.well-known/openid-configuration", "adfs_oidc", self._adfs_oidc, methods=["GET"])
+        app.add_url_rule("/adfs/oauth2/token", "adfs_token", self._adfs_token, methods=["POST"])
         app.add_url_rule("/api/data/<version>/", "service", self._api, methods=["GET"], defaults={"rest": ""})
         app.add_url_rule("/api/data/<version>/<path:rest>", "api", self._api,
                          methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
@@ -179,6 +182,35 @@ class FakeDynamics:
         token = "fake-" + secrets.token_urlsafe(24)
         self.tokens.add(token)
         return self._json({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+
+    def _issue(self) -> Response:
+        token = "fake-" + secrets.token_urlsafe(24)
+        self.tokens.add(token)
+        return self._json({"token_type": "Bearer", "expires_in": 3599, "access_token": token})
+
+    async def _adfs_oidc(self) -> Response:
+        base = request.host_url.rstrip("/")
+        return self._json({
+            "issuer": f"{base}/adfs",
+            "token_endpoint": f"{base}/adfs/oauth2/token",
+            "authorization_endpoint": f"{base}/adfs/oauth2/authorize",
+            "jwks_uri": f"{base}/adfs/discovery/keys",
+        })
+
+    async def _adfs_token(self) -> Response:
+        """AD FS: client credentials (a confidential client) or the password grant (a service account)."""
+        self.token_requests += 1
+        form = await request.form
+        if form.get("client_id") != self.client_id:
+            return self._json({"error": "invalid_client", "error_description": "MSIS9607: The 'client_id' parameter in the request is invalid."}, 400)
+        if f"{self.url}/user_impersonation" not in (form.get("scope") or "").split():
+            return self._json({"error": "invalid_scope", "error_description": "MSIS9602: The received 'scope' parameter is invalid."}, 400)
+        grant = form.get("grant_type")
+        if grant == "client_credentials" and form.get("client_secret") == self.client_secret:
+            return self._issue()
+        if grant == "password" and self.adfs_users.get(form.get("username", "")) == form.get("password"):
+            return self._issue()
+        return self._json({"error": "invalid_grant", "error_description": "MSIS9659: Invalid 'username' or 'password'."}, 400)
 
     async def _api(self, version: str, rest: str) -> Response:
         query = dict(parse_qsl(request.query_string.decode("ascii"), keep_blank_values=True))
