@@ -51,6 +51,17 @@ from ctid_megafon.recordings import RecordingStore
 
 log = logging.getLogger(__name__)
 
+_MEMORY = 20_000  # calls whose transfer aliases / pending transfers are remembered
+
+
+def _remember(table: dict[str, Any], key: str, value: Any) -> None:
+    """Insert into a bounded, insertion-ordered table (oldest entries go first)."""
+    table.pop(key, None)
+    table[key] = value
+    while len(table) > _MEMORY:
+        del table[next(iter(table))]
+
+
 def _answer(status: int, error: str, message: str) -> WebhookResult:
     """The PBX's documented error answers (``{"error": "Invalid token"}`` ...) plus our detail."""
     return WebhookResult(status=status, body={"error": error, "message": message})
@@ -210,8 +221,8 @@ class MegafonConnector(Connector):
             # TRANSFERRED names who transferred and the new leg's id, not the target: hold it until
             # the next agent of this call rings or answers, then emit it with that agent as target.
             if event.leg_id:
-                self._aliases[event.leg_id] = event.pbx_call_id
-            self._transfers[event.pbx_call_id] = event
+                _remember(self._aliases, event.leg_id, event.pbx_call_id)
+            _remember(self._transfers, event.pbx_call_id, event)
         else:
             pending = self._transfers.get(event.pbx_call_id)
             if (pending is not None and event.kind in (EventKind.RING, EventKind.ANSWER) and event.agent_login
@@ -233,6 +244,7 @@ class MegafonConnector(Connector):
                 event,
                 pbx_call_id=primary,
                 kind=EventKind.LEG_END,
+                at=None,  # ordered by receipt among the live events; its start stays in extra
                 leg_id=summary.callid,
                 key=f"leg-{event.key}",
                 extra={**event.extra, "leg_callid": summary.callid},

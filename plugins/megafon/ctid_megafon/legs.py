@@ -116,9 +116,10 @@ class LegTracker:
                     direction=call.direction,
                     remote_number=call.remote,
                     line_number=call.line,
-                    agent_login=call.answered_by,
+                    agent_login=None,  # the caller's leg, whoever talked
                     outcome=outcome,
-                    extra={"source": "settle", "settle_seconds": self.settle_seconds},
+                    extra={"source": "settle", "settle_seconds": self.settle_seconds,
+                           "answered_by": call.answered_by},
                 )
             )
         return out

@@ -258,3 +258,22 @@ async def test_lost_webhook_recovered_by_reconciliation(wired, fake):
 def test_directory_fixture_resolves_logins_case_insensitively(directory):
     assert directory.agent_for_login("mf", "boris") == "a2"
     assert directory.agent_for_login("mf", "703") == "a3"
+
+
+async def test_settle_window_ends_an_answered_call_announced_by_contact(directory, fake, tmp_path, autojump_clock):
+    sink = FakeSink()
+    services = Services(directory=directory, events=sink, data_dir=tmp_path)
+    connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
+    board = Switchboard(directory)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        await feed(connector, board, [contact(), ev("INCOMING", "anna"), ev("ACCEPTED", "anna"),
+                                      ev("COMPLETED", "anna")])
+        assert only_call(board).state is CallState.TALKING  # the caller's leg is still up
+        await trio.sleep(21)
+        board.apply(sink.events)
+        nursery.cancel_scope.cancel()
+    await connector.aclose()
+    call = only_call(board)
+    assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED and call.agent == "a1"
+    assert sink.events[0].agent_login is None and sink.events[0].extra["answered_by"] == "anna"
