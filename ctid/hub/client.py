@@ -69,14 +69,22 @@ def _ws_url(url: str, query: dict[str, str]) -> str:
     return urlunsplit((scheme, parts.netloc, parts.path, existing + urlencode(query), ""))
 
 
-async def negotiate(url: str, token: str, *, http_timeout: float = 10.0) -> dict[str, Any]:
-    """POST ``{url}/negotiate?negotiateVersion=1``; return the negotiate response."""
+async def negotiate(
+    url: str, token: str, *, http_timeout: float = 10.0, http: httpx.AsyncClient | None = None
+) -> dict[str, Any]:
+    """POST ``{url}/negotiate?negotiateVersion=1``; return the negotiate response. Pass ``http``
+    to reuse a client (building one loads the CA store, tens of milliseconds)."""
     parts = urlsplit(url)
     query = (parts.query + "&" if parts.query else "") + "negotiateVersion=1"
     negotiate_url = urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/") + "/negotiate", query, ""))
+    headers = {"Authorization": f"Bearer {token}"}
     try:
-        async with httpx.AsyncClient(timeout=http_timeout) as http:
-            response = await http.post(negotiate_url, headers={"Authorization": f"Bearer {token}"})
+        if http is not None:
+            response = await http.post(negotiate_url, headers=headers, timeout=http_timeout)
+        else:
+            # plain http needs no CA store; https verifies certificates as usual
+            async with httpx.AsyncClient(timeout=http_timeout, verify=parts.scheme == "https") as own:
+                response = await own.post(negotiate_url, headers=headers)
     except httpx.HTTPError as exc:
         raise HubConnectionError(f"negotiate failed: {exc}") from exc
     if response.status_code == 401:
@@ -283,12 +291,13 @@ async def open_hub(
     ping_interval: float = 15.0,
     server_timeout: float = 30.0,
     connect_timeout: float = 10.0,
+    http: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[HubClient]:
     """Connect to the hub at ``url`` (``http(s)://host:port/hub``) with an access token."""
     query: dict[str, str] = {}
     connection_id = None
     if not skip_negotiation:
-        answer = await negotiate(url, token, http_timeout=connect_timeout)
+        answer = await negotiate(url, token, http_timeout=connect_timeout, http=http)
         query["id"] = answer.get("connectionToken") or answer["connectionId"]
         connection_id = answer["connectionId"]
     headers = [("Authorization", f"Bearer {token}")]
