@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -133,26 +132,3 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _redis_reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def hub_redis_url(request: pytest.FixtureRequest) -> str:
-    """The shared Redis (tests/conftest.py's ``redis_url`` when present, else 127.0.0.1:6379).
-    Unreachable Redis fails under CI and skips elsewhere."""
-    try:
-        return request.getfixturevalue("redis_url")
-    except pytest.FixtureLookupError:
-        pass
-    if _redis_reachable("127.0.0.1", 6379):
-        return "redis://127.0.0.1:6379/0"
-    if os.environ.get("CI"):
-        pytest.fail("Redis at 127.0.0.1:6379 is not reachable (required under CI)")
-    pytest.skip("Redis at 127.0.0.1:6379 is not reachable")

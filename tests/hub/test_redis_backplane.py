@@ -89,9 +89,9 @@ async def wait_healthy(*hubs: Hub, ok: bool = True) -> None:
             await trio.sleep(0.02)
 
 
-async def test_event_published_on_one_instance_reaches_clients_on_the_other(hub_redis_url: str) -> None:
+async def test_event_published_on_one_instance_reaches_clients_on_the_other(redis_url: str) -> None:
     channel = f"ctid-test:{uuid.uuid4().hex}"
-    a, b = redis_hub(hub_redis_url, channel), redis_hub(hub_redis_url, channel)
+    a, b = redis_hub(redis_url, channel), redis_hub(redis_url, channel)
     async with running_hub(a) as url_a, running_hub(b) as url_b:
         await wait_healthy(a, b)
         async with open_hub(url_a, "tok-alice") as alice_a, open_hub(url_b, "tok-alice") as alice_b, open_hub(
