@@ -169,10 +169,10 @@ class Hub:
                 return {"error": "not_found", "message": "unknown or expired connection id"}, 404
             if connection_id in self.connections:
                 return {"error": "conflict", "message": "connection already has a WebSocket"}, 409
-        await websocket.accept()
         conn = HubConnection(websocket, principal, connection_id, self.backend, self.settings, on_ready=self._join)
-        self.connections[connection_id] = conn
+        self.connections[connection_id] = conn  # before the first await: a racing duplicate gets 409
         try:
+            await websocket.accept()
             await conn.serve()
         finally:
             self._leave(conn)
@@ -211,7 +211,10 @@ class Hub:
         text = p.record(p.invocation(target, [payload]))
         self._deliver_local(groups, text)
         envelope = {"o": self.instance_id, "g": sorted(groups), "m": text}
-        await self.backplane.publish(self.channel, p.dumps(envelope).encode())
+        try:
+            await self.backplane.publish(self.channel, p.dumps(envelope).encode())
+        except Exception:  # a backplane must not break the caller (the switchboard's publisher)
+            log.exception("hub: backplane %s failed to publish %s", self.backplane.kind, target)
 
     async def publish_call(self, call_json: dict[str, Any], audience: set[str]) -> None:
         """``callUpdated``: to the agents in ``audience`` (``Call.participants()``) and supervisors."""
@@ -244,7 +247,10 @@ class Hub:
                     envelope = json.loads(data)
                     if envelope["o"] == self.instance_id:
                         continue
-                    self._deliver_local(envelope["g"], envelope["m"])
+                    groups, text = envelope["g"], envelope["m"]
+                    if not (isinstance(groups, list) and isinstance(text, str) and text.endswith(p.RS)):
+                        raise TypeError("bad envelope")
+                    self._deliver_local([g for g in groups if isinstance(g, str)], text)
                 except (ValueError, KeyError, TypeError):
                     log.warning("hub: ignoring a malformed backplane message (%d bytes)", len(data))
 

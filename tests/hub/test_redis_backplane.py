@@ -208,6 +208,8 @@ async def test_two_hubs_in_one_process_share_a_memory_backplane() -> None:
     a, b = Hub(FakeBackend(), shared), Hub(FakeBackend(), shared)
     async with running_hub(a) as url_a, running_hub(b) as url_b:
         async with open_hub(url_a, "tok-alice") as alice_a, open_hub(url_b, "tok-alice") as alice_b:
+            for garbage in (b"not json", b'{"o":"x","g":"agent:alice","m":5}', b'{"o":"x"}', b"[]"):
+                await shared.publish(a.channel, garbage)  # ignored, logged, nothing breaks
             await b.publish_call({"id": "from-b"}, {"alice"})
             assert await next_call_id(alice_a) == "from-b"
             assert await next_call_id(alice_b) == "from-b"
