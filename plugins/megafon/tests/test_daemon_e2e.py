@@ -158,3 +158,34 @@ async def test_health_through_the_real_http_server(tmp_path, tenant):
         assert health.ok and "501" in health.checks["history"]
         with trio.fail_after(5):
             assert (await app.client.get("/readyz")).status_code == 200
+
+
+async def test_ctid_simulate_call_cli_drives_every_scenario(tmp_path, tenant):
+    """``ctid simulate-call --connector mf`` (the real CLI) against the running daemon."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from ctid.cli import _register
+    from ctid.cli import app as cli
+
+    _, url = tenant
+    settings = config(tmp_path, url)
+    path = tmp_path / "ctid.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    _register()
+    async with running_daemon(settings) as app:
+        runs = [("answered", []), ("missed", []), ("group", []), ("transfer", ["--transfer-to", "a2"]),
+                ("hold", []), ("outbound_no_answer", [])]
+        for scenario, more in runs:
+            args = ["simulate-call", "--config", str(path), "--connector", "mf", "--scenario", scenario,
+                    "--from", CALLER, "--to", "a1", "--url", app.url, *more]
+            result = await trio.to_thread.run_sync(CliRunner().invoke, cli, args)
+            assert result.exit_code == 0, result.output
+            assert result.output.count("200 POST /hooks/mf") >= 3
+        calls = sorted((c["direction"], c["outcome"], c["agent"], c["transferred_from"])
+                       for c in (await _calls(app)).values())
+    assert calls == sorted([
+        ("inbound", "answered", "a1", None), ("inbound", "missed", None, None), ("inbound", "answered", "a1", None),
+        ("inbound", "answered", "a2", "a1"), ("inbound", "answered", "a1", None),
+        ("outbound", "no_answer", "a1", None),
+    ])
