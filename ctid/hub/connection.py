@@ -24,7 +24,7 @@ _METHODS = {name.lower(): name for name in HUB_METHODS}
 
 
 class Socket(Protocol):
-    async def receive(self) -> str | bytes: ...
+    async def receive(self) -> str | bytes | None: ...
 
     async def send(self, data: str) -> None: ...
 
@@ -152,11 +152,16 @@ class HubConnection:
                 except p.ProtocolError as exc:
                     log.info("hub connection %s: protocol error: %s", self.connection_id, exc)
                     self.close(str(exc))
+                except Exception:  # a bug here must cost one connection, politely
+                    log.exception("hub connection %s failed", self.connection_id)
+                    self.close("An unexpected error occurred.")
                 await trio.sleep_forever()  # the writer ends the connection after the Close
 
     async def _receive_text(self) -> str:
         data = await self.socket.receive()
         self._last_received = trio.current_time()
+        if data is None:  # quart-trio hands over an empty binary frame as None
+            return ""
         if isinstance(data, bytes):  # JSON in a binary frame: accept it as UTF-8 text
             try:
                 return data.decode("utf-8")

@@ -258,3 +258,23 @@ async def test_a_peer_that_vanished_mid_send_ends_the_connection_quietly() -> No
         async with trio.open_nursery() as nursery:
             nursery.start_soon(conn.serve)
             await socket.client_send('{"protocol":"json","version":1}' + RS)  # the {} reply fails
+
+
+async def test_an_internal_failure_closes_only_that_connection_with_an_error() -> None:
+    class Exploding(MemorySocket):
+        calls = 0
+
+        async def receive(self) -> str | bytes:
+            self.calls += 1
+            if self.calls == 2:
+                raise RuntimeError("bug")
+            return await super().receive()
+
+    socket = Exploding()
+    conn = HubConnection(socket, TOKENS["tok-alice"], "c", FakeBackend(), HubSettings())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(conn.serve)
+        await socket.client_send('{"protocol":"json","version":1}' + RS)
+        assert await socket.next() == {}
+        assert await socket.next() == {"type": 7, "error": "An unexpected error occurred."}
+        assert await socket.next() is None

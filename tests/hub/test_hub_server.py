@@ -262,3 +262,17 @@ async def test_cors_for_browser_panels_on_another_origin() -> None:
         assert refused.status_code == 401 and refused.headers["access-control-allow-origin"] == "https://panel.example"
         other = await http.post(url, headers={"Origin": "https://evil.example", "Authorization": "Bearer tok-alice"})
         assert "access-control-allow-origin" not in other.headers
+
+
+async def test_empty_and_odd_frames_over_the_wire(hub_url: str) -> None:
+    ws_url = hub_url.replace("http://", "ws://")
+    async with open_websocket(ws_url, [("Authorization", "Bearer tok-alice")]) as ws:
+        await ws.send_message('{"protocol":"json","version":1}' + RS)
+        assert await ws.get_message() == "{}" + RS
+        await ws.send_message(b"")  # empty binary frame
+        await ws.send_message("")  # empty text frame
+        await ws.send_message(b'{"type":1,"target":"Dial","arguments":["+1"],"invocationId":"b"}' + RS.encode())
+        assert json.loads((await ws.get_message()).rstrip(RS)) == {"type": 3, "invocationId": "b", "result": {"call_id": "call-1"}}
+        await ws.send_message('["an array"]' + RS)
+        close = json.loads((await ws.get_message()).rstrip(RS))
+        assert close == {"type": 7, "error": "Error parsing message: a message must be a JSON object."}
