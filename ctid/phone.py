@@ -9,6 +9,8 @@ library, Google's libphonenumber metadata), keeps extensions as they are, and ne
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 
 #: Digit strings of at most this length (without ``+``) are internal extensions, kept as they are.
@@ -31,6 +33,7 @@ def _e164(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+@lru_cache(maxsize=8192)  # the switchboard re-reads a call's numbers on every event of the call
 def normalize(number: str | None, region: str = "RU") -> str | None:
     """The canonical form of ``number``: E.164 (``+79101234567``), an extension, or its digits.
 

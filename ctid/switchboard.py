@@ -37,16 +37,24 @@ def _upsert(items: list[Any], item: Any, key: Callable[[Any], Any]) -> None:
     items.append(item)
 
 
+def _talkers(call: Call) -> set[str]:
+    """Agents whose idle time an ended call resets: who talked on it, or placed it (outbound)."""
+    talkers = set(call.agents)
+    if call.direction is Direction.OUTBOUND and call.agent:
+        talkers.add(call.agent)
+    return talkers
+
+
 def _recency(call: Call) -> tuple:
     return (call.started_at, call.id)
 
 
-def _public(call: Call) -> dict[str, Any]:
-    """A call's public JSON without the fields that do not describe what happened on the call."""
-    data = call.to_json()
-    data.pop("updated_at")
-    data.pop("contact")
-    return data
+_OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(Call) if f.name not in ("updated_at", "contact"))
+
+
+def _what_happened(call: Call) -> tuple:
+    """A call's fields without those that do not describe what happened on it (for ``ended``)."""
+    return tuple(getattr(call, name) for name in _OUTCOME_FIELDS)
 
 
 def _presence(value: Presence | str) -> Presence:
@@ -144,7 +152,8 @@ class Switchboard:
         self._bases: dict[str, _Base] = {}  # number -> forgotten history
         self._derived: dict[str, list[str]] = {}  # number -> ids of the tasks its walk produced
         self._loose_tasks: set[str] = set()  # restored done tasks outside any walk
-        self._agent_calls: dict[str, set[str]] = {}  # agent id -> ids of calls it takes part in
+        self._agent_live: dict[str, set[str]] = {}  # agent id -> its calls not ended yet
+        self._agent_ends: dict[str, dict[str, datetime]] = {}  # agent id -> call id -> end of its call
         self._idle_floor: dict[str, datetime] = {}  # agent id -> latest end of a forgotten call
 
     # -- events ----------------------------------------------------------------------------------
@@ -157,13 +166,14 @@ class Switchboard:
         changes = Changes()
         touched: dict[str, None] = {}
         for event in events:
-            bucket = self._events.setdefault(event.call_id, {})
+            call_id = event.call_id
+            bucket = self._events.setdefault(call_id, {})
             ident = (event.connector, event.key)
             if ident in bucket:
                 continue
             bucket[ident] = event
             changes.events.append(event)
-            touched[event.call_id] = None
+            touched[call_id] = None
         if touched:
             self._refresh(list(touched), changes)
         return changes
@@ -216,17 +226,16 @@ class Switchboard:
                 call.contact = old.contact
             self.calls[call_id] = call
             if changes is not None:
-                if old is None or old.to_json() != call.to_json():
+                if old is None or old != call:  # dataclass equality: cheaper than comparing JSON
                     _upsert(changes.calls, call, lambda c: c.id)
-                if call.state is CallState.ENDED and (old is None or _public(old) != _public(call)):
+                if call.state is CallState.ENDED and (
+                    old is None or _what_happened(old) != _what_happened(call)
+                ):
                     _upsert(changes.ended, call, lambda c: c.id)
-            before = old.participants() if old is not None else set()
-            after = call.participants()
-            for agent_id in before - after:
-                self._agent_calls.get(agent_id, set()).discard(call_id)
-            for agent_id in after:
-                self._agent_calls.setdefault(agent_id, set()).add(call_id)
-            agent_ids |= before | after
+            if old is not None:
+                self._unlink(old)
+            self._link(call)
+            agent_ids |= call.participants() | (old.participants() if old is not None else set())
             numbers |= self._set_record(call)
         for number in sorted(numbers):
             self._derive(number, changes)
@@ -323,13 +332,32 @@ class Switchboard:
             self._derive(number, None)
 
     # -- agents ----------------------------------------------------------------------------------
+    def _link(self, call: Call) -> None:
+        """Index the call under its agents: live calls for busy/ringing, ended ones for idle_since."""
+        if call.state is not CallState.ENDED:
+            for agent_id in call.participants():
+                self._agent_live.setdefault(agent_id, set()).add(call.id)
+        elif call.ended_at is not None:
+            for agent_id in _talkers(call):
+                self._agent_ends.setdefault(agent_id, {})[call.id] = call.ended_at
+
+    def _unlink(self, call: Call) -> None:
+        for agent_id in call.participants() | _talkers(call):
+            live = self._agent_live.get(agent_id)
+            if live is not None:
+                live.discard(call.id)
+                if not live:
+                    del self._agent_live[agent_id]
+            ends = self._agent_ends.get(agent_id)
+            if ends is not None:
+                ends.pop(call.id, None)
+                if not ends:
+                    del self._agent_ends[agent_id]
+
     def _raise_idle_floor(self, call: Call) -> None:
         if call.state is not CallState.ENDED or call.ended_at is None:
             return
-        talkers = set(call.agents)
-        if call.direction is Direction.OUTBOUND and call.agent:
-            talkers.add(call.agent)
-        for agent_id in talkers:
+        for agent_id in _talkers(call):
             floor = self._idle_floor.get(agent_id)
             if floor is None or call.ended_at > floor:
                 self._idle_floor[agent_id] = call.ended_at
@@ -338,24 +366,19 @@ class Switchboard:
         agent = self.agents.get(agent_id)
         if agent is None:
             return
-        before = agent.to_json()
-        calls = [self.calls[c] for c in self._agent_calls.get(agent_id, ()) if c in self.calls]
-        talking = [c for c in calls if c.state in _ACTIVE and c.agent == agent_id]
-        ringing = [c for c in calls if c.state is CallState.RINGING and agent_id in c.ringing_agents]
+        before = (agent.current_call, agent.ringing_call, agent.idle_since)
+        presence = "busy" if agent.busy else agent.status.value  # Agent.to_json()["presence"]
+        live = [self.calls[c] for c in self._agent_live.get(agent_id, ()) if c in self.calls]
+        talking = [c for c in live if c.state in _ACTIVE and c.agent == agent_id]
+        ringing = [c for c in live if c.state is CallState.RINGING and agent_id in c.ringing_agents]
         agent.current_call = max(talking, key=_recency).id if talking else None
         agent.ringing_call = max(ringing, key=_recency).id if ringing else None
-        ends = [
-            c.ended_at
-            for c in calls
-            if c.state is CallState.ENDED
-            and c.ended_at is not None
-            and (agent_id in c.agents or (c.direction is Direction.OUTBOUND and c.agent == agent_id))
-        ]
+        ends = list(self._agent_ends.get(agent_id, {}).values())
         if agent_id in self._idle_floor:
             ends.append(self._idle_floor[agent_id])
         agent.idle_since = max(ends) if ends else None
-        if changes is not None and agent.to_json() != before:
-            changes.add_agent(agent, before["presence"])
+        if changes is not None and (agent.current_call, agent.ringing_call, agent.idle_since) != before:
+            changes.add_agent(agent, presence)
 
     def _agent(self, agent_id: str) -> Agent:
         agent = self.agents.get(agent_id)
@@ -426,8 +449,7 @@ class Switchboard:
             del self.calls[call.id]
             self._events.pop(call.id, None)
             self._detached.discard(call.id)
-            for agent_id in call.participants():
-                self._agent_calls.get(agent_id, set()).discard(call.id)
+            self._unlink(call)
         for number in sorted(self._records):
             self._fold_history(number, ended_before)
         for task_id in sorted(self._loose_tasks):
@@ -435,8 +457,6 @@ class Switchboard:
             if task is None or task.closed_at is None or task.closed_at < ended_before:
                 self.tasks.pop(task_id, None)
                 self._loose_tasks.discard(task_id)
-        for agent_id in [a for a, calls in self._agent_calls.items() if not calls]:
-            del self._agent_calls[agent_id]
         return len(gone)
 
     def _fold_history(self, number: str, ended_before: datetime) -> None:
