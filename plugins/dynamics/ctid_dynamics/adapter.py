@@ -302,12 +302,14 @@ class DynamicsAdapter(CRMAdapter):
         return record_id
 
     async def close_callback_task(self, task: Task) -> None:
+        """Complete the task. If Dynamics never got it (its create job was parked, or the jobs came
+        out of order) it is created first, so the CRM still shows the callback and a late create
+        finds it completed instead of opening it."""
         record_id = payloads.task_record_id(task.id)
         current = await self._state("tasks", record_id)
         if current is None:
-            log.info("callback task %s of %s is not in Dynamics; nothing to close", record_id, task.number)
-            return
-        if current[0] != 0:
+            await self.create_callback_task(task, None)
+        elif current[0] != 0:
             return  # completed or cancelled already (by us earlier, or by a person)
         await self._set_state("tasks", record_id, payloads.TASK_COMPLETED)
 

@@ -76,9 +76,13 @@ async def test_closing_the_task_is_idempotent(adapter, fake):
     assert len(tasks(fake)) == 1 and tasks(fake)[0]["statecode"] == 1
 
 
-async def test_closing_a_task_dynamics_never_got_is_a_no_op(adapter, fake):
-    await adapter.close_callback_task(make_task("+74990000009", [make_call("m9", "+74990000009")]))
-    assert tasks(fake) == []
+async def test_closing_before_creating_leaves_a_completed_task(adapter, fake):
+    task = make_task("+74951234567", [make_call("m9", "+74951234567")])
+    await adapter.close_callback_task(task)  # the close job arrived first
+    await adapter.create_callback_task(task, None)  # then the create job
+    [record] = tasks(fake)
+    assert (record["statecode"], record["statuscode"]) == (1, 5)
+    assert record["subject"].startswith("Call back +74951234567")
 
 
 async def test_recording_note_is_attached_once(adapter, fake):
