@@ -15,7 +15,6 @@ from __future__ import annotations
 import inspect
 import itertools
 import json
-import math
 import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -98,7 +97,14 @@ async def negotiate(
 
 
 class HubClient:
-    """A connected hub client; create it with :func:`open_hub`."""
+    """A connected hub client; create it with :func:`open_hub`.
+
+    Events go to the handlers registered with :meth:`on` and into the :meth:`messages` queue;
+    a program that only uses handlers never drains that queue, so it holds at most ``BUFFER``
+    unread events; later ones skip the queue (handlers still run) and are counted in ``dropped``.
+    """
+
+    BUFFER = 1000
 
     def __init__(self, ws: trio_websocket.WebSocketConnection, *, ping_interval: float, server_timeout: float):
         self._ws = ws
@@ -107,7 +113,9 @@ class HubClient:
         self._ids = itertools.count()
         self._pending: dict[str, tuple[trio.Event, list[Any]]] = {}
         self._handlers: dict[str, list[Callable[..., Any]]] = {}
-        self._events_send, self._events_receive = trio.open_memory_channel[tuple[str, list[Any]]](math.inf)
+        self._events_send, self._events_receive = trio.open_memory_channel[tuple[str, list[Any]]](self.BUFFER)
+        #: server invocations not queued for messages() because nobody was reading (see BUFFER)
+        self.dropped = 0
         self._last_sent = trio.current_time()
         self._last_received = trio.current_time()
         self._buffer = p.RecordBuffer(16 * 1024 * 1024)
@@ -193,7 +201,10 @@ class HubClient:
                 done.set()
             elif kind == p.INVOCATION:
                 target, arguments = message.get("target", ""), message.get("arguments", [])
-                self._events_send.send_nowait((target, arguments))
+                try:
+                    self._events_send.send_nowait((target, arguments))
+                except trio.WouldBlock:
+                    self.dropped += 1
                 for handler in self._handlers.get(target.lower(), []):
                     result = handler(*arguments)
                     if inspect.isawaitable(result):

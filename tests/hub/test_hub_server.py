@@ -194,14 +194,26 @@ async def test_call_updates_reach_the_right_people_fast() -> None:
             assert hub.health()["connections"] == 4
 
 
-async def test_handlers_registered_with_on() -> None:
+async def test_handlers_registered_with_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(HubClient, "BUFFER", 3)
     hub = Hub(FakeBackend())
     seen: list[Any] = []
     async with running_hub(hub) as url, open_hub(url, "tok-alice") as alice:
         alice.on("CALLUPDATED", seen.append)  # case-insensitive like the JS client
-        await hub.publish_call({"id": "c9"}, {"alice"})
-        await first_message(alice)
-        assert seen == [{"id": "c9"}]
+        done = trio.Event()
+
+        async def last(call: dict[str, Any]) -> None:  # async handlers are awaited
+            if call["id"] == "c4":
+                done.set()
+
+        alice.on("callUpdated", last)
+        for number in range(5):
+            await hub.publish_call({"id": f"c{number}"}, {"alice"})
+        with trio.fail_after(2):
+            await done.wait()
+        assert [call["id"] for call in seen] == ["c0", "c1", "c2", "c3", "c4"]
+        assert alice.dropped == 2  # only handlers were used: the queue kept 3 unread events
+        assert (await first_message(alice))[1] == [{"id": "c0"}]
 
 
 async def test_close_all_sends_close_with_allow_reconnect_and_refuses_newcomers() -> None:
