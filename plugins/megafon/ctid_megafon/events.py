@@ -106,8 +106,9 @@ def _form(body: bytes) -> dict[str, str]:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InvalidParameters("form body is not UTF-8") from exc
+    text = "&".join(part for part in text.strip().split("&") if part)  # tolerate stray '&'
     try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text.strip()))
+        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
     except ValueError as exc:
         raise InvalidParameters(f"body is not form-encoded: {exc}") from exc
     return dict(pairs)

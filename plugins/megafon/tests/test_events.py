@@ -240,6 +240,9 @@ def test_body_parsing_form_json_get_and_fallback():
     assert parse_body("POST", "application/x-www-form-urlencoded", b'{"cmd":"event"}', {}).get("cmd") == "event"
     assert parse_body("POST", "application/json", b"cmd=event", {}).get("cmd") == "event"
     assert parse_body("GET", "", b"", {"cmd": "history"}).get("cmd") == "history"
+    assert parse_body("POST", "", b"cmd=event&&type=INCOMING&", {}).get("type") == "INCOMING"  # stray '&'
+    with pytest.raises(InvalidParameters):
+        parse_body("POST", "application/x-www-form-urlencoded", b"just some text", {})
     with pytest.raises(InvalidParameters):
         parse_body("POST", "application/json", b'{"cmd": {"nested": 1}}', {})
     with pytest.raises(InvalidParameters):
