@@ -169,10 +169,11 @@ class Hub:
                 return {"error": "not_found", "message": "unknown or expired connection id"}, 404
             if connection_id in self.connections:
                 return {"error": "conflict", "message": "connection already has a WebSocket"}, 409
-        conn = HubConnection(websocket, principal, connection_id, self.backend, self.settings, on_ready=self._join)
+        socket = websocket._get_current_object()  # type: ignore[attr-defined]  # skip the proxy per send
+        conn = HubConnection(socket, principal, connection_id, self.backend, self.settings, on_ready=self._join)
         self.connections[connection_id] = conn  # before the first await: a racing duplicate gets 409
         try:
-            await websocket.accept()
+            await socket.accept()
             await conn.serve()
         finally:
             self._leave(conn)
