@@ -198,6 +198,8 @@ class MegafonConnector(Connector):
                 return await self._contact(fields, request)
             if cmd == "event":
                 events = self._event(fields, request)
+                if (fields.get("type") or "").upper() == "TRANSFERRED":
+                    await self._keep_alias(fields.get("second_callid"))  # type: ignore[arg-type]
             elif cmd == "history":
                 events = await self._history_push(fields, request)
             else:
@@ -209,6 +211,30 @@ class MegafonConnector(Connector):
 
     def _primary(self, callid: str) -> str:
         return self._aliases.get(callid, callid)
+
+    def _plugin_storage(self):
+        try:
+            return self.services.storage("megafon")
+        except RuntimeError:
+            return None
+
+    async def _primary_stored(self, callid: str) -> str:
+        """Like :meth:`_primary`, also asking plugin storage (aliases outlive the process)."""
+        if callid in self._aliases:
+            return self._aliases[callid]
+        storage = self._plugin_storage()
+        record = await storage.get("alias", f"{self.name}:{callid}") if storage is not None else None
+        if record and record.get("primary"):
+            _remember(self._aliases, callid, record["primary"])
+            return record["primary"]
+        return callid
+
+    async def _keep_alias(self, second_callid: str) -> None:
+        """Persist a TRANSFERRED leg id, so its later history (even a pulled one) joins the call."""
+        storage = self._plugin_storage()
+        primary = self._aliases.get(second_callid)
+        if storage is not None and primary:
+            await storage.put("alias", f"{self.name}:{second_callid}", {"primary": primary})
 
     def _event(self, fields: Fields, request: WebhookRequest) -> list[CallEvent]:
         event = event_from_push(self.name, fields, request.received_at, self.services.default_region)
@@ -237,7 +263,7 @@ class MegafonConnector(Connector):
     async def _summary_events(self, summary: Summary, received_at: datetime) -> list[CallEvent]:
         """A history record as events; records the recording link and plans its download."""
         event = summary.to_event(self.name, received_at)
-        primary = self._primary(summary.callid)
+        primary = await self._primary_stored(summary.callid)
         if primary != summary.callid:
             # The transferred leg's own history: a leg of the primary call, not its summary.
             event = dataclasses.replace(
@@ -252,8 +278,9 @@ class MegafonConnector(Connector):
         call_id = call_id_for(self.name, event.pbx_call_id)
         if summary.link:
             if primary == summary.callid:
-                await self.recordings.remember(summary.callid, call_id, summary.link)
-                self._plan_download(summary.callid, call_id)
+                if await self.recordings.link(summary.callid) != summary.link:  # new: keep it, fetch it
+                    await self.recordings.remember(summary.callid, call_id, summary.link)
+                    self._plan_download(summary.callid, call_id)
                 event = dataclasses.replace(event, recording=self.services.recording_url(call_id))
             else:
                 event = dataclasses.replace(event, recording=None)
@@ -278,9 +305,8 @@ class MegafonConnector(Connector):
         except ValueError as exc:
             raise InvalidParameters(f"rating: {fields.get('rating')!r} is not a number") from exc
         callid = self._primary(fields.get("callid"))  # type: ignore[arg-type]
-        try:
-            storage = self.services.storage("megafon")
-        except RuntimeError:
+        storage = self._plugin_storage()
+        if storage is None:
             log.info("%s: rating %s for call %s not kept (no plugin storage)", self.name, rating, callid)
             return
         await storage.put("rating", f"{self.name}:{callid}", {

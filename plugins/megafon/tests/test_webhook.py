@@ -241,3 +241,21 @@ async def test_history_recording_url_points_to_ctid(connector, storage, services
     assert summary.recording.startswith("https://ctid.example.com/api/calls/")
     assert link not in repr(summary.to_json())  # the PBX's capability URL never leaves the plugin
     assert storage.data[("recording", "mf:C1")]["link"] == link
+
+
+async def test_transfer_alias_survives_a_restart(make_connector, storage):
+    first = make_connector()
+    await push(first, ev("TRANSFERRED", "anna", "call-a", second_callid="call-b"))
+    assert storage.data[("alias", "mf:call-b")] == {"primary": "call-a"}
+    second = make_connector()  # a new process: the leg's late history still joins call-a
+    result = await push(second, hist("Success", "boris", "call-b", link="https://vats100.megapbx.ru/b.mp3"))
+    (event,) = result.events
+    assert event.pbx_call_id == "call-a" and event.kind is EventKind.LEG_END and event.leg_id == "call-b"
+    assert event.at is None
+
+
+async def test_known_recording_link_is_not_fetched_again(connector, storage):
+    link = "https://vats100.megapbx.ru/api/v2/call-records/record/x.mp3"
+    await push(connector, hist("Success", "anna", link=link))
+    await push(connector, hist("Success", "anna", link=link, duration=61))  # a corrected replay
+    assert connector._jobs_out.statistics().current_buffer_used == 1
