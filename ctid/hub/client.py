@@ -227,7 +227,10 @@ class HubClient:
                 await self._ws.aclose()
                 return
             if trio.current_time() - self._last_sent >= self._ping_interval:
-                await self._send({"type": p.PING})
+                try:
+                    await self._send({"type": p.PING})
+                except HubConnectionError:
+                    return  # the reader reports why the connection ended
             await trio.sleep_until(min(self._last_sent + self._ping_interval,
                                        self._last_received + self._server_timeout + 0.001))
 
