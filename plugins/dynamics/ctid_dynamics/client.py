@@ -72,6 +72,8 @@ def error_from_response(response: httpx.Response, what: str) -> CRMError:
     error_id = {
         401: "crm_unauthorized", 403: "crm_forbidden", 404: "crm_not_found", 429: "crm_throttled",
     }.get(status, "crm_unavailable" if status >= 500 else "crm_rejected")
+    if status == 401 and not code:
+        message = f"{message}: the credentials in crm.auth were refused"
     text = f"Dynamics answered {status} to {what}: {message}" + (f" [{code}]" if code else "")
     error = CRMError(text, error_id=error_id, retry_after=_retry_after(response), retryable=retryable, code=code)
     error.upstream_status = status  # type: ignore[attr-defined]

@@ -145,3 +145,19 @@ async def test_adfs_wrong_password(make_adapter, fake):
                                  "username": "EXAMPLE\\svc-ctid", "password": "nope"})
     health = await adapter.health()
     assert not health.ok and "invalid_grant" in health.detail and "MSIS9659" in health.detail
+
+
+async def test_ntlm_against_the_fake(make_adapter, fake):
+    adapter = make_adapter(auth={"type": "ntlm", "domain": "EXAMPLE", "username": "svc-ctid", "password": "service-pw"})
+    health = await adapter.health()
+    assert health.ok, health.detail
+    assert "token" not in health.checks
+    [match] = await adapter.lookup("+74951234567")
+    assert match.name == "Jane Doe"
+    assert fake.token_requests == 0 and fake.ntlm_handshakes >= 1
+
+
+async def test_ntlm_wrong_password(make_adapter):
+    adapter = make_adapter(auth={"type": "ntlm", "domain": "EXAMPLE", "username": "svc-ctid", "password": "nope"})
+    health = await adapter.health()
+    assert not health.ok and "401" in health.detail and "credentials in crm.auth were refused" in health.detail

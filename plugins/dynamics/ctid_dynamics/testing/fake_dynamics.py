@@ -12,6 +12,7 @@ accepts only https authorities).
 
 from __future__ import annotations
 
+import os
 import secrets
 import uuid
 from collections import deque
@@ -68,6 +69,8 @@ class FakeDynamics:
     client_secret: str = "s3cret"
     api_version: str = "9.2"
     adfs_users: dict[str, str] = field(default_factory=lambda: {"EXAMPLE\\svc-ctid": "service-pw"})
+    #: Windows accounts accepted with NTLM (on-prem without IFD), "DOMAIN\\user" -> password.
+    ntlm_users: dict[str, str] = field(default_factory=lambda: {"EXAMPLE\\svc-ctid": "service-pw"})
     extra_columns: dict[str, set[str]] = field(default_factory=dict)
     url: str = ""
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
@@ -79,6 +82,9 @@ class FakeDynamics:
         self.entities: dict[str, Entity] = build_entities(self.extra_columns)
         self.records = {entity_set: {} for entity_set in self.entities}
         self.tokens: set[str] = set()
+        self._ntlm: dict[Any, Any] = {}  # connection -> NTLM acceptor mid-handshake
+        self._ntlm_ok: set[Any] = set()  # connections that completed NTLM (IIS authenticates the connection)
+        self.ntlm_handshakes = 0
         self._faults: deque[tuple[int, dict[str, str], dict[str, Any]] | None] = deque()
         self.app_user = self.add_user("ctid application user", domainname="ctid-app@contoso.example")
         self.app = self._build_app()
@@ -240,10 +246,7 @@ class FakeDynamics:
         if fault is not None:
             status, fault_headers, fault_body = fault
             raise ODataError(status, fault_body["error"]["code"], fault_body["error"]["message"], fault_headers)
-        auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or auth[7:] not in self.tokens:
-            raise ODataError(401, "", "", {"WWW-Authenticate":
-                             f"Bearer authorization_uri=https://login.microsoftonline.com/{self.tenant}/oauth2/authorize, resource_id={self.url}"})
+        self._authenticate(headers.get("authorization", ""))
         if version != f"v{self.api_version}":
             raise ODataError(404, RESOURCE_NOT_FOUND, f"Resource not found for the segment '{version}'.")
         if headers.get("odata-maxversion") != "4.0" or headers.get("odata-version") != "4.0":
@@ -287,6 +290,34 @@ class FakeDynamics:
             self._create(entity, record_id, body)
             return 204, None, {"OData-EntityId": f"{self.url}/api/data/v{self.api_version}/{entity_set}({record_id})"}
         raise ODataError(405, BAD_QUERY, f"The HTTP method '{request.method}' is not allowed here.")
+
+    def _authenticate(self, auth: str) -> None:
+        """A valid bearer token, or Windows authentication (NTLM) on this connection."""
+        if auth.startswith("Bearer ") and auth[7:] in self.tokens:
+            return
+        connection = request.scope.get("client")
+        if not auth.startswith(("NTLM ", "Negotiate ")):
+            if connection in self._ntlm_ok:
+                return
+            raise ODataError(401, "", "", {"WWW-Authenticate":
+                             f"Bearer authorization_uri=https://login.microsoftonline.com/{self.tenant}/oauth2/authorize, resource_id={self.url}, NTLM"})
+        import base64
+
+        import spnego
+
+        scheme, _, blob = auth.partition(" ")
+        acceptor = self._ntlm.pop(connection, None)
+        if acceptor is None:
+            acceptor = spnego.server(protocol="ntlm")
+        try:
+            answer = acceptor.step(base64.b64decode(blob))
+        except Exception:  # spnego: a bad password or a broken token
+            raise ODataError(401, "", "", {"WWW-Authenticate": "NTLM"}) from None
+        if not acceptor.complete:
+            self._ntlm[connection] = acceptor
+            raise ODataError(401, "", "", {"WWW-Authenticate": f"{scheme} {base64.b64encode(answer or b'').decode()}"})
+        self.ntlm_handshakes += 1
+        self._ntlm_ok.add(connection)
 
     # -- reads -----------------------------------------------------------------------------------
     def _get(self, entity: Entity, record_id: str) -> dict[str, Any]:
@@ -452,6 +483,11 @@ async def serve_fake(fake: FakeDynamics, workdir: Path) -> AsyncIterator[Path]:
     config.certfile, config.keyfile = str(cert_file), str(key_file)
     config.accesslog = config.errorlog = None
     config.graceful_timeout = 0.2
+    # pyspnego's NTLM acceptor reads its accounts from the file named by NTLM_USER_FILE.
+    users_file = workdir / "ntlm-users.txt"
+    users_file.write_text("".join(f"{user.replace(chr(92), ':', 1)}:{password}\n" for user, password in fake.ntlm_users.items()))
+    previous = os.environ.get("NTLM_USER_FILE")
+    os.environ["NTLM_USER_FILE"] = str(users_file)
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(lambda task_status: serve(fake.app, config, shutdown_trigger=stop.wait, task_status=task_status))
@@ -460,3 +496,7 @@ async def serve_fake(fake: FakeDynamics, workdir: Path) -> AsyncIterator[Path]:
             yield ca_file
         finally:
             stop.set()
+            if previous is None:
+                os.environ.pop("NTLM_USER_FILE", None)
+            else:
+                os.environ["NTLM_USER_FILE"] = previous
