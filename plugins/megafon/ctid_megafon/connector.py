@@ -163,7 +163,7 @@ class MegafonConnector(Connector):
         await trio.sleep_until(due)
         try:
             await self.recordings.fetch(self.client, pbx_call_id, call_id)
-        except CtidError as exc:
+        except (CtidError, OSError) as exc:  # a full disk must not stop the connector
             log.warning("%s: recording of call %s not downloaded: %s", self.name, call_id, exc)
 
     # -- inbound ---------------------------------------------------------------------------------
