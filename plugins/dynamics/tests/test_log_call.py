@@ -120,6 +120,19 @@ async def test_logged_twice_and_through_429_and_503_gives_one_closed_phonecall(a
     assert [s.status for s in creates].count(412) == 2  # the retry of c8 and the repeat of c7
 
 
+async def test_close_whose_answer_was_lost_is_not_repeated(adapter, fake):
+    await adapter.lookup("+74951234567")
+    call = make_call("c13", "+74951234567")
+    fake.lose_answers(times=1, after=4)  # 3 lookups, create; the close happens but its answer is lost
+    _, errors = await drive(adapter.log_call, call, None)
+    assert [e.error_id for e in errors] == ["crm_unavailable"]
+    assert fake.lost and fake.lost[0][0] == 204
+    [record] = phonecalls(fake)
+    assert (record["statecode"], record["statuscode"]) == (1, 4)
+    closes = [s for s in fake.api("PATCH", "phonecalls") if "statecode" in (s.body or {})]
+    assert len(closes) == 1  # the retry saw 412, read the state, and stopped
+
+
 async def test_closed_phonecall_is_read_only_and_repeat_is_a_no_op(adapter, fake):
     call = make_call("c9", "+74951234567")
     await adapter.log_call(call, None)

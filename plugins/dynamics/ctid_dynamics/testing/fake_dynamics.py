@@ -85,6 +85,7 @@ class FakeDynamics:
         self._ntlm: dict[Any, Any] = {}  # connection -> NTLM acceptor mid-handshake
         self._ntlm_ok: set[Any] = set()  # connections that completed NTLM (IIS authenticates the connection)
         self.ntlm_handshakes = 0
+        self.lost: list[Any] = []  # answers lost_answers() swallowed
         self._faults: deque[tuple[int, dict[str, str], dict[str, Any]] | None] = deque()
         self.app_user = self.add_user("ctid application user", domainname="ctid-app@contoso.example")
         self.app = self._build_app()
@@ -102,6 +103,12 @@ class FakeDynamics:
         body = {"error": {"code": UNEXPECTED, "message": "An unexpected error occurred."}}
         self._faults.extend([None] * after)
         self._faults.extend([(status, headers, body)] * times)
+
+    def lose_answers(self, times: int = 1, *, after: int = 0) -> None:
+        """``times`` API requests, after the next ``after`` ones, are carried out but answered with
+        504 (a proxy timed out): the client cannot know that the write happened."""
+        self._faults.extend([None] * after)
+        self._faults.extend([(504, {}, {})] * times)
 
     def revoke_tokens(self) -> None:
         """Make every issued token invalid (as if it expired)."""
@@ -243,6 +250,10 @@ class FakeDynamics:
         if self.down:
             raise ODataError(503, "", "Service Unavailable")
         fault = self._faults.popleft() if self._faults else None
+        if fault is not None and fault[0] == 504:
+            result = self._handle(version, rest, query, body, headers)
+            self.lost.append(result)
+            raise ODataError(504, "", "Gateway Timeout")
         if fault is not None:
             status, fault_headers, fault_body = fault
             raise ODataError(status, fault_body["error"]["code"], fault_body["error"]["message"], fault_headers)
