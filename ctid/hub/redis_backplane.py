@@ -164,12 +164,13 @@ class RedisBackplane:
                     await self._auth(stream, reader)
                     delay = self._backoff[0]
                     await session(stream, reader)
-            except* (OSError, trio.BrokenResourceError, trio.TooSlowError, RedisProtocolError, ValueError) as group:
-                exc = group.exceptions[0]
-                while isinstance(exc, BaseExceptionGroup):
-                    exc = exc.exceptions[0]
-                self.last_error = f"{type(exc).__name__}: {exc}"
+            except* (OSError, trio.BrokenResourceError, trio.TooSlowError, RedisProtocolError) as group:
+                self.last_error = _first_error(group)
                 log.warning("redis backplane %s: %s; retrying in %.1fs", name, self.last_error, delay)
+            except* Exception as group:  # a surprise must not take the daemon down: local delivery goes on
+                self.last_error = _first_error(group)
+                log.error("redis backplane %s failed: %s; retrying in %.1fs", name, self.last_error, delay,
+                          exc_info=group)
             finally:
                 setattr(self, f"{name}_connected", False)
             await trio.sleep(delay)
@@ -255,6 +256,13 @@ class RedisBackplane:
                 self.dropped += 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.get(channel, set()).discard(sender)
+
+
+def _first_error(group: BaseExceptionGroup) -> str:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _parse_url(url: str) -> dict[str, Any]:

@@ -215,3 +215,71 @@ async def test_two_hubs_in_one_process_share_a_memory_backplane() -> None:
             assert await next_call_id(alice_b) == "from-b"
             await nothing_more(alice_b)
     assert shared.health() == {"kind": "memory", "ok": True, "dropped": 0}
+
+
+class FakeRedis:
+    """Enough of a Redis server to watch the publisher: records PUBLISH commands, and can be told
+    to answer the next one with garbage."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[bytes, bytes]] = []
+        self.garbage_next = False
+        self.connections = 0
+        self.changed = trio.Event()
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        reader = RespReader(stream)
+        async with stream:
+            try:
+                while True:
+                    command = await reader.read()
+                    name = command[0].upper()
+                    if name == b"PUBLISH":
+                        if self.garbage_next:
+                            self.garbage_next = False
+                            await stream.send_all(b"?garbage\r\n")
+                            continue
+                        self.published.append((command[1], command[2]))
+                        self.changed.set()
+                        await stream.send_all(b":0\r\n")
+                    elif name == b"SUBSCRIBE":
+                        for channel in command[1:]:
+                            await stream.send_all(b"*3\r\n$9\r\nsubscribe\r\n" + encode_command(channel)[4:] + b":1\r\n")
+                    elif name == b"PING":
+                        await stream.send_all(b"+PONG\r\n")
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                pass
+
+    async def wait_published(self, count: int) -> None:
+        with trio.fail_after(5):
+            while len(self.published) < count:
+                self.changed = trio.Event()
+                await self.changed.wait()
+
+
+async def test_publisher_buffers_while_redis_is_down_and_resends_after_a_broken_reply() -> None:
+    port = free_port()
+    backplane = RedisBackplane(f"redis://127.0.0.1:{port}", backoff_min=0.02, backoff_max=0.05, buffer=3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(backplane.run)
+        for number in range(5):  # nobody listens on the port: buffered, the oldest two dropped
+            await backplane.publish("ch", b"m%d" % number)
+        health = backplane.health()
+        assert (health["ok"], health["buffered"], health["dropped"]) == (False, 3, 2)
+
+        fake = FakeRedis()
+        listeners = await nursery.start(partial(trio.serve_tcp, fake.handle, port, host="127.0.0.1"))
+        await fake.wait_published(3)
+        assert fake.published == [(b"ch", b"m2"), (b"ch", b"m3"), (b"ch", b"m4")]
+        assert backplane.health()["buffered"] == 0
+
+        fake.garbage_next = True  # a broken reply: reconnect, and the message is sent again
+        await backplane.publish("ch", b"again")
+        await fake.wait_published(4)
+        assert fake.published[-1] == (b"ch", b"again")
+        assert fake.connections >= 3  # publisher, subscriber, then the publisher's reconnect
+        assert "unexpected reply" in backplane.last_error
+        for listener in listeners:
+            await listener.aclose()
+        nursery.cancel_scope.cancel()
