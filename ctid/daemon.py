@@ -152,13 +152,13 @@ class Daemon:
                         nursery.start_soon(self._reconcile_loop, connector)
                 await nursery.start(self._serve_http, app, config)
                 self.ready = True
-                self.pm.hook.ctid_serve_started(services=self.services)
+                self._notify(self.pm.hook.ctid_serve_started)
                 log.info("ctid listening on %s (public URL %s)", self.settings.core.server.listen, self.public_url)
                 task_status.started(self)
                 await self._shutdown.wait()
                 self.ready = False
                 log.info("ctid shutting down")
-                self.pm.hook.ctid_serve_stopping(services=self.services)
+                self._notify(self.pm.hook.ctid_serve_stopping)
                 if self.hub is not None:
                     await self.hub.close_all(allow_reconnect=True)
                 self._http_stop.set()
@@ -173,6 +173,12 @@ class Daemon:
                     await self.crm.aclose()
                 await self.store.aclose()
 
+    def _notify(self, hook) -> None:
+        try:
+            hook(services=self.services)
+        except Exception:  # a third-party observer must not stop the daemon
+            log.exception("the %s hook of a plugin failed", hook.name)
+
     def shutdown(self) -> None:
         self._shutdown.set()
 
@@ -183,6 +189,10 @@ class Daemon:
         self._http_done = trio.Event()
         try:
             await hypercorn.trio.serve(app, config, shutdown_trigger=self._http_stop.wait, task_status=task_status)
+        except* OSError as group:
+            exc = _first_leaf(group)
+            raise CtidError(f"cannot listen on {self.settings.core.server.listen}: {exc.strerror or exc}",
+                            error_id="listen_failed") from exc
         finally:
             self._http_done.set()
 
@@ -401,6 +411,12 @@ class Daemon:
         from ctid.model import call_id_for
 
         return await self.get_call(call_id_for(connector, pbx_call_id))
+
+
+def _first_leaf(group: BaseException):
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
 
 
 def install_signal_handlers(daemon: Daemon):

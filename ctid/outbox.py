@@ -74,7 +74,7 @@ class OutboxWorker:
     async def run_once(self) -> float | None:
         """One pass. Returns seconds until the blocked head job may be retried, or None when idle."""
         jobs = await self.store.due_jobs(utcnow(), self.batch)
-        for job in jobs:
+        for index, job in enumerate(jobs):
             try:
                 await self._dispatch(job)
             except UpstreamError as exc:
@@ -89,6 +89,7 @@ class OutboxWorker:
                     self.metrics.outbox_failures.labels(kind=job.kind).inc()
                 if permanent:
                     continue
+                await self.store.release_jobs(jobs[index + 1:])  # keep order: they go after this one
                 return delay
             except CtidError as exc:
                 log.error("outbox job %s (%s) cannot run: %s", job.id, job.kind, exc)

@@ -52,5 +52,12 @@ def register(app: typer.Typer) -> None:
             trio.run(main)
         except CtidError as exc:
             raise fail(exc) from None
+        except BaseExceptionGroup as group:  # errors from inside the daemon's nursery
+            ours = group.subgroup(CtidError)
+            if ours is None:
+                raise
+            from ctid.daemon import _first_leaf
+
+            raise fail(_first_leaf(ours)) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None

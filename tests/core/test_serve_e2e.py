@@ -118,6 +118,10 @@ def test_cli_errors_are_one_line(served, tmp_path):
     bad = ctid("simulate-call", "--config", str(path), "--connector", "office", "--scenario", "missed",
                "--from", "+79990001122", "--to", "zed", "--url", url)
     assert bad.returncode == 2 and "no agent 'zed'" in bad.stderr
+    busy = ctid("serve", "--config", str(path))  # the port is taken by the running instance
+    assert busy.returncode == 1
+    assert busy.stderr.strip().splitlines()[-1].startswith("ctid: error: cannot listen on 127.0.0.1:")
+    assert "Traceback" not in busy.stderr
     down = ctid("simulate-call", "--config", str(path), "--connector", "office", "--scenario", "missed",
                 "--from", "+79990001122", "--to", "alice", "--url", f"http://127.0.0.1:{free_port()}")
     assert down.returncode == 1 and "cannot reach ctid" in down.stderr
