@@ -36,10 +36,11 @@ KINDS = list(EventKind)
 OUTCOMES = [None, *Outcome]
 
 SETTINGS = settings(
-    max_examples=120,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+PHASES_SETTINGS = settings(SETTINGS, max_examples=60)  # two switchboards per example: fewer
 
 
 def directory() -> StaticDirectory:
@@ -302,3 +303,75 @@ def test_calls_and_tasks_are_consistent(calls):
             assert sb.calls[agent.current_call].agent == agent.id
         if agent.ringing_call:
             assert agent.id in sb.calls[agent.ringing_call].ringing_agents
+
+
+@st.composite
+def two_phases(draw) -> tuple[list[CallEvent], list[CallEvent], datetime]:
+    """Calls of a first phase (all events before the cutoff), then new calls after it."""
+    keys = itertools.count()
+    first = [draw(call_events(index, keys)) for index in range(draw(st.integers(1, 5)))]
+    second = [draw(call_events(100 + index, keys)) for index in range(draw(st.integers(1, 4)))]
+    shift = timedelta(hours=2)
+    moved = [
+        CallEvent(
+            **{**_fields(e), "at": e.at + shift if e.at else None, "received_at": e.received_at + shift}
+        )
+        for events in second
+        for e in events
+    ]
+    return ordered(first), sorted(moved, key=CallEvent.sort_key), T0 + timedelta(hours=1)
+
+
+def _fields(event: CallEvent) -> dict:
+    return {name: getattr(event, name) for name in event.__dataclass_fields__}
+
+
+def assert_same_tasks(partial: Switchboard, reference: Switchboard, cutoff: datetime) -> None:
+    """Tasks kept by ``partial`` equal the reference's; those it dropped were closed before ``cutoff``."""
+    for task_id, task in partial.tasks.items():
+        assert task.to_json() == reference.tasks[task_id].to_json()
+    for task_id, task in reference.tasks.items():
+        if task_id not in partial.tasks:
+            assert task.status.value == "done" and task.closed_at < cutoff
+
+
+@PHASES_SETTINGS
+@given(phases=two_phases())
+def test_evicting_history_does_not_change_later_results(phases):
+    first, second, cutoff = phases
+    reference, _ = run(first + second)
+    sb = board()
+    sb.apply(first)
+    kept = {call_id for call_id, call in sb.calls.items() if call.ended_at is None}
+    sb.evict(cutoff)
+    assert set(sb.calls) == kept
+    changes = sb.apply(second)
+    assert_same_tasks(sb, reference, cutoff)
+    for task in changes.tasks:
+        assert task.to_json() == reference.tasks[task.id].to_json()
+    for call_id, call in sb.calls.items():
+        assert call.to_json() == reference.calls[call_id].to_json()
+    for agent_id, agent in sb.agents.items():
+        assert agent.to_json() == reference.agents[agent_id].to_json()
+
+
+@PHASES_SETTINGS
+@given(phases=two_phases(), data=st.data())
+def test_restarting_from_stored_tasks_and_recent_calls_continues_exactly(phases, data):
+    first, second, cutoff = phases
+    reference, _ = run(first + second)
+    before, _ = run(first)
+    window = T0 + timedelta(seconds=data.draw(st.integers(0, 1000)))
+    recent = [c for c in before.calls.values() if c.ended_at is not None and c.started_at >= window]
+    restarted = board()
+    restarted.restore_tasks(list(before.tasks.values()), recent)
+    assert {k: t.to_json() for k, t in restarted.tasks.items()} == {
+        k: t.to_json() for k, t in before.tasks.items()
+    }
+    for call_id, call in before.calls.items():
+        if call.ended_at is None:  # calls in progress are restored from their stored events
+            restarted.restore_call([e for e in first if e.call_id == call_id])
+    restarted.apply(second)
+    assert_same_tasks(restarted, reference, cutoff)
+    open_tasks = {t.id for t in reference.tasks.values() if t.status.value == "open"}
+    assert open_tasks <= set(restarted.tasks)
