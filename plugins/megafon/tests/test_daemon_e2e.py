@@ -189,3 +189,18 @@ async def test_ctid_simulate_call_cli_drives_every_scenario(tmp_path, tenant):
         ("inbound", "answered", "a2", "a1"), ("inbound", "answered", "a1", None),
         ("outbound", "no_answer", "a1", None),
     ])
+
+
+async def test_dnd_presence_is_mirrored_to_the_tenant_when_dnd_sync_is_on(tmp_path, tenant):
+    fake, url = tenant
+    settings = config(tmp_path, url)
+    settings["connectors"]["mf"]["dnd_sync"] = True
+    anna = {"Authorization": f"Bearer {ANNA_KEY}"}
+    async with running_daemon(settings) as app:
+        response = await app.client.put("/api/agents/a1/status", json={"status": "dnd"}, headers=anna)
+        assert response.status_code == 200, response.text
+        assert fake.dnd == {"anna": True}
+        response = await app.client.put("/api/agents/a1/status", json={"status": "available"}, headers=anna)
+        assert response.status_code == 200
+        assert fake.dnd == {"anna": False}
+        assert [c.method for c in fake.received("rest", "/crmapi/v1/users/anna/dnd")] == ["POST", "DELETE"]
