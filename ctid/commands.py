@@ -166,6 +166,9 @@ class Commands:
             "calls": [c.to_json() for c in sorted(calls, key=lambda c: (c.started_at or utcnow(), c.id))],
             "agents": [a.to_json() for a in sorted(sb.agents.values(), key=lambda a: a.id)],
             "tasks": [t.to_json() for t in sorted(tasks, key=lambda t: t.id)],
+            # What each connector instance can do, so a panel shows only the call controls that work.
+            "connectors": {name: sorted(c.value for c in connector.capabilities)
+                           for name, connector in sorted(self.daemon.connectors.items())},
         }
 
     def capabilities_of(self, call: Call) -> list[str]:

@@ -45,7 +45,9 @@ _doc("POST", "/api/auth/token", "Exchange username and password for an access to
 _doc("GET", "/api/me", "Who the token belongs to", "auth")
 _doc("GET", "/api/calls", "Calls changed since a time, newest changes last", "calls", response=_ITEMS,
      query={"since": {"type": "string", "format": "date-time"}, "limit": {"type": "integer"},
-            "state": {"type": "string"}, "agent": {"type": "string"}}, errors={400: "bad query"})
+            "state": {"type": "string"}, "agent": {"type": "string"},
+            "order": {"enum": ["asc", "desc"], "description": "by last change; desc gives the newest first"}},
+     errors={400: "bad query"})
 _doc("GET", "/api/calls/{id}", "One call", "calls", response=_CALL, errors={403: "another agent's call",
                                                                             404: "no such call"})
 _doc("POST", "/api/calls", "Click-to-call: ring the agent, then the number", "commands",
@@ -140,11 +142,15 @@ def register_api(app, daemon) -> None:
         if state is not None and state not in ("ringing", "talking", "held", "ended"):
             raise RequestError("state must be ringing, talking, held or ended", error_id="bad_query")
         agent = request.args.get("agent") or None
+        order = request.args.get("order") or "asc"
+        if order not in ("asc", "desc"):
+            raise RequestError("order must be asc or desc", error_id="bad_query")
         if not who.is_supervisor:
             if agent not in (None, who.agent):
                 raise AuthError("agents can list only their own calls", error_id="forbidden", status=403)
             agent = who.agent or "\x00none"
-        items = await daemon.store.list_calls(since=since, limit=limit, agent=agent, state=state)
+        items = await daemon.store.list_calls(since=since, limit=limit, agent=agent, state=state,
+                                              descending=order == "desc")
         return jsonify({"items": [_live(daemon, item) for item in items]})
 
     @app.get("/api/calls/<call_id>")
