@@ -36,6 +36,10 @@ class MegafonConfig(ConnectorConfig):
     settle_seconds: float = Field(
         default=20, ge=0, description="Quiet time after the last leg ended before the call is closed without history."
     )
+    queue_timeout: float = Field(
+        default=900, ge=1, description="Seconds before a call that never reached an agent and got no history "
+        "is closed as missed (revived if an agent's phone rings later)."
+    )
     contact_budget: float = Field(
         default=1.0, gt=0, le=10, description="Seconds a 'contact' push may wait for the CRM lookup."
     )

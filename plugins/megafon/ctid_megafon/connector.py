@@ -113,7 +113,7 @@ class MegafonConnector(Connector):
         self._networks = list(config.allowed_networks)
         self._transport = transport
         self._client: MegafonClient | None = None
-        self.legs = LegTracker(name, config.settle_seconds)
+        self.legs = LegTracker(name, config.settle_seconds, queue_timeout=config.queue_timeout)
         self.recordings = RecordingStore(name, config, services)
         self._aliases: dict[str, str] = {}  # second_callid -> primary callid (transfers)
         self._transfers: dict[str, CallEvent] = {}  # callid -> TRANSFER waiting for its target agent
@@ -330,6 +330,8 @@ class MegafonConnector(Connector):
             line_number=normalize_phone(fields.get("diversion"), self.services.default_region),
             extra={"state": "CONTACT"},
         )
+        ring = self.legs.observe(ring, trio.current_time())
+        self._wake.set()
         return WebhookResult(events=[ring], status=200, body=await self._lookup_answer(phone))
 
     async def _lookup_answer(self, phone: str | None) -> dict[str, Any]:

@@ -9,7 +9,9 @@ It also runs the settle window: once every known leg of a call has ended and nei
 ``history`` came for ``settle_seconds``, the caller's own leg is closed with a synthetic
 ``leg_end`` (the caller leg exists when ``contact`` announced the call; without it the agents' leg
 ends already ended the call). A leg end, unlike ``end``, lets the call revive if the PBX rings
-someone again later; ``history``, when it comes, stays authoritative and corrects everything.
+someone again later; ``history``, when it comes, stays authoritative and corrects everything. A
+call announced only by ``contact`` that never reaches an agent is closed the same way after
+``queue_timeout``, so tenants without history export do not keep it ringing forever.
 """
 
 from __future__ import annotations
@@ -43,9 +45,11 @@ class _Call:
 class LegTracker:
     """Remembers recent calls' legs (bounded) for ordering and for the settle window."""
 
-    def __init__(self, connector: str, settle_seconds: float, *, max_calls: int = 20_000):
+    def __init__(self, connector: str, settle_seconds: float, *, queue_timeout: float = 900,
+                 max_calls: int = 20_000):
         self.connector = connector
         self.settle_seconds = settle_seconds
+        self.queue_timeout = queue_timeout
         self.max_calls = max_calls
         self._calls: OrderedDict[str, _Call] = OrderedDict()
 
@@ -72,6 +76,10 @@ class LegTracker:
         rank = _RANK.get(event.kind)
         leg = event.agent_login or (event.extra.get("pbx_user") if event.extra else None)
         if rank is None or leg is None:
+            if event.kind is EventKind.RING and not call.legs and not call.done:
+                # announced by `contact` only: if no agent ever rings and no history comes, close
+                # the caller's leg after the queue timeout (a later ring revives the call)
+                call.settle_at = now + self.queue_timeout
             return event
         ranks = call.legs.setdefault(leg, {})
         later = [at for r, at in ranks.items() if r > rank]

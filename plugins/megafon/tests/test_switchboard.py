@@ -277,3 +277,24 @@ async def test_settle_window_ends_an_answered_call_announced_by_contact(director
     call = only_call(board)
     assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED and call.agent == "a1"
     assert sink.events[0].agent_login is None and sink.events[0].extra["answered_by"] == "anna"
+
+
+async def test_queue_timeout_closes_a_call_that_never_reached_an_agent(directory, fake, tmp_path, autojump_clock):
+    sink = FakeSink()
+    services = Services(directory=directory, events=sink, data_dir=tmp_path)
+    connector = MegafonConnector("mf", make_config(fake, queue_timeout=600), services)
+    board = Switchboard(directory)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        await feed(connector, board, [contact("Q1"), contact("Q2")])
+        await trio.sleep(300)
+        await feed(connector, board, [ev("INCOMING", "anna", "Q2")])  # Q2 reached an agent: normal rules
+        await trio.sleep(301)
+        board.apply(sink.events)
+        nursery.cancel_scope.cancel()
+    await connector.aclose()
+    assert [e.pbx_call_id for e in sink.events] == ["Q1"]
+    q1 = next(c for c in board.calls.values() if c.pbx_call_id == "Q1")
+    q2 = next(c for c in board.calls.values() if c.pbx_call_id == "Q2")
+    assert q1.state is CallState.ENDED and q1.outcome is Outcome.MISSED
+    assert q2.state is CallState.RINGING
