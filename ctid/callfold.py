@@ -68,6 +68,8 @@ class _Fold:
     def leg(self, event: CallEvent) -> _Leg:
         key = event.leg_id or event.agent_login
         leg = self.legs.get(key)
+        if leg is None and not event.leg_id and event.agent_login:
+            leg = self.leg_of_login(event.agent_login)  # a leg known by its id, named by login here
         if leg is None:
             leg = self.legs[key] = _Leg(key)
         if event.agent_login:
@@ -153,8 +155,9 @@ class _Fold:
         previous = self.agent or (self.resolve(event.agent_login) if event.agent_login else None)
         target_agent = self.resolve(event.target_login) if event.target_login else None
         if event.target_login:
-            target = self.legs.get(event.target_login) or _Leg(event.target_login)
-            self.legs[event.target_login] = target
+            target = self.leg_of_login(event.target_login)
+            if target is None:
+                target = self.legs[event.target_login] = _Leg(event.target_login)
             target.login, target.agent = event.target_login, target_agent
             target.state = _TALKING if self.answered_at is not None else _RINGING
         self.transferred_from = previous

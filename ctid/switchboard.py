@@ -271,7 +271,7 @@ class Switchboard:
             if previous is not None:
                 task.contact = previous.contact
             self.tasks[task.id] = task
-            if changes is not None and (previous is None or previous.to_json() != task.to_json()):
+            if changes is not None and (previous is None or previous != task):
                 _upsert(changes.tasks, task, lambda t: t.id)
         for task_id in old_ids:
             if task_id not in new_ids:
