@@ -304,6 +304,8 @@ class MegafonConnector(Connector):
             rating = float(fields.get("rating"))  # type: ignore[arg-type]
         except ValueError as exc:
             raise InvalidParameters(f"rating: {fields.get('rating')!r} is not a number") from exc
+        if not 0 <= rating <= 100:  # also refuses nan and inf
+            raise InvalidParameters(f"rating: {fields.get('rating')!r} is out of range")
         callid = self._primary(fields.get("callid"))  # type: ignore[arg-type]
         storage = self._plugin_storage()
         if storage is None:

@@ -135,8 +135,9 @@ async def test_rating_is_kept_in_plugin_storage(connector, storage):
     assert result.status == 200 and result.body == {} and result.events == []
     saved = storage.data[("rating", "mf:43294397431")]
     assert saved["rating"] == 4 and saved["user"] == "user"
-    bad = await push(connector, {"cmd": "rating", "callid": "x", "rating": "five"})
-    assert bad.status == 400
+    for rating in ("five", "nan", "-1", "inf"):
+        bad = await push(connector, {"cmd": "rating", "callid": "x", "rating": rating})
+        assert bad.status == 400, rating
 
 
 # -- sequences ------------------------------------------------------------------------------------
