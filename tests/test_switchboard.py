@@ -806,3 +806,30 @@ def test_changes_merge_keeps_latest_state_and_first_previous_presence():
     assert merged.calls == [sb.calls[c.id]] and len(merged.events) == 2
     assert merged.agents == [(sb.agents["anna"], "available")]
     assert bool(merged) and not Changes()
+
+
+def test_legs_known_by_id_are_found_by_login():
+    sb = board()
+    c = PbxCall("legs")
+    feed(sb, [c(R, 0, agent_login="101", leg_id="L1"), c(R, 0, agent_login="103", leg_id="L2"),
+              c(L, 15, agent_login="101"), c(L, 16, leg_id="L2")])  # fmt: skip
+    call = sb.calls[c.id]
+    assert (call.state, call.outcome, call.ended_at) == (CallState.ENDED, Outcome.MISSED, at(16))
+
+
+def test_transfer_to_a_leg_already_ringing_by_id():
+    sb = board()
+    c = PbxCall("legs2")
+    feed(sb, [c(R, 0, agent_login="101", leg_id="L1"), c(A, 2, leg_id="L1"),
+              c(R, 5, agent_login="103", leg_id="L2"), c(X, 7, agent_login="101", target_login="103"),
+              c(L, 30, leg_id="L2")])  # fmt: skip
+    call = sb.calls[c.id]
+    assert (call.outcome, call.agent, call.agents, call.ended_at) == (Outcome.ANSWERED, "vera", ["anna", "vera"], at(30))
+
+
+def test_internal_unanswered_call_is_no_answer():
+    sb = board()
+    c = PbxCall("i1", caller="103", direction=Direction.INTERNAL)
+    feed(sb, [c(R, 0, agent_login="101"), c(E, 9)])
+    call = sb.calls[c.id]
+    assert (call.remote_number, call.outcome) == ("103", Outcome.NO_ANSWER) and sb.tasks == {}
