@@ -117,7 +117,8 @@ class DynamicsAdapter(CRMAdapter):
 
     # -- lookup ----------------------------------------------------------------------------------
     async def lookup(self, phone: str) -> list[ContactMatch]:
-        """Records whose phone columns equal a spelling of ``phone``: one GET per entity set, in parallel."""
+        """Records whose phone columns equal a spelling of ``phone``: the GETs of all entity sets in
+        one ``$batch`` (or in parallel with ``batch_lookups: false``)."""
         values = variants(phone, self.region)
         if not values:
             return []
@@ -125,23 +126,34 @@ class DynamicsAdapter(CRMAdapter):
             await self._resolve_users()  # once: owners are reported as agent ids
         except CRMError as exc:
             log.warning("cannot map Dynamics users to agents yet: %s", exc)
-        found: dict[str, list[ContactMatch]] = {}
-        errors: list[CRMError] = []
+        queries = {name: self._lookup_query(entity, phone, values) for name, entity in self.config.entities.items()}
+        if self.config.batch_lookups and len(queries) > 1:
+            answers = await self.client.batch_get(
+                [(self.config.entities[name].entity_set, params) for name, params in queries.items()],  # type: ignore[misc]
+                annotations=True,
+            )
+            found = dict(zip(queries, answers, strict=True))
+        else:
+            found = {}
+            errors: list[CRMError] = []
 
-        async def one(name: str, entity: EntityConfig) -> None:
-            try:
-                found[name] = await self._lookup_entity(name, entity, phone, values)
-            except CRMError as exc:
-                errors.append(exc)
+            async def one(name: str) -> None:
+                try:
+                    found[name] = await self.client.get_json(
+                        self.config.entities[name].entity_set, queries[name], annotations=True  # type: ignore[arg-type]
+                    )
+                except CRMError as exc:
+                    errors.append(exc)
 
-        async with trio.open_nursery() as nursery:
-            for name, entity in self.config.entities.items():
-                nursery.start_soon(one, name, entity)
-        if errors:
-            raise errors[0]
-        return [match for name in self.config.entities for match in found[name]]
+            async with trio.open_nursery() as nursery:
+                for name in queries:
+                    nursery.start_soon(one, name)
+            if errors:
+                raise errors[0]
+        return [match for name in queries for match in self._matches(name, found[name])]
 
-    async def _lookup_entity(self, name: str, entity: EntityConfig, phone: str, values: list[str]) -> list[ContactMatch]:
+    def _lookup_query(self, entity: EntityConfig, phone: str, values: list[str]) -> dict[str, str]:
+        """``$select``/``$filter``/``$top`` of one entity: ``eq`` on every phone column and spelling."""
         if entity.normalized_field:
             fields, values = [entity.normalized_field], [e164(phone, self.region)]
         else:
@@ -149,12 +161,15 @@ class DynamicsAdapter(CRMAdapter):
         select = [entity.id_field, entity.name_field, "_ownerid_value", *fields]
         if entity.company_field:
             select.append(entity.company_field)
-        params = {
+        return {
             "$select": ",".join(dict.fromkeys(select)),  # type: ignore[arg-type]
             "$filter": " or ".join(f"{field} eq {odata_quote(value)}" for field in fields for value in values),
             "$top": str(self.config.max_matches),
         }
-        data = await self.client.get_json(entity.entity_set, params, annotations=True)  # type: ignore[arg-type]
+
+    def _matches(self, name: str, data: dict[str, Any]) -> list[ContactMatch]:
+        entity = self.config.entities[name]
+        fields = [entity.normalized_field] if entity.normalized_field else entity.phone_fields
         matches = []
         for row in data.get("value", []):
             record_id = str(row.get(entity.id_field, "")).lower()

@@ -11,6 +11,7 @@ import email.utils
 import logging
 import ssl
 import time
+import uuid
 import warnings
 from collections.abc import Mapping
 from typing import Any
@@ -78,6 +79,30 @@ def error_from_response(response: httpx.Response, what: str) -> CRMError:
     error = CRMError(text, error_id=error_id, retry_after=_retry_after(response), retryable=retryable, code=code)
     error.upstream_status = status  # type: ignore[attr-defined]
     return error
+
+
+def parse_batch_response(response: httpx.Response) -> list[httpx.Response]:
+    """The inner responses of a ``$batch`` answer (``multipart/mixed`` of ``application/http`` parts)."""
+    content_type = response.headers.get("content-type", "")
+    _, _, boundary = content_type.partition("boundary=")
+    boundary = boundary.split(";")[0].strip().strip('"')
+    if not content_type.startswith("multipart/mixed") or not boundary:
+        raise CRMError(f"Dynamics answered a $batch with {content_type or 'no content type'}", error_id="crm_bad_answer")
+    answers = []
+    for part in response.content.split(b"--" + boundary.encode())[1:]:
+        if part.startswith(b"--"):
+            break  # the closing delimiter
+        _, _, http = part.lstrip(b"\r\n").partition(b"\r\n\r\n")  # skip the part's MIME headers
+        head, _, body = http.partition(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        fields = status_line.split(" ", 2)
+        if len(fields) < 2 or not fields[1].isdigit():
+            raise CRMError(f"unreadable part in a $batch answer: {status_line[:80]!r}", error_id="crm_bad_answer")
+        headers = [tuple(h.split(":", 1)) for h in header_lines if ":" in h]
+        answers.append(httpx.Response(
+            int(fields[1]), headers=[(k.strip(), v.strip()) for k, v in headers], content=body.rstrip(b"\r\n"),
+        ))
+    return answers
 
 
 class TokenSource:
@@ -259,6 +284,7 @@ class DynamicsClient:
         *,
         params: Mapping[str, str] | None = None,
         json: Any = None,
+        content: bytes | None = None,
         headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         """Send one request; return any HTTP answer. Raise CRMError when no answer came or auth failed."""
@@ -275,7 +301,7 @@ class DynamicsClient:
                     sent_headers["Authorization"] = f"Bearer {token}"
                 try:
                     self.sent += 1
-                    response = await self._http.request(method, url, json=json, headers=sent_headers)
+                    response = await self._http.request(method, url, json=json, content=content, headers=sent_headers)
                 except httpx.TimeoutException as exc:
                     raise CRMError(
                         f"Dynamics at {self.config.url} did not answer {what} in time ({type(exc).__name__})",
@@ -299,6 +325,35 @@ class DynamicsClient:
         if response.status_code not in ok:
             raise error_from_response(response, f"{method} {path.split('?')[0]}")
         return response
+
+    async def batch_get(
+        self, requests: list[tuple[str, Mapping[str, str]]], *, annotations: bool = False
+    ) -> list[Any]:
+        """Several GETs in one ``$batch`` round trip; the JSON bodies in order. The first failed
+        part raises its CRMError (Dynamics stops a batch at the first error)."""
+        boundary = f"batch_{uuid.uuid4()}"
+        lines: list[str] = []
+        for path, params in requests:
+            lines += [f"--{boundary}", "Content-Type: application/http", "Content-Transfer-Encoding: binary", "",
+                      f"GET {self.url(path, params)} HTTP/1.1", "Accept: application/json"]
+            if annotations:
+                lines.append(f"Prefer: {PREFER_ANNOTATIONS}")
+            lines += ["", ""]
+        lines += [f"--{boundary}--", ""]
+        response = await self.call(
+            "POST", "$batch", ok=(200,), content="\r\n".join(lines).encode(),
+            headers={"Content-Type": f'multipart/mixed; boundary="{boundary}"'},
+        )
+        answers = parse_batch_response(response)
+        results = []
+        for (path, _), answer in zip(requests, answers, strict=False):
+            if answer.status_code != 200:
+                raise error_from_response(answer, f"GET {path} (in $batch)")
+            results.append(answer.json())
+        if len(answers) < len(requests):
+            raise CRMError(f"Dynamics answered {len(answers)} of {len(requests)} requests of a $batch",
+                           error_id="crm_bad_answer")
+        return results
 
     async def get_json(self, path: str, params: Mapping[str, str] | None = None, *, annotations: bool = False) -> Any:
         headers = {"Prefer": PREFER_ANNOTATIONS} if annotations else None

@@ -162,6 +162,9 @@ class DynamicsConfig(CRMConfig):
     default_region: str | None = Field(
         default=None, min_length=2, max_length=2, description="Overrides phone.default_region."
     )
+    batch_lookups: bool = Field(
+        default=True, description="Send the lookups of all entities in one $batch request (one round trip)."
+    )
     max_matches: int = Field(default=5, ge=2, le=50, description="$top per entity: how many matches a pop lists.")
     app_id: str | None = Field(default=None, description="Model-driven app id added to record URLs.")
     new_contact_entity: str = "contact"

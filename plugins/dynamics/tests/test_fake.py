@@ -84,3 +84,14 @@ async def test_throttle_and_failures_are_served_in_order(api, fake):
     assert error(first) == (429, "0x80072322")
     assert (await api.get("contacts")).status_code == 502
     assert (await api.get("contacts")).status_code == 200
+
+
+async def test_batch_needs_multipart_parts_of_application_http(api, world):
+    assert error(await api.post("$batch", content=b"{}", headers={"Content-Type": "application/json"}))[0] == 400
+    body = (b"--b1\r\nContent-Type: text/plain\r\n\r\nGET contacts HTTP/1.1\r\n\r\n\r\n--b1--\r\n")
+    assert error(await api.post("$batch", content=body, headers={"Content-Type": 'multipart/mixed; boundary="b1"'}))[0] == 400
+    good = (f"--b1\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+            f"GET {api.base_url}contacts?$select=fullname&$top=1 HTTP/1.1\r\nAccept: application/json\r\n\r\n\r\n--b1--\r\n").encode()
+    answer = await api.post("$batch", content=good, headers={"Content-Type": 'multipart/mixed; boundary="b1"'})
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("multipart/mixed; boundary=batchresponse_")
+    assert b"HTTP/1.1 200 OK" in answer.content

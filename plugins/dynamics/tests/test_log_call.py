@@ -101,7 +101,7 @@ async def test_unknown_caller_and_agent_without_crm_user(adapter, fake):
 async def test_logged_twice_and_through_429_and_503_gives_one_closed_phonecall(adapter, world, fake):
     call = make_call("c7", "+74951234567")
     await adapter.lookup("+74951234567")  # warm-up: token and the agents' CRM users are known
-    fake.throttle(times=1, retry_after=3, after=3)  # the create is throttled
+    fake.throttle(times=1, retry_after=3, after=1)  # the lookup passes, the create is throttled
     fake.fail(times=1, status=503, retry_after=2)  # then a lookup of the retry fails
     result, errors = await drive(adapter.log_call, call, None)
     assert result == phonecall_id(call.id)
@@ -109,7 +109,7 @@ async def test_logged_twice_and_through_429_and_503_gives_one_closed_phonecall(a
     assert [e.error_id for e in errors] == ["crm_throttled", "crm_unavailable"]
     # The close fails after the create went through; the retry must still end closed, not duplicate.
     second = make_call("c8", "+74951234567", start=T0 + timedelta(minutes=5))
-    fake.fail(times=1, status=503, after=4)  # 3 lookups, create; then the close fails
+    fake.fail(times=1, status=503, after=2)  # lookup, create; then the close fails
     await drive(adapter.log_call, second, None)
     # And the outbox may deliver the first one again.
     await drive(adapter.log_call, call, None)
@@ -123,7 +123,7 @@ async def test_logged_twice_and_through_429_and_503_gives_one_closed_phonecall(a
 async def test_close_whose_answer_was_lost_is_not_repeated(adapter, fake):
     await adapter.lookup("+74951234567")
     call = make_call("c13", "+74951234567")
-    fake.lose_answers(times=1, after=4)  # 3 lookups, create; the close happens but its answer is lost
+    fake.lose_answers(times=1, after=2)  # lookup, create; the close happens but its answer is lost
     _, errors = await drive(adapter.log_call, call, None)
     assert [e.error_id for e in errors] == ["crm_unavailable"]
     assert fake.lost and fake.lost[0][0] == 204

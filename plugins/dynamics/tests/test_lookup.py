@@ -20,23 +20,47 @@ async def test_known_caller_gets_the_contact_card(adapter, world, fake):
     assert match.extra["owner_crm_id"] == world.bob_user
 
 
-async def test_lookup_is_one_get_per_entity_set_and_never_a_wildcard(adapter, world, fake):
-    await adapter.lookup("+74951234567")  # warm-up: token, connection
-    before = len(fake.seen)
-    tokens = fake.token_requests
+async def test_lookup_is_one_round_trip_and_never_a_wildcard(adapter, world, fake):
+    await adapter.lookup("+74951234567")  # warm-up: token, connection, agents' CRM users
+    before, round_trips = len(fake.seen), fake.http_requests
     await adapter.lookup("84951234567")
-    lookups = fake.seen[before:]
-    assert sorted(s.path for s in lookups) == ["accounts", "contacts", "leads"]
-    assert fake.token_requests == tokens == 1
-    for seen in lookups:
-        assert seen.method == "GET"
+    assert fake.http_requests == round_trips + 1
+    assert fake.token_requests == 1
+    [batch, *parts] = fake.seen[before:]
+    assert (batch.method, batch.path, batch.status) == ("POST", "$batch", 200)
+    assert batch.headers["content-type"].startswith("multipart/mixed; boundary=")
+    assert sorted(s.path for s in parts) == ["accounts", "contacts", "leads"]
+    for seen in parts:
+        assert seen.batch and seen.method == "GET" and seen.status == 200
         assert "contains(" not in seen.query["$filter"] and "endswith(" not in seen.query["$filter"]
         assert seen.query["$top"] == "5"
         assert "'+74951234567'" in seen.query["$filter"]  # '+' arrived as '+', so it was sent as %2B
-        assert seen.headers["odata-version"] == "4.0" and seen.headers["odata-maxversion"] == "4.0"
         assert 'odata.include-annotations="*"' in seen.headers["prefer"]
-    contacts = next(s for s in lookups if s.path == "contacts")
+    contacts = next(s for s in parts if s.path == "contacts")
     assert set(contacts.query["$select"].split(",")) >= {"contactid", "fullname", "_ownerid_value", "_parentcustomerid_value", "telephone1", "mobilephone"}
+
+
+async def test_lookup_without_batch_is_one_get_per_entity_set(make_adapter, world, fake):
+    adapter = make_adapter(batch_lookups=False)
+    [match] = await adapter.lookup("+74951234567")
+    assert match.id == world.jane
+    before = len(fake.seen)
+    await adapter.lookup("+74951234567")
+    lookups = fake.seen[before:]
+    assert sorted((s.method, s.path, s.batch) for s in lookups) == [
+        ("GET", "accounts", False), ("GET", "contacts", False), ("GET", "leads", False)]
+    assert all(s.headers["odata-version"] == "4.0" and s.headers["odata-maxversion"] == "4.0" for s in lookups)
+
+
+async def test_an_error_inside_the_batch_is_raised_with_its_code(make_adapter, fake):
+    adapter = make_adapter(entities={
+        "contact": {"phone_fields": ["telephone1"]},
+        "incident": {"phone_fields": ["new_phone"], "entity_set": "Incidents", "id_field": "incidentid", "name_field": "title"},
+    })
+    with pytest.raises(CRMError) as info:
+        await adapter.lookup("+74951234567")
+    assert info.value.code == "0x8006088a" and not info.value.retryable
+    assert "GET Incidents (in $batch)" in str(info.value)
 
 
 async def test_unknown_caller_gets_a_prefilled_new_contact_url(adapter, fake):

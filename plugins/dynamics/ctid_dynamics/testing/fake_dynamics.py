@@ -12,6 +12,9 @@ accepts only https authorities).
 
 from __future__ import annotations
 
+import email
+import email.policy
+import json
 import os
 import secrets
 import uuid
@@ -58,6 +61,7 @@ class Seen:
     headers: dict[str, str]
     body: Any = None
     status: int = 0
+    batch: bool = False  # a part of a $batch request (not an HTTP request of its own)
 
 
 @dataclass
@@ -76,6 +80,7 @@ class FakeDynamics:
     records: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     seen: list[Seen] = field(default_factory=list)
     token_requests: int = 0
+    http_requests: int = 0  # HTTP requests to the Web API: the round trips ($batch counts once)
     down: bool = False
 
     def __post_init__(self) -> None:
@@ -158,8 +163,6 @@ class FakeDynamics:
 
     @staticmethod
     def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        import json
-
         response = Response(json.dumps(data), status=status, content_type="application/json; odata.metadata=minimal")
         response.headers["OData-Version"] = "4.0"
         for name, value in (headers or {}).items():
@@ -226,46 +229,115 @@ class FakeDynamics:
         return self._json({"error": "invalid_grant", "error_description": "MSIS9659: Invalid 'username' or 'password'."}, 400)
 
     async def _api(self, version: str, rest: str) -> Response:
+        self.http_requests += 1
         query = dict(parse_qsl(request.query_string.decode("ascii"), keep_blank_values=True))
+        raw = await request.get_data()
+        headers = {k.lower(): v for k, v in request.headers.items()}
         body = None
-        if request.method in ("POST", "PATCH", "PUT"):
-            body = await request.get_json(force=True, silent=True)
-        seen = Seen(request.method, rest, query, {k.lower(): v for k, v in request.headers.items()}, body)
+        try:
+            if raw and "application/json" in headers.get("content-type", ""):
+                body = json.loads(raw)
+        except ValueError:
+            body = {"@invalid-json": raw.decode(errors="replace")}
+        seen = Seen(request.method, rest, query, headers, body)
         self.seen.append(seen)
         try:
-            status, data, headers = self._handle(version, rest, query, body, seen.headers)
+            if isinstance(body, dict) and "@invalid-json" in body:
+                raise ODataError(400, BAD_PAYLOAD, "The request body is not valid JSON.")
+            status, data, out_headers = self._handle(request.method, version, rest, query, body, raw, headers)
         except ODataError as exc:
-            status, data, headers = exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers
+            status, data, out_headers = exc.status, {"error": {"code": exc.code, "message": exc.message}}, exc.headers
         seen.status = status
-        if data is None:
-            response = Response("", status=status)
+        if data is None or isinstance(data, bytes):
+            response = Response(data or b"", status=status)
             response.headers["OData-Version"] = "4.0"
-            for name, value in headers.items():
+            for name, value in out_headers.items():
                 response.headers[name] = value
             return response
-        return self._json(data, status, headers)
+        return self._json(data, status, out_headers)
 
-    def _handle(self, version: str, rest: str, query: dict[str, str], body: Any,
+    def _handle(self, method: str, version: str, rest: str, query: dict[str, str], body: Any, raw: bytes,
                 headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """The outer request: outage and fault injection, authentication, protocol headers."""
         if self.down:
             raise ODataError(503, "", "Service Unavailable")
         fault = self._faults.popleft() if self._faults else None
-        if fault is not None and fault[0] == 504:
-            result = self._handle(version, rest, query, body, headers)
-            self.lost.append(result)
-            raise ODataError(504, "", "Gateway Timeout")
-        if fault is not None:
+        if fault is not None and fault[0] != 504:
             status, fault_headers, fault_body = fault
             raise ODataError(status, fault_body["error"]["code"], fault_body["error"]["message"], fault_headers)
         self._authenticate(headers.get("authorization", ""))
         if version != f"v{self.api_version}":
             raise ODataError(404, RESOURCE_NOT_FOUND, f"Resource not found for the segment '{version}'.")
+        self._check_protocol(headers, body, raw, batch=rest == "$batch")
+        if rest == "$batch" and method == "POST":
+            result = self._batch(raw, headers)
+        else:
+            result = self._dispatch(method, rest, query, body, headers)
+        if fault is not None:  # lose_answers(): done, but the client hears a timeout
+            self.lost.append(result)
+            raise ODataError(504, "", "Gateway Timeout")
+        return result
+
+    @staticmethod
+    def _check_protocol(headers: dict[str, str], body: Any, raw: bytes, *, batch: bool) -> None:
         if headers.get("odata-maxversion") != "4.0" or headers.get("odata-version") != "4.0":
             raise ODataError(400, BAD_QUERY, "OData-MaxVersion and OData-Version must be 4.0.")
         if "application/json" not in headers.get("accept", ""):
             raise ODataError(406, BAD_QUERY, "Accept must include application/json.")
-        if body is not None and "application/json" not in headers.get("content-type", ""):
+        if batch:
+            if not headers.get("content-type", "").startswith("multipart/mixed") or "boundary=" not in headers["content-type"]:
+                raise ODataError(400, BAD_PAYLOAD, "A $batch request needs Content-Type multipart/mixed with a boundary.")
+        elif raw and body is None:
             raise ODataError(415, BAD_PAYLOAD, "Content-Type must be application/json.")
+
+    def _batch(self, raw: bytes, headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """``$batch`` of GET requests (no change sets): run the parts in order, stop at the first error."""
+        message = email.message_from_bytes(
+            b"Content-Type: " + headers["content-type"].encode() + b"\r\n\r\n" + raw, policy=email.policy.HTTP
+        )
+        if not message.is_multipart():
+            raise ODataError(400, BAD_PAYLOAD, "The $batch body is not a multipart message.")
+        parts = list(message.iter_parts())
+        if not parts or len(parts) > 1000:
+            raise ODataError(400, BAD_PAYLOAD, "A batch holds 1 to 1000 requests.")
+        boundary = f"batchresponse_{uuid.uuid4()}"
+        out: list[bytes] = []
+        for part in parts:
+            if part.get_content_type() != "application/http" or part.get("Content-Transfer-Encoding") != "binary":
+                raise ODataError(400, BAD_PAYLOAD, "Each batch part needs Content-Type application/http and Content-Transfer-Encoding binary.")
+            inner = part.get_payload(decode=True) or b""
+            head, _, inner_body = inner.partition(b"\r\n\r\n")
+            request_line, *header_lines = head.decode().split("\r\n")
+            method, target, _version = request_line.split(" ")
+            inner_headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
+            path = target.split("/api/data/", 1)[-1].split("/", 1)[-1]
+            rest, _, query_string = path.partition("?")
+            inner_query = dict(parse_qsl(query_string, keep_blank_values=True))
+            seen = Seen(method, rest, inner_query, inner_headers, None, batch=True)
+            self.seen.append(seen)
+            if method != "GET":
+                raise ODataError(400, BAD_PAYLOAD, "This fake's $batch takes GET requests outside change sets only.")
+            try:
+                inner_headers.setdefault("odata-version", "4.0")
+                inner_headers.setdefault("odata-maxversion", "4.0")
+                status, data, _ = self._dispatch(method, rest, inner_query, None, inner_headers)
+            except ODataError as exc:
+                status, data = exc.status, {"error": {"code": exc.code, "message": exc.message}}
+            seen.status = status
+            reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+            out.append(
+                f"--{boundary}\r\nContent-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n\r\n"
+                f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json; odata.metadata=minimal\r\n"
+                f"OData-Version: 4.0\r\n\r\n{json.dumps(data)}\r\n".encode()
+            )
+            if status >= 400:
+                break  # without odata.continue-on-error the first error ends the batch
+        out.append(f"--{boundary}--\r\n".encode())
+        return 200, b"".join(out), {"Content-Type": f"multipart/mixed; boundary={boundary}"}
+
+    def _dispatch(self, method: str, rest: str, query: dict[str, str], body: Any,
+                  headers: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """One Web API operation on the in-memory organization."""
         if rest == "":
             return 200, {"value": [{"name": s, "kind": "EntitySet", "url": s} for s in self.entities]}, {}
         if rest == "WhoAmI":
@@ -283,24 +355,24 @@ class FakeDynamics:
                 record_id = str(uuid.UUID(key[:-1]))
             except ValueError:
                 raise ODataError(400, BAD_QUERY, f"Unrecognized 'Edm.Guid' literal '{key[:-1]}'.") from None
-            if request.method == "GET":
+            if method == "GET":
                 return 200, self._read(entity, self._get(entity, record_id), query.get("$select"), annotate), {}
-            if request.method == "PATCH":
+            if method == "PATCH":
                 return self._patch(entity, record_id, body, headers)
-            if request.method == "DELETE":
+            if method == "DELETE":
                 self._get(entity, record_id)
                 del self.records[entity_set][record_id]
                 return 204, None, {}
-            raise ODataError(405, BAD_QUERY, f"The HTTP method '{request.method}' is not allowed here.")
-        if request.method == "GET":
+            raise ODataError(405, BAD_QUERY, f"The HTTP method '{method}' is not allowed here.")
+        if method == "GET":
             return 200, self._query(entity, query, annotate), {}
-        if request.method == "POST":
+        if method == "POST":
             record_id = str(uuid.uuid4())
             if isinstance(body, dict) and body.get(entity.key):
                 record_id = str(uuid.UUID(str(body.pop(entity.key))))
             self._create(entity, record_id, body)
             return 204, None, {"OData-EntityId": f"{self.url}/api/data/v{self.api_version}/{entity_set}({record_id})"}
-        raise ODataError(405, BAD_QUERY, f"The HTTP method '{request.method}' is not allowed here.")
+        raise ODataError(405, BAD_QUERY, f"The HTTP method '{method}' is not allowed here.")
 
     def _authenticate(self, auth: str) -> None:
         """A valid bearer token, or Windows authentication (NTLM) on this connection."""
