@@ -19,7 +19,7 @@ from typing import Any
 
 from ctid.callback_tasks import CallRecord, WalkKey, copy_task, derive_tasks, void_task
 from ctid.callfold import fold_call
-from ctid.errors import NotFoundError, RequestError
+from ctid.errors import ConfigError, NotFoundError, RequestError
 from ctid.model import Agent, Call, CallEvent, CallState, Direction, Presence, Task, TaskStatus
 from ctid.services import Directory
 
@@ -55,6 +55,19 @@ _OUTCOME_FIELDS = tuple(f.name for f in dataclasses.fields(Call) if f.name not i
 def _what_happened(call: Call) -> tuple:
     """A call's fields without those that do not describe what happened on it (for ``ended``)."""
     return tuple(getattr(call, name) for name in _OUTCOME_FIELDS)
+
+
+def _directions(values: Iterable[str | Direction]) -> frozenset[Direction]:
+    chosen = set()
+    for index, value in enumerate(values):
+        try:
+            chosen.add(Direction(value))
+        except ValueError:
+            choices = ", ".join(d.value for d in Direction)
+            raise ConfigError(
+                f"unknown direction {value!r} (one of: {choices})", path=f"callbacks.directions.{index}"
+            ) from None
+    return frozenset(chosen)
 
 
 def _presence(value: Presence | str) -> Presence:
@@ -140,7 +153,7 @@ class Switchboard:
     ):
         self.directory = directory
         self.default_region = default_region
-        self.callback_directions = frozenset(Direction(value) for value in callback_directions)
+        self.callback_directions = _directions(callback_directions)
         self.recording_url = recording_url
         self.calls: dict[str, Call] = {}
         self.agents: dict[str, Agent] = {agent.id: agent for agent in directory.agents()}

@@ -10,7 +10,7 @@ import pytest
 from ctid.callback_tasks import is_void
 from ctid.config.models import AgentConfig
 from ctid.directory import StaticDirectory
-from ctid.errors import NotFoundError, RequestError
+from ctid.errors import ConfigError, NotFoundError, RequestError
 from ctid.model import (
     CallEvent,
     CallState,
@@ -833,3 +833,10 @@ def test_internal_unanswered_call_is_no_answer():
     feed(sb, [c(R, 0, agent_login="101"), c(E, 9)])
     call = sb.calls[c.id]
     assert (call.remote_number, call.outcome) == ("103", Outcome.NO_ANSWER) and sb.tasks == {}
+
+
+def test_unknown_callback_direction_is_a_config_error():
+    with pytest.raises(ConfigError) as excinfo:
+        board(callback_directions=["inbound", "sideways"])
+    assert excinfo.value.path == "callbacks.directions.1"
+    assert board(callback_directions=()).callback_directions == frozenset()
