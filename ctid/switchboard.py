@@ -14,13 +14,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from ctid.callback_tasks import CallRecord, WalkKey, copy_task, derive_tasks, void_task
 from ctid.callfold import fold_call
 from ctid.errors import ConfigError, NotFoundError, RequestError
-from ctid.model import Agent, Call, CallEvent, CallState, Direction, Presence, Task, TaskStatus
+from ctid.model import Agent, Call, CallEvent, CallState, Direction, EventKind, Presence, Task, TaskStatus
 from ctid.services import Directory
 
 __all__ = ["Changes", "Switchboard"]
@@ -445,6 +445,42 @@ class Switchboard:
         )
 
     # -- memory ----------------------------------------------------------------------------------
+    def stale_call_events(
+        self,
+        now: datetime,
+        *,
+        ringing: timedelta = timedelta(minutes=15),
+        active: timedelta = timedelta(hours=6),
+    ) -> list[CallEvent]:
+        """END events for calls the PBX seems to have forgotten to end (a lost webhook).
+
+        A call still ringing with no event for ``ringing``, or talking/held with no event for
+        ``active``, gets an END at the time of its last event (the last thing known about it), key
+        ``ctid:stale:<call id>`` and ``extra["stale_at"]``. Submit them like any PBX event, so they
+        are stored and the call stays a function of its events; a later SUMMARY still corrects it.
+        Nothing is changed here.
+        """
+        out = []
+        for call_id, call in self.calls.items():
+            if call.state is CallState.ENDED:
+                continue
+            last = max(event.when for event in self._events[call_id].values())
+            limit = ringing if call.state is CallState.RINGING else active
+            if now - last < limit:
+                continue
+            out.append(
+                CallEvent(
+                    connector=call.connector,
+                    pbx_call_id=call.pbx_call_id,
+                    kind=EventKind.END,
+                    key=f"ctid:stale:{call_id}",
+                    at=last,
+                    received_at=now,
+                    extra={"stale_at": now.isoformat()},
+                )
+            )
+        return out
+
     def evict(self, ended_before: datetime) -> int:
         """Forget calls that ended before ``ended_before``; returns how many were forgotten.
 

@@ -840,3 +840,21 @@ def test_unknown_callback_direction_is_a_config_error():
         board(callback_directions=["inbound", "sideways"])
     assert excinfo.value.path == "callbacks.directions.1"
     assert board(callback_directions=()).callback_directions == frozenset()
+
+
+def test_stale_calls_get_an_end_at_their_last_event():
+    sb = board()
+    ringing, talking, fresh = PbxCall("st1"), PbxCall("st2", caller="89990001111"), PbxCall("st3")
+    feed(sb, [ringing(R, 0, agent_login="101"), talking(R, 0, agent_login="103"), talking(A, 10, agent_login="103"),
+              fresh(R, 3000, agent_login="boris.mf")])  # fmt: skip
+    assert sb.stale_call_events(at(600)) == []
+    events = sb.stale_call_events(at(3600))
+    assert [(e.pbx_call_id, e.kind, e.at, e.key) for e in events] == [("st1", E, at(0), f"ctid:stale:{ringing.id}")]
+    sb.apply(events)
+    call = sb.calls[ringing.id]
+    assert (call.outcome, call.ended_at, call.wait_seconds) == (Outcome.MISSED, at(0), 0.0)
+    assert not sb.agents["anna"].ringing_call and sb.agents["vera"].busy
+    later = sb.stale_call_events(at(10 + 6 * 3600))
+    assert [e.pbx_call_id for e in later] == ["st2", "st3"] and not sb.apply(events)
+    sb.apply(later)
+    assert sb.calls[talking.id].outcome is Outcome.ANSWERED and not sb.agents["vera"].busy
