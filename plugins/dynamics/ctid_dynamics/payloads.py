@@ -117,12 +117,12 @@ def phonecall_body(
     number = call.remote_number or ""
     outbound = call.direction is not Direction.INBOUND
     values = {
-        "label": _label(call), "number": number, "name": match.name if match else "",
+        "label": _label(call), "number": number or "a withheld number", "name": match.name if match else "",
         "agent": agent_name or "", "line": call.line_number or "", "group": call.group or "",
         "outcome": call.outcome.value if call.outcome else "",
     }
     lines = [
-        f"{_label(call)} {number}".strip(),
+        f"{_label(call)} {number or 'a withheld number'}",
         f"Outcome: {values['outcome'] or '-'}",
         f"Agent: {agent_name or '-'}",
         f"Line: {call.line_number or '-'}" + (f", group {call.group}" if call.group else ""),

@@ -172,6 +172,16 @@ async def test_dynamics_down_then_up_every_activity_arrives_once_in_order(adapte
     assert [r["actualstart"] for r in records] == sorted(r["actualstart"] for r in records)
 
 
+async def test_withheld_number_is_logged_without_lookup(adapter, fake):
+    call = make_call("c14", "")
+    call.remote_number = None
+    await adapter.log_call(call, None)
+    [record] = phonecalls(fake)
+    assert record["subject"] == "Incoming call from a withheld number"
+    assert record["phonenumber"] == ""
+    assert not any(s.path == "$batch" for s in fake.seen)
+
+
 async def test_internal_calls_are_not_logged_unless_configured(make_adapter, fake):
     call = make_call("c11", "102", direction=Direction.INTERNAL)
     assert await make_adapter().log_call(call, None) is None
