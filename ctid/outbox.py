@@ -41,7 +41,7 @@ class Backoff:
 
 class OutboxWorker:
     def __init__(self, store, crm: CRMAdapter | None, directory, *, batch: int = 50, max_refusals: int = 3,
-                 backoff: Backoff | None = None, metrics=None):
+                 backoff: Backoff | None = None, metrics=None, clock=utcnow):
         self.store = store
         self.crm = crm
         self.directory = directory
@@ -49,6 +49,7 @@ class OutboxWorker:
         self.max_refusals = max_refusals
         self.backoff = backoff or Backoff()
         self.metrics = metrics
+        self.clock = clock  # wall-clock source; tests pass one driven by trio's MockClock
         self._wakeup = trio.Event()
         self._delivered = trio.Event()
         self.delivered = 0
@@ -67,13 +68,18 @@ class OutboxWorker:
             await trio.sleep_forever()
         while True:
             self._wakeup = trio.Event()
-            wait = await self.run_once()
-            with trio.move_on_after(wait if wait is not None else idle):
-                await self._wakeup.wait()
+            blocked = await self.run_once()
+            if blocked:
+                # The head job failed: nothing behind it may overtake it, so new jobs wait too.
+                await trio.sleep(blocked)
+            elif blocked is None:
+                with trio.move_on_after(idle):
+                    await self._wakeup.wait()
 
     async def run_once(self) -> float | None:
-        """One pass. Returns seconds until the blocked head job may be retried, or None when idle."""
-        jobs = await self.store.due_jobs(utcnow(), self.batch)
+        """One pass over due jobs, in queue order. Returns the seconds until a failed head job may be
+        retried (nothing runs before then), 0 when more jobs are due at once, or None when idle."""
+        jobs = await self.store.due_jobs(self.clock(), self.batch)
         for index, job in enumerate(jobs):
             try:
                 await self._dispatch(job)
@@ -82,14 +88,15 @@ class OutboxWorker:
                 permanent = not exc.retryable and attempts >= self.max_refusals
                 delay = self.backoff.delay(attempts, exc.retry_after)
                 await self.store.fail_job(
-                    job.id, str(exc), None if permanent else utcnow() + timedelta(seconds=delay),
+                    job.id, str(exc), None if permanent else self.clock() + timedelta(seconds=delay),
                 )
                 log.warning("outbox job %s (%s) failed (attempt %d): %s", job.id, job.kind, attempts, exc)
                 if self.metrics:
                     self.metrics.outbox_failures.labels(kind=job.kind).inc()
                 if permanent:
                     continue
-                await self.store.release_jobs(jobs[index + 1:])  # keep order: they go after this one
+                # Keep the order: the jobs behind this one become due together with its retry.
+                await self.store.release_jobs(jobs[index + 1:], at=self.clock() + timedelta(seconds=delay))
                 return delay
             except CtidError as exc:
                 log.error("outbox job %s (%s) cannot run: %s", job.id, job.kind, exc)

@@ -284,11 +284,12 @@ def job_ids_for_keys(keys: Sequence[str]) -> Select:
 
 
 def due_jobs(now: datetime, limit: int, kinds: Sequence[str] | None = None) -> Select:
-    """Live jobs whose ``next_attempt_at`` has come, oldest due first."""
+    """Live jobs whose ``next_attempt_at`` has come, in the order they were queued (so the CRM
+    receives activities in order even after a retried job)."""
     stmt = select(*_JOB_COLUMNS).where(outbox.c.next_attempt_at <= now)
     if kinds:
         stmt = stmt.where(outbox.c.kind.in_(list(kinds)))
-    return stmt.order_by(outbox.c.next_attempt_at, outbox.c.id).limit(limit)
+    return stmt.order_by(outbox.c.id).limit(limit)
 
 
 def claim_job(job_id: int, seen_next_attempt_at: datetime, lease_until: datetime) -> Update:
