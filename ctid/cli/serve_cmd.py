@@ -36,6 +36,9 @@ def register(app: typer.Typer) -> None:
             level=settings.core.log.level.upper(),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         )
+        # httpx logs every request URL at INFO; PBX links can be capability URLs (secrets)
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         for failure in pm.failures:
             logging.getLogger("ctid").warning("plugin %s failed to load (not used): %s", failure.name, failure.error)
 
