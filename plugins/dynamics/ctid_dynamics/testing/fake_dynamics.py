@@ -16,7 +16,6 @@ import email
 import email.policy
 import json
 import os
-import secrets
 import uuid
 from collections import deque
 from collections.abc import AsyncIterator
@@ -30,6 +29,7 @@ import trio
 from quart import Response, request
 from quart_trio import QuartTrio
 
+from .fake_identity import IdentityMixin
 from .fake_schema import (
     BAD_PAYLOAD,
     BAD_QUERY,
@@ -65,7 +65,7 @@ class Seen:
 
 
 @dataclass
-class FakeDynamics:
+class FakeDynamics(IdentityMixin):
     """The fake organization. ``url`` is set by :func:`serve_fake`."""
 
     tenant: str = "contoso-tenant"
@@ -160,73 +160,6 @@ class FakeDynamics:
         app.add_url_rule("/api/data/<version>/<path:rest>", "api", self._api,
                          methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
         return app
-
-    @staticmethod
-    def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-        response = Response(json.dumps(data), status=status, content_type="application/json; odata.metadata=minimal")
-        response.headers["OData-Version"] = "4.0"
-        for name, value in (headers or {}).items():
-            response.headers[name] = value
-        return response
-
-    async def _oidc(self, tenant: str) -> Response:
-        if tenant != self.tenant:
-            return self._json({"error": "invalid_tenant", "error_description": f"AADSTS90002: Tenant '{tenant}' not found."}, 400)
-        base = request.host_url.rstrip("/")
-        return self._json({
-            "issuer": f"{base}/{tenant}/v2.0",
-            "token_endpoint": f"{base}/{tenant}/oauth2/v2.0/token",
-            "authorization_endpoint": f"{base}/{tenant}/oauth2/v2.0/authorize",
-            "jwks_uri": f"{base}/{tenant}/discovery/v2.0/keys",
-            "response_types_supported": ["code", "id_token", "token"],
-        })
-
-    async def _token(self, tenant: str) -> Response:
-        self.token_requests += 1
-        form = await request.form
-        if form.get("grant_type") != "client_credentials":
-            return self._json({"error": "unsupported_grant_type", "error_description": "AADSTS70003: unsupported grant type"}, 400)
-        if form.get("client_id") != self.client_id:
-            return self._json({"error": "unauthorized_client", "error_description":
-                               f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory."}, 400)
-        if form.get("client_secret") != self.client_secret:
-            return self._json({"error": "invalid_client", "error_description":
-                               "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value."}, 401)
-        if form.get("scope") != f"{self.url}/.default":
-            return self._json({"error": "invalid_scope", "error_description":
-                               f"AADSTS500011: The resource principal named {form.get('scope')} was not found in the tenant."}, 400)
-        token = "fake-" + secrets.token_urlsafe(24)
-        self.tokens.add(token)
-        return self._json({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
-
-    def _issue(self) -> Response:
-        token = "fake-" + secrets.token_urlsafe(24)
-        self.tokens.add(token)
-        return self._json({"token_type": "Bearer", "expires_in": 3599, "access_token": token})
-
-    async def _adfs_oidc(self) -> Response:
-        base = request.host_url.rstrip("/")
-        return self._json({
-            "issuer": f"{base}/adfs",
-            "token_endpoint": f"{base}/adfs/oauth2/token",
-            "authorization_endpoint": f"{base}/adfs/oauth2/authorize",
-            "jwks_uri": f"{base}/adfs/discovery/keys",
-        })
-
-    async def _adfs_token(self) -> Response:
-        """AD FS: client credentials (a confidential client) or the password grant (a service account)."""
-        self.token_requests += 1
-        form = await request.form
-        if form.get("client_id") != self.client_id:
-            return self._json({"error": "invalid_client", "error_description": "MSIS9607: The 'client_id' parameter in the request is invalid."}, 400)
-        if f"{self.url}/user_impersonation" not in (form.get("scope") or "").split():
-            return self._json({"error": "invalid_scope", "error_description": "MSIS9602: The received 'scope' parameter is invalid."}, 400)
-        grant = form.get("grant_type")
-        if grant == "client_credentials" and form.get("client_secret") == self.client_secret:
-            return self._issue()
-        if grant == "password" and self.adfs_users.get(form.get("username", "")) == form.get("password"):
-            return self._issue()
-        return self._json({"error": "invalid_grant", "error_description": "MSIS9659: Invalid 'username' or 'password'."}, 400)
 
     async def _api(self, version: str, rest: str) -> Response:
         self.http_requests += 1
@@ -373,34 +306,6 @@ class FakeDynamics:
             self._create(entity, record_id, body)
             return 204, None, {"OData-EntityId": f"{self.url}/api/data/v{self.api_version}/{entity_set}({record_id})"}
         raise ODataError(405, BAD_QUERY, f"The HTTP method '{method}' is not allowed here.")
-
-    def _authenticate(self, auth: str) -> None:
-        """A valid bearer token, or Windows authentication (NTLM) on this connection."""
-        if auth.startswith("Bearer ") and auth[7:] in self.tokens:
-            return
-        connection = request.scope.get("client")
-        if not auth.startswith(("NTLM ", "Negotiate ")):
-            if connection in self._ntlm_ok:
-                return
-            raise ODataError(401, "", "", {"WWW-Authenticate":
-                             f"Bearer authorization_uri=https://login.microsoftonline.com/{self.tenant}/oauth2/authorize, resource_id={self.url}, NTLM"})
-        import base64
-
-        import spnego
-
-        scheme, _, blob = auth.partition(" ")
-        acceptor = self._ntlm.pop(connection, None)
-        if acceptor is None:
-            acceptor = spnego.server(protocol="ntlm")
-        try:
-            answer = acceptor.step(base64.b64decode(blob))
-        except Exception:  # spnego: a bad password or a broken token
-            raise ODataError(401, "", "", {"WWW-Authenticate": "NTLM"}) from None
-        if not acceptor.complete:
-            self._ntlm[connection] = acceptor
-            raise ODataError(401, "", "", {"WWW-Authenticate": f"{scheme} {base64.b64encode(answer or b'').decode()}"})
-        self.ntlm_handshakes += 1
-        self._ntlm_ok.add(connection)
 
     # -- reads -----------------------------------------------------------------------------------
     def _get(self, entity: Entity, record_id: str) -> dict[str, Any]:
