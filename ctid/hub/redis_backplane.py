@@ -235,13 +235,13 @@ class RedisBackplane:
         subscribed: set[str] = set()
         async with trio.open_nursery() as nursery:
             nursery.start_soon(read_replies)
-            self.subscriber_connected = True
             while True:
                 self._channels_changed = trio.Event()
                 wanted = set(self._subscribers) - subscribed
                 if wanted:
                     await stream.send_all(encode_command("SUBSCRIBE", *sorted(wanted)))
                     subscribed |= wanted
+                self.subscriber_connected = True
                 with trio.move_on_after(self._health_interval):
                     await self._channels_changed.wait()
                 if trio.current_time() - last_reply > 2 * self._health_interval + self._connect_timeout:

@@ -285,3 +285,31 @@ async def test_publisher_buffers_while_redis_is_down_and_resends_after_a_broken_
         for listener in listeners:
             await listener.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_channels_subscribed_later_on_a_live_connection(redis_url: str, redis_prefix: str) -> None:
+    """The daemon subscribes its own channel next to the hub's: a subscription made while the
+    subscriber connection is up takes effect on it, and both keep working."""
+    first, second = f"{redis_prefix}hub", f"{redis_prefix}sync"
+    listener, talker = RedisBackplane(redis_url), RedisBackplane(redis_url)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(listener.run)
+        await nursery.start(talker.run)
+        async with listener.subscribe(first) as hub_messages:
+            await wait_backplanes(listener, talker)
+            async with listener.subscribe(second) as sync_messages:
+                with trio.fail_after(5):
+                    while True:  # the SUBSCRIBE for the new channel is in flight: publish until it lands
+                        await talker.publish(second, b"sync-1")
+                        with trio.move_on_after(0.05):
+                            assert await sync_messages.receive() == b"sync-1"
+                            break
+                    await talker.publish(first, b"hub-1")
+                    assert await hub_messages.receive() == b"hub-1"
+        nursery.cancel_scope.cancel()
+
+
+async def wait_backplanes(*backplanes: RedisBackplane) -> None:
+    with trio.fail_after(10):
+        while not all(b.health()["ok"] for b in backplanes):  # noqa: ASYNC110 (polls a status)
+            await trio.sleep(0.02)
