@@ -122,34 +122,39 @@ class DynamicsAdapter(CRMAdapter):
         values = variants(phone, self.region)
         if not values:
             return []
-        try:
-            await self._resolve_users()  # once: owners are reported as agent ids
-        except CRMError as exc:
-            log.warning("cannot map Dynamics users to agents yet: %s", exc)
         queries = {name: self._lookup_query(entity, phone, values) for name, entity in self.config.entities.items()}
-        if self.config.batch_lookups and len(queries) > 1:
-            answers = await self.client.batch_get(
-                [(self.config.entities[name].entity_set, params) for name, params in queries.items()],  # type: ignore[misc]
-                annotations=True,
-            )
-            found = dict(zip(queries, answers, strict=True))
-        else:
-            found = {}
-            errors: list[CRMError] = []
+        found: dict[str, Any] = {}
+        errors: list[CRMError] = []
 
-            async def one(name: str) -> None:
-                try:
-                    found[name] = await self.client.get_json(
-                        self.config.entities[name].entity_set, queries[name], annotations=True  # type: ignore[arg-type]
+        async def resolve_users() -> None:  # once per process: owners are shown as agent ids
+            try:
+                await self._resolve_users()
+            except CRMError as exc:
+                log.warning("cannot map Dynamics users to agents yet: %s", exc)
+
+        async def fetch(names: list[str]) -> None:
+            try:
+                if len(names) > 1:
+                    answers = await self.client.batch_get(
+                        [(str(self.config.entities[name].entity_set), queries[name]) for name in names],
+                        annotations=True,
                     )
-                except CRMError as exc:
-                    errors.append(exc)
+                    found.update(zip(names, answers, strict=True))
+                else:
+                    entity_set = str(self.config.entities[names[0]].entity_set)
+                    found[names[0]] = await self.client.get_json(entity_set, queries[names[0]], annotations=True)
+            except CRMError as exc:
+                errors.append(exc)
 
-            async with trio.open_nursery() as nursery:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(resolve_users)
+            if self.config.batch_lookups:
+                nursery.start_soon(fetch, list(queries))
+            else:
                 for name in queries:
-                    nursery.start_soon(one, name)
-            if errors:
-                raise errors[0]
+                    nursery.start_soon(fetch, [name])
+        if errors:
+            raise errors[0]
         return [match for name in queries for match in self._matches(name, found[name])]
 
     def _lookup_query(self, entity: EntityConfig, phone: str, values: list[str]) -> dict[str, str]:

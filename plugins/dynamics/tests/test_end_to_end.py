@@ -27,7 +27,7 @@ async def test_ringing_known_caller_costs_no_round_trip_once_cached(adapter, fak
     assert fake.token_requests == 1
 
 
-async def test_outbox_worker_delivers_every_activity_once_in_order_after_an_outage(adapter, fake, world, tmp_path):
+async def test_outbox_worker_delivers_every_activity_once_after_an_outage(adapter, fake, world, tmp_path):
     store = Store(f"sqlite:///{tmp_path}/ctid.db", threads=1)
     await store.open()
     try:
