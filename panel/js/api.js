@@ -1,0 +1,97 @@
+// REST calls to ctid's /api with the signed-in token, and where that token is kept.
+//
+// The token lives in sessionStorage (survives reloads of this tab or iframe); "remember me" also keeps
+// it in localStorage for new tabs. A token in the URL fragment (#token=..., from the launcher or a CRM
+// web resource) is taken over and removed from the address bar.
+
+const KEY = "ctid.token";
+
+export class ApiError extends Error {
+  constructor(status, errorId, message) {
+    super(message || errorId);
+    this.status = status;
+    this.errorId = errorId;
+  }
+}
+
+export const auth = {
+  get token() {
+    return sessionStorage.getItem(KEY) || localStorage.getItem(KEY);
+  },
+  save(token, remember) {
+    sessionStorage.setItem(KEY, token);
+    if (remember) localStorage.setItem(KEY, token);
+    else localStorage.removeItem(KEY);
+  },
+  clear() {
+    sessionStorage.removeItem(KEY);
+    localStorage.removeItem(KEY);
+  },
+  /** Take a token from "#token=...&..." and strip it from the address bar; returns true if one was found. */
+  takeFromFragment() {
+    const fragment = window.location.hash.replace(/^#/, "");
+    if (!fragment.includes("token=")) return false;
+    const params = new URLSearchParams(fragment);
+    const token = params.get("token");
+    params.delete("token");
+    if (token) sessionStorage.setItem(KEY, token);
+    const rest = params.toString();
+    history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? `#${rest}` : ""));
+    return Boolean(token);
+  },
+};
+
+export const base = new URL("../", new URL(import.meta.url)).href.replace(/panel\/$/, "");
+
+export async function request(method, path, body) {
+  const headers = { Accept: "application/json" };
+  const token = auth.token;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  let response;
+  try {
+    response = await fetch(new URL(path, base), {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+    });
+  } catch (error) {
+    throw new ApiError(0, "network", error.message);
+  }
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    throw new ApiError(response.status, data?.error || `http_${response.status}`, data?.message);
+  }
+  return data;
+}
+
+export async function signIn(username, password) {
+  return request("POST", "api/auth/token", { username, password });
+}
+
+/** Every call changed since ``sinceIso``, following pages of ``limit``. */
+export async function callsSince(sinceIso, limit = 1000) {
+  const seen = new Map();
+  let cursor = sinceIso;
+  for (let page = 0; page < 20; page += 1) {
+    const query = new URLSearchParams({ since: cursor, limit: String(limit) });
+    const { items } = await request("GET", `api/calls?${query}`);
+    for (const call of items) seen.set(call.id, call);
+    if (items.length < limit) break;
+    cursor = items[items.length - 1].updated_at || cursor;
+  }
+  return [...seen.values()];
+}
+
+/** A recording URL playable by an <audio> element (which cannot send headers). */
+export function recordingSrc(url) {
+  const full = new URL(url, base);
+  if (full.origin === new URL(base).origin) full.searchParams.set("access_token", auth.token || "");
+  return full.href;
+}

@@ -1,0 +1,43 @@
+// Call history: own calls (supervisors: everyone's), newest first, with a player for recordings.
+
+import { recordingSrc, request } from "../api.js";
+import { fmtDuration, fmtPhone, fmtTime, h, replace } from "../dom.js";
+import { t } from "../i18n.js";
+import { isSupervisor } from "../state.js";
+
+export async function loadHistory(ctx) {
+  const { items } = await request("GET", "api/calls?order=desc&limit=50");
+  ctx.state.history = items.filter((call) => call.state === "ended");
+}
+
+export function renderHistory(root, ctx) {
+  const calls = ctx.state.history;
+  if (calls === null) {
+    replace(root, h("p.muted", {}, t("loading")));
+    return;
+  }
+  if (!calls.length) {
+    replace(root, h("p.empty", {}, t("noHistory")));
+    return;
+  }
+  const players = new Map([...root.querySelectorAll("audio[data-call-id]")].map((a) => [a.dataset.callId, a]));
+  replace(root, h("ul.list.history", { "aria-label": t("history") }, calls.map((call) => {
+    const match = call.contact?.matches?.length === 1 ? call.contact.matches[0] : null;
+    const answered = call.outcome === "answered";
+    return h("li.history-item", { dataset: { callId: call.id, outcome: call.outcome || "" } },
+      h("div.main", {},
+        h("span.dir", { "aria-label": t(call.direction) }, call.direction === "outbound" ? "↗" : "↙"),
+        h("a.number", { href: `tel:${call.remote_number || ""}`, dataset: { key: `hist-${call.id}` } },
+          fmtPhone(call.remote_number)),
+        match ? h("span.contact-name", {}, match.name) : null),
+      h("span.meta", {},
+        fmtTime(call.started_at), " · ",
+        h("span", { class: answered ? "ok" : "bad" }, t(`outcome_${call.outcome || "ended"}`)),
+        answered ? ` · ${fmtDuration(call.talk_seconds)}` : "",
+        isSupervisor(ctx.state) && call.agent ? ` · ${ctx.state.agents.get(call.agent)?.name || call.agent}` : ""),
+      call.recording_url ? (players.get(call.id) || h("audio", {
+        controls: true, preload: "none", src: recordingSrc(call.recording_url), dataset: { callId: call.id },
+        "aria-label": t("recordingOf", { number: fmtPhone(call.remote_number) }),
+      })) : null);
+  })));
+}

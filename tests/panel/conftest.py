@@ -1,0 +1,255 @@
+"""Fixtures for the panel's end-to-end tests: a real ``ctid serve`` subprocess with the generic connector
+pointed at a fake PBX command endpoint, the directory CRM, and Debian's Chromium driven by Playwright.
+
+Chromium is never downloaded: the tests use ``/usr/bin/chromium`` (``CTID_CHROMIUM`` overrides). Without
+it they skip with the reason, or fail when the ``CI`` environment variable is set.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from ctid.builtins.generic import sign
+from ctid.testing.daemon import free_port
+
+SECRET = "panel-test-webhook-secret"
+PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "super": "super-pw"}
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "panel"
+CHROMIUM = os.environ.get("CTID_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+CONTACTS = """
+- {id: c-1, name: Anna Kuznetsova, company: Romashka LLC, phones: ["+79161234567"], owner: alice}
+- {id: c-2, name: Dmitry Volkov, company: Vector Trade, phones: ["+74957770000"], owner: bob}
+- {id: c-3, name: Elena Orlova, company: Vector Trade, phones: ["+74957770000"], owner: bob}
+"""
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"required for the panel tests: {reason}")
+    pytest.skip(reason)
+
+
+@functools.cache
+def _hash(password: str) -> str:
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(password, method="pbkdf2:sha256:1000")  # cheap on purpose: tests only
+
+
+class FakePBX:
+    """Receives the generic connector's signed commands (dial, hold, unhold, transfer, hangup)."""
+
+    def __init__(self) -> None:
+        self.commands: list[dict[str, Any]] = []
+        self.bad_signatures = 0
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if self.headers.get("X-Ctid-Signature") != sign(SECRET, body):
+                    owner.bad_signatures += 1
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                data = json.loads(body)
+                owner.commands.append(data)
+                answer = json.dumps({"call_id": "pbx-dial-1"} if data.get("command") == "dial" else {}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/commands"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join()
+
+    def wait_for(self, command: str, timeout: float = 5) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:  # the command arrives from another process: poll briefly
+            for item in self.commands:
+                if item.get("command") == command:
+                    return item
+            time.sleep(0.02)
+        raise AssertionError(f"the PBX never received {command!r}; it got {self.commands}")
+
+
+class Ctid:
+    """A running ``ctid serve`` and helpers to make its calls ring."""
+
+    def __init__(self, url: str, proc: subprocess.Popen, pbx: FakePBX) -> None:
+        self.url = url
+        self.proc = proc
+        self.pbx = pbx
+        self.http = httpx.Client(base_url=url, timeout=10)
+        self._seq = 0
+
+    def events(self, *events: dict[str, Any]) -> None:
+        """POST generic-webhook events, signed; each gets a unique id."""
+        items = []
+        for event in events:
+            self._seq += 1
+            items.append({"id": f"e{self._seq}-{event['event']}-{event['call_id']}", **event})
+        body = json.dumps(items).encode()
+        response = self.http.post("/hooks/office", content=body,
+                                  headers={"Content-Type": "application/json", "X-Ctid-Signature": sign(SECRET, body)})
+        assert response.status_code == 200, response.text
+
+    def ring(self, call_id: str, number: str, agent: str = "101", **extra: Any) -> None:
+        self.events({"event": "ring", "call_id": call_id, "direction": "inbound", "from": number,
+                     "to": "+74951112233", "agent": agent, **extra})
+
+    def token(self, user: str) -> str:
+        response = self.http.post("/api/auth/token", json={"username": user, "password": PASSWORDS[user]})
+        response.raise_for_status()
+        return response.json()["access_token"]
+
+    def close(self) -> None:
+        self.http.close()
+
+
+def panel_config(tmp_path: Path, port: int, command_url: str) -> dict[str, Any]:
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text(CONTACTS)
+    return {
+        "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}"},
+        "database": {"url": f"sqlite:///{tmp_path / 'ctid.db'}"},
+        "data_dir": str(tmp_path / "var"),
+        "auth": {"users": [
+            {"username": name, "password_hash": _hash(PASSWORDS[name]), "role": "agent", "agent": name}
+            for name in ("alice", "bob", "carol")
+        ] + [{"username": "super", "password_hash": _hash(PASSWORDS["super"]), "role": "supervisor"}]},
+        "agents": {
+            "alice": {"name": "Alice Smirnova", "extension": "101", "groups": ["sales"]},
+            "bob": {"name": "Bob Ivanov", "extension": "102", "groups": ["sales"]},
+            "carol": {"name": "Carol Petrova", "extension": "103", "groups": ["sales"]},
+        },
+        "connectors": {"office": {"plugin": "generic", "secret": SECRET, "command_url": command_url}},
+        "crm": {"plugin": "directory", "contacts": str(contacts)},
+    }
+
+
+@pytest.fixture
+def fake_pbx():
+    pbx = FakePBX()
+    yield pbx
+    pbx.close()
+
+
+def start_ctid(tmp_path: Path, pbx: FakePBX, port: int | None = None) -> Ctid:
+    port = port or free_port()
+    path = tmp_path / "ctid.yaml"
+    if not path.exists():
+        path.write_text(yaml.safe_dump(panel_config(tmp_path, port, pbx.url)))
+    log = (tmp_path / "serve.log").open("a")
+    proc = subprocess.Popen([sys.executable, "-m", "ctid", "serve", "--config", str(path)], stdout=log,
+                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:  # a real process starting up: no clock to mock
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            pytest.fail("ctid serve did not become ready:\n" + (tmp_path / "serve.log").read_text())
+        time.sleep(0.05)
+    return Ctid(url, proc, pbx)
+
+
+def stop_ctid(ctid: Ctid) -> None:
+    ctid.close()
+    if ctid.proc.poll() is None:
+        ctid.proc.terminate()
+        try:
+            ctid.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            ctid.proc.kill()
+            ctid.proc.wait()
+
+
+@pytest.fixture
+def ctid(tmp_path, fake_pbx):
+    server = start_ctid(tmp_path, fake_pbx)
+    yield server
+    stop_ctid(server)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
+        _unavailable(f"Chromium not found at {CHROMIUM} (Debian package 'chromium')")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the Python package 'playwright' is not installed (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def open_page(browser, ctid):
+    """open_page(user=None, width=1100, path="/panel/", init_script=None) -> a Page (signed in when user given)."""
+    contexts = []
+
+    def _open(user: str | None = None, *, width: int = 1100, height: int = 900, path: str = "/panel/",
+              init_script: str | None = None, locale: str = "en-US"):
+        context = browser.new_context(viewport={"width": width, "height": height}, locale=locale)
+        contexts.append(context)
+        if init_script:
+            context.add_init_script(init_script)
+        page = context.new_page()
+        page.errors = []  # type: ignore[attr-defined]
+        page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        page.goto(ctid.url + path)
+        if user:
+            sign_in(page, user)
+        return page
+
+    yield _open
+    for context in contexts:
+        context.close()
+
+
+def sign_in(page, user: str, password: str | None = None) -> None:
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(password or PASSWORDS[user])
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_selector("html[data-ready=true]", timeout=10000)
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
