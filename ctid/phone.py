@@ -63,5 +63,14 @@ def normalize(number: str | None, region: str = "RU") -> str | None:
     for check in (phonenumbers.is_valid_number, _possible):
         for reading in parsed:
             if check(reading):
-                return _e164(reading)
+                formatted = _e164(reading)
+                if _stable(formatted):
+                    return formatted
     return raw
+
+
+def _stable(formatted: str) -> bool:
+    """Whether an E.164 result reads back as itself (some odd inputs lose a digit to a national
+    prefix on each reading); normalizing must be idempotent, as numbers are normalized twice."""
+    again = _parse(formatted, None)
+    return again is not None and _e164(again) == formatted

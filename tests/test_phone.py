@@ -55,3 +55,8 @@ def test_normalize_never_crashes_and_is_idempotent(raw):
         assert not any(ch.isdigit() for ch in raw)
     else:
         assert normalize(once) == once
+
+
+def test_a_reading_that_does_not_read_back_as_itself_is_not_used():
+    assert normalize("200000000000") == "200000000000"  # "+20 0…": the national prefix would eat a 0
+    assert normalize(normalize("200000000000")) == "200000000000"
