@@ -99,3 +99,9 @@ async def make_adapter(fake: FakeDynamics, world: World, ca_file: Any) -> AsyncI
 @pytest.fixture
 async def adapter(make_adapter: Callable[..., DynamicsAdapter]) -> DynamicsAdapter:
     return make_adapter()
+
+
+@pytest.fixture
+def crm_config(fake: FakeDynamics, ca_file: Any) -> Callable[..., dict[str, Any]]:
+    """The ``crm:`` section pointing at the served fake, with overrides."""
+    return lambda **overrides: config_dict(fake, ca_file, **overrides)
