@@ -387,9 +387,14 @@ class DynamicsAdapter(CRMAdapter):
         except CRMError as exc:
             checks["whoami"] = str(exc)
             return Health(ok=False, detail=str(exc), checks=checks)
-        for name, entity in self.config.entities.items():
+        # The searched tables, and the ones ctid writes (reading them proves the role reaches them).
+        tables = [(name, str(entity.entity_set), str(entity.id_field)) for name, entity in self.config.entities.items()]
+        tables += [("phonecall", "phonecalls", "activityid"), ("task", "tasks", "activityid")]
+        if self.config.recording.mode == "note":
+            tables.append(("annotation", "annotations", "annotationid"))
+        for name, entity_set, key in tables:
             try:
-                await self.client.get_json(entity.entity_set, {"$select": entity.id_field, "$top": "1"})  # type: ignore[arg-type, dict-item]
+                await self.client.get_json(entity_set, {"$select": key, "$top": "1"})
                 checks[name] = "ok"
             except CRMError as exc:
                 checks[name] = str(exc)

@@ -19,7 +19,7 @@ async def test_health_ok(adapter, world, fake):
     assert health.ok, health
     assert health.checks["token"] == "ok"
     assert health.checks["whoami"] == f"ok: user {fake.app_user}"
-    assert {health.checks[name] for name in ("contact", "account", "lead")} == {"ok"}
+    assert {health.checks[name] for name in ("contact", "account", "lead", "phonecall", "task", "annotation")} == {"ok"}
 
 
 async def test_health_wrong_secret(make_adapter):
