@@ -385,8 +385,12 @@ class DynamicsAdapter(CRMAdapter):
             who = await self.client.get_json("WhoAmI")
             checks["whoami"] = f"ok: user {who.get('UserId')}"
         except CRMError as exc:
-            checks["whoami"] = str(exc)
-            return Health(ok=False, detail=str(exc), checks=checks)
+            detail = str(exc)
+            if getattr(exc, "upstream_status", None) == 404:
+                detail += (f" (is {self.config.url} the organization URL, and does it serve Web API"
+                           f" v{self.config.api_version}?)")
+            checks["whoami"] = detail
+            return Health(ok=False, detail=detail, checks=checks)
         # The searched tables, and the ones ctid writes (reading them proves the role reaches them).
         tables = [(name, str(entity.entity_set), str(entity.id_field)) for name, entity in self.config.entities.items()]
         tables += [("phonecall", "phonecalls", "activityid"), ("task", "tasks", "activityid")]

@@ -46,6 +46,16 @@ async def test_health_wrong_url(make_adapter, fake):
     assert health.checks["token"] == "ok"
 
 
+async def test_health_wrong_org_path_or_api_version(make_adapter, fake):
+    scope = {"scope": f"{fake.url}/.default"}
+    health = await make_adapter(url=f"{fake.url}/WRONGORG", auth=scope).health()
+    assert not health.ok and "answered 404 to GET WhoAmI" in health.detail
+    assert f"is {fake.url}/WRONGORG the organization URL" in health.detail
+    health = await make_adapter(api_version="8.2").health()
+    assert not health.ok and "Resource not found for the segment 'v8.2'" in health.detail
+    assert "Web API v8.2" in health.detail
+
+
 async def test_health_names_an_unreadable_entity(make_adapter):
     adapter = make_adapter(entities={
         "contact": {"phone_fields": ["telephone1"]},
