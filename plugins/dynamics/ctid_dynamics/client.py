@@ -116,6 +116,8 @@ class TokenSource:
         self._lock = trio.Lock()
         self._token: str | None = None
         self._expires_at = 0.0
+        #: Wall clock for token expiry (tokens carry wall-clock lifetimes); tests replace it.
+        self.clock = time.time
         #: How many tokens were fetched from the identity provider (not from a cache).
         self.fetched = 0
 
@@ -192,8 +194,12 @@ class TokenSource:
 
     async def token(self) -> str:
         async with self._lock:
-            if self._token and time.time() < self._expires_at - TOKEN_MARGIN:
+            if self._token and self.clock() < self._expires_at - TOKEN_MARGIN:
                 return self._token
+            if self._token:
+                # Near expiry: drop msal's copy too, so the token is renewed now rather than later.
+                self._token = None
+                await self._forget_in_msal()
             authority = getattr(self._auth, "authority", None) or self._auth.authority_url()  # type: ignore[union-attr]
             try:
                 result = await trio.to_thread.run_sync(self._acquire)
@@ -222,7 +228,7 @@ class TokenSource:
             if result.get("token_source") != "cache":
                 self.fetched += 1
             self._token = result["access_token"]
-            self._expires_at = time.time() + float(result.get("expires_in") or 3600)
+            self._expires_at = self.clock() + float(result.get("expires_in") or 3600)
             return self._token
 
     async def invalidate(self, refused: str) -> None:
@@ -232,9 +238,17 @@ class TokenSource:
             if self._token != refused:
                 return
             self._token = None
-            app = self._app
-            if app is not None and hasattr(app, "remove_tokens_for_client"):
-                await trio.to_thread.run_sync(app.remove_tokens_for_client)
+            await self._forget_in_msal()
+
+    async def _forget_in_msal(self) -> None:
+        app = self._app
+        if app is None:
+            return
+        if hasattr(app, "remove_tokens_for_client"):  # confidential clients
+            await trio.to_thread.run_sync(app.remove_tokens_for_client)
+        if isinstance(self._auth, ADFSAuth) and self._auth.username:  # the service account's tokens
+            for account in await trio.to_thread.run_sync(app.get_accounts):
+                await trio.to_thread.run_sync(app.remove_account, account)
 
     def close(self) -> None:
         if self._session is not None:

@@ -150,6 +150,20 @@ async def test_adfs_oauth(make_adapter, fake, credential):
     assert fake.token_requests == 1
 
 
+async def test_adfs_service_account_token_is_renewed(make_adapter, fake):
+    adapter = make_adapter(auth={"type": "adfs", "authority": f"{fake.url}/adfs", "client_id": fake.client_id,
+                                 "username": "EXAMPLE\\svc-ctid", "password": "service-pw"})
+    now = [1_000_000.0]
+    adapter.client.tokens.clock = lambda: now[0]
+    await adapter.lookup("+74951234567")
+    now[0] += 3400
+    await adapter.lookup("+74951234567")
+    assert fake.token_requests == 2
+    fake.revoke_tokens()
+    await adapter.lookup("+74951234567")
+    assert fake.token_requests == 3
+
+
 async def test_adfs_wrong_password(make_adapter, fake):
     adapter = make_adapter(auth={"type": "adfs", "authority": f"{fake.url}/adfs", "client_id": fake.client_id,
                                  "username": "EXAMPLE\\svc-ctid", "password": "nope"})

@@ -119,3 +119,16 @@ async def test_one_token_for_many_requests_and_a_new_one_after_401(adapter, fake
     assert len(await adapter.lookup("+74951234567")) == 1
     assert fake.token_requests == 2
     assert adapter.client.tokens.fetched == 2
+
+
+async def test_token_is_renewed_before_it_expires(adapter, fake):
+    now = [1_000_000.0]
+    adapter.client.tokens.clock = lambda: now[0]
+    await adapter.lookup("+74951234567")
+    now[0] += 3599 - 301  # the token (3599 s) has more than the 300 s margin left
+    await adapter.lookup("+74951234567")
+    assert fake.token_requests == 1
+    now[0] += 2  # now less than 300 s are left: renew before Dynamics refuses it
+    await adapter.lookup("+74951234567")
+    assert fake.token_requests == 2 and adapter.client.tokens.fetched == 2
+    assert not any(s.status == 401 for s in fake.seen)
