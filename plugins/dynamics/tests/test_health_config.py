@@ -185,3 +185,36 @@ async def test_ntlm_wrong_password(make_adapter):
     adapter = make_adapter(auth={"type": "ntlm", "domain": "EXAMPLE", "username": "svc-ctid", "password": "nope"})
     health = await adapter.health()
     assert not health.ok and "401" in health.detail and "credentials in crm.auth were refused" in health.detail
+
+
+def _certificate(tmp_path):
+    """A self-signed certificate and its private key (PEM), as an admin would upload to Entra."""
+    from datetime import UTC, datetime, timedelta
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ctid")])
+    now = datetime.now(UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=30)).sign(key, hashes.SHA256()))
+    key_file = tmp_path / "ctid-app.key.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert.public_bytes(serialization.Encoding.PEM), key_file
+
+
+async def test_client_certificate_credential(make_adapter, fake, tmp_path):
+    cert_pem, key_file = _certificate(tmp_path)
+    thumbprint = fake.trust_certificate(cert_pem)
+    auth = {"client_secret": None, "certificate": str(key_file), "thumbprint": thumbprint}
+    health = await make_adapter(auth=auth).health()
+    assert health.ok, health.detail
+    (tmp_path / "other").mkdir()
+    _, other_key = _certificate(tmp_path / "other")  # a key that does not belong to the registered certificate
+    health = await make_adapter(auth={**auth, "certificate": str(other_key)}).health()
+    assert not health.ok and "AADSTS700027" in health.detail

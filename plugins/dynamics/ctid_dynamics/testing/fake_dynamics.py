@@ -87,6 +87,7 @@ class FakeDynamics(IdentityMixin):
         self.entities: dict[str, Entity] = build_entities(self.extra_columns)
         self.records = {entity_set: {} for entity_set in self.entities}
         self.tokens: set[str] = set()
+        self.certificates: dict[str, Any] = {}
         self._ntlm: dict[Any, Any] = {}  # connection -> NTLM acceptor mid-handshake
         self._ntlm_ok: set[Any] = set()  # connections that completed NTLM (IIS authenticates the connection)
         self.ntlm_handshakes = 0

@@ -26,6 +26,7 @@ class IdentityMixin:
     token_requests: int
     ntlm_handshakes: int
     _ntlm: dict[Any, Any]
+    certificates: dict[str, Any]  # thumbprint -> public key
     _ntlm_ok: set[Any]
 
     @staticmethod
@@ -56,7 +57,11 @@ class IdentityMixin:
         if form.get("client_id") != self.client_id:
             return self._json({"error": "unauthorized_client", "error_description":
                                f"AADSTS700016: Application with identifier '{form.get('client_id')}' was not found in the directory."}, 400)
-        if form.get("client_secret") != self.client_secret:
+        if "client_assertion" in form:
+            problem = self._check_assertion(form, f"{request.host_url.rstrip('/')}/{tenant}/oauth2/v2.0/token")
+            if problem:
+                return self._json({"error": "invalid_client", "error_description": problem}, 401)
+        elif form.get("client_secret") != self.client_secret:
             return self._json({"error": "invalid_client", "error_description":
                                "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value."}, 401)
         if form.get("scope") != f"{self.url}/.default":
@@ -65,6 +70,39 @@ class IdentityMixin:
         token = "fake-" + secrets.token_urlsafe(24)
         self.tokens.add(token)
         return self._json({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+
+    def _check_assertion(self, form: Any, token_endpoint: str) -> str | None:
+        """A certificate credential: a JWT signed with the key of a registered certificate (x5t)."""
+        import jwt
+
+        if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer":
+            return "AADSTS50027: Invalid client_assertion_type."
+        assertion = form["client_assertion"]
+        try:
+            header = jwt.get_unverified_header(assertion)
+        except jwt.PyJWTError:
+            return "AADSTS50027: JWT token is invalid or malformed."
+        thumbprint = base64.urlsafe_b64decode(header.get("x5t", "") + "==").hex().upper()
+        key = self.certificates.get(thumbprint)
+        if key is None:
+            return f"AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by client: '{thumbprint}']"
+        try:
+            claims = jwt.decode(assertion, key=key, algorithms=["RS256", "PS256"], audience=token_endpoint)
+        except jwt.PyJWTError as exc:
+            return f"AADSTS700027: Client assertion failed signature validation. ({exc})"
+        if claims.get("iss") != self.client_id or claims.get("sub") != self.client_id:
+            return "AADSTS700023: Client assertion issuer or subject is not the application."
+        return None
+
+    def trust_certificate(self, cert_pem: bytes) -> str:
+        """Register a certificate on the app registration; returns its SHA-1 thumbprint (hex)."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes
+
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        thumbprint = cert.fingerprint(hashes.SHA1()).hex().upper()  # the thumbprint is SHA-1 by definition
+        self.certificates[thumbprint] = cert.public_key()
+        return thumbprint
 
     def _issue(self) -> Response:
         token = "fake-" + secrets.token_urlsafe(24)
