@@ -132,6 +132,8 @@ class TokenSource:
     def _http_client(self) -> Any:
         import requests
 
+        if self._session is not None:
+            return self._session
         session = requests.Session()
         if self._config.ca_bundle:
             session.trust_env = False  # else REQUESTS_CA_BUNDLE would override our CA

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Literal
 
 from ctid.crm import CRMConfig
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -20,7 +19,7 @@ class ClientCredentialsAuth(_Strict):
     tenant: str = Field(min_length=1, description="Entra tenant id or domain.")
     client_id: str = Field(min_length=1)
     client_secret: SecretStr | None = Field(default=None, description="The app registration's secret.")
-    certificate: Path | None = Field(default=None, description="PEM file with the private key (instead of a secret).")
+    certificate: FilePath | None = Field(default=None, description="PEM file with the private key (instead of a secret).")
     thumbprint: str | None = Field(default=None, description="SHA-1 thumbprint of the certificate (hex).")
     authority: str | None = Field(
         default=None, description="Defaults to https://login.microsoftonline.com/<tenant>."
@@ -175,7 +174,7 @@ class DynamicsConfig(CRMConfig):
     max_concurrency: int = Field(default=8, ge=1, le=50, description="Parallel requests (Dynamics caps at 52).")
     timeout: float = Field(default=10, gt=0, description="Seconds per HTTP request.")
     connect_timeout: float = Field(default=5, gt=0)
-    ca_bundle: Path | None = Field(default=None, description="CA file for a private CA (on-prem, AD FS).")
+    ca_bundle: FilePath | None = Field(default=None, description="CA file for a private CA (on-prem, AD FS).")
 
     @field_validator("url")
     @classmethod

@@ -103,6 +103,9 @@ def test_config_defaults():
     ({"entities": {"incident": {"phone_fields": ["x"]}}}, "custom entity needs"),
     ({"recording": {"mode": "url_field"}}, "needs url_field"),
     ({"unknown": 1}, "Extra inputs are not permitted"),
+    ({"ca_bundle": "/nonexistent/ca.pem"}, "Path does not point to a file"),
+    ({"auth": {"type": "client_credentials", "tenant": "t", "client_id": "c", "certificate": "/nonexistent.pem",
+               "thumbprint": "AB"}}, "Path does not point to a file"),
 ])
 def test_config_errors(overrides, fragment):
     with pytest.raises(ValidationError) as info:
