@@ -155,7 +155,10 @@ class DynamicsAdapter(CRMAdapter):
                     nursery.start_soon(fetch, [name])
         if errors:
             raise errors[0]
-        return [match for name in queries for match in self._matches(name, found[name])]
+        per_entity = [self._matches(name, found[name]) for name in queries]
+        if self.config.lookup_mode == "first":
+            return next((matches for matches in per_entity if matches), [])
+        return [match for matches in per_entity for match in matches]
 
     def _lookup_query(self, entity: EntityConfig, phone: str, values: list[str]) -> dict[str, str]:
         """``$select``/``$filter``/``$top`` of one entity: ``eq`` on every phone column and spelling."""

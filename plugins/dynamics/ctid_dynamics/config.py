@@ -161,6 +161,11 @@ class DynamicsConfig(CRMConfig):
     default_region: str | None = Field(
         default=None, min_length=2, max_length=2, description="Overrides phone.default_region."
     )
+    lookup_mode: Literal["first", "all"] = Field(
+        default="first",
+        description="first: matches of the first entity (in `entities` order) that has any, so a contact "
+        "wins over the account whose switchboard number it shares; all: matches of every entity.",
+    )
     batch_lookups: bool = Field(
         default=True, description="Send the lookups of all entities in one $batch request (one round trip)."
     )

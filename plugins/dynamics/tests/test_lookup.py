@@ -132,3 +132,11 @@ async def test_token_is_renewed_before_it_expires(adapter, fake):
     await adapter.lookup("+74951234567")
     assert fake.token_requests == 2 and adapter.client.tokens.fetched == 2
     assert not any(s.status == 401 for s in fake.seen)
+
+
+async def test_a_contact_wins_over_the_account_sharing_its_number(make_adapter, world, fake):
+    fake.records["contacts"][world.jane]["telephone2"] = "+74950000001"  # Acme's switchboard
+    [match] = await make_adapter().lookup("+74950000001")
+    assert (match.entity, match.name) == ("contact", "Jane Doe")
+    both = await make_adapter(lookup_mode="all").lookup("+74950000001")
+    assert [(m.entity, m.name) for m in both] == [("contact", "Jane Doe"), ("account", "Acme Ltd")]
