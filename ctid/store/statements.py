@@ -59,9 +59,14 @@ def _insert_for(dialect: str, table: Any) -> Any:
 # --- events -------------------------------------------------------------------------------------
 
 
-def insert_events_ignoring_duplicates(dialect: str, rows: Sequence[dict[str, Any]]) -> Insert:
-    """Insert event rows; rows whose ``(connector, key)`` exists are skipped. Returns the inserted keys."""
-    stmt = _insert_for(dialect, events).values(list(rows))
+def insert_events_ignoring_duplicates(dialect: str, rows: Sequence[dict[str, Any]] | None = None) -> Insert:
+    """Insert event rows; rows whose ``(connector, key)`` exists are skipped. Returns the inserted keys.
+
+    Without ``rows`` the statement is for executemany (``conn.execute(stmt, rows)``): SQLAlchemy
+    compiles it once and caches it (a multi-row VALUES statement is compiled anew every time).
+    The same holds for the other ``rows`` builders below."""
+    stmt = _insert_for(dialect, events)
+    stmt = stmt.values(list(rows)) if rows is not None else stmt
     stmt = stmt.on_conflict_do_nothing(index_elements=[events.c.connector, events.c.key])
     return stmt.returning(events.c.connector, events.c.key)
 
@@ -83,9 +88,10 @@ def events_for_call(call_id: str) -> Select:
 # --- calls --------------------------------------------------------------------------------------
 
 
-def upsert_calls(dialect: str, rows: Sequence[dict[str, Any]]) -> Insert:
+def upsert_calls(dialect: str, rows: Sequence[dict[str, Any]] | None = None) -> Insert:
     """Insert call rows or overwrite the existing ones (latest state wins)."""
-    stmt = _insert_for(dialect, calls).values(list(rows))
+    stmt = _insert_for(dialect, calls)
+    stmt = stmt.values(list(rows)) if rows is not None else stmt
     return stmt.on_conflict_do_update(
         index_elements=[calls.c.id], set_={name: stmt.excluded[name] for name in CALL_COLUMNS}
     )
@@ -162,8 +168,9 @@ def recent_calls_for_number(number: str, since: datetime, limit: int) -> Select:
 # --- tasks --------------------------------------------------------------------------------------
 
 
-def upsert_tasks(dialect: str, rows: Sequence[dict[str, Any]]) -> Insert:
-    stmt = _insert_for(dialect, tasks).values(list(rows))
+def upsert_tasks(dialect: str, rows: Sequence[dict[str, Any]] | None = None) -> Insert:
+    stmt = _insert_for(dialect, tasks)
+    stmt = stmt.values(list(rows)) if rows is not None else stmt
     return stmt.on_conflict_do_update(
         index_elements=[tasks.c.id], set_={name: stmt.excluded[name] for name in TASK_COLUMNS}
     )
@@ -264,9 +271,10 @@ _JOB_COLUMNS = (
 )
 
 
-def enqueue_jobs_ignoring_duplicates(dialect: str, rows: Sequence[dict[str, Any]]) -> Insert:
+def enqueue_jobs_ignoring_duplicates(dialect: str, rows: Sequence[dict[str, Any]] | None = None) -> Insert:
     """Insert jobs; a row whose ``dedupe_key`` exists is skipped. Returns the new ids and keys."""
-    stmt = _insert_for(dialect, outbox).values(list(rows))
+    stmt = _insert_for(dialect, outbox)
+    stmt = stmt.values(list(rows)) if rows is not None else stmt
     stmt = stmt.on_conflict_do_nothing(index_elements=[outbox.c.dedupe_key])
     return stmt.returning(outbox.c.id, outbox.c.dedupe_key)
 

@@ -10,7 +10,8 @@ IntegrityError, and the Store retries).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +45,13 @@ class Batch:
     @property
     def size(self) -> int:
         return len(self.events) + len(self.calls) + len(self.tasks) + len(self.jobs)
+
+
+@functools.cache
+def _many(builder: Callable[[str], Any], dialect: str) -> Any:
+    """The executemany form of an ON CONFLICT builder, built once per dialect (building an upsert
+    costs more than running it; the compiled form is then cached by SQLAlchemy)."""
+    return builder(dialect)
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
@@ -99,7 +107,7 @@ def insert_events(conn: Connection, rows: Sequence[dict[str, Any]]) -> set[str]:
     inserted: set[str] = set()
     if dialect in st.ON_CONFLICT_DIALECTS:
         for chunk in _chunks(rows, CHUNK):
-            result = conn.execute(st.insert_events_ignoring_duplicates(dialect, chunk))
+            result = conn.execute(_many(st.insert_events_ignoring_duplicates, dialect), list(chunk))
             inserted.update(event_key(connector, key) for connector, key in result)
         return inserted
     by_connector: dict[str, list[dict[str, Any]]] = {}
@@ -130,7 +138,7 @@ def upsert_rows(conn: Connection, table: str, rows: Sequence[dict[str, Any]]) ->
     dialect = conn.dialect.name
     if dialect in st.ON_CONFLICT_DIALECTS:
         for chunk in _chunks(rows, CHUNK):
-            conn.execute(upsert(dialect, chunk))
+            conn.execute(_many(upsert, dialect), list(chunk))
         return
     existing: set[str] = set()
     for chunk in _chunks([row["id"] for row in rows], IN_CHUNK):
@@ -159,7 +167,7 @@ def enqueue_rows(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int |
     ids: dict[str, int] = {}
     if dialect in st.ON_CONFLICT_DIALECTS:
         for chunk in _chunks(list(unique.values()), CHUNK):
-            result = conn.execute(st.enqueue_jobs_ignoring_duplicates(dialect, chunk))
+            result = conn.execute(_many(st.enqueue_jobs_ignoring_duplicates, dialect), list(chunk))
             ids.update((key, job_id) for job_id, key in result)
     else:
         existing: set[str] = set()
