@@ -137,7 +137,9 @@ class _Fold:
                 if other is not leg and other.key is not None and other.state == _RINGING:
                     other.state = _ENDED
         elif leg.agent and leg.agent != self.agent:  # another phone took over: an implicit transfer
-            self.transferred_from, self.agent = self.agent, leg.agent
+            if self.agent is not None:  # after a transfer with no known target, keep who transferred
+                self.transferred_from = self.agent
+            self.agent = leg.agent
         self.talk_with(leg.agent)
         self.unhold(at)
 

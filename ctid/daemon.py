@@ -25,7 +25,7 @@ from ctid.crm import CRMAdapter
 from ctid.directory import StaticDirectory
 from ctid.errors import CtidError, PluginError
 from ctid.metrics import Metrics
-from ctid.model import Call, CallEvent, CallState, utcnow
+from ctid.model import Call, CallEvent, CallState, call_from_json, utcnow
 from ctid.outbox import LOG_CALL, RECORDING, TASK, OutboxWorker
 from ctid.services import Services
 from ctid.store import Store
@@ -50,6 +50,7 @@ class Daemon:
             self.directory,
             default_region=core.phone.default_region,
             callback_directions=tuple(core.callbacks.directions) if core.callbacks.enabled else (),
+            recording_url=lambda call_id: f"{core.server.url()}/api/calls/{call_id}/recording",
         )
         self.public_url = core.server.url()
         self.services = Services(
@@ -105,7 +106,9 @@ class Daemon:
             if agent_id in self.switchboard.agents:
                 self.switchboard.set_status(agent_id, status, since)
         open_tasks = await self.store.list_tasks(status="open")
-        self.switchboard.restore_tasks(open_tasks, [])
+        # Ended calls of the last day let late corrections (PBX history) re-derive their tasks exactly.
+        recent = await self.store.list_calls(since=utcnow() - timedelta(days=1), limit=100_000, state="ended")
+        self.switchboard.restore_tasks(open_tasks, [call_from_json(c) for c in recent])
 
     def _make_hub(self, secret: str):
         from ctid.hub.backplane import backplane_from_url
@@ -255,7 +258,7 @@ class Daemon:
             self._contact_of[call_id] = data["contact"]
 
     def _decorate(self, calls: list[Call], *, lookup: bool = True) -> None:
-        """Attach what the reducer does not derive from events: the CRM match and ctid's recording URL.
+        """Attach what the reducer does not derive from events: the CRM match.
         With ``lookup`` false (state synced from another instance) no CRM lookup is started."""
         for call in calls:
             known = self._contact_of.get(call.id)
@@ -271,8 +274,6 @@ class Daemon:
                 elif lookup and call.state is not CallState.ENDED and self._nursery is not None:
                     call.contact = self._contact_of[call.id] = {"status": "pending", "matches": []}
                     self._nursery.start_soon(self._enrich, call.id, call.remote_number)
-            if call.recording_url and not call.recording_url.startswith(self.public_url):
-                call.recording_url = self.services.recording_url(call.id)
 
     async def _enrich(self, call_id: str, number: str) -> None:
         matches = await self.contacts.lookup(number, budget=30)
@@ -388,9 +389,17 @@ class Daemon:
                 self.switchboard.set_status(agent_id, Presence(status), datetime.fromisoformat(since))
 
     async def _housekeeping(self, interval: float = 300, keep: timedelta = timedelta(hours=2)) -> None:
-        """Forget ended calls after a while (they stay in the database) so memory stays bounded."""
+        """End calls the PBX forgot to end (a lost webhook would leave an agent busy forever), and
+        forget ended calls after a while (they stay in the database) so memory stays bounded."""
         while True:
             await trio.sleep(interval)
+            stale = self.switchboard.stale_call_events(utcnow())
+            if stale:
+                log.warning("ending %d calls the PBX never ended", len({e.call_id for e in stale}))
+                try:
+                    await self.submit(stale)
+                except CtidError as exc:
+                    log.warning("could not end stale calls: %s", exc)
             dropped = self.switchboard.evict(utcnow() - keep)
             for call_id in [c for c in self._contact_of if not self.switchboard.knows_call(c)]:
                 del self._contact_of[call_id]

@@ -213,7 +213,8 @@ def register_api(app, daemon) -> None:
         if status not in (None, "open", "done"):
             raise RequestError("status must be open or done", error_id="bad_query")
         owner = None if who.is_supervisor else who.agent
-        items = await daemon.store.list_tasks(status=status)
+        # A "void" task (a transient miss that a late event turned into an answered call) is not shown.
+        items = [t for t in await daemon.store.list_tasks(status=status) if t.missed_calls]
         if not who.is_supervisor:
             items = [t for t in items if t.owner in (None, owner)]
         return jsonify({"items": [t.to_json() for t in items]})
