@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 import trio
+
 from ctid.connector import Health
 from ctid.crm import ContactMatch, CRMAdapter
 from ctid.errors import CRMError

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 import httpx
 import trio
+
 from ctid.errors import CRMError
 
 from .config import ADFSAuth, ClientCredentialsAuth, DynamicsConfig, NTLMAuth

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from ctid.crm import CRMConfig
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
+
+from ctid.crm import CRMConfig
 
 
 class _Strict(BaseModel):

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+
 from ctid.model import Agent
 from ctid.services import Services
-
 from ctid_dynamics.adapter import DynamicsAdapter
 from ctid_dynamics.config import DynamicsConfig
 from ctid_dynamics.testing.factories import FakeDirectory

@@ -6,9 +6,9 @@ import json
 from datetime import UTC, datetime, timedelta
 
 import trio
+
 from ctid.connector import SimulationContext
 from ctid.testing.daemon import running_daemon
-
 from ctid_dynamics.payloads import phonecall_id
 
 API_KEY = "dynamics-test-admin-key"

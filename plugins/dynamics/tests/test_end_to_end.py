@@ -7,11 +7,11 @@ import sys
 from datetime import timedelta
 
 import trio
+
 from ctid.contacts import ContactService
 from ctid.model import Outcome, TaskStatus
 from ctid.outbox import LOG_CALL, RECORDING, TASK, Backoff, OutboxWorker
 from ctid.store import Store
-
 from ctid_dynamics.payloads import phonecall_id
 from ctid_dynamics.testing.factories import T0, make_call, make_task
 

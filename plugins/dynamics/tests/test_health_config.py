@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from importlib.metadata import entry_points
 
-import ctid.hookspecs
 import pluggy
 import pytest
 from pydantic import ValidationError
 
+import ctid.hookspecs
 from ctid_dynamics.adapter import DynamicsAdapter
 from ctid_dynamics.client import DynamicsClient
 from ctid_dynamics.config import DynamicsConfig

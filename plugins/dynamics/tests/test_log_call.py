@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from ctid.errors import CRMError
 from ctid.model import Direction, Outcome
-
 from ctid_dynamics.payloads import phonecall_id
 from ctid_dynamics.testing.factories import T0, make_call
 

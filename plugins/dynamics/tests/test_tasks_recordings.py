@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from ctid.errors import CRMError
 from ctid.model import Outcome
-
 from ctid_dynamics.payloads import note_id, phonecall_id, task_record_id
 from ctid_dynamics.testing.factories import T0, make_call, make_task
 
