@@ -139,6 +139,8 @@ class Daemon:
         config.errorlog = logging.getLogger("hypercorn.error")
         config.graceful_timeout = 10
         config.keep_alive_timeout = 75
+        # refuse oversize hub frames while reading them, not after buffering hypercorn's 16 MiB default
+        config.websocket_max_message_size = self.settings.core.hub.max_message_bytes * 2
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery

@@ -25,5 +25,12 @@ class Metrics:
         self.commands = Counter("ctid_commands_total", "Call commands by name and result", ["command", "result"],
                                 registry=r)
 
-    def render(self) -> bytes:
+        self.hub_connections = Gauge("ctid_hub_connections", "Open hub (SignalR) connections", registry=r)
+        self.backplane_up = Gauge("ctid_backplane_up", "1 when the hub backplane is connected", registry=r)
+
+    def render(self, hub=None) -> bytes:
+        if hub is not None:
+            health = hub.health()
+            self.hub_connections.set(health["connections"])
+            self.backplane_up.set(1 if health["backplane"].get("ok") else 0)
         return generate_latest(self.registry)

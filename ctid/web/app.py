@@ -118,15 +118,16 @@ def create_app(daemon) -> QuartTrio:
             await daemon.store.ping()
         except CtidError as exc:
             problems.append(f"database: {exc}")
+        hub = daemon.hub.health() if daemon.hub is not None else None
         if problems:
             response = jsonify({"status": "not_ready", "error": "not_ready", "message": "; ".join(problems)})
             response.status_code = 503
             return response
-        return jsonify({"status": "ready"})
+        return jsonify({"status": "ready", "hub": hub})
 
     @app.get("/metrics")
     async def metrics():
-        return Response(daemon.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
+        return Response(daemon.metrics.render(daemon.hub), content_type="text/plain; version=0.0.4; charset=utf-8")
 
     @app.get("/openapi.json")
     async def openapi():
@@ -147,7 +148,7 @@ def create_app(daemon) -> QuartTrio:
 
     register_api(app, daemon)
     if daemon.hub is not None:
-        daemon.hub.mount(app)
+        daemon.hub.mount(app, cors_origins=daemon.settings.core.server.cors_origins or None)
     return app
 
 

@@ -260,10 +260,12 @@ async def test_since_and_limit(config):
 async def test_operations_endpoints(config):
     async with running_daemon(config) as app:
         assert (await app.client.get("/healthz")).json() == {"status": "ok"}
-        assert (await app.client.get("/readyz")).json() == {"status": "ready"}
+        ready = (await app.client.get("/readyz")).json()
+        assert ready["status"] == "ready" and ready["hub"]["backplane"]["kind"] == "memory"
         await simulate(app, "answered")
         metrics = (await app.client.get("/metrics")).text
         assert 'ctid_events_accepted_total{connector="office"} 3.0' in metrics
+        assert "ctid_hub_connections 0.0" in metrics and "ctid_backplane_up 1.0" in metrics
         spec = (await app.client.get("/openapi.json")).json()
         assert spec["openapi"].startswith("3.")
         documented = {(path, method) for path, ops in spec["paths"].items() for method in ops}

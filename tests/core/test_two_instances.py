@@ -24,7 +24,7 @@ async def test_call_on_a_reaches_panel_on_b_and_presence_on_b_reaches_a(tmp_path
     config["hub"] = {"backplane": redis_url}
     async with running_daemon(config) as a, running_daemon(config) as b:
         token = await b.token("alice", PASSWORDS["alice"])
-        # negotiate on A, connect the WebSocket on B: no sticky sessions needed
+        # the panel is connected to B while the PBX posts to A (cross-instance negotiate: tests/hub)
         async with open_hub(f"{b.url}/hub", token) as hub:
             body = json.dumps([{"event": "ring", "call_id": "x-1", "from": "+79161234567", "agent": "101",
                                 "timestamp": START.isoformat()}]).encode()
