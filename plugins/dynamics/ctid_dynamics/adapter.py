@@ -268,7 +268,11 @@ class DynamicsAdapter(CRMAdapter):
             await self.client.call("PATCH", path, json=update, headers={"If-Match": "*"})
             outcome = "updated"
         else:
-            raise error_from_response(response, f"creating {path}")
+            error = error_from_response(response, f"creating {path}")
+            if response.status_code == 404:
+                # A bound record (contact, user) vanished since the lookup; the retry looks up afresh.
+                error.retryable = True
+            raise error
         if close is not None:
             await self._set_state(entity_set, record_id, close)
         return outcome

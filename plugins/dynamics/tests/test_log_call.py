@@ -182,6 +182,25 @@ async def test_withheld_number_is_logged_without_lookup(adapter, fake):
     assert not any(s.path == "$batch" for s in fake.seen)
 
 
+async def test_contact_deleted_between_lookup_and_write_is_retried_unbound(adapter, world, fake):
+    call = make_call("c15", "+74951234567")
+    original = adapter.lookup
+
+    async def lookup_then_delete(phone):
+        matches = await original(phone)
+        fake.records["contacts"].pop(world.jane, None)  # someone deletes Jane meanwhile
+        return matches
+
+    adapter.lookup = lookup_then_delete
+    with pytest.raises(CRMError) as info:
+        await adapter.log_call(call, None)
+    assert info.value.retryable and "Does Not Exist" in str(info.value)
+    adapter.lookup = original
+    await adapter.log_call(call, None)
+    [record] = phonecalls(fake)
+    assert record.get("_regardingobjectid_value") is None and (record["statecode"], record["statuscode"]) == (1, 4)
+
+
 async def test_internal_calls_are_not_logged_unless_configured(make_adapter, fake):
     call = make_call("c11", "102", direction=Direction.INTERNAL)
     assert await make_adapter().log_call(call, None) is None
