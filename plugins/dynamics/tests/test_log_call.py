@@ -201,6 +201,14 @@ async def test_contact_deleted_between_lookup_and_write_is_retried_unbound(adapt
     assert record.get("_regardingobjectid_value") is None and (record["statecode"], record["statuscode"]) == (1, 4)
 
 
+async def test_connection_refused_is_retryable(make_adapter, fake):
+    adapter = make_adapter(url="https://127.0.0.1:9", auth={"scope": f"{fake.url}/.default"})
+    with pytest.raises(CRMError) as info:
+        await adapter.log_call(make_call("c16", "+74951234567"), None)
+    assert info.value.retryable and info.value.error_id == "crm_unreachable"
+    assert str(info.value).startswith("cannot reach Dynamics at https://127.0.0.1:9: ConnectError")
+
+
 async def test_internal_calls_are_not_logged_unless_configured(make_adapter, fake):
     call = make_call("c11", "102", direction=Direction.INTERNAL)
     assert await make_adapter().log_call(call, None) is None
