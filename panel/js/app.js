@@ -48,31 +48,31 @@ ctx.act = async (method, ...args) => {
 ctx.dismiss = (id) => {
   ctx.state.dismissed.add(id);
   ctx.state.calls.delete(id);
-  render();
+  renderNow();
   ctx.els.main.querySelector('[role="tab"][aria-selected="true"]')?.focus();
 };
 ctx.toggleTransfer = (callId) => {
   ctx.ui.transfer = ctx.ui.transfer?.callId === callId ? null : { callId, target: "free" };
-  render();
+  renderNow();
   if (ctx.ui.transfer) document.getElementById(`transfer-target-${callId}`)?.focus();
   if (ctx.ui.transfer) refreshAgents();
 };
 ctx.closeTransfer = () => {
   const callId = ctx.ui.transfer?.callId;
   ctx.ui.transfer = null;
-  render();
+  renderNow();
   document.querySelector(`[data-key="transfer-${callId}"]`)?.focus();
 };
 ctx.toggleMenu = (open = !ctx.ui.menuOpen) => {
   ctx.ui.menuOpen = open;
-  render();
+  renderNow();
   if (open) document.getElementById("language-select")?.focus();
   else document.getElementById("menu-button")?.focus();
 };
 ctx.setLanguage = (code) => {
   setLanguage(code);
   buildShell();
-  render();
+  renderNow();
   document.getElementById("language-select")?.focus();
 };
 ctx.setAutoOpen = (on) => {
@@ -104,7 +104,7 @@ ctx.closeContact = () => {
 };
 ctx.showTab = (tab, focus = false) => {
   ctx.ui.tab = tab;
-  render();
+  renderNow();
   if (tab === "history") refreshHistory();
   if (focus) document.getElementById(`tab-${tab}`)?.focus();
 };
@@ -151,6 +151,7 @@ function connectHub() {
   });
   hub.on("agentUpdated", (agent) => {
     putAgent(ctx.state, agent);
+    if (agent.id === ctx.state.me?.agent) reconcile(agent);
     render();
   });
   hub.on("taskUpdated", (task) => {
@@ -199,6 +200,23 @@ async function refreshHistory() {
   render();
 }
 
+/**
+ * A call that stops ringing me because a colleague took it is no longer sent to me, but my own agent
+ * update is: check each of my live calls the update does not mention, and drop those I may no longer see.
+ */
+async function reconcile(agent) {
+  const stale = [...ctx.state.calls.values()].filter((call) => call.state !== "ended"
+    && call.id !== agent.ringing_call && call.id !== agent.current_call && relation(ctx.state, call) === "mine");
+  for (const call of stale) {
+    try {
+      putCall(ctx.state, await request("GET", `api/calls/${encodeURIComponent(call.id)}`));
+    } catch (error) {
+      if (error.status === 403 || error.status === 404) ctx.state.calls.delete(call.id);
+    }
+  }
+  if (stale.length) render();
+}
+
 function autoDismiss(id) {
   const call = ctx.state.calls.get(id);
   if (call && call.state === "ended") {
@@ -225,6 +243,9 @@ function maybePop(call) {
   }
   if (contact.status !== "pending") {
     done.add(call.id);
+    if (call.state === "ringing" && contact.matches?.length === 1) {
+      announce(t("announceIncoming", { number: fmtPhone(call.remote_number) }) + ` (${contact.matches[0].name})`);
+    }
     if (ctx.ui.autoOpen && call.direction === "inbound") {
       const matches = contact.matches || [];
       if (contact.status === "found" && matches.length === 1) ctx.openMatch(call, matches[0]);
@@ -344,7 +365,7 @@ function dialRequest(number) {
   const clean = String(number).replace(/^(tel|callto|sip):/i, "").trim();
   if (!clean) return;
   ctx.ui.tab = "dial";
-  render();
+  renderNow();
   ctx.dialer.prefill(decodeURIComponent(clean));
 }
 
@@ -364,6 +385,12 @@ async function main() {
   auth.takeFromFragment();
   readFragment();
   window.addEventListener("hashchange", () => {
+    if (auth.takeFromFragment()) {
+      // A new token handed over (launcher, CRM page): start again as that user.
+      ctx.hub?.stop();
+      ctx.state = createState();
+      startSignedIn();
+    }
     readFragment();
     render();
   });

@@ -14,7 +14,7 @@ export function renderTasks(root, ctx) {
   }
   const dial = canDial(ctx.state);
   replace(root, h("ul.list.tasks", { "aria-label": t("callbacks") }, tasks.map((task) => {
-    const match = task.contact?.matches?.length === 1 ? task.contact.matches[0] : null;
+    const match = contactOf(task, ctx.state);
     return h("li.task", { dataset: { taskId: task.id, number: task.number } },
       h("div.main", {},
         h("strong.number", {}, fmtPhone(task.number)),
@@ -28,4 +28,12 @@ export function renderTasks(root, ctx) {
         onclick: () => ctx.act("Dial", task.number),
       }, t("callBack")) : null);
   })));
+}
+
+/** The task's CRM match, or the one the panel saw on its missed calls (the task may predate the lookup). */
+function contactOf(task, state) {
+  const contacts = [task.contact, ...[...task.missed_calls].reverse()
+    .map((id) => (state.calls.get(id) || state.today.get(id))?.contact)];
+  const found = contacts.find((c) => c?.matches?.length === 1);
+  return found ? found.matches[0] : null;
 }
