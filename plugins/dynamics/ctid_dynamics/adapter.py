@@ -285,10 +285,15 @@ class DynamicsAdapter(CRMAdapter):
         agent = agent or self._agent(call.agent)
         match, count = await self._match_for(call.remote_number)
         agent_user = await self._user_id(agent)
+        others = []  # the agents who talked before a transfer
+        for other_id in call.agents:
+            other = self._agent(other_id)
+            if other is not None and (agent is None or other.id != agent.id):
+                others.append((other.name, await self._user_id(other)))
         activity_id = payloads.phonecall_id(call.id)
         body = payloads.phonecall_body(
             call, config=self.config, agent_name=agent.name if agent else None, agent_user=agent_user,
-            match=match, match_count=count, entity_sets=self.entity_sets,
+            match=match, match_count=count, entity_sets=self.entity_sets, others=others,
         )
         outcome = await self._write_activity(
             "phonecalls", activity_id, body, payloads.phonecall_state(call, self.config)

@@ -110,9 +110,12 @@ def phonecall_body(
     match: ContactMatch | None,
     match_count: int,
     entity_sets: dict[str, str],
+    others: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     """The phonecall's columns. ``match`` is set only when exactly one record matched the number:
     with N matches nothing is bound (no regarding, no party) so no call lands on the wrong record.
+    ``agent_*`` is the agent who owns the call (the last one, after transfers); ``others`` are the
+    (name, systemuserid) of the other agents who talked on it, added as To parties.
     """
     number = call.remote_number or ""
     outbound = call.direction is not Direction.INBOUND
@@ -124,7 +127,7 @@ def phonecall_body(
     lines = [
         f"{_label(call)} {number or 'a withheld number'}",
         f"Outcome: {values['outcome'] or '-'}",
-        f"Agent: {agent_name or '-'}",
+        f"Agent: {agent_name or '-'}" + (f" (also: {', '.join(name for name, _ in others)})" if others else ""),
         f"Line: {call.line_number or '-'}" + (f", group {call.group}" if call.group else ""),
         f"Waited: {_seconds(call.wait_seconds)}, talked: {_seconds(call.talk_seconds)}",
     ]
@@ -156,6 +159,8 @@ def phonecall_body(
             "participationtypemask": PARTY_FROM if outbound else PARTY_TO,
         })
         body["ownerid@odata.bind"] = bind("systemusers", agent_user)
+    for user in dict.fromkeys(user for _, user in others if user and user != agent_user):
+        parties.append({"partyid_systemuser@odata.bind": bind("systemusers", user), "participationtypemask": PARTY_TO})
     if parties:
         body["phonecall_activity_parties"] = parties
     if config.recording.mode == "url_field" and call.recording_url:

@@ -63,6 +63,18 @@ async def test_outbound_call_is_made_with_swapped_parties(adapter, world, fake):
     assert record["_ownerid_value"] == world.bob_user  # bob@contoso.example resolved to his systemuserid
 
 
+async def test_transferred_call_is_owned_by_the_last_agent_with_every_agent_a_party(adapter, world, fake):
+    call = make_call("c17", "+74951234567", agent="bob")
+    call.agents = ["alice", "bob"]
+    call.transferred_from = "alice"
+    await adapter.log_call(call, None)
+    [record] = phonecalls(fake)
+    assert record["_ownerid_value"] == world.bob_user
+    assert sorted((p["partyid"], p["participationtypemask"]) for p in record["parties"]) == sorted([
+        (world.jane, 1), (world.bob_user, 2), (world.alice_user, 2)])
+    assert "Agent: Bob Agent (also: Alice Agent)" in record["description"]
+
+
 async def test_missed_call_is_cancelled_or_as_configured(make_adapter, fake):
     adapter = make_adapter()
     await adapter.log_call(make_call("c3", "+74951234567", outcome=Outcome.MISSED), None)
