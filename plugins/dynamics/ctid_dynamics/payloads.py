@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -110,7 +111,7 @@ def phonecall_body(
     match: ContactMatch | None,
     match_count: int,
     entity_sets: dict[str, str],
-    others: list[tuple[str, str | None]] = (),  # type: ignore[assignment]
+    others: Sequence[tuple[str, str | None]] = (),
 ) -> dict[str, Any]:
     """The phonecall's columns. ``match`` is set only when exactly one record matched the number:
     with N matches nothing is bound (no regarding, no party) so no call lands on the wrong record.
