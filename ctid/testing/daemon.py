@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,3 +93,70 @@ async def eventually(check, *, within: float = 5.0, interval: float = 0.02):
             if value:
                 return value
             await trio.sleep(interval)
+
+
+class ServeProcess:
+    """A ``ctid serve`` subprocess (real CLI, real signals), for end-to-end tests.
+
+    ``start()`` returns once ``/readyz`` answers 200 and raises ``RuntimeError`` with the log when
+    the process exits or is not ready within ``ready_within`` seconds. ``stop()`` sends SIGTERM and
+    waits (killing after ``grace`` seconds); it returns the exit code.
+    """
+
+    def __init__(self, config_path: Path, *, port: int | None = None, log_path: Path | None = None,
+                 env: dict[str, str] | None = None):
+        self.config_path = Path(config_path)
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = Path(log_path or self.config_path.with_suffix(f".{self.port}.log"))
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, ready_within: float = 30) -> ServeProcess:
+        import os
+        import sys
+        import time
+
+        with self.log_path.open("a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "ctid", "serve", "--config", str(self.config_path),
+                 "--listen", f"127.0.0.1:{self.port}"],
+                stdout=log, stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1", **(self.env or {})},
+            )
+        deadline = time.monotonic() + ready_within
+        while True:  # a real process starting up: there is no clock to mock
+            try:
+                if httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"ctid serve did not become ready:\n{self.log()}")
+            time.sleep(0.05)
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+    def stop(self, grace: float = 15) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __enter__(self) -> ServeProcess:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()

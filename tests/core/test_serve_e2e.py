@@ -4,17 +4,14 @@ checked through the REST API, then stopped with SIGTERM. Runs on SQLite and on P
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import httpx
 import pytest
 import yaml
 
-from ctid.testing.daemon import free_port
+from ctid.testing.daemon import ServeProcess, free_port
 
 from .conftest import API_KEY, make_config
 
@@ -27,37 +24,21 @@ def ctid(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def served(tmp_path, db_url):
-    port = free_port()
-    config = make_config(tmp_path, db_url=db_url)
-    config["server"] = {"listen": f"127.0.0.1:{port}"}
     path = tmp_path / "ctid.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log = (tmp_path / "serve.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "ctid", "serve", "--config", str(path)], stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:  # waiting for a real process to start listening: no clock to mock here
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail("ctid serve did not become ready:\n" + (tmp_path / "serve.log").read_text())
-        time.sleep(0.1)
+    path.write_text(yaml.safe_dump(make_config(tmp_path, db_url=db_url)))
+    server = ServeProcess(path)
     try:
-        yield path, url, proc
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield path, server.url, server
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.kill()
 
 
 def test_simulate_every_scenario_against_ctid_serve(served, tmp_path):
-    path, url, proc = served
+    path, url, server = served
     runs = [
         ("answered", "+79161234567", "alice", []),
         ("missed", "+79990001122", "alice", []),
@@ -102,12 +83,11 @@ def test_simulate_every_scenario_against_ctid_serve(served, tmp_path):
     assert report["ok"] is True
     assert [c["name"] for c in report["checks"]] == ["database", "crm (directory)", "connector office (generic)"]
 
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=20) == 0
+    assert server.stop(grace=20) == 0  # SIGTERM: a graceful stop
 
 
 def test_cli_errors_are_one_line(served, tmp_path):
-    path, url, _proc = served
+    path, url, server = served
     bad = ctid("simulate-call", "--config", str(path), "--connector", "nowhere", "--scenario", "missed",
                "--from", "+79990001122", "--to", "alice", "--url", url)
     assert bad.returncode == 2
@@ -118,7 +98,7 @@ def test_cli_errors_are_one_line(served, tmp_path):
     bad = ctid("simulate-call", "--config", str(path), "--connector", "office", "--scenario", "missed",
                "--from", "+79990001122", "--to", "zed", "--url", url)
     assert bad.returncode == 2 and "no agent 'zed'" in bad.stderr
-    busy = ctid("serve", "--config", str(path))  # the port is taken by the running instance
+    busy = ctid("serve", "--config", str(path), "--listen", f"127.0.0.1:{server.port}")  # port taken
     assert busy.returncode == 1
     assert busy.stderr.strip().splitlines()[-1].startswith("ctid: error: cannot listen on 127.0.0.1:")
     assert "Traceback" not in busy.stderr

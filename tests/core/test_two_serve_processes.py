@@ -9,7 +9,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -20,7 +19,7 @@ import yaml
 
 from ctid.builtins.generic import sign
 from ctid.hub.client import open_hub
-from ctid.testing.daemon import eventually, free_port
+from ctid.testing.daemon import ServeProcess, eventually, free_port
 
 from .conftest import API_KEY, PASSWORDS, SECRET, make_config
 
@@ -48,25 +47,6 @@ def _start_redis(port: int) -> subprocess.Popen:
             time.sleep(0.05)
 
 
-def _serve(path, port, log_path) -> tuple[subprocess.Popen, str]:
-    log = open(log_path, "w")  # noqa: SIM115 - closed with the process below
-    proc = subprocess.Popen([sys.executable, "-m", "ctid", "serve", "--config", str(path), "--listen",
-                             f"127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
-    proc.log = log  # type: ignore[attr-defined]
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"ctid serve did not become ready:\n{open(log_path).read()}")
-        time.sleep(0.1)
-
-
 @pytest.fixture
 def two_instances(tmp_path, postgres_schema_url):
     redis_port = free_port()
@@ -75,21 +55,16 @@ def two_instances(tmp_path, postgres_schema_url):
     config["hub"] = {"backplane": f"redis://127.0.0.1:{redis_port}/0"}
     path = tmp_path / "ctid.yaml"
     path.write_text(yaml.safe_dump(config))
-    procs = []
+    a, b = ServeProcess(path), ServeProcess(path)
     try:
-        a, url_a = _serve(path, free_port(), tmp_path / "a.log")
-        procs.append(a)
-        b, url_b = _serve(path, free_port(), tmp_path / "b.log")
-        procs.append(b)
-        yield url_a, url_b, redis_port, lambda: redis
+        a.start()
+        b.start()
+        yield a.url, b.url, redis_port, lambda: redis
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
     finally:
-        for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            proc.log.close()
+        a.stop()
+        b.stop()
         redis.kill()
         redis.wait()
 
