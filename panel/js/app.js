@@ -180,7 +180,7 @@ async function rebuild() {
     for (const call of snapshot.calls) maybePop(call);
     render();
     if (isSupervisor(ctx.state)) {
-      for (const call of await callsSince(localMidnight().toISOString())) putCall(ctx.state, call);
+      for (const call of await callsSince(localMidnight().toISOString())) putCall(ctx.state, call, false);
       render();
     }
     if (ctx.state.history !== null || ctx.ui.contactRoute) await refreshHistory();

@@ -38,10 +38,14 @@ function newer(a, b) {
   return !b || !a.updated_at || !b.updated_at || a.updated_at >= b.updated_at;
 }
 
-export function putCall(state, call) {
+/**
+ * Record a call. Live updates (``live``) also become or update a card; calls loaded from the history
+ * only feed today's KPIs and update a card that is already shown.
+ */
+export function putCall(state, call, live = true) {
   const known = state.calls.get(call.id) || state.today.get(call.id);
   if (!newer(call, known)) return false;
-  state.calls.set(call.id, call);
+  if (live || state.calls.has(call.id)) state.calls.set(call.id, call);
   state.today.set(call.id, call);
   if (state.history) {
     const index = state.history.findIndex((c) => c.id === call.id);

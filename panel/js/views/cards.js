@@ -34,7 +34,7 @@ function card(call, ctx) {
     : call.state === "ended" ? h("span", {}, fmtDuration(call.talk_seconds ?? call.wait_seconds))
       : ticking(call.answered_at || call.started_at);
   const details = [
-    call.line_number && [t("line"), fmtPhone(call.line_number)],
+    call.line_number && [t("line"), fmtPhone(call.line_number), "tel"],
     call.group && [t("group"), call.group],
     call.agent && (isSupervisor(state) || rel !== "mine") && [t("agent"), agentName(ctx, call.agent)],
     call.transferred_from && [t("transferredFrom"), agentName(ctx, call.transferred_from)],
@@ -48,7 +48,8 @@ function card(call, ctx) {
     call.direction === "outbound" ? h("span.dir", {}, t("outbound")) : null,
     h("span.timer", { "aria-label": t("duration") }, timer)),
   h("h2.number", { id: titleId }, fmtPhone(call.remote_number)),
-  details.length ? h("dl.details", {}, details.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])) : null,
+  details.length ? h("dl.details", {}, details.map(([k, v, cls]) => [h("dt", {}, k), h("dd", { class: cls }, v)]))
+    : null,
   crmSection(call, ctx),
   rel === "transferred" && call.state !== "ended"
     ? h("p.note", {}, t("transferredTo", { name: agentName(ctx, call.agent) })) : null,
