@@ -52,6 +52,10 @@ class Daemon:
             callback_directions=tuple(core.callbacks.directions) if core.callbacks.enabled else (),
             recording_url=lambda call_id: f"{core.server.url()}/api/calls/{call_id}/recording",
         )
+        # Gauges over every call in memory are computed when /metrics is scraped, not per event.
+        self.metrics.active_calls.set_function(
+            lambda: sum(1 for c in self.switchboard.calls.values() if c.state is not CallState.ENDED))
+        self.metrics.agents_available.set_function(lambda: sum(1 for a in self.switchboard.agents.values() if a.free))
         self.public_url = core.server.url()
         self.services = Services(
             directory=self.directory,
@@ -337,8 +341,6 @@ class Daemon:
                 hook.ctid_task_updated(task=task)
         except Exception as exc:  # a third-party observer must not break ingestion
             log.exception("an observer hook failed: %s", PluginError(str(exc)))
-        self.metrics.active_calls.set(sum(1 for c in self.switchboard.calls.values() if c.state is not CallState.ENDED))
-        self.metrics.agents_available.set(sum(1 for a in self.switchboard.agents.values() if a.free))
 
     async def apply_status(self, changes: Changes) -> None:
         """Persist and publish a presence change made through the API or the hub."""
