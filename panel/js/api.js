@@ -4,6 +4,8 @@
 // it in localStorage for new tabs. A token in the URL fragment (#token=..., from the launcher or a CRM
 // web resource) is taken over and removed from the address bar.
 
+import { local, session } from "./storage.js";
+
 const KEY = "ctid.token";
 
 export class ApiError extends Error {
@@ -16,16 +18,16 @@ export class ApiError extends Error {
 
 export const auth = {
   get token() {
-    return sessionStorage.getItem(KEY) || localStorage.getItem(KEY);
+    return session.getItem(KEY) || local.getItem(KEY);
   },
   save(token, remember) {
-    sessionStorage.setItem(KEY, token);
-    if (remember) localStorage.setItem(KEY, token);
-    else localStorage.removeItem(KEY);
+    session.setItem(KEY, token);
+    if (remember) local.setItem(KEY, token);
+    else local.removeItem(KEY);
   },
   clear() {
-    sessionStorage.removeItem(KEY);
-    localStorage.removeItem(KEY);
+    session.removeItem(KEY);
+    local.removeItem(KEY);
   },
   /** Take a token from "#token=...&..." and strip it from the address bar; returns true if one was found. */
   takeFromFragment() {
@@ -34,7 +36,7 @@ export const auth = {
     const params = new URLSearchParams(fragment);
     const token = params.get("token");
     params.delete("token");
-    if (token) sessionStorage.setItem(KEY, token);
+    if (token) session.setItem(KEY, token);
     const rest = params.toString();
     history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? `#${rest}` : ""));
     return Boolean(token);

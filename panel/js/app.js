@@ -9,6 +9,7 @@ import { errorText, initLanguage, setLanguage, t } from "./i18n.js";
 import { localMidnight } from "./kpi.js";
 import { applySnapshot, createState, isSupervisor, putAgent, putCall, putTask, relation } from "./state.js";
 import { installShortcuts } from "./shortcuts.js";
+import { local, session } from "./storage.js";
 import { renderCards } from "./views/cards.js";
 import { parseContactRoute, renderContact } from "./views/contact.js";
 import { createDialer } from "./views/dialer.js";
@@ -77,7 +78,7 @@ ctx.setLanguage = (code) => {
 };
 ctx.setAutoOpen = (on) => {
   ctx.ui.autoOpen = on;
-  localStorage.setItem("ctid.autoOpen", on ? "1" : "0");
+  local.setItem("ctid.autoOpen", on ? "1" : "0");
 };
 ctx.registerTel = () => {
   try {
@@ -92,7 +93,7 @@ ctx.signOut = () => {
   ctx.hub?.stop();
   ctx.hub = null;
   auth.clear();
-  sessionStorage.removeItem(POPPED);
+  session.removeItem(POPPED);
   ctx.state = createState();
   ctx.ui.menuOpen = false;
   showLogin();
@@ -227,7 +228,7 @@ function autoDismiss(id) {
 
 // -- screen pop --------------------------------------------------------------------------------------
 function popped() {
-  return new Set(JSON.parse(sessionStorage.getItem(POPPED) || "[]"));
+  return new Set(JSON.parse(session.getItem(POPPED) || "[]"));
 }
 
 function maybePop(call) {
@@ -252,7 +253,7 @@ function maybePop(call) {
       else if (contact.status === "unknown" && ctx.cif) ctx.openNew(call);
     }
   }
-  sessionStorage.setItem(POPPED, JSON.stringify([...done].slice(-200)));
+  session.setItem(POPPED, JSON.stringify([...done].slice(-200)));
 }
 
 // -- rendering ---------------------------------------------------------------------------------------
@@ -381,7 +382,7 @@ function readFragment() {
 
 async function main() {
   initLanguage(params.get("lang"));
-  const stored = localStorage.getItem("ctid.autoOpen");
+  const stored = local.getItem("ctid.autoOpen");
   auth.takeFromFragment();
   readFragment();
   window.addEventListener("hashchange", () => {

@@ -1,6 +1,8 @@
 // Every string of the panel, in English and Russian. The language defaults to the browser's
 // (?lang=ru|en overrides, the menu switch is remembered). t("key", {name}) fills {name} placeholders.
 
+import { local } from "./storage.js";
+
 export const LANGUAGES = [["en", "English"], ["ru", "Русский"]];
 
 const STRINGS = {
@@ -305,12 +307,12 @@ export const lang = () => current;
 export function setLanguage(code) {
   current = STRINGS[code] ? code : "en";
   document.documentElement.lang = current;
-  localStorage.setItem("ctid.lang", current);
+  local.setItem("ctid.lang", current);
 }
 
 /** Choose the language: ?lang=, then the remembered choice, then the browser's languages. */
 export function initLanguage(requested) {
-  const stored = localStorage.getItem("ctid.lang");
+  const stored = local.getItem("ctid.lang");
   const browser = (navigator.languages || [navigator.language || "en"]).map((l) => l.slice(0, 2).toLowerCase());
   const choice = [requested, stored, ...browser].find((code) => code && STRINGS[code]) || "en";
   current = choice;

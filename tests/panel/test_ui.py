@@ -1,0 +1,185 @@
+"""Panel behaviour beyond single calls: languages, keyboard use, reconnecting after ctid restarts,
+embedding in an iframe, and the page's own modules (SignalR framing, backoff, KPI formulas)."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from .conftest import shot, sign_in, start_ctid, stop_ctid
+
+
+def test_language_follows_the_browser_and_the_switch_is_remembered(open_page):
+    page = open_page(locale="ru-RU")
+    expect(page.get_by_role("heading")).to_have_text("Вход в ctid")
+    page.get_by_label("Имя пользователя").fill("alice")
+    page.get_by_label("Пароль").fill("wrong")
+    page.get_by_role("button", name="Войти").click()
+    expect(page.get_by_role("alert")).to_have_text("Неверное имя пользователя или пароль.")
+    page.get_by_label("Пароль").fill("alice-pw")
+    page.get_by_role("button", name="Войти").click()
+    page.wait_for_selector("html[data-ready=true]")
+    expect(page.locator("#connection")).to_contain_text("На связи")
+    expect(page.get_by_role("tab", name="Набор")).to_be_visible()
+    assert page.evaluate("document.documentElement.lang") == "ru"
+    shot(page, "russian")
+    page.get_by_role("button", name="Меню").click()
+    page.get_by_label("Язык").select_option("en")
+    expect(page.get_by_role("tab", name="Dial")).to_be_visible()
+    expect(page.get_by_label("Language")).to_be_focused()
+    page.reload()
+    page.wait_for_selector("html[data-ready=true]")
+    expect(page.get_by_role("tab", name="History")).to_be_visible()
+    assert page.evaluate("document.documentElement.lang") == "en"
+
+
+def test_both_languages_have_every_string(open_page):
+    page = open_page()
+    keys = page.evaluate("import('/panel/js/i18n.js').then((m) => m.KEYS)")
+    assert set(keys) == {"en", "ru"}
+    assert sorted(keys["en"]) == sorted(keys["ru"])
+    used = set()
+    import pathlib
+
+    for path in (pathlib.Path(__file__).resolve().parents[2] / "panel" / "js").rglob("*.js"):
+        if path.name == "i18n.js":
+            continue
+        used |= set(re.findall(r'\bt\("(\w+)"', path.read_text()))
+    assert used - set(keys["en"]) == set(), "strings used but not translated"
+
+
+def test_hub_framing_backoff_and_kpi_formulas(open_page):
+    page = open_page()
+    result = page.evaluate("""async () => {
+      const hub = await import('/panel/js/hub.js');
+      const kpi = await import('/panel/js/kpi.js');
+      const now = new Date();
+      const at = (s) => new Date(now.getTime() - s * 1000).toISOString();
+      const calls = [
+        {direction: 'inbound', state: 'ended', started_at: at(300), answered_at: at(290), ended_at: at(200),
+         wait_seconds: 10, talk_seconds: 80},
+        {direction: 'inbound', state: 'ended', started_at: at(100), answered_at: null, ended_at: at(90),
+         wait_seconds: 10, talk_seconds: null, outcome: 'missed'},
+        {direction: 'inbound', state: 'talking', started_at: at(50), answered_at: at(30), wait_seconds: 20},
+        {direction: 'inbound', state: 'ringing', started_at: at(5)},
+        {direction: 'outbound', state: 'ended', started_at: at(400), answered_at: at(395), ended_at: at(300),
+         wait_seconds: 5, talk_seconds: 40},
+        {direction: 'inbound', state: 'ended', started_at: '2001-01-01T10:00:00Z', answered_at: '2001-01-01T10:00:05Z',
+         ended_at: '2001-01-01T10:05:00Z', wait_seconds: 5, talk_seconds: 295},
+      ];
+      const agents = [{status: 'available', busy: false}, {status: 'available', busy: true},
+                      {status: 'away', busy: false}, {status: 'available', busy: false, ringing_call: 'x'}];
+      return {
+        split: hub.splitRecords('{"type":6}\\x1e{"type":1,"target":"a"}\\x1e{"ty'),
+        backoff: [0, 1, 2, 3, 4, 5, 6, 7, 12].map((n) => hub.backoffDelay(n, () => 0.5)),
+        error: (() => { const e = new hub.HubError('forbidden: not your call'); return [e.errorId, e.message]; })(),
+        plain: (() => { const e = new hub.HubError("Unknown hub method 'Fly'"); return [e.errorId, e.message]; })(),
+        kpis: kpi.computeKpis(calls, agents, now),
+      };
+    }""")
+    assert result["split"] == [['{"type":6}', '{"type":1,"target":"a"}'], '{"ty']
+    assert result["backoff"] == [0, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
+    assert result["error"] == ["forbidden", "not your call"]
+    assert result["plain"] == ["hub_error", "Unknown hub method 'Fly'"]
+    kpis = result["kpis"]
+    assert {k: kpis[k] for k in ("ringing", "talking", "busy", "available", "answered", "missed")} == {
+        "ringing": 1, "talking": 1, "busy": 1, "available": 1, "answered": 2, "missed": 1}
+    assert kpis["answerRate"] == 2 / 3
+    assert kpis["asa"] == 15  # (10 + 20) / 2: answered inbound calls of today, including the one still talking
+    assert kpis["avgTalk"] == 60  # (80 + 40) / 2: calls that ended today with talk time, both directions
+
+
+def test_keyboard_only_operation(open_page, ctid, fake_pbx):
+    page = open_page("alice")
+    ctid.ring("kb-1", "+79161234567")
+    ctid.events({"event": "answer", "call_id": "kb-1", "agent": "101"})
+    expect(page.locator("article.card .badge")).to_have_text("Talking")
+    page.keyboard.press("Alt+Shift+H")
+    assert fake_pbx.wait_for("hold")["call_id"] == "kb-1"
+    page.keyboard.press("Alt+Shift+T")
+    expect(page.get_by_label("Transfer to")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("form.transfer")).to_have_count(0)
+    expect(page.get_by_role("button", name="Transfer")).to_be_focused()
+    page.keyboard.press("Alt+Shift+E")
+    assert fake_pbx.wait_for("hangup")["call_id"] == "kb-1"
+    page.keyboard.press("Alt+Shift+S")
+    expect(page.get_by_label("My status")).to_be_focused()
+    page.keyboard.press("Alt+Shift+D")
+    expect(page.get_by_label("Number to call")).to_be_focused()
+    page.keyboard.type("+79035550101")
+    page.keyboard.press("Enter")
+    assert fake_pbx.wait_for("dial")["number"] == "+79035550101"
+    # Tabs: arrow keys move between sections, focus follows.
+    page.get_by_role("tab", name="Dial").focus()
+    page.keyboard.press("ArrowRight")
+    expect(page.get_by_role("tab", name=re.compile("Callbacks"))).to_be_focused()
+    expect(page.get_by_role("tab", name=re.compile("Callbacks"))).to_have_attribute("aria-selected", "true")
+    page.keyboard.press("End")
+    expect(page.get_by_role("tab", name="History")).to_be_focused()
+    page.keyboard.press("Alt+Shift+1")
+    expect(page.get_by_role("tab", name="Dial")).to_be_focused()
+    # Every control has an accessible name.
+    unnamed = page.evaluate("""[...document.querySelectorAll('button, select, input, a[href]')]
+        .filter((el) => !(el.getAttribute('aria-label') || el.labels?.length || el.textContent.trim()))
+        .map((el) => el.outerHTML)""")
+    assert unnamed == []
+
+
+def test_reconnects_after_ctid_restarts_and_rebuilds_its_state(open_page, ctid, fake_pbx, tmp_path):
+    page = open_page("alice")
+    connection = page.locator("#connection")
+    expect(connection).to_have_attribute("data-state", "connected")
+    port = int(ctid.url.rsplit(":", 1)[1])
+    stop_ctid(ctid)  # SIGTERM: ctid closes every hub connection with allowReconnect
+    expect(connection).to_have_attribute("data-state", "reconnecting")
+    expect(connection).to_contain_text(re.compile(r"Offline, retrying in \d+ s|Reconnecting"))
+    shot(page, "reconnecting")
+    again = start_ctid(tmp_path, fake_pbx, port=port)
+    try:
+        page.get_by_role("button", name="Retry now").click()
+        expect(connection).to_have_attribute("data-state", "connected", timeout=10000)
+        # The state is rebuilt from Snapshot(), and new events reach the page again.
+        again.ring("after-restart", "+79161234567")
+        expect(page.locator("article.card .contact-name")).to_have_text("Anna Kuznetsova")
+    finally:
+        stop_ctid(again)
+    assert page.errors == []
+
+
+def test_works_inside_an_iframe_and_a_crm_page_can_ask_it_to_dial(browser, ctid, fake_pbx):
+    # A page served by Playwright counts as public; a public page framing a private address needs
+    # Chromium's local network access permission (docs/panel.md: the same holds for a real CRM).
+    context = browser.new_context(viewport={"width": 1200, "height": 800}, permissions=["local-network-access"])
+    try:
+        # The CRM page is another origin than the panel (localhost vs 127.0.0.1).
+        crm = ctid.url.replace("127.0.0.1", "localhost")
+        panel = f"{ctid.url}/panel/?crm={crm}"
+        host = f"""<!doctype html><title>CRM</title>
+          <iframe id="ctid" title="ctid" src="{panel}" style="width:320px;height:700px;border:1px solid #999"></iframe>"""
+        context.route(f"{crm}/host.html", lambda route: route.fulfill(content_type="text/html", body=host))
+        page = context.new_page()
+        page.goto(f"{crm}/host.html")
+        frame = page.frame_locator("#ctid")
+        frame.get_by_label("Username").fill("alice")
+        frame.get_by_label("Password").fill("alice-pw")
+        frame.get_by_role("button", name="Sign in").click()
+        expect(frame.locator("#connection")).to_have_attribute("data-state", "connected")
+        ctid.ring("frame-1", "+79161234567")
+        expect(frame.locator("article.card .contact-name")).to_have_text("Anna Kuznetsova")
+        shot(page, "iframe-in-crm-page")
+        page.evaluate("""document.getElementById('ctid').contentWindow.postMessage(
+            {type: 'ctid.dial', number: '+79035550101'}, '*')""")
+        assert fake_pbx.wait_for("dial")["number"] == "+79035550101"
+    finally:
+        context.close()
+
+
+def test_panel_login_page_at_300px(open_page):
+    page = open_page(width=300)
+    expect(page.get_by_role("heading", name="Sign in to ctid")).to_be_visible()
+    shot(page, "sign-in-300px")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 300
+    sign_in(page, "super")
+    expect(page.get_by_role("tab", name="Team")).to_be_visible()
