@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import signal
 import uuid
@@ -91,6 +92,7 @@ class Daemon:
         self._contact_of: dict[str, dict[str, Any]] = {}
         self._shutdown = trio.Event()
         self.instance_id = uuid.uuid4().hex
+        self._publish_send: trio.MemorySendChannel[Changes] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -152,6 +154,7 @@ class Daemon:
                 await nursery.start(self.outbox.run)
                 if self.hub is not None:
                     await nursery.start(self.hub.run)
+                    await nursery.start(self._publisher)
                     if self.hub.backplane.kind != "memory":
                         await nursery.start(self._sync_loop)
                 nursery.start_soon(self._housekeeping)
@@ -238,9 +241,11 @@ class Daemon:
         changes = self.switchboard.apply(events)
         self._decorate(changes.calls)
         jobs = self._jobs(changes)
-        commit = self.store.add_events(changes.events, changes.calls, outbox=jobs, tasks=changes.tasks)
-        self._publish_soon(changes)
-        new_keys = await commit
+        # Queued before any checkpoint, so commits keep the order of reduction; the pop goes out
+        # before the commit is waited for.
+        commit = self.store.add_events_nowait(changes.events, changes.calls, outbox=jobs, tasks=changes.tasks)
+        self._publish_nowait(changes)
+        new_keys = await commit.wait()
         self.metrics.commit_seconds.observe(trio.current_time() - started)
         if jobs:
             self.outbox.notify()
@@ -290,8 +295,11 @@ class Daemon:
         if call is None:
             return
         call.contact = contact
-        await self.store.add_events([], [call])
-        await self._publish_call(call)
+        commit = self.store.add_events_nowait([], [call])
+        enriched = Changes()
+        enriched.calls.append(call)
+        self._publish_nowait(enriched)
+        await commit.wait()
 
     def _jobs(self, changes: Changes) -> list[OutboxJob]:
         if self.crm is None:
@@ -308,10 +316,22 @@ class Daemon:
         return jobs
 
     # -- publishing ------------------------------------------------------------------------------
-    def _publish_soon(self, changes: Changes) -> None:
-        if self.hub is None or self._nursery is None:
-            return
-        self._nursery.start_soon(self._publish, changes)
+    def _publish_nowait(self, changes: Changes) -> None:
+        """Hand changes to the publisher task: one task publishes everything, in reduction order,
+        so a panel never sees an older state of a call after a newer one."""
+        if self.hub is not None and self._publish_send is not None:
+            self._publish_send.send_nowait(changes)
+
+    async def _publisher(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        send, receive = trio.open_memory_channel[Changes](math.inf)
+        self._publish_send = send
+        task_status.started()
+        async with receive:
+            async for changes in receive:
+                try:
+                    await self._publish(changes)
+                except Exception:  # a publishing failure must not stop later pops
+                    log.exception("publishing to the hub failed")
 
     async def _publish(self, changes: Changes) -> None:
         for call in changes.calls:

@@ -257,15 +257,28 @@ class Store:
         the rows are committed; raises :class:`StoreError` if the transaction failed (nothing of
         this batch is stored then).
         """
+        return await self.add_events_nowait(events, calls, tasks=tasks, outbox=outbox).wait()
+
+    def add_events_nowait(
+        self,
+        events: Sequence[CallEvent],
+        calls: Sequence[Call] = (),
+        *,
+        tasks: Sequence[Task] = (),
+        outbox: Sequence[OutboxJob] = (),
+    ) -> PendingCommit:
+        """Queue rows for the grouped commit *now*, without a checkpoint, and return a handle whose
+        ``await handle.wait()`` gives what :meth:`add_events` returns.
+
+        Batches commit in the order they were queued, so a caller that reduces events and queues
+        their rows in the same step (no await in between) can do other work (publish to the hub)
+        before waiting, and still never has an older call state committed after a newer one.
+        """
         batch = Batch(events=list(events), calls=list(calls), tasks=list(tasks), jobs=list(outbox))
-        if self._queue is None:
-            await self._commit([batch])
-        else:
+        if self._queue is not None:
             self._queue.send_nowait(batch)
-            await batch.done.wait()
-        if batch.error is not None:
-            raise batch.error
-        return batch.new_keys
+            return PendingCommit(self, batch, queued=True)
+        return PendingCommit(self, batch, queued=False)
 
     async def upsert_calls(self, calls: Sequence[Call]) -> None:
         """Store the current state of ``calls`` (not grouped; prefer :meth:`add_events`)."""
@@ -501,6 +514,24 @@ class Store:
         if stored is None:
             raise StoreError(f"setting {key!r} vanished while being created")
         return stored
+
+
+class PendingCommit:
+    """A batch handed to the grouped-commit writer (see :meth:`Store.add_events_nowait`)."""
+
+    def __init__(self, store: Store, batch: Batch, *, queued: bool):
+        self._store, self._batch, self._queued = store, batch, queued
+
+    async def wait(self) -> set[str]:
+        """Wait until the batch is committed; return its new event keys or raise ``StoreError``."""
+        batch = self._batch
+        if self._queued:
+            await batch.done.wait()
+        elif not batch.done.is_set():
+            await self._store._commit([batch])
+        if batch.error is not None:
+            raise batch.error
+        return batch.new_keys
 
 
 def _sqlite_datetime(value: str) -> datetime:
