@@ -92,3 +92,34 @@ async def test_hub_methods(config, fake_pbx):
                 await hub.invoke("SetStatus", "away", "bob")
             with pytest.raises(HubError):
                 await hub.invoke("Hold", "no-such-call")
+
+
+async def test_concurrent_webhooks_never_leave_a_stale_state(config):
+    """Many calls posted concurrently: the last hub update of each call and its stored row are the
+    final state (publishing and committing keep the order of reduction)."""
+    async with running_daemon(config) as app:
+        async with open_hub(f"{app.url}/hub", API_KEY) as hub:
+            async def one_call(i: int) -> None:
+                for step, (kind, extra) in enumerate([("ring", {"from": f"+7916000{i:04d}"}), ("answer", {}),
+                                                      ("hold", {}), ("unhold", {}), ("end", {})]):
+                    body, headers = _body([{"event": kind, "call_id": f"cc-{i}", "agent": "101",
+                                            "timestamp": (START + timedelta(seconds=step)).isoformat(), **extra}])
+                    response = await app.client.post("/hooks/office", content=body, headers=headers)
+                    assert response.status_code == 200
+
+            async with trio.open_nursery() as nursery:
+                for i in range(25):
+                    nursery.start_soon(one_call, i)
+
+            last: dict[str, dict] = {}
+            with trio.fail_after(10):
+                async for target, args in hub.messages():
+                    if target == "callUpdated":
+                        last[args[0]["pbx_call_id"]] = args[0]
+                        if len(last) == 25 and all(c["state"] == "ended" and c["contact"]["status"] != "pending"
+                                                   for c in last.values()):
+                            break
+            for call in app.daemon.switchboard.calls.values():
+                stored = await app.daemon.store.get_call(call.id)
+                assert stored == call.to_json()
+                assert last[call.pbx_call_id] == call.to_json()
