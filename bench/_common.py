@@ -133,6 +133,9 @@ def ctid_config(workdir: Path, *, port: int, agents: int, db_url: str, backplane
 
 
 def ctid_exe() -> list[str]:
+    """The ctid command: ``$BENCH_CTID_CMD`` if set (e.g. a wrapper for experiments), else ``ctid``."""
+    if os.environ.get("BENCH_CTID_CMD"):
+        return os.environ["BENCH_CTID_CMD"].split()
     exe = shutil.which("ctid")
     return [exe] if exe else [sys.executable, "-m", "ctid"]
 

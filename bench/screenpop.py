@@ -152,7 +152,7 @@ def main() -> None:
                 clients["peer"] = Clients(servers["peer"].url, "socketio", args.agents)
             if args.profile and "ctid" in servers:
                 profiler = subprocess.Popen(["py-spy", "record", "--pid", str(servers["ctid"].pid), "--format", "raw",
-                                             "--rate", "200", "--nonblocking", "--output", args.profile],
+                                             "--rate", "200", "--nonblocking", "--threads", "--output", args.profile],
                                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             stopped: set[str] = set()
             offset = 0
