@@ -71,6 +71,7 @@ export class HubClient {
     this.stopped = true;
     this.attempt = 0;
     this.retryTimer = null;
+    this.inFlight = false;
     this.pingTimer = null;
     this.silenceTimer = null;
     this.onOnline = () => this.retryNow();
@@ -122,6 +123,16 @@ export class HubClient {
   }
 
   async connect() {
+    if (this.inFlight) return; // one attempt at a time ("Retry now" during an attempt does nothing)
+    this.inFlight = true;
+    try {
+      await this.attemptConnect();
+    } finally {
+      this.inFlight = false;
+    }
+  }
+
+  async attemptConnect() {
     const first = this.attempt === 0;
     this.setState(first ? HubState.CONNECTING : HubState.RECONNECTING, { attempt: this.attempt });
     try {
@@ -143,8 +154,8 @@ export class HubClient {
   }
 
   scheduleRetry(error) {
+    const delay = backoffDelay(this.attempt); // the first retry is immediate (a restarting server)
     this.attempt += 1;
-    const delay = backoffDelay(this.attempt);
     this.setState(HubState.RECONNECTING, { attempt: this.attempt, retryAt: Date.now() + delay, error });
     clearTimeout(this.retryTimer);
     this.retryTimer = setTimeout(() => this.connect(), delay);

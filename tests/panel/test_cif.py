@@ -44,7 +44,7 @@ def test_cif_pop_click_to_act_and_panel_mode(open_page, ctid, fake_pbx):
 
     # A known caller: the panel docks and opens the record ctid found, once.
     popups = []
-    page.on("popup", popups.append)
+    page.on("popup", lambda popup: popups.append(popup.url))
     ctid.ring("cif-1", "+79161234567")
     expect(page.locator("article.card .contact-name")).to_have_text("Anna Kuznetsova")
     page.wait_for_function("window.__cif.some((c) => c[0] === 'searchAndOpenRecords')")

@@ -6,14 +6,26 @@ PBX, reload mid-call, missed calls and "call back", privacy between agents.
 
 from __future__ import annotations
 
+import io
 import re
 import time
+import wave
 
 from playwright.sync_api import expect
 
 from .conftest import shot, sign_in
 
 POP_BUDGET = 2.0  # seconds from the PBX's webhook to the card with the CRM contact on screen
+
+
+def wav_bytes(seconds: float) -> bytes:
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"\x00\x00" * int(8000 * seconds))
+    return buffer.getvalue()
 
 
 def card(page, number_text: str):
@@ -227,6 +239,21 @@ def test_dialer_history_and_phone_links(open_page, ctid, fake_pbx):
     expect(item).to_contain_text("Anna Kuznetsova")
     expect(item).to_contain_text("Answered")
     expect(alice.locator("li.history-item")).to_have_count(1)
+    # The recording plays from ctid with the operator's token (an <audio> element cannot send headers).
+    audio = item.get_by_label("Recording of the call with +7 916 123-45-67")
+    src = audio.get_attribute("src")
+    assert re.fullmatch(re.escape(ctid.url) + r"/api/calls/[0-9a-f-]+/recording\?access_token=.+", src)
+    alice.route(re.compile(r".*/api/calls/.*/recording\?access_token=.*"),
+                lambda route: route.fulfill(content_type="audio/wav", body=wav_bytes(seconds=1)))
+    audio.evaluate("(a) => a.play()")
+    alice.wait_for_function("document.querySelector('audio').duration > 0.9")
+    # Without a recording at the PBX (the generic connector keeps none) ctid refuses, and the panel says so.
+    alice.unroute(re.compile(r".*/api/calls/.*/recording\?access_token=.*"))
+    alice.reload()
+    alice.wait_for_selector("html[data-ready=true]")
+    alice.get_by_role("tab", name="History").click()
+    alice.locator("audio").evaluate("(a) => a.play().catch(() => {})")
+    expect(item.locator(".no-recording")).to_have_text("The recording is not available.")
     # A phone link in the panel dials through ctid instead of the workstation's tel: handler.
     fake_pbx.commands.clear()
     item.get_by_role("link", name="+7 916 123-45-67").click()

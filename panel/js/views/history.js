@@ -35,9 +35,16 @@ export function renderHistory(root, ctx) {
         h("span", { class: answered ? "ok" : "bad" }, t(`outcome_${call.outcome || "ended"}`)),
         answered ? ` · ${fmtDuration(call.talk_seconds)}` : "",
         isSupervisor(ctx.state) && call.agent ? ` · ${ctx.state.agents.get(call.agent)?.name || call.agent}` : ""),
-      call.recording_url ? (players.get(call.id) || h("audio", {
-        controls: true, preload: "none", src: recordingSrc(call.recording_url), dataset: { callId: call.id },
-        "aria-label": t("recordingOf", { number: fmtPhone(call.remote_number) }),
-      })) : null);
+      call.recording_url ? (players.get(call.id) || player(call)) : null);
   })));
+}
+
+function player(call) {
+  const audio = h("audio", {
+    controls: true, preload: "none", src: recordingSrc(call.recording_url), dataset: { callId: call.id },
+    "aria-label": t("recordingOf", { number: fmtPhone(call.remote_number) }),
+  });
+  // ctid answers 404/409 when the PBX has no recording (yet): say so instead of a dead player.
+  audio.addEventListener("error", () => audio.replaceWith(h("span.meta.no-recording", {}, t("noRecording"))));
+  return audio;
 }
