@@ -133,8 +133,9 @@ async function refreshAgents() {
   // Agents receive live presence only for themselves; refresh the others while choosing a colleague.
   try {
     const { items } = await request("GET", "api/agents");
+    const before = JSON.stringify(items.map((a) => ctx.state.agents.get(a.id)));
     for (const agent of items) putAgent(ctx.state, agent);
-    render();
+    if (JSON.stringify(items) !== before) render();
   } catch {
     /* the list keeps what the snapshot said */
   }
@@ -282,8 +283,14 @@ function visibleTabs() {
 function renderNow() {
   const { els, state, ui } = ctx;
   if (!els.header) return;
-  renderHeader(els.header, ctx);
-  renderMenu(els.menu, ctx);
+  // The top bar and the menu hold selects the operator may be using: rebuild them only when what they
+  // show changed (a rebuilt native select closes its open drop-down).
+  const mine = state.me?.agent ? state.agents.get(state.me.agent) : null;
+  const hub = state.hub;
+  unlessSame(els.header, [hub.state, hub.detail.retryAt, hub.detail.error?.message, mine?.status, mine?.busy,
+    state.me, document.documentElement.lang], () => renderHeader(els.header, ctx));
+  unlessSame(els.menu, [ui.menuOpen, ui.autoOpen, state.me, document.documentElement.lang],
+    () => renderMenu(els.menu, ctx));
   renderCards(els.cards, ctx);
   if (ui.contactRoute) {
     els.contact.hidden = false;
@@ -305,6 +312,13 @@ function renderNow() {
   if (ui.tab === "team" && isSupervisor(state)) renderTeam(els.panels.team, ctx);
   const ringing = [...state.calls.values()].some((c) => c.state === "ringing" && relation(state, c) === "mine");
   document.title = ringing ? `☎ ${t("incoming")} — ctid` : "ctid";
+}
+
+function unlessSame(el, inputs, renderFn) {
+  const signature = JSON.stringify(inputs);
+  if (el.dataset.signature === signature) return;
+  el.dataset.signature = signature;
+  renderFn();
 }
 
 function toast(message, kind = "error") {
@@ -410,8 +424,11 @@ async function main() {
     if (number && ctx.hub) ctx.act("Dial", number);
   });
   installShortcuts(ctx);
+  let ticks = 0;
   setInterval(() => {
+    ticks += 1;
     refreshTicking();
+    if (ctx.ui.transfer && ticks % 5 === 0) refreshAgents(); // live presence while choosing a colleague
     if (ctx.state.hub.state === "reconnecting" && ctx.els.header) renderHeader(ctx.els.header, ctx);
   }, 1000);
   ctx.cif = await initCif((number) => {
