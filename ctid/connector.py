@@ -34,6 +34,10 @@ class ConnectorConfig(BaseModel):
     reconcile_interval: float | None = Field(
         default=None, ge=5, description="Seconds between history pulls (connectors with 'history')."
     )
+    reconcile_lookback: float = Field(
+        default=7200, ge=60,
+        description="Seconds of history each pull covers; longer than your longest call plus an outage.",
+    )
 
 
 @dataclass(slots=True)

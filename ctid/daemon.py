@@ -92,6 +92,7 @@ class Daemon:
         self._contact_of: dict[str, dict[str, Any]] = {}
         self._shutdown = trio.Event()
         self.instance_id = uuid.uuid4().hex
+        self.clock = utcnow  # wall clock of timers; tests give one driven by trio's MockClock
         self._publish_send: trio.MemorySendChannel[Changes] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -215,19 +216,28 @@ class Daemon:
             log.error("connector %s stopped: %s", connector.name, exc)
 
     async def _reconcile_loop(self, connector: Connector) -> None:
+        """Pull the connector's history every ``reconcile_interval`` seconds over the last
+        ``reconcile_lookback`` seconds (calls are matched by start time, so the window must cover
+        the longest call), and submit it: lost webhooks are recovered, known events are duplicates.
+        A failure is logged once at warning level while it repeats, then again when it changes."""
         interval = connector.config.reconcile_interval or 300
-        since = utcnow() - timedelta(hours=1)
+        lookback = timedelta(seconds=connector.config.reconcile_lookback)
+        last_error: str | None = None
         while True:
             await trio.sleep(interval)
-            started = utcnow()
             try:
-                events = await connector.history(since)
+                events = await connector.history(self.clock() - lookback)
                 added = await self.submit(events)
-                since = started - timedelta(seconds=interval)
-                if added:
-                    log.info("reconciliation of %s recovered %d events", connector.name, added)
             except CtidError as exc:
-                log.warning("reconciliation of %s failed: %s", connector.name, exc)
+                level = logging.DEBUG if str(exc) == last_error else logging.WARNING
+                log.log(level, "reconciliation of %s failed: %s", connector.name, exc)
+                last_error = str(exc)
+                continue
+            if last_error is not None:
+                log.info("reconciliation of %s works again", connector.name)
+                last_error = None
+            if added:
+                log.info("reconciliation of %s recovered %d events", connector.name, added)
 
     # -- the event pipeline ----------------------------------------------------------------------
     async def submit(self, events: list[CallEvent]) -> int:
