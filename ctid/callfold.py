@@ -326,6 +326,13 @@ def _overlay_summaries(
         else:
             call.answered_at = None
             call.agents = []
+        if summaries[0].at is not None and total is not None:
+            # The PBX's own clock in its history beats receipt times of live events (which are all
+            # a connector has when the PBX's pushes carry no timestamps).
+            call.started_at = start
+            call.ended_at = start + timedelta(seconds=total)
+            if outcome is Outcome.ANSWERED and wait is not None:
+                call.answered_at = start + timedelta(seconds=wait)
     call.state = CallState.ENDED
     call.outcome = outcome
     call.ringing_agents = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -490,8 +491,22 @@ def test_summary_overrides_live_durations_and_ends_a_call_whose_end_was_lost():
     )
     call = sb.calls[c.id]
     assert (call.state, call.outcome, call.ended_at) == (CallState.ENDED, Outcome.ANSWERED, at(66))
-    assert (call.wait_seconds, call.talk_seconds, call.answered_at) == (4.0, 61.5, at(5))
+    # the history's clock wins: answered 4 s after its start, consistent with its wait
+    assert (call.wait_seconds, call.talk_seconds, call.answered_at) == (4.0, 61.5, at(4))
     assert changes.ended == [call] and not sb.agents["anna"].busy
+
+
+def test_summary_times_replace_receipt_times_of_untimed_pushes():
+    """A PBX whose pushes carry no time (receipt times are used) sends a history with its own clock:
+    the call's start, answer and end follow the history."""
+    sb = board()
+    c = PbxCall("s5b")
+    received = [c(R, 30, agent_login="101"), c(A, 50, agent_login="101"), c(E, 70)]
+    untimed = [replace(e, at=None, received_at=e.at) for e in received]
+    feed(sb, untimed + [c(S, 0, outcome=Outcome.ANSWERED, wait_seconds=10, talk_seconds=90, total_seconds=100)])
+    call = sb.calls[c.id]
+    assert (call.started_at, call.answered_at, call.ended_at) == (at(0), at(10), at(100))
+    assert (call.wait_seconds, call.talk_seconds) == (10.0, 90.0)
 
 
 def test_summary_correcting_a_missed_call_to_answered_withdraws_its_task():

@@ -3,6 +3,7 @@ over real HTTP; the simulated native pushes go through ``/hooks/mf`` and show up
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -71,7 +72,8 @@ async def test_simulated_scenarios_through_a_running_ctid(tmp_path, tenant):
         ]):
             context = SimulationContext(caller=CALLER, agent="anna", others=others, line="+74950000001",
                                         group="sales" if scenario == "group" else None)
-            context.start = context.start.replace(microsecond=index)  # a distinct call per scenario
+            # a distinct call per scenario, a minute apart (history has whole-second start times)
+            context.start = context.start.replace(microsecond=0) - timedelta(minutes=10 - index)
             requests = connector.simulate(scenario, context)
             for req in requests:
                 response = await app.client.request(req.method, req.path, headers=req.headers, content=req.body)
