@@ -67,6 +67,10 @@ export async function request(method, path, body) {
   } catch {
     data = null;
   }
+  if (response.status === 401 && auth.token && !path.startsWith("api/auth/")) {
+    // The token expired or was revoked: the page signs out and asks to sign in again.
+    window.dispatchEvent(new CustomEvent("ctid-unauthorized"));
+  }
   if (!response.ok) {
     throw new ApiError(response.status, data?.error || `http_${response.status}`, data?.message);
   }

@@ -304,7 +304,9 @@ function renderNow() {
     type: "button", role: "tab", id: `tab-${id}`, dataset: { key: `tab-${id}`, tab: id },
     "aria-selected": ui.tab === id ? "true" : "false", "aria-controls": `panel-${id}`,
     tabindex: ui.tab === id ? "0" : "-1", onclick: () => ctx.showTab(id),
-  }, t(label), id === "callbacks" && state.tasks.size ? h("span.count", {}, state.tasks.size) : null)));
+    "aria-label": id === "callbacks" && state.tasks.size ? `${t(label)} (${state.tasks.size})` : null,
+  }, t(label), id === "callbacks" && state.tasks.size ? h("span.count", { "aria-hidden": "true" }, state.tasks.size)
+    : null)));
   for (const [id] of TABS) els.panels[id].hidden = ui.tab !== id;
   ctx.dialer.update();
   if (ui.tab === "callbacks") renderTasks(els.panels.callbacks, ctx);
@@ -422,6 +424,11 @@ async function main() {
     if (!crm || event.source !== window.parent || event.origin !== new URL(crm).origin) return;
     const number = event.data?.type === "ctid.dial" ? clickedNumber({ value: event.data.number }) : null;
     if (number && ctx.hub) ctx.act("Dial", number);
+  });
+  window.addEventListener("ctid-unauthorized", () => {
+    if (!ctx.hub) return;
+    ctx.signOut();
+    showLogin(t("sessionExpired"));
   });
   installShortcuts(ctx);
   let ticks = 0;

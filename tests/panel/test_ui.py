@@ -183,3 +183,57 @@ def test_panel_login_page_at_300px(open_page):
     assert page.evaluate("document.documentElement.scrollWidth") <= 300
     sign_in(page, "super")
     expect(page.get_by_role("tab", name="Team")).to_be_visible()
+
+
+CONTRAST_JS = """() => {
+  const parse = (c) => (c.match(/[\\d.]+/g) || []).map(Number);
+  const background = (el) => {
+    for (; el; el = el.parentElement) {
+      const [r, g, b, a = 1] = parse(getComputedStyle(el).backgroundColor);
+      if (a > 0.5) return [r, g, b];
+    }
+    return [255, 255, 255];
+  };
+  const out = [];
+  for (const el of document.querySelectorAll('body *')) {
+    const text = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.textContent.trim()).join('');
+    if (!text || !el.checkVisibility() || el.closest('.sr-only')) continue;
+    const style = getComputedStyle(el);
+    const size = parseFloat(style.fontSize);
+    const large = size >= 24 || (size >= 18.66 && Number(style.fontWeight) >= 700);
+    out.push({text: text.slice(0, 30), fg: parse(style.color).slice(0, 3), bg: background(el), large,
+              opacity: Number(style.opacity)});
+  }
+  return out;
+}"""
+
+
+def _luminance(rgb: list[float]) -> float:
+    def channel(value: float) -> float:
+        value /= 255
+        return value / 12.92 if value <= 0.03928 else ((value + 0.055) / 1.055) ** 2.4
+
+    r, g, b = (channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def test_text_contrast_meets_wcag_aa(open_page, ctid):
+    page = open_page("super")
+    ctid.ring("contrast-1", "+79161234567", agent="101")
+    ctid.ring("contrast-2", "+74957770000", agent="102")
+    ctid.events({"event": "answer", "call_id": "contrast-2", "agent": "102"},
+                {"event": "hold", "call_id": "contrast-2", "agent": "102"})
+    ctid.ring("contrast-3", "+79005554433", agent="103")
+    ctid.events({"event": "end", "call_id": "contrast-3", "outcome": "missed"})
+    expect(page.locator("article.card")).to_have_count(3)
+    page.get_by_role("tab", name="Team").click()
+    expect(page.locator(".kpi")).to_have_count(7)
+    failures = []
+    for item in page.evaluate(CONTRAST_JS):
+        if item["opacity"] < 1:
+            continue  # disabled controls are exempt (WCAG 1.4.3)
+        lighter, darker = sorted((_luminance(item["fg"]), _luminance(item["bg"])), reverse=True)
+        ratio = (lighter + 0.05) / (darker + 0.05)
+        if ratio < (3 if item["large"] else 4.5):
+            failures.append((item["text"], round(ratio, 2), item["fg"], item["bg"]))
+    assert failures == []
