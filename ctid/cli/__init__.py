@@ -16,6 +16,7 @@ from ctid import __version__
 app = typer.Typer(
     name="ctid",
     help="ctid: computer-telephony integration daemon (PBX events -> CRM screen pops, logging, callbacks).",
+    epilog="Plugins may add commands of their own (ctid <plugin> --help); `ctid plugins` lists them.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -33,6 +34,9 @@ def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
 ) -> None:
     """ctid command line."""
+
+
+_CORE_COMMANDS = frozenset({"serve", "simulate-call", "check", "plugins", "config", "db", "auth", "watch"})
 
 
 def _register() -> None:
@@ -53,7 +57,32 @@ def fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(1)
 
 
+#: Entry-point group of plugin sub-commands: ``name = "module:typer_app"`` makes ``ctid name ...``.
+COMMANDS_GROUP = "ctid.commands"
+
+
+def _plugin_command(name: str):
+    """The Typer app a plugin registered for ``ctid <name>`` (looked up only for a name the core
+    does not know, so ``ctid --help`` and core commands never import plugins)."""
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group=COMMANDS_GROUP):
+        if entry_point.name == name:
+            return entry_point.load()
+    return None
+
+
 def main() -> None:
+    argv = sys.argv[1:]
+    if argv and not argv[0].startswith("-") and argv[0] not in _CORE_COMMANDS:
+        try:
+            plugin_app = _plugin_command(argv[0])
+        except Exception as exc:  # a broken plugin command: one line, like any plugin failure
+            typer.echo(f"ctid: error: the {argv[0]!r} command of a plugin failed to load: {exc}", err=True)
+            sys.exit(3)
+        if plugin_app is not None:
+            plugin_app(args=argv[1:], prog_name=f"ctid {argv[0]}")
+            return
     _register()
     from ctid.errors import CtidError
 
