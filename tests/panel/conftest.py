@@ -134,7 +134,7 @@ class Ctid:
         self.http.close()
 
 
-def panel_config(tmp_path: Path, port: int, command_url: str) -> dict[str, Any]:
+def panel_config(tmp_path: Path, port: int, command_url: str | None) -> dict[str, Any]:
     contacts = tmp_path / "contacts.yaml"
     contacts.write_text(CONTACTS)
     return {
@@ -150,7 +150,8 @@ def panel_config(tmp_path: Path, port: int, command_url: str) -> dict[str, Any]:
             "bob": {"name": "Bob Ivanov", "extension": "102", "groups": ["sales"]},
             "carol": {"name": "Carol Petrova", "extension": "103", "groups": ["sales"]},
         },
-        "connectors": {"office": {"plugin": "generic", "secret": SECRET, "command_url": command_url}},
+        "connectors": {"office": {"plugin": "generic", "secret": SECRET,
+                                  **({"command_url": command_url} if command_url else {})}},
         "crm": {"plugin": "directory", "contacts": str(contacts)},
     }
 
@@ -162,11 +163,12 @@ def fake_pbx():
     pbx.close()
 
 
-def start_ctid(tmp_path: Path, pbx: FakePBX, port: int | None = None) -> Ctid:
+def start_ctid(tmp_path: Path, pbx: FakePBX, port: int | None = None, *, commands: bool = True) -> Ctid:
+    """Start ``ctid serve`` (again, with the same configuration and database, when ``tmp_path`` has one)."""
     port = port or free_port()
     path = tmp_path / "ctid.yaml"
     if not path.exists():
-        path.write_text(yaml.safe_dump(panel_config(tmp_path, port, pbx.url)))
+        path.write_text(yaml.safe_dump(panel_config(tmp_path, port, pbx.url if commands else None)))
     log = (tmp_path / "serve.log").open("a")
     proc = subprocess.Popen([sys.executable, "-m", "ctid", "serve", "--config", str(path)], stdout=log,
                             stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})

@@ -281,3 +281,28 @@ def test_sign_out_and_token_in_the_url_fragment(open_page, ctid):
     # A forged token: the hub refuses it and the panel asks to sign in again.
     page.goto(ctid.url + "/panel/#token=forged")
     expect(page.get_by_role("alert")).to_have_text("Your session has ended. Please sign in again.")
+
+
+def test_no_controls_when_the_connector_cannot_command_the_pbx(browser, tmp_path, fake_pbx):
+    """The generic connector without command_url declares no capabilities: the panel offers none."""
+    from .conftest import start_ctid, stop_ctid
+
+    server = start_ctid(tmp_path, fake_pbx, commands=False)
+    context = browser.new_context(viewport={"width": 300, "height": 700})
+    try:
+        page = context.new_page()
+        page.goto(server.url + "/panel/")
+        sign_in(page, "alice")
+        server.ring("nocap-1", "+79161234567")
+        server.events({"event": "answer", "call_id": "nocap-1", "agent": "101"})
+        pop = card(page, "+7 916 123-45-67")
+        expect(pop.locator(".badge")).to_have_text("Talking")
+        expect(pop.locator(".contact-name")).to_have_text("Anna Kuznetsova")
+        expect(pop.get_by_role("button")).to_have_text(["Open in CRM"])  # no hold, transfer or hang-up
+        expect(page.get_by_label("Number to call")).to_be_disabled()
+        expect(page.get_by_text("Calling from the panel is not available for your phone line.")).to_be_visible()
+        shot(page, "no-capabilities-300px")
+        assert fake_pbx.commands == []
+    finally:
+        context.close()
+        stop_ctid(server)

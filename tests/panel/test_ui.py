@@ -24,6 +24,7 @@ def test_language_follows_the_browser_and_the_switch_is_remembered(open_page):
     expect(page.get_by_role("tab", name="Набор")).to_be_visible()
     assert page.evaluate("document.documentElement.lang") == "ru"
     shot(page, "russian")
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
     page.get_by_role("button", name="Меню").click()
     page.get_by_label("Язык").select_option("en")
     expect(page.get_by_role("tab", name="Dial")).to_be_visible()
@@ -181,6 +182,10 @@ def test_panel_login_page_at_300px(open_page):
     expect(page.get_by_role("heading", name="Sign in to ctid")).to_be_visible()
     shot(page, "sign-in-300px")
     assert page.evaluate("document.documentElement.scrollWidth") <= 300
+    page.get_by_label("Language").select_option("ru")  # the language can be chosen before signing in
+    expect(page.get_by_role("heading")).to_have_text("Вход в ctid")
+    expect(page.get_by_label("Язык")).to_be_focused()
+    page.get_by_label("Язык").select_option("en")
     sign_in(page, "super")
     expect(page.get_by_role("tab", name="Team")).to_be_visible()
 

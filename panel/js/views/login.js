@@ -2,7 +2,7 @@
 
 import { auth, signIn } from "../api.js";
 import { h } from "../dom.js";
-import { t } from "../i18n.js";
+import { LANGUAGES, lang, setLanguage, t } from "../i18n.js";
 
 /** Render the form into ``root``; ``onSignedIn()`` runs once a token is stored. */
 export function renderLogin(root, onSignedIn, notice = "") {
@@ -37,7 +37,16 @@ export function renderLogin(root, onSignedIn, notice = "") {
   h("label", { for: "login-username" }, t("username")), username,
   h("label", { for: "login-password" }, t("password")), password,
   h("label.check", { for: "login-remember" }, remember, t("rememberMe")),
-  submit, error);
+  submit, error,
+  h("label", { for: "login-language" }, t("language")),
+  h("select", {
+    id: "login-language",
+    onchange: (event) => {
+      setLanguage(event.target.value);
+      renderLogin(root, onSignedIn);
+      document.getElementById("login-language").focus();
+    },
+  }, LANGUAGES.map(([code, name]) => h("option", { value: code, selected: code === lang() }, name))));
   root.replaceChildren(form);
   username.focus();
 }
