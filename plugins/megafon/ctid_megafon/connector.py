@@ -300,6 +300,7 @@ class MegafonConnector(Connector):
 
     async def _rating(self, fields: Fields) -> None:
         fields.require(*REQUIRED["rating"])
+        fields.check()
         try:
             rating = float(fields.get("rating"))  # type: ignore[arg-type]
         except ValueError as exc:
@@ -319,6 +320,7 @@ class MegafonConnector(Connector):
     async def _contact(self, fields: Fields, request: WebhookRequest) -> WebhookResult:
         """Answer ``contact`` within the budget: ``{"contact_name", "responsible"}`` or ``{}``."""
         fields.require(*REQUIRED["contact"])
+        fields.check()
         callid = fields.get("callid")
         phone = normalize_phone(fields.get("phone"), self.services.default_region)
         ring = CallEvent(

@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,10 +41,19 @@ MAX_VALUE = 4000
 #: examples omit a field: ``direction`` on events, ``diversion`` on outgoing history).
 REQUIRED = {
     "event": ("type", "callid", "phone", "user"),
-    "history": ("type", "callid", "phone", "user", "duration", "status"),
+    "history": ("type", "callid", "phone", "user", "start", "duration", "status"),
     "contact": ("callid", "phone"),
     "rating": ("callid", "rating"),
 }
+
+#: Longest values accepted for identifiers (a callid seen in the field is 16-25 characters; a user
+#: may be ``g_<uuid>@<tenant>``).
+MAX_CALLID = 100
+MAX_USER = 128
+MAX_EXT = 32
+_PHONE_SEPARATORS = re.compile(r"[\s().\-]")
+_PHONE = re.compile(r"\+?[0-9]{1,20}")
+_CALLID = re.compile(r"[\x21-\x7e]+")  # printable ASCII without spaces
 
 #: Users that are not people: the switch itself and self-service endpoints.
 NON_AGENT_USERS = frozenset({"pbx", "ivr", "fax", "system", "vm", "voicemail"})
@@ -68,6 +78,26 @@ class Fields:
         missing = [name for name in names if self.get(name) is None]
         if missing:
             raise InvalidParameters(f"missing field(s): {', '.join(missing)}")
+
+    def check(self) -> None:
+        """Refuse values that cannot be what the PBX sends (reference §3.2-3.5).
+
+        Phones are E.164 digits, optionally with ``+`` (``79101234567``, ``+79990001122``, or an
+        extension like ``701``; spaces, dashes, dots and brackets are tolerated); call ids are short
+        printable tokens; ``user`` and ``ext`` are bounded.
+        """
+        for name in ("phone", "diversion"):
+            value = self.get(name)
+            if value is not None and (len(value) > 40 or not _PHONE.fullmatch(_PHONE_SEPARATORS.sub("", value))):
+                raise InvalidParameters(f"{name}: {value[:40]!r} is not a phone number")
+        for name in ("callid", "second_callid"):
+            value = self.get(name)
+            if value is not None and (len(value) > MAX_CALLID or not _CALLID.fullmatch(value)):
+                raise InvalidParameters(f"{name}: {value[:40]!r} is not a call id (printable, at most {MAX_CALLID})")
+        for name, limit in (("user", MAX_USER), ("ext", MAX_EXT)):
+            value = self.get(name)
+            if value is not None and (len(value) > limit or not value.isprintable()):
+                raise InvalidParameters(f"{name}: {value[:40]!r} is too long or not printable (at most {limit})")
 
     def canonical(self) -> str:
         """The fields as one stable string (names lower-cased, sorted, without the token)."""
@@ -281,6 +311,7 @@ _EVENT_KINDS = {
 def event_from_push(connector: str, fields: Fields, received_at: datetime, region: str = "RU") -> CallEvent:
     """One ``cmd=event`` push as a CallEvent (one leg of the call ``callid``)."""
     fields.require(*REQUIRED["event"])
+    fields.check()
     state = fields.get("type").upper()  # type: ignore[union-attr]
     kind = _EVENT_KINDS.get(state)
     if kind is None:
@@ -427,6 +458,7 @@ def _history_direction(raw: str | None) -> tuple[Direction, str | None]:
 def summary_from_push(fields: Fields, region: str = "RU") -> Summary:
     """A ``cmd=history`` push (also sent as GET with a query string)."""
     fields.require(*REQUIRED["history"])
+    fields.check()
     direction, _ = _history_direction(fields.get("type"))
     status = fields.get("status")
     outcome = outcome_for(status, direction)

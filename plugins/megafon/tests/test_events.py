@@ -158,16 +158,16 @@ def test_inbound_missed_statuses_in_any_case(status):
 )
 def test_outbound_statuses(status, outcome):
     s = summary_from_push(fields(type="out", user="andy", phone="79101234567", duration="30", callid="O1",
-                                 status=status))
+                                 status=status, start="20261125T095000Z"))
     event = s.to_event("mf", NOW)
     assert event.outcome is outcome
     assert event.agent_login == "andy"  # the caller of an outbound call is known even without answer
-    assert event.at is None  # no start: the core uses receipt time
+    assert event.at == datetime(2026, 11, 25, 9, 50, tzinfo=UTC)
 
 
 def test_unknown_status_keeps_raw_value_without_inventing_an_outcome():
     event = summary_from_push(fields(type="in", user="andy", phone="7", duration="3", callid="X",
-                                     status="Voicemail")).to_event("mf", NOW)
+                                     status="Voicemail", start="20261125T095000Z")).to_event("mf", NOW)
     assert event.outcome is None and event.extra["status"] == "Voicemail"
 
 
@@ -178,14 +178,15 @@ def test_unknown_status_keeps_raw_value_without_inventing_an_outcome():
 )
 def test_garbage_history_fields(bad, match):
     values = {"type": "in", "user": "u", "phone": "79101234567", "duration": "5", "callid": "c",
-              "status": "Success", **bad}
+              "status": "Success", "start": "20261125T095000Z", **bad}
     with pytest.raises(InvalidParameters, match=match):
         summary_from_push(fields(**values))
 
 
-@pytest.mark.parametrize("missing", ["type", "user", "phone", "duration", "callid", "status"])
+@pytest.mark.parametrize("missing", ["type", "user", "phone", "start", "duration", "callid", "status"])
 def test_history_required_fields(missing):
-    values = {"type": "in", "user": "u", "phone": "79101234567", "duration": "5", "callid": "c", "status": "Success"}
+    values = {"type": "in", "user": "u", "phone": "79101234567", "duration": "5", "callid": "c", "status": "Success",
+              "start": "20261125T095000Z"}
     del values[missing]
     with pytest.raises(InvalidParameters, match=missing):
         summary_from_push(fields(**values))

@@ -59,6 +59,45 @@ async def test_unknown_cmd_and_garbage_fields_are_400(connector):
     assert bad_json.status == 400 and bad_json.events == []
 
 
+@pytest.mark.parametrize(
+    ("post", "field"),
+    [
+        (ev("INCOMING", "anna", phone="abc"), "phone"),
+        (ev("INCOMING", "anna", phone="7910+1234567"), "phone"),
+        (ev("INCOMING", "anna", phone="1" * 25), "phone"),
+        (ev("INCOMING", "anna", callid="x" * 3000), "callid"),
+        (ev("INCOMING", "anna", callid="C 1"), "callid"),
+        (ev("INCOMING", "u" * 200), "user"),
+        (ev("INCOMING", "anna", ext="7" * 40), "ext"),
+        (ev("INCOMING", "anna", diversion="our line"), "diversion"),
+        (ev("TRANSFERRED", "anna", second_callid="y" * 101), "second_callid"),
+        (hist("Success", "anna", phone="n/a"), "phone"),
+        (hist("Success", "anna", callid="z" * 101), "callid"),
+        ({"cmd": "contact", "phone": "abc", "callid": "c"}, "phone"),
+        ({"cmd": "contact", "phone": CALLER, "callid": "c" * 500}, "callid"),
+        ({"cmd": "rating", "phone": "abc", "callid": "c", "rating": "4"}, "phone"),
+    ],
+)
+async def test_garbage_in_identifying_fields_is_400(connector, post, field):
+    result = await push(connector, post)
+    assert result.status == 400, result.body
+    assert result.body["error"] == "Invalid parameters" and result.body["message"].split(": ", 2)[1] == field
+    assert result.events == []
+
+
+@pytest.mark.parametrize("phone", ["79101234567", "+79990001122", "8 (800) 555-35-35", "701", "+7 910 123-45-67"])
+async def test_phone_formats_the_reference_shows_are_accepted(connector, phone):
+    result = await push(connector, ev("INCOMING", "anna", phone=phone))
+    assert result.status == 200, result.body
+
+
+async def test_history_without_start_is_400(connector):
+    post = hist("Success", "anna")
+    del post["start"]
+    result = await push(connector, post)
+    assert result.status == 400 and "start" in result.body["message"]
+
+
 async def test_bad_token_wins_over_bad_fields(connector):
     result = await push(connector, {"cmd": "history", "duration": "junk"}, token="nope-nope-nope")
     assert result.status == 401
