@@ -219,14 +219,16 @@ class DynamicsAdapter(CRMAdapter):
         return (matches[0] if len(matches) == 1 else None), len(matches)
 
     # -- idempotent writes -------------------------------------------------------------------------
-    async def _state(self, entity_set: str, record_id: str) -> tuple[int, int] | None:
+    async def _read(self, entity_set: str, record_id: str, columns: list[str]) -> dict[str, Any] | None:
+        """The record's ``columns``, or None when it does not exist."""
         response = await self.client.call(
-            "GET", f"{entity_set}({record_id})", ok=(200, 404), params={"$select": "statecode,statuscode"}
+            "GET", f"{entity_set}({record_id})", ok=(200, 404), params={"$select": ",".join(dict.fromkeys(columns))}
         )
-        if response.status_code == 404:
-            return None
-        data = response.json()
-        return int(data["statecode"]), int(data["statuscode"])
+        return None if response.status_code == 404 else response.json()
+
+    async def _state(self, entity_set: str, record_id: str) -> tuple[int, int] | None:
+        data = await self._read(entity_set, record_id, ["statecode", "statuscode"])
+        return None if data is None else (int(data["statecode"]), int(data["statuscode"]))
 
     async def _set_state(self, entity_set: str, record_id: str, state: tuple[int, int]) -> None:
         """SetState by PATCH of both codes; an already closed record (400) in the wanted state is done."""
@@ -246,26 +248,33 @@ class DynamicsAdapter(CRMAdapter):
     ) -> str:
         """Create the activity (create-only PATCH), or bring an existing one up to date, then close it.
 
-        An existing record closed in the wanted state is left alone (the retry case). An open one
-        is updated; one closed differently (a later, authoritative outcome) is reopened, updated and
-        closed again. Returns "created", "updated" or "unchanged".
+        An existing record is read back (state and the columns ``body`` writes). Closed in the wanted
+        state with the wanted columns, it is left alone (the retry case). Otherwise (PBX history
+        corrected the times or the outcome) a closed record, read-only in Dynamics, is reopened
+        (SetState to Open), its stale columns are written, and it is closed again. Each step
+        leaves a state the next attempt recognises, so a lost answer anywhere is repaired by a retry.
+        Returns "created", "updated" or "unchanged".
         """
         path = f"{entity_set}({record_id})"
         response = await self.client.request("PATCH", path, json=body, headers={"If-None-Match": "*"})
         if response.status_code in (200, 201, 204):
             outcome = "created"
         elif response.status_code == 412:
-            current = await self._state(entity_set, record_id)
+            update = body if update_keys is None else {k: v for k, v in body.items() if k in update_keys}
+            wanted = payloads.comparable(update)
+            current = await self._read(entity_set, record_id, ["statecode", "statuscode", *wanted])
             if current is None:
                 raise CRMError(f"{path} answered 412 but cannot be read", error_id="crm_conflict")
-            if close is not None and current == close:
-                return "unchanged"
-            if close is None and current[0] != 0:
+            state = (int(current["statecode"]), int(current["statuscode"]))
+            if close is None and state[0] != 0:
                 return "unchanged"  # closed in Dynamics by a person: leave it
-            if current[0] != 0:
-                await self._set_state(entity_set, record_id, (0, 1 if entity_set == "phonecalls" else 2))
-            update = body if update_keys is None else {k: v for k, v in body.items() if k in update_keys}
-            await self.client.call("PATCH", path, json=update, headers={"If-Match": "*"})
+            stale = payloads.stale_columns(current, wanted)
+            if not stale and (close is None or state == close):
+                return "unchanged"
+            if state[0] != 0:
+                await self._set_state(entity_set, record_id, payloads.open_state(entity_set))
+            if stale:
+                await self.client.call("PATCH", path, json=update, headers={"If-Match": "*"})
             outcome = "updated"
         else:
             error = error_from_response(response, f"creating {path}")
@@ -378,7 +387,7 @@ class DynamicsAdapter(CRMAdapter):
             return
         state = (int(data["statecode"]), int(data["statuscode"]))
         if state[0] != 0:  # closed activities are read-only: reopen, write, close again
-            await self._set_state("phonecalls", activity_id, payloads.PHONECALL_OPEN)
+            await self._set_state("phonecalls", activity_id, payloads.open_state("phonecalls"))
         await self.client.call("PATCH", path, json={field: url}, headers={"If-Match": "*"})
         if state[0] != 0:
             await self._set_state("phonecalls", activity_id, state)

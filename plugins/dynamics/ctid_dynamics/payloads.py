@@ -21,6 +21,13 @@ PHONECALL_CANCELLED = (2, 3)
 TASK_OPEN = (0, 2)  # Not Started
 TASK_COMPLETED = (1, 5)
 
+
+
+def open_state(entity_set: str) -> tuple[int, int]:
+    """The state/status that reopens a closed activity (SetState to Open)."""
+    return PHONECALL_OPEN if entity_set == "phonecalls" else TASK_OPEN
+
+
 #: activity party participationtypemask values for a phone call.
 PARTY_FROM = 1
 PARTY_TO = 2
@@ -55,6 +62,55 @@ def is_guid(value: str | None) -> bool:
 def bind(entity_set: str, record_id: str) -> str:
     """An ``@odata.bind`` value: ``/entityset(guid)``."""
     return f"/{entity_set}({record_id.strip('{}')})"
+
+
+def bound_id(value: str) -> str:
+    """The record id of an ``@odata.bind`` value ``/entityset(guid)``."""
+    return value.rpartition("(")[2].rstrip(")").lower()
+
+
+def comparable(body: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a write body as Dynamics returns them on a GET: plain columns, plus the
+    ``_ownerid_value`` / ``_regardingobjectid_value`` lookups of its binds (activity parties are not
+    compared; they follow the owner and the regarding record)."""
+    wanted: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "ownerid@odata.bind":
+            wanted["_ownerid_value"] = bound_id(value)
+        elif key.startswith("regardingobjectid_") and key.endswith("@odata.bind"):
+            wanted["_regardingobjectid_value"] = bound_id(value)
+        elif "@" not in key and not key.endswith("_activity_parties"):
+            wanted[key] = value
+    return wanted
+
+
+def _instant(value: Any) -> datetime | None:
+    if isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    return None
+
+
+def same_value(stored: Any, wanted: Any) -> bool:
+    """Whether a stored column already holds the wanted value: date-times compare as instants
+    (Dynamics answers ``...:00Z`` for ``...:00.000Z``), text ignores line-ending differences, ids case."""
+    if stored == wanted:
+        return True
+    if isinstance(stored, str) and isinstance(wanted, str):
+        stored_at, wanted_at = _instant(stored), _instant(wanted)
+        if stored_at is not None and wanted_at is not None:
+            return stored_at == wanted_at
+        if is_guid(wanted):
+            return stored.strip("{}").lower() == wanted.strip("{}").lower()
+        return stored.replace("\r\n", "\n").strip() == wanted.replace("\r\n", "\n").strip()
+    return wanted in ("", None) and stored in ("", None)
+
+
+def stale_columns(stored: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """The wanted columns whose stored value differs."""
+    return [key for key, value in wanted.items() if not same_value(stored.get(key), value)]
 
 
 def _clip(text: str, limit: int) -> str:

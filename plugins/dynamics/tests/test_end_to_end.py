@@ -39,23 +39,38 @@ async def test_outbox_worker_delivers_every_activity_once_in_order_after_an_outa
         task = make_task("+74951234567", [calls[2]])
         await store.enqueue(TASK, task.id, task.to_json(), f"task:{task.id}:open:1")
         await store.enqueue(RECORDING, calls[0].id, {"url": "https://ctid.example/rec/o0"}, f"rec:{calls[0].id}")
-        # The PBX history corrects the first call: the daemon queues a second log job for it.
-        await store.enqueue(LOG_CALL, calls[0].id, {}, f"log:{calls[0].id}:2")
         task.status = TaskStatus.DONE
         await store.enqueue(TASK, task.id, task.to_json(), f"task:{task.id}:done:1")
 
         worker = OutboxWorker(store, adapter, world.directory, backoff=Backoff(base=0, cap=0))
+
+        async def drain() -> None:
+            with trio.fail_after(30):
+                while await worker.run_once() is not None or (await store.outbox_stats())["due"]:
+                    pass
+
         await adapter.lookup("+74951234567")  # warm
         fake.down = True
         for _ in range(3):  # the worker keeps trying the head job while Dynamics is down
             assert await worker.run_once() == 0
         assert fake.records["phonecalls"] == {} and worker.delivered == 0
         fake.down = False
-        with trio.fail_after(30):
-            while await worker.run_once() is not None or (await store.outbox_stats())["due"]:
-                pass
+        await drain()
+        first = fake.records["phonecalls"][phonecall_id(calls[0].id)]
+        assert (first["actualdurationminutes"], first["actualend"]) == (3, "2026-03-02T09:32:13.000Z")
+        # The PBX history corrects the first call (it began earlier and lasted 10 minutes): the daemon
+        # stores the corrected call and queues a second log job for it. The outcome stays "answered".
+        corrected = make_call("o0", "+74951234567", start=T0 - timedelta(seconds=20), talk=600)
+        await store.upsert_calls([corrected])
+        await store.enqueue(LOG_CALL, calls[0].id, {}, f"log:{calls[0].id}:2")
+        await drain()
         stats = await store.outbox_stats()
         assert worker.delivered == 9, stats
+        assert (first["statecode"], first["statuscode"]) == (1, 4)
+        assert first["actualdurationminutes"] == 10
+        assert first["actualstart"] == "2026-03-02T09:29:40.000Z"
+        assert first["actualend"] == "2026-03-02T09:39:48.000Z"
+        assert "talked: 600 s" in first["description"]
 
         records = list(fake.records["phonecalls"].values())  # in the order Dynamics created them
         assert [r["activityid"] for r in records] == [phonecall_id(c.id) for c in calls]

@@ -235,3 +235,36 @@ async def test_validation_error_is_not_retryable(make_adapter, fake):
         await adapter.log_call(call, None)
     assert not info.value.retryable
     assert "new_recordingurl" in str(info.value) and "400" in str(info.value)
+
+
+async def test_history_correction_with_the_same_outcome_rewrites_times_and_duration(adapter, fake):
+    await adapter.log_call(make_call("c18", "+74951234567", talk=30), None)
+    corrected = make_call("c18", "+74951234567", talk=600)  # the PBX history: a 10-minute call
+    await adapter.log_call(corrected, None)
+    [record] = phonecalls(fake)
+    assert (record["statecode"], record["statuscode"]) == (1, 4)
+    assert record["actualdurationminutes"] == 10
+    assert record["actualstart"] == "2026-03-02T09:30:00.000Z"
+    assert record["actualend"] == "2026-03-02T09:40:08.000Z"
+    assert "talked: 600 s" in record["description"]
+    # reopened (documented SetState to Open), written while open, closed again as received
+    writes = [s for s in fake.api("PATCH", "phonecalls") if s.status in (200, 204)][2:]
+    assert [(s.body.get("statecode"), s.body.get("statuscode")) for s in writes] == [(0, 1), (None, None), (1, 4)]
+    # the same correction delivered again changes nothing
+    before = len(fake.seen)
+    await adapter.log_call(corrected, None)
+    assert [s.status for s in fake.seen[before:] if s.method == "PATCH"] == [412]
+
+
+async def test_history_correction_survives_lost_answers_at_every_step(adapter, fake):
+    await adapter.lookup("+74951234567")
+    for step in (3, 4, 5):  # lookup, create (412), read; then the reopen / update / close loses its answer
+        await adapter.log_call(make_call(f"c19-{step}", "+74951234567", talk=30), None)
+        corrected = make_call(f"c19-{step}", "+74951234567", talk=600)
+        fake.lose_answers(times=1, after=step)
+        _, errors = await drive(adapter.log_call, corrected, None)
+        assert [e.error_id for e in errors] == ["crm_unavailable"], step
+        record = fake.records["phonecalls"][phonecall_id(corrected.id)]
+        assert (record["statecode"], record["statuscode"]) == (1, 4), step
+        assert record["actualdurationminutes"] == 10, step
+    assert len(phonecalls(fake)) == 3
