@@ -350,10 +350,13 @@ class MegafonConnector(Connector):
                 log.warning("%s: contact lookup failed: %s", self.name, exc)
         if not matches:
             return {}
-        answer: dict[str, Any] = {"contact_name": matches[0].name}
-        owners = {m.owner for m in matches if m.owner}
-        if len(owners) == 1:
-            login = self._login_for_owner(owners.pop())
+        # Several records share the number: naming one of them could name the wrong person, so the
+        # PBX shows the bare number. Routing to the owner is still right when every record has the
+        # same one (whichever record the caller is, that person is responsible).
+        answer: dict[str, Any] = {"contact_name": matches[0].name} if len(matches) == 1 else {}
+        owners = {m.owner for m in matches}
+        if len(owners) == 1 and None not in owners:
+            login = self._login_for_owner(owners.pop())  # type: ignore[arg-type]
             if login:
                 answer["responsible"] = login
         return answer

@@ -145,6 +145,27 @@ async def test_contact_without_owner_or_with_unknown_owner_omits_responsible(con
     assert result.body == {"contact_name": "Lead"}
 
 
+async def test_contact_with_several_matches_names_nobody(connector, contacts):
+    contacts.matches["+79101234567"] = [
+        ContactMatch(id="1", entity="contact", name="Ivan Petrov", owner="a2"),
+        ContactMatch(id="2", entity="contact", name="Olga Petrova", owner="a3"),
+    ]
+    result = await push(connector, {"cmd": "contact", "phone": CALLER, "callid": "c"})
+    assert result.status == 200 and result.body == {}  # the PBX shows the number
+
+
+async def test_contact_with_several_matches_of_one_owner_routes_to_that_owner(connector, contacts):
+    contacts.matches["+79101234567"] = [
+        ContactMatch(id="1", entity="contact", name="Ivan Petrov", owner="a2"),
+        ContactMatch(id="2", entity="account", name="Petrov LLC", owner="a2"),
+    ]
+    result = await push(connector, {"cmd": "contact", "phone": CALLER, "callid": "c"})
+    assert result.body == {"responsible": "boris"}
+    contacts.matches["+79101234567"].append(ContactMatch(id="3", entity="lead", name="Unowned lead"))
+    result = await push(connector, {"cmd": "contact", "phone": CALLER, "callid": "c2"})
+    assert result.body == {}  # one record has no owner: the owner is not known to be a2
+
+
 async def test_contact_unknown_is_empty_object(connector):
     result = await push(connector, {"cmd": "contact", "phone": "79990000000", "callid": "c"})
     assert result.status == 200 and result.body == {}
