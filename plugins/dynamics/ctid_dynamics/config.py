@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import string
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
 
@@ -112,6 +113,44 @@ def _default_entities() -> dict[str, EntityConfig]:
     }
 
 
+#: The fields each template may use, with sample values of the types the adapter passes.
+PHONECALL_FIELDS: dict[str, Any] = {
+    "label": "Incoming call from", "number": "+74951234567", "name": "Jane Doe", "agent": "Alice Agent",
+    "line": "+74950001122", "group": "sales", "outcome": "answered",
+}
+TASK_FIELDS: dict[str, Any] = {
+    "number": "+74951234567", "name": "Jane Doe", "count": 2, "first_missed": "2026-03-02 09:30 UTC",
+    "last_missed": "2026-03-02 09:50 UTC", "group": "sales", "line": "+74950001122",
+}
+
+
+def check_template(template: str, fields: dict[str, Any]) -> str:
+    """Refuse a template the adapter could not render: unbalanced braces, positional, unknown or
+    attribute/index fields (``{number.real}``, ``{name[0]}``), nested or wrong format specs."""
+    allowed = " ".join("{" + name + "}" for name in fields)
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ValueError(f"not a valid template ({exc}); write a literal brace as {{{{ or }}}}") from None
+    for _literal, field, spec, _conversion in parts:
+        if field is None:
+            continue
+        root = field.split(".", 1)[0].split("[", 1)[0]
+        if root == "" or root.isdigit():
+            raise ValueError(f"positional field {{{field}}} is not allowed; use named fields: {allowed}")
+        if root not in fields:
+            raise ValueError(f"unknown field {{{root}}}; the fields are {allowed}")
+        if root != field:
+            raise ValueError(f"{{{field}}}: attribute or index access is not allowed; use {{{root}}}")
+        if spec and ("{" in spec or "}" in spec):
+            raise ValueError(f"{{{field}:{spec}}}: nested fields in a format spec are not allowed")
+    try:
+        template.format_map(fields)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"cannot be rendered: {exc}") from None
+    return template
+
+
 class CallbackTaskConfig(_Strict):
     subject: str = Field(
         default="Call back {number} {name} ({count} missed)",
@@ -126,6 +165,11 @@ class CallbackTaskConfig(_Strict):
     group_managers: dict[str, str] = Field(default_factory=dict, description="group -> manager agent id")
     default_owner: str | None = Field(default=None, description="systemuserid when no rule matches.")
 
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        return check_template(value, TASK_FIELDS)
+
 
 class PhoneCallConfig(_Strict):
     subject: str = Field(
@@ -139,6 +183,11 @@ class PhoneCallConfig(_Strict):
         default=None, description="A custom status reason for missed calls (must belong to the state)."
     )
     log_internal: bool = Field(default=False, description="Also log agent-to-agent calls.")
+
+    @field_validator("subject")
+    @classmethod
+    def _subject(cls, value: str) -> str:
+        return check_template(value, PHONECALL_FIELDS)
 
 
 class RecordingConfig(_Strict):

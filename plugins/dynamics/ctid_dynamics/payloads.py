@@ -123,7 +123,8 @@ class _Blank(dict):
 
 
 def render(template: str, values: dict[str, Any]) -> str:
-    """``template`` with ``{name}`` fields filled; unknown fields become empty, never an error."""
+    """``template`` with ``{name}`` fields filled. The configuration model has checked the template
+    (:func:`ctid_dynamics.config.check_template`); an unknown field still renders empty, never an error."""
     return " ".join(template.format_map(_Blank(values)).split())
 
 
