@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -238,20 +238,34 @@ class MegafonClient:
     async def history(self, start: datetime, end: datetime, *, region: str = "RU") -> list[Summary]:
         """Finished calls that started in ``[start, end)``, all pages, oldest first, no duplicates.
 
-        The API has no offset: when a page is full, the next request starts at the newest start
-        time seen (rows at that instant come again and are dropped by ``uid``).
+        The API has no offset and its row order is not documented, so a full page is continued by
+        time windows: the rows of a full page span ``[first, last]`` of its order; when the page is
+        oldest-first the rest is at or after the newest start seen, when newest-first at or before
+        the oldest one, and when the order cannot be told (one instant) both sides are asked.
+        Boundary instants are asked again and their rows dropped by ``uid``.
         """
         seen: dict[str, Summary] = {}
-        cursor = start
-        for _ in range(MAX_PAGES):
-            rows = await self._history_page(cursor, end, region)
+        windows = [(start, end)]
+        for _ in range(MAX_PAGES):  # a bound, not an expected count: one page is the usual pull
+            if not windows:
+                break
+            low, high = windows.pop()
+            rows = await self._history_page(low, high, region)
             fresh = [row for row in rows if row.callid not in seen]
             for row in fresh:
                 seen[row.callid] = row
             starts = [row.start for row in rows if row.start is not None]
-            if len(rows) < self.config.history_limit or not fresh or not starts or max(starts) <= cursor:
-                break
-            cursor = max(starts)
+            if len(rows) < self.config.history_limit or not fresh or not starts:
+                continue
+            oldest, newest = min(starts), max(starts)
+            older = (low, oldest + timedelta(seconds=1))  # the instant itself again: rows there may be cut
+            newer = (newest, high)
+            ascending, descending = starts[0] < starts[-1], starts[0] > starts[-1]
+            for window, wanted in ((older, not ascending), (newer, not descending)):
+                # asked only if it may hold rows this page did not, and is smaller than this window
+                if wanted and window[0] < window[1] and window != (low, high) and (
+                        window[0] > low or window[1] < high):
+                    windows.append(window)
         return sorted(seen.values(), key=lambda s: (s.start or start, s.callid))
 
     async def _history_page(self, start: datetime, end: datetime, region: str) -> list[Summary]:

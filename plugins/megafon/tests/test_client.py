@@ -161,6 +161,25 @@ async def test_history_pull_pages_and_deduplicates(make_connector, fake):
     assert requests[1].query["start"] == "20261125T090100Z"  # continued from the newest row seen
 
 
+@pytest.mark.parametrize("newest_first", [False, True])
+async def test_history_pull_gets_every_row_in_either_order(make_connector, fake, newest_first):
+    connector = make_connector(history_limit=3)
+    fake.history_newest_first = newest_first
+    # 10 calls, two of them at the same instant as a neighbour (page boundaries fall inside instants)
+    fake.history = [row(f"u{i}", minute) for i, minute in enumerate([0, 1, 2, 2, 3, 4, 5, 5, 6, 7])]
+    events = await connector.history(T0)
+    assert sorted(e.pbx_call_id for e in events) == [f"u{i}" for i in range(10)]
+    assert [e.pbx_call_id for e in events] == [f"u{i}" for i in range(10)]  # oldest first, no duplicates
+    assert len(fake.received("rest", "/crmapi/v1/history/json")) <= 12
+
+
+async def test_history_pull_with_more_rows_at_one_instant_than_a_page_ends(make_connector, fake):
+    connector = make_connector(history_limit=2)
+    fake.history = [row(f"s{i}", 3) for i in range(5)]
+    events = await connector.history(T0)
+    assert len(events) >= 2 and len(fake.received("rest", "/crmapi/v1/history/json")) <= 4
+
+
 async def test_history_pull_falls_back_to_the_extended_date_form(connector, fake):
     fake.date_forms = ("extended",)
     fake.history = [row("u1", 5)]

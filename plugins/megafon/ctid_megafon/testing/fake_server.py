@@ -67,6 +67,7 @@ class FakeMegafon:
     groups: list[dict[str, Any]] = field(default_factory=list)
     history: list[dict[str, Any]] = field(default_factory=list)  # REST rows (uid, type, status, ...)
     history_enabled: bool = True
+    history_newest_first: bool = False  # the order (and so which rows a full page keeps) is not documented
     date_forms: tuple[str, ...] = ("compact", "extended")
     page_size: int = 50
     recordings: dict[str, Recording] = field(default_factory=dict)  # path -> recording
@@ -227,7 +228,7 @@ class FakeMegafon:
         except ValueError:
             return "limit"
         rows = []
-        for row in sorted(self.history, key=lambda r: r["start"]):
+        for row in sorted(self.history, key=lambda r: r["start"], reverse=self.history_newest_first):
             at = datetime.fromisoformat(row["start"].replace("Z", "+00:00"))
             if (start and at < start) or (end and at >= end):
                 continue
