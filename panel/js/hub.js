@@ -72,6 +72,7 @@ export class HubClient {
     this.attempt = 0;
     this.retryTimer = null;
     this.inFlight = false;
+    this.lastSent = 0;
     this.pingTimer = null;
     this.silenceTimer = null;
     this.onOnline = () => this.retryNow();
@@ -213,6 +214,7 @@ export class HubClient {
               return;
             }
             this.attempt = 0;
+            this.sendRecord({ type: 6 }); // as the official JS client: a Ping right after the handshake
             this.armTimers();
             this.setState(HubState.CONNECTED);
             resolve();
@@ -263,6 +265,10 @@ export class HubClient {
         break;
       }
       case 6:
+        // Answer the server's keep-alive too: a hidden tab's timers may be throttled to once a minute,
+        // but message handlers are not, so the server never times us out.
+        // (The server pings only after a quiet spell, so this is one small record per interval at most.)
+        if (Date.now() - this.lastSent > 250) this.sendRecord({ type: 6 });
         break;
       case 7: {
         const error = new Error(message.error || "the server closed the connection");
@@ -316,6 +322,7 @@ export class HubClient {
   sendRecord(message) {
     if (!this.socket || this.socket.readyState !== 1) return false;
     this.socket.send(JSON.stringify(message) + RS);
+    this.lastSent = Date.now();
     return true;
   }
 

@@ -140,6 +140,9 @@ def panel_config(tmp_path: Path, port: int, command_url: str | None) -> dict[str
     return {
         "server": {"listen": f"127.0.0.1:{port}", "public_url": f"http://127.0.0.1:{port}"},
         "database": {"url": f"sqlite:///{tmp_path / 'ctid.db'}"},
+        # Short keep-alive: every test also proves the panel answers pings (the server drops a client
+        # silent for client_timeout once it has pinged).
+        "hub": {"ping_interval": 0.5, "client_timeout": 2},
         "data_dir": str(tmp_path / "var"),
         "auth": {"users": [
             {"username": name, "password_hash": _hash(PASSWORDS[name]), "role": "agent", "agent": name}

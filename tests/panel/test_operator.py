@@ -135,6 +135,7 @@ def test_call_controls_reach_the_pbx_and_the_card_follows_the_call(open_page, ct
 
     # Transfer to a chosen colleague; the list shows live presence.
     carol.get_by_label("My status").select_option("available")
+    expect(carol.get_by_label("My status")).to_have_attribute("data-presence", "available")
     pop.get_by_role("button", name="Transfer", exact=True).click()
     target = pop.get_by_label("Transfer to")
     expect(target).to_be_focused()

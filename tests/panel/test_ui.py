@@ -242,3 +242,14 @@ def test_text_contrast_meets_wcag_aa(open_page, ctid):
         if ratio < (3 if item["large"] else 4.5):
             failures.append((item["text"], round(ratio, 2), item["fg"], item["bg"]))
     assert failures == []
+
+
+def test_the_connection_stays_up_while_idle(open_page):
+    """ctid pings every 0.5 s here and drops clients silent for 2 s: the panel keeps answering."""
+    page = open_page()
+    negotiations = []
+    page.on("request", lambda request: negotiations.append(request.url) if "/hub/negotiate" in request.url else None)
+    sign_in(page, "alice")
+    page.wait_for_timeout(4000)  # a real server's real timers: two client timeouts of silence
+    expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
+    assert len(negotiations) == 1
