@@ -3,7 +3,9 @@
 Each scenario yields the pushes of one call in the order a real tenant sends them: ``contact``
 while the caller waits (inbound), one ``event`` per leg (``CANCELLED`` for every group member who
 did not win), ``TRANSFERRED`` with ``second_callid``, and the closing ``history`` with status,
-``duration`` (including ``wait``) and the recording ``link``.
+``duration`` (including ``wait``) and the recording ``link``. The history's ``start`` lies
+``duration`` seconds before the context's start (the moment the pushes are sent), so a simulated
+call never ends in the future.
 
 ``hold`` cannot be expressed: MegaFon reports no hold events, so that scenario is an answered call
 (its description says so) and ctid's hold time stays 0 for MegaFon calls.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from datetime import UTC, timedelta
 from urllib.parse import urlencode
 
 from ctid.connector import SimulatedRequest, SimulationContext
@@ -61,12 +64,15 @@ class _Call:
 
     def history(self, status: str, user: str, duration: int, wait: int, direction: str = "in",
                 link: bool = True) -> Push:
+        # The pushes are sent at once, at ctx.start: the call must have ended by then, so it started
+        # `duration` seconds earlier (a start of ctx.start would end the call in the future).
+        started = self.ctx.start.astimezone(UTC) - timedelta(seconds=duration)
         push = {
             "cmd": "history",
             "type": direction,
             "status": status,
             "user": user,
-            "start": self.ctx.start.strftime("%Y%m%dT%H%M%SZ"),
+            "start": started.strftime("%Y%m%dT%H%M%SZ"),
             "duration": str(duration),
             "wait": str(wait),
             **self.common(direction),
@@ -74,7 +80,7 @@ class _Call:
         if direction == "out" and self.line:
             push["diversion"] = self.line
         if link:
-            day = self.ctx.start.strftime("%Y-%m-%d")
+            day = started.strftime("%Y-%m-%d")
             push["link"] = f"{self.recording_base}/api/v2/call-records/record/{day}/{self.callid.lower()}/call.mp3"
         return push
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qsl
 
 import pytest
@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ctid.connector import SimulationContext
 from ctid.errors import RequestError
-from ctid.model import Capability, EventKind, Outcome
+from ctid.model import Capability, EventKind, Outcome, utcnow
 from ctid.plugins import get_plugin_manager
 from ctid_megafon.__main__ import _import, app
 from ctid_megafon.connector import MegafonConnector
@@ -117,7 +117,7 @@ async def test_simulated_group_call_is_native_form_posts(connector):
     ]
     history = pushes[-1]
     assert history["phone"] == "79161234567" and history["diversion"] == "74950000001"  # digits, no '+'
-    assert history["start"] == "20261125T100000Z" and history["status"] == "Success"
+    assert history["start"] == "20261125T095825Z" and history["status"] == "Success"  # 95 s before START
     assert history["link"].startswith("https://vats100.megapbx.ru/api/v2/call-records/record/2026-11-25/")
     assert len({p["callid"] for p in pushes}) == 1
 
@@ -135,6 +135,14 @@ async def test_simulated_transfer_and_outbound(connector):
         connector.simulate("transfer", SimulationContext(caller="1", agent="anna", start=START))
     with pytest.raises(RequestError, match="unknown scenario"):
         connector.simulate("conference", ctx)
+
+
+@pytest.mark.parametrize("scenario", ["answered", "missed", "group", "transfer", "hold", "outbound_no_answer"])
+async def test_simulated_calls_end_no_later_than_they_are_sent(connector, scenario):
+    ctx = SimulationContext(caller="+79161234567", agent="anna", others=["boris"])  # start: now
+    (history,) = [p for p in _pushes(connector.simulate(scenario, ctx)) if p["cmd"] == "history"]
+    started = datetime.strptime(history["start"], "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+    assert started + timedelta(seconds=int(history["duration"])) <= ctx.start <= utcnow()
 
 
 async def test_simulated_hold_says_it_is_an_answered_call(connector):

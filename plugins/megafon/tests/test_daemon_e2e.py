@@ -72,8 +72,9 @@ async def test_simulated_scenarios_through_a_running_ctid(tmp_path, tenant):
         ]):
             context = SimulationContext(caller=CALLER, agent="anna", others=others, line="+74950000001",
                                         group="sales" if scenario == "group" else None)
-            # a distinct call per scenario, a minute apart (history has whole-second start times)
-            context.start = context.start.replace(microsecond=0) - timedelta(minutes=10 - index)
+            # a distinct call per scenario, three minutes apart (longer than any scenario's call, whose
+            # history starts `duration` before context.start; history has whole-second start times)
+            context.start = context.start.replace(microsecond=0) - timedelta(minutes=3 * (10 - index))
             requests = connector.simulate(scenario, context)
             for req in requests:
                 response = await app.client.request(req.method, req.path, headers=req.headers, content=req.body)
