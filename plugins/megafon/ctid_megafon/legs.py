@@ -9,7 +9,8 @@ It also runs the settle window: once every known leg of a call has ended and nei
 ``history`` came for ``settle_seconds``, the caller's own leg is closed with a synthetic
 ``leg_end`` (the caller leg exists when ``contact`` announced the call; without it the agents' leg
 ends already ended the call). A leg end, unlike ``end``, lets the call revive if the PBX rings
-someone again later; ``history``, when it comes, stays authoritative and corrects everything. A
+someone again later; then the window re-arms once the revived legs have ended, and closes the call
+again. ``history``, when it comes, stays authoritative and corrects everything. A
 call announced only by ``contact`` that never reaches an agent is closed the same way after
 ``queue_timeout``, so tenants without history export do not keep it ringing forever.
 """
@@ -36,7 +37,9 @@ class _Call:
     answered_by: str | None = None
     last_end: datetime | None = None
     settle_at: float | None = None  # trio clock deadline
-    done: bool = False  # history seen or end emitted
+    done: bool = False  # history seen: it is authoritative, nothing is settled any more
+    settled: int = 0  # synthetic caller leg ends emitted (a call can revive after one)
+    settled_open: bool = False  # the latest synthetic end has not been followed by a new leg
 
     def open_legs(self) -> int:
         return sum(1 for ranks in self.legs.values() if 3 not in ranks)
@@ -75,8 +78,10 @@ class LegTracker:
             return event
         rank = _RANK.get(event.kind)
         leg = event.agent_login or (event.extra.get("pbx_user") if event.extra else None)
+        if call.settled_open and event.kind in (EventKind.RING, EventKind.ANSWER) and leg is not None:
+            call.settled_open = False  # revived: a phone rings again after the synthetic end
         if rank is None or leg is None:
-            if event.kind is EventKind.RING and not call.legs and not call.done:
+            if event.kind is EventKind.RING and not call.legs and not call.done and not call.settled:
                 # announced by `contact` only: if no agent ever rings and no history comes, close
                 # the caller's leg after the queue timeout (a later ring revives the call)
                 call.settle_at = now + self.queue_timeout
@@ -91,7 +96,7 @@ class LegTracker:
         if event.kind is EventKind.LEG_END:
             if call.last_end is None or event.received_at > call.last_end:
                 call.last_end = event.received_at
-        if not call.done:
+        if not call.done and not call.settled_open:
             call.settle_at = now + self.settle_seconds if call.open_legs() == 0 else None
         return event
 
@@ -103,9 +108,10 @@ class LegTracker:
         """Caller ``leg_end`` events for calls whose legs have all been quiet for the settle window."""
         out = []
         for pbx_call_id, call in list(self._calls.items()):
-            if call.done or call.settle_at is None or call.settle_at > now:
+            if call.done or call.settled_open or call.settle_at is None or call.settle_at > now:
                 continue
-            call.done = True
+            call.settled += 1
+            call.settled_open = True
             call.settle_at = None
             if call.answered_by:
                 outcome = Outcome.ANSWERED
@@ -118,7 +124,8 @@ class LegTracker:
                     connector=self.connector,
                     pbx_call_id=pbx_call_id,
                     kind=EventKind.LEG_END,
-                    key=f"settle:{pbx_call_id}",
+                    # one key per synthetic end: the end after a revival is a new fact
+                    key=f"settle:{pbx_call_id}" + (f":{call.settled}" if call.settled > 1 else ""),
                     at=None,
                     received_at=call.last_end or utcnow(),
                     direction=call.direction,

@@ -298,3 +298,30 @@ async def test_queue_timeout_closes_a_call_that_never_reached_an_agent(directory
     q2 = next(c for c in board.calls.values() if c.pbx_call_id == "Q2")
     assert q1.state is CallState.ENDED and q1.outcome is Outcome.MISSED
     assert q2.state is CallState.RINGING
+
+
+async def test_settle_window_re_arms_after_a_revival(directory, fake, tmp_path, autojump_clock):
+    sink = FakeSink()
+    services = Services(directory=directory, events=sink, data_dir=tmp_path)
+    connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
+    board = Switchboard(directory)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        await feed(connector, board, [contact(), ev("INCOMING", "anna"), ev("CANCELLED", "anna")])
+        await trio.sleep(21)
+        assert len(sink.events) == 1
+        board.apply(sink.events)
+        assert only_call(board).state is CallState.ENDED
+        # The queue rings another phone: the call revives, is answered, and its legs end again.
+        await feed(connector, board, [ev("INCOMING", "boris"), ev("ACCEPTED", "boris"), ev("COMPLETED", "boris")],
+                   start=T0 + timedelta(seconds=30))
+        assert only_call(board).state is CallState.TALKING  # the caller's leg is up again
+        await trio.sleep(10)
+        assert len(sink.events) == 1  # not before the window
+        await trio.sleep(11)
+        assert len(sink.events) == 2 and sink.events[1].key != sink.events[0].key
+        board.apply(sink.events)
+        nursery.cancel_scope.cancel()
+    await connector.aclose()
+    call = only_call(board)
+    assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED and call.agent == "a2"
