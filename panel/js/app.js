@@ -248,13 +248,33 @@ function maybePop(call) {
     if (call.state === "ringing" && contact.matches?.length === 1) {
       announce(t("announceIncoming", { number: fmtPhone(call.remote_number) }) + ` (${contact.matches[0].name})`);
     }
-    if (ctx.ui.autoOpen && call.direction === "inbound") {
-      const matches = contact.matches || [];
-      if (contact.status === "found" && matches.length === 1) ctx.openMatch(call, matches[0]);
-      else if (contact.status === "unknown" && ctx.cif) ctx.openNew(call);
-    }
+    if (ctx.ui.autoOpen && call.direction === "inbound") onceAcrossTabs(call.id, () => autoOpen(call, contact));
   }
   session.setItem(POPPED, JSON.stringify([...done].slice(-200)));
+}
+
+function autoOpen(call, contact) {
+  const matches = contact.matches || [];
+  if (contact.status === "found" && matches.length === 1) ctx.openMatch(call, matches[0]);
+  else if (contact.status === "unknown" && ctx.cif) ctx.openNew(call);
+}
+
+/** Run ``fn`` in one tab only when the operator has the panel open in several (a record opens once). */
+function onceAcrossTabs(callId, fn) {
+  const key = "ctid.opened";
+  const claim = () => {
+    const opened = JSON.parse(local.getItem(key) || "[]");
+    if (opened.includes(callId)) return false;
+    local.setItem(key, JSON.stringify([...opened, callId].slice(-100)));
+    return true;
+  };
+  if (!navigator.locks) {
+    if (claim()) fn();
+    return;
+  }
+  navigator.locks.request("ctid.auto-open", () => {
+    if (claim()) fn();
+  });
 }
 
 // -- rendering ---------------------------------------------------------------------------------------

@@ -84,8 +84,9 @@ export function capabilities(state, call) {
   return new Set(state.connectors[call.connector] || []);
 }
 
+/** Dialing rings the user's own phone first: it needs a line (an agent) and a connector that dials. */
 export function canDial(state) {
-  return Object.values(state.connectors).some((caps) => caps.includes("dial"));
+  return Boolean(state.me?.agent) && Object.values(state.connectors).some((caps) => caps.includes("dial"));
 }
 
 /** Calls to show as cards, most urgent first: ringing, then talking/held, then ended (not dismissed). */

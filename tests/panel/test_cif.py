@@ -8,7 +8,7 @@ import json
 
 from playwright.sync_api import expect
 
-from .conftest import shot
+from .conftest import shot, sign_in
 
 # Records [method, ...arguments] in window.__cif; functions are kept in window.__cifHandlers.
 STUB = """
@@ -115,3 +115,25 @@ def test_without_cif_the_panel_degrades_to_links(open_page, ctid):
         ctid.ring("nocif-1", "+79161234567")
     assert popup.value.url.endswith("/panel/#/contact/c-1")
     assert page.errors == []
+
+
+def test_automatic_opening_happens_once_with_two_tabs_open(browser, ctid):
+    context = browser.new_context()
+    try:
+        first = context.new_page()
+        first.goto(f"{ctid.url}/panel/?autopop=1")
+        sign_in(first, "alice")  # "keep me signed in": the second tab is signed in too
+        second = context.new_page()
+        second.goto(f"{ctid.url}/panel/?autopop=1")
+        second.wait_for_selector("html[data-ready=true]")
+        opened = []
+        context.on("page", lambda page: opened.append(page))
+        ctid.ring("twotabs-1", "+79161234567")
+        for page in (first, second):
+            expect(page.locator("article.card .contact-name")).to_have_text("Anna Kuznetsova")
+        first.wait_for_timeout(500)
+        assert len(opened) == 1
+        opened[0].wait_for_load_state()
+        assert opened[0].url.endswith("/panel/#/contact/c-1")
+    finally:
+        context.close()
