@@ -34,6 +34,8 @@ PARTY_TO = 2
 
 SUBJECT_MAX = 200
 DESCRIPTION_MAX = 2000
+PHONENUMBER_MAX = 200
+NOTETEXT_MAX = 100_000
 
 
 def phonecall_id(call_id: str) -> str:
@@ -197,7 +199,7 @@ def phonecall_body(
     talk = call.talk_seconds or 0
     body: dict[str, Any] = {
         "subject": _clip(render(config.phonecall.subject, values) or f"Call {number}", SUBJECT_MAX),
-        "phonenumber": number[:200],
+        "phonenumber": number[:PHONENUMBER_MAX],
         "directioncode": outbound,
         "description": _clip("\n".join(lines), DESCRIPTION_MAX),
         "actualstart": iso(call.started_at),
@@ -270,7 +272,7 @@ def task_body(
 def note_body(call: Call, url: str, activity_id: str) -> dict[str, Any]:
     return {
         "subject": "Call recording",
-        "notetext": f"Recording of the call ({call.remote_number or 'unknown number'}): {url}",
+        "notetext": _clip(f"Recording of the call ({call.remote_number or 'unknown number'}): {url}", NOTETEXT_MAX),
         "isdocument": False,
         "objectid_phonecall@odata.bind": bind("phonecalls", activity_id),
     }

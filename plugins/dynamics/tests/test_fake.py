@@ -95,3 +95,44 @@ async def test_batch_needs_multipart_parts_of_application_http(api, world):
     answer = await api.post("$batch", content=good, headers={"Content-Type": 'multipart/mixed; boundary="b1"'})
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("multipart/mixed; boundary=batchresponse_")
     assert b"HTTP/1.1 200 OK" in answer.content
+
+
+async def test_max_lengths_are_enforced_with_the_documented_error(api, world):
+    task = f"tasks({uuid.uuid4()})"
+    response = await api.patch(task, headers={"If-None-Match": "*"}, json={"subject": "x" * 201})
+    assert error(response) == (400, "0x80044331")
+    assert response.json()["error"]["message"] == (
+        "A validation error occurred. The length of the 'subject' attribute of the 'task' entity exceeded "
+        "the maximum allowed length of '200'.")
+    too_long = await api.patch(task, headers={"If-None-Match": "*"}, json={"subject": "x", "description": "d" * 2001})
+    assert error(too_long) == (400, "0x80044331") and "'description' attribute of the 'task'" in too_long.json()["error"]["message"]
+    assert (await api.patch(task, headers={"If-None-Match": "*"},
+                            json={"subject": "x" * 200, "description": "d" * 2000})).status_code == 204
+    call = f"phonecalls({uuid.uuid4()})"
+    assert error(await api.patch(call, json={"subject": "s" * 201}))[1] == "0x80044331"
+    assert error(await api.patch(call, json={"subject": "s", "phonenumber": "7" * 201}))[1] == "0x80044331"
+    phone = await api.patch(f"contacts({world.jane})", headers={"If-Match": "*"}, json={"telephone1": "1" * 51})
+    assert error(phone) == (400, "0x80044331")
+
+
+@pytest.mark.parametrize(("column", "value", "edm"), [
+    ("directioncode", "false", "Edm.Boolean"),
+    ("directioncode", 0, "Edm.Boolean"),
+    ("actualstart", "2026-03-02 09:30", "Edm.DateTimeOffset"),
+    ("actualend", "2026-03-02T09:30:00", "Edm.DateTimeOffset"),  # no offset
+    ("actualend", "2026-02-30T09:30:00Z", "Edm.DateTimeOffset"),
+    ("actualdurationminutes", "3", "Edm.Int32"),
+    ("actualdurationminutes", True, "Edm.Int32"),
+    ("subject", 5, "Edm.String"),
+])
+async def test_boolean_datetime_and_number_types_are_enforced(api, column, value, edm):
+    response = await api.patch(f"phonecalls({uuid.uuid4()})", json={"subject": "x", column: value})
+    assert response.status_code == 400
+    assert f"to the expected type '{edm}'" in response.json()["error"]["message"]
+
+
+async def test_well_typed_values_are_accepted(api):
+    response = await api.patch(f"phonecalls({uuid.uuid4()})", json={
+        "subject": "x", "directioncode": False, "actualstart": "2026-03-02T09:30:00.000Z",
+        "actualend": "2026-03-02T12:30:00+03:00", "actualdurationminutes": 3, "description": None})
+    assert response.status_code == 204

@@ -113,3 +113,26 @@ async def test_recording_url_field_reopens_and_recloses_the_phonecall(make_adapt
     record = fake.records["phonecalls"][phonecall_id(call.id)]
     assert record["new_recordingurl"] == url
     assert (record["statecode"], record["statuscode"]) == (2, 3)
+
+
+async def test_clipping_keeps_long_subjects_and_descriptions_within_dynamics_limits(make_adapter, world, fake):
+    fake.records["contacts"][world.jane]["fullname"] = "J" * 160  # the longest full name Dynamics holds
+    adapter = make_adapter(
+        phonecall={"subject": "{label} {number} {name} {agent} {line} {group} {outcome}"},
+        callback_task={"subject": "Call back {number} {name} ({count} missed) {first_missed} {last_missed} {line}"},
+    )
+    call = make_call("long1", "+74951234567")
+    call.recording_url = "https://ctid.example/api/calls/long1/recording?token=" + "t" * 2500
+    await adapter.log_call(call, None)
+    record = fake.records["phonecalls"][phonecall_id(call.id)]
+    assert len(record["subject"]) == 200 and record["subject"].endswith("…")
+    assert len(record["description"]) == 2000 and record["description"].endswith("…")
+    assert (record["statecode"], record["statuscode"]) == (1, 4)
+    task = make_task("+74951234567", [make_call("long2", "+74951234567", outcome=Outcome.MISSED)])
+    await adapter.create_callback_task(task, None)
+    [record] = tasks(fake)
+    assert len(record["subject"]) == 200 and record["subject"].startswith("Call back +74951234567 JJJ")
+    assert all(s.status < 400 for s in fake.seen if s.method == "PATCH")
+    before = len(fake.seen)
+    await adapter.log_call(call, None)  # a repeat compares the clipped values: nothing to rewrite
+    assert [s.status for s in fake.seen[before:] if s.method == "PATCH"] == [412]

@@ -1,8 +1,8 @@
 """A local fake of the Dynamics 365 Web API plus an Entra ID token endpoint, for tests (quart-trio, ASGI).
 
 It checks requests the way Dynamics does: OData headers, bearer tokens, case-sensitive entity set
-names, ``@odata.bind`` syntax and targets, activity party masks, state/status pairs, read-only
-closed activities, ``If-None-Match``/``If-Match`` semantics, leading-wildcard filters, and answers
+names, ``@odata.bind`` syntax and targets, activity party masks, state/status pairs, column types
+(Boolean, DateTimeOffset, Int32, String) and MaxLength (``0x80044331``), read-only closed activities, ``If-None-Match``/``If-Match`` semantics, leading-wildcard filters, and answers
 with OData error bodies. Tests can make it throttle (429 + Retry-After), fail (5xx) or go down
 (503 on everything). Records live in memory; every request is recorded for assertions.
 
@@ -408,7 +408,11 @@ class FakeDynamics(IdentityMixin):
             elif name not in entity.columns:
                 raise ODataError(400, BAD_PAYLOAD, f"The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{entity.logical}'. Make sure to only use property names that are defined by the type or mark the type as open type.")
             else:
+                entity.check_value(name, value)
                 changes[name] = value
+        for code in (state, status):
+            if code is not None:
+                entity.check_value("statecode", code)
         if entity.states and not creating and (state is not None or status is not None):
             if state is None:
                 raise ODataError(400, INVALID_STATE, "statuscode must be sent together with statecode.")

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # Documented codes (reference §1.1, §1.4, §1.11).
 RESOURCE_NOT_FOUND = "0x8006088a"  # "Resource not found for the segment"
 LEADING_WILDCARD = "0x80048573"  # LeadingWildcardCauseTimeout
 THROTTLED_REQUESTS = "0x80072322"  # number of requests exceeded
+VALIDATION_LENGTH = "0x80044331"  # "A validation error occurred. The length of the ... attribute" (§1.10)
 # Codes whose exact value the reference does not give: stable stand-ins, never keyed on by the client.
 OBJECT_DOES_NOT_EXIST = "0x80040217"
 BAD_PAYLOAD = "0x80048d19"
@@ -46,6 +48,31 @@ class Entity:
     states: dict[int, set[int]] = field(default_factory=dict)
     default_status: dict[int, int] = field(default_factory=dict)
     activity: bool = False
+    #: String column -> MaxLength; other column -> its Edm type ("Boolean", "DateTime", "Integer")
+    max_lengths: dict[str, int] = field(default_factory=dict)
+    types: dict[str, str] = field(default_factory=dict)
+
+    def check_value(self, column: str, value: Any) -> None:
+        """Refuse a value Dynamics would refuse: wrong JSON type, or text over MaxLength."""
+        if value is None:
+            return
+        kind = self.types.get(column, "String")
+        if kind == "Boolean" and not isinstance(value, bool):
+            raise _conversion(value, "Edm.Boolean")
+        if kind == "Integer" and (isinstance(value, bool) or not isinstance(value, int)):
+            raise _conversion(value, "Edm.Int32")
+        if kind == "DateTime" and not (isinstance(value, str) and _DATETIME.match(value) and _parses(value)):
+            raise _conversion(value, "Edm.DateTimeOffset")
+        if kind == "String":
+            if not isinstance(value, str):
+                raise _conversion(value, "Edm.String")
+            limit = self.max_lengths.get(column)
+            if limit is not None and len(value) > limit:
+                raise ODataError(
+                    400, VALIDATION_LENGTH,
+                    f"A validation error occurred. The length of the '{column}' attribute of the '{self.logical}' "
+                    f"entity exceeded the maximum allowed length of '{limit}'.",
+                )
 
     def lookup_columns(self) -> set[str]:
         return {f"_{column}_value" for column, _ in self.navigation.values()}
@@ -54,7 +81,34 @@ class Entity:
         return self.columns | self.lookup_columns() | {self.key}
 
 
+_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})$")
+
+
+def _parses(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _conversion(value: Any, edm: str) -> ODataError:
+    # The Web API's answer to a JSON value of the wrong type; its code is not documented (stand-in).
+    return ODataError(
+        400, BAD_PAYLOAD,
+        "An error occurred while validating input parameters: Microsoft.OData.ODataException: "
+        f"Cannot convert the literal '{value}' to the expected type '{edm}'.",
+    )
+
+
 PHONES = {"telephone1", "telephone2", "telephone3"}
+#: MaxLength of the string columns the fake knows. Documented (reference §1.4, §1.7): phone columns
+#: 50, task subject 200 and description 2000. The others follow the entity reference pages [guess].
+PHONE_LENGTHS = {"telephone1": 50, "telephone2": 50, "telephone3": 50, "mobilephone": 50}
+ACTIVITY_LENGTHS = {"subject": 200, "description": 2000, "category": 250, "subcategory": 250}
+ACTIVITY_TYPES = {"actualstart": "DateTime", "actualend": "DateTime", "scheduledstart": "DateTime",
+                  "scheduledend": "DateTime", "prioritycode": "Integer", "actualdurationminutes": "Integer",
+                  "statecode": "Integer", "statuscode": "Integer"}
 OWNER = {"ownerid": ("ownerid", ("systemusers", "teams"))}
 
 
@@ -69,30 +123,40 @@ def build_entities(extra_columns: dict[str, set[str]] | None = None) -> dict[str
     entities = [
         Entity("contact", "contacts", "contactid", "fullname",
                {"fullname", "firstname", "lastname", "mobilephone", "emailaddress1", *PHONES},
-               {"parentcustomerid_account": ("parentcustomerid", ("accounts",)), **OWNER}),
-        Entity("account", "accounts", "accountid", "name", {"name", "emailaddress1", *PHONES}, dict(OWNER)),
+               {"parentcustomerid_account": ("parentcustomerid", ("accounts",)), **OWNER},
+               max_lengths={**PHONE_LENGTHS, "fullname": 160, "firstname": 50, "lastname": 50, "emailaddress1": 100}),
+        Entity("account", "accounts", "accountid", "name", {"name", "emailaddress1", *PHONES}, dict(OWNER),
+               max_lengths={**PHONE_LENGTHS, "name": 160, "emailaddress1": 100}),
         Entity("lead", "leads", "leadid", "fullname",
-               {"fullname", "firstname", "lastname", "companyname", "mobilephone", *PHONES}, dict(OWNER)),
+               {"fullname", "firstname", "lastname", "companyname", "mobilephone", *PHONES}, dict(OWNER),
+               max_lengths={**PHONE_LENGTHS, "fullname": 160, "firstname": 50, "lastname": 50, "companyname": 100}),
         Entity("systemuser", "systemusers", "systemuserid", "fullname",
                {"fullname", "domainname", "internalemailaddress", "isdisabled", "mobilephone"},
-               {"parentsystemuserid": ("parentsystemuserid", ("systemusers",))}),
-        Entity("team", "teams", "teamid", "name", {"name"}),
+               {"parentsystemuserid": ("parentsystemuserid", ("systemusers",))},
+               max_lengths={"fullname": 200, "domainname": 1024, "internalemailaddress": 100, "mobilephone": 64},
+               types={"isdisabled": "Boolean"}),
+        Entity("team", "teams", "teamid", "name", {"name"}, max_lengths={"name": 160}),
         Entity("phonecall", "phonecalls", "activityid", "subject",
                {"subject", "phonenumber", "directioncode", "description", "actualdurationminutes",
                 "actualstart", "actualend", "scheduledstart", "scheduledend", "leftvoicemail",
                 "prioritycode", "category", "subcategory", "statecode", "statuscode"},
                {**_regarding("phonecall"), **OWNER},
-               states={0: {1}, 1: {2, 4}, 2: {3}}, default_status={0: 1, 1: 2, 2: 3}, activity=True),
+               states={0: {1}, 1: {2, 4}, 2: {3}}, default_status={0: 1, 1: 2, 2: 3}, activity=True,
+               max_lengths={**ACTIVITY_LENGTHS, "phonenumber": 200},
+               types={**ACTIVITY_TYPES, "directioncode": "Boolean", "leftvoicemail": "Boolean"}),
         Entity("task", "tasks", "activityid", "subject",
                {"subject", "description", "scheduledstart", "scheduledend", "prioritycode",
                 "percentcomplete", "statecode", "statuscode"},
                {**_regarding("task"), **OWNER},
-               states={0: {2, 3, 4, 7}, 1: {5}, 2: {6}}, default_status={0: 2, 1: 5, 2: 6}, activity=True),
+               states={0: {2, 3, 4, 7}, 1: {5}, 2: {6}}, default_status={0: 2, 1: 5, 2: 6}, activity=True,
+               max_lengths=dict(ACTIVITY_LENGTHS), types={**ACTIVITY_TYPES, "percentcomplete": "Integer"}),
         Entity("annotation", "annotations", "annotationid", "subject",
                {"subject", "notetext", "isdocument", "filename", "mimetype", "documentbody"},
                {"objectid_phonecall": ("objectid", ("phonecalls",)),
                 "objectid_contact": ("objectid", ("contacts",)),
-                "objectid_account": ("objectid", ("accounts",)), **OWNER}),
+                "objectid_account": ("objectid", ("accounts",)), **OWNER},
+               max_lengths={"subject": 500, "notetext": 100000, "filename": 255, "mimetype": 256},
+               types={"isdocument": "Boolean"}),
     ]
     result = {entity.entity_set: entity for entity in entities}
     for entity_set, columns in (extra_columns or {}).items():
