@@ -122,6 +122,14 @@ ctx.openNew = (call) => {
 
 function openUrl(url) {
   if (!url) return null;
+  let parsed;
+  try {
+    parsed = new URL(url, base);
+  } catch {
+    return null;
+  }
+  if (parsed.protocol !== "https:" && parsed.protocol !== "http:") return null; // never javascript: & co.
+  url = parsed.href;
   // Inside a CRM page (?crm=<org>) records replace the CRM page; elsewhere they open in a new tab.
   const target = params.get("target") || (params.get("crm") && window.top !== window ? "_top" : "_blank");
   const opened = window.open(url, target);
