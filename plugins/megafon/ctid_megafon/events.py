@@ -14,7 +14,8 @@ Facts the mapping relies on:
   only real logins become ``agent_login``; a non-empty user never means "answered", only ``status`` does.
 * History ``duration`` already includes ``wait``: total = duration, talk = duration - wait.
 * Idempotency keys derive from what a post says, not from when it arrived: the same post (in any
-  field order) always yields the same key, so redelivered pushes are harmless.
+  field order) always yields the same key, so redelivered pushes are harmless. (A second ring of
+  the same phone in one call is byte-identical too; :mod:`ctid_megafon.legs` numbers the rings.)
 """
 
 from __future__ import annotations

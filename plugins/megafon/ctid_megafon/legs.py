@@ -5,6 +5,11 @@ MegaFon sends one ``event`` per leg without a time, over concurrent HTTP request
 receipt time; :class:`LegTracker` keeps each leg's own order right by moving a late, earlier-stage
 event (RING after the leg's LEG_END, say) to just before the event that overtook it.
 
+A queue may ring the same phone twice in one call (waterfall, round robin). The second ring's posts
+are byte-identical to the first's, so the tracker counts rings per phone: a RING after that phone's
+ring both rang and ended starts ring 2, whose events get keys suffixed ``:ring2`` (the first ring
+keeps the post's own key, so a redelivered post while the ring lasts stays a duplicate).
+
 It also runs the settle window: once every known leg of a call has ended and neither a new leg nor
 ``history`` came for ``settle_seconds``, the caller's own leg is closed with a synthetic
 ``leg_end`` (the caller leg exists when ``contact`` announced the call; without it the agents' leg
@@ -29,11 +34,36 @@ _NUDGE = timedelta(milliseconds=1)
 
 
 @dataclass(slots=True)
+class _Round:
+    """One ring of one phone in a call: rank -> receipt time of the first event of that stage."""
+
+    ranks: dict[int, datetime] = field(default_factory=dict)
+    unanswered_end: bool = False  # ended by CANCELLED: an ACCEPTED after it is a new ring's
+
+    def is_new_ring(self, event: CallEvent) -> bool:
+        """Whether ``event`` starts another ring of the same phone rather than belonging to this one.
+
+        A phone that rang and stopped and then rings again (a waterfall or round-robin queue coming
+        back to it) sends a second INCOMING that is byte-identical to the first. It is a new ring only
+        after this ring both rang and ended; a RING arriving after the END of a ring whose RING was not
+        seen yet is that ring's own, overtaken RING. Likewise an ACCEPTED after a CANCELLED.
+        """
+        if 3 not in self.ranks:
+            return False
+        if event.kind is EventKind.RING:
+            return 0 in self.ranks
+        if event.kind is EventKind.ANSWER:
+            return 1 in self.ranks or self.unanswered_end
+        return False
+
+
+@dataclass(slots=True)
 class _Call:
     direction: Direction | None = None
     remote: str | None = None
     line: str | None = None
-    legs: dict[str, dict[int, datetime]] = field(default_factory=dict)  # leg -> rank -> received_at
+    legs: dict[tuple[str, int], _Round] = field(default_factory=dict)  # (leg, ring number) -> ring
+    rings: dict[str, int] = field(default_factory=dict)  # leg -> its current ring number
     answered_by: str | None = None
     last_end: datetime | None = None
     settle_at: float | None = None  # trio clock deadline
@@ -42,7 +72,7 @@ class _Call:
     settled_open: bool = False  # the latest synthetic end has not been followed by a new leg
 
     def open_legs(self) -> int:
-        return sum(1 for ranks in self.legs.values() if 3 not in ranks)
+        return sum(1 for ring in self.legs.values() if 3 not in ring.ranks)
 
 
 class LegTracker:
@@ -86,11 +116,20 @@ class LegTracker:
                 # the caller's leg after the queue timeout (a later ring revives the call)
                 call.settle_at = now + self.queue_timeout
             return event
-        ranks = call.legs.setdefault(leg, {})
+        number = call.rings.get(leg, 1)
+        ring = call.legs.setdefault((leg, number), _Round())
+        if ring.is_new_ring(event):
+            number = call.rings[leg] = number + 1
+            ring = call.legs[(leg, number)] = _Round()
+        if number > 1:  # the first ring keeps the post's own key (a redelivery stays a duplicate)
+            event = dataclasses.replace(event, key=f"{event.key}:ring{number}")
+        ranks = ring.ranks
         later = [at for r, at in ranks.items() if r > rank]
         if later and min(later) <= event.received_at:
             event = dataclasses.replace(event, received_at=min(later) - _NUDGE)
         ranks.setdefault(rank, event.received_at)
+        if event.kind is EventKind.LEG_END and event.outcome not in (None, Outcome.ANSWERED):
+            ring.unanswered_end = True
         if event.kind is EventKind.ANSWER and event.agent_login:
             call.answered_by = event.agent_login
         if event.kind is EventKind.LEG_END:

@@ -325,3 +325,31 @@ async def test_settle_window_re_arms_after_a_revival(directory, fake, tmp_path, 
     await connector.aclose()
     call = only_call(board)
     assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED and call.agent == "a2"
+
+
+async def test_waterfall_rings_the_same_agent_twice(wired):
+    connector, board, sink = wired
+    posts = [contact(), ev("INCOMING", "anna"), ev("CANCELLED", "anna"), ev("INCOMING", "boris"),
+             ev("CANCELLED", "boris"), ev("INCOMING", "anna")]
+    await feed(connector, board, posts)
+    call = only_call(board)
+    assert call.state is CallState.RINGING and call.ringing_agents == ["a1"]  # anna's phone rings again
+    # Her second ring is answered; ACCEPTED overtakes the second INCOMING's redelivery, which stays a duplicate.
+    await feed(connector, board, [ev("ACCEPTED", "anna"), ev("INCOMING", "anna"), ev("COMPLETED", "anna")],
+               start=T0 + timedelta(seconds=30))
+    call = only_call(board)
+    assert call.state is CallState.TALKING and call.agent == "a1"  # the caller's leg waits for history/settle
+    await feed(connector, board, [hist("Success", "anna", duration=90, wait=40)], start=T0 + timedelta(seconds=90))
+    call = only_call(board)
+    assert call.outcome is Outcome.ANSWERED and call.agent == "a1" and call.wait_seconds == 40
+
+
+async def test_second_ring_events_have_their_own_keys(connector):
+    keys = []
+    for post in [ev("INCOMING", "anna"), ev("INCOMING", "anna"), ev("CANCELLED", "anna"), ev("CANCELLED", "anna"),
+                 ev("INCOMING", "anna"), ev("INCOMING", "anna"), ev("CANCELLED", "anna")]:
+        keys.append((await connector.handle_webhook(request(post))).events[0].key)
+    first, second = keys[0], keys[4]
+    assert keys[1] == first and keys[3] == keys[2]  # redeliveries during a ring: duplicates
+    assert second == first + ":ring2" and keys[5] == second  # a ring after the end: a new ring
+    assert keys[6] == keys[2] + ":ring2"
