@@ -212,7 +212,8 @@ def ctid(tmp_path, fake_pbx):
 
 @pytest.fixture(scope="session")
 def browser():
-    if not (shutil.which(CHROMIUM) or Path(CHROMIUM).exists()):
+    found = shutil.which(CHROMIUM)
+    if not found or not Path(found).is_file():
         _unavailable(f"Chromium not found at {CHROMIUM} (Debian package 'chromium')")
     try:
         from playwright.sync_api import sync_playwright
