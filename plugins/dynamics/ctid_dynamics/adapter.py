@@ -15,7 +15,7 @@ import trio
 
 from ctid.connector import Health
 from ctid.crm import ContactMatch, CRMAdapter
-from ctid.errors import CRMError
+from ctid.errors import ConfigError, CRMError
 from ctid.model import Agent, Call, Direction, Task
 
 from . import payloads
@@ -38,10 +38,31 @@ class DynamicsAdapter(CRMAdapter):
     def __init__(self, config: DynamicsConfig, services: Any, *, transport: Any = None):
         super().__init__(config, services)
         self.config: DynamicsConfig = config
+        self._check_group_managers()
         self.client = DynamicsClient(config, transport=transport)
         self._users: dict[str, str | None] = {}  # crm_user (email / DOMAIN\\user) -> systemuserid
         self._user_agents: dict[str, str] = {}  # systemuserid -> agent id, for resolved names
         self._users_lock = trio.Lock()
+
+    def _check_group_managers(self) -> None:
+        """``callback_task.group_managers`` must name configured agents who are Dynamics users (the
+        plugin's config model cannot see ``agents:``, so this is checked when the adapter is built)."""
+        directory = self.services.directory
+        known = sorted(agent.id for agent in directory.agents())
+        for group, agent_id in self.config.callback_task.group_managers.items():
+            path = f"crm.callback_task.group_managers.{group}"
+            agent = directory.get(agent_id)
+            if agent is None:
+                raise ConfigError(
+                    f"unknown agent {agent_id!r}; the agents are {', '.join(known) or '(none)'}", path=path
+                )
+            if not agent.crm_user:
+                raise ConfigError(
+                    f"agent {agent_id!r} has no crm_user, so callback tasks cannot be assigned to them in Dynamics",
+                    path=path,
+                )
+            if not any(group in (other.groups or []) for other in directory.agents()):
+                log.warning("%s: no agent is in group %r", path, group)
 
     async def aclose(self) -> None:
         await self.client.aclose()

@@ -3,9 +3,19 @@
 from __future__ import annotations
 
 import string
+import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FilePath, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from ctid.crm import CRMConfig
 
@@ -170,6 +180,23 @@ class CallbackTaskConfig(_Strict):
     def _subject(cls, value: str) -> str:
         return check_template(value, TASK_FIELDS)
 
+    @field_validator("default_owner")
+    @classmethod
+    def _default_owner(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(uuid.UUID(value.strip().strip("{}")))
+        except ValueError:
+            raise ValueError("must be a systemuserid (a GUID), e.g. 6f9a1c2e-0000-0000-0000-000000000000") from None
+
+
+#: Built-in phonecall status reasons of the closed states (phonecall.md): Completed 2 Made / 4
+#: Received, Canceled 3. Custom status reasons get option values from the publisher's prefix
+#: (10000-99999) times 10000, so they start at 100000000.
+MISSED_STATUSCODES = {"completed": {2: "Made", 4: "Received"}, "cancelled": {3: "Canceled"}}
+CUSTOM_OPTION_MIN = 100_000_000
+
 
 class PhoneCallConfig(_Strict):
     subject: str = Field(
@@ -188,6 +215,23 @@ class PhoneCallConfig(_Strict):
     @classmethod
     def _subject(cls, value: str) -> str:
         return check_template(value, PHONECALL_FIELDS)
+
+    @field_validator("missed_statuscode")
+    @classmethod
+    def _missed_statuscode(cls, value: int | None, info: ValidationInfo) -> int | None:
+        """A status reason of the state ``missed_status`` closes with: a built-in one of that state,
+        or a custom one (whose state only Dynamics knows: a wrong one fails the first close)."""
+        missed_status = info.data.get("missed_status")
+        if value is None or value >= CUSTOM_OPTION_MIN or missed_status is None:
+            return value
+        allowed = MISSED_STATUSCODES[missed_status]
+        if value not in allowed:
+            builtin = ", ".join(f"{code} ({name})" for code, name in allowed.items())
+            raise ValueError(
+                f"{value} is not a status reason of the state missed_status: {missed_status} closes with; "
+                f"use {builtin}, or a custom status reason of that state (>= {CUSTOM_OPTION_MIN})"
+            )
+        return value
 
 
 class RecordingConfig(_Strict):

@@ -24,6 +24,8 @@ def daemon_config(tmp_path, world, crm: dict) -> dict:
         "agents": {
             "alice": {"name": "Alice Agent", "extension": "101", "groups": ["sales"], "crm_user": world.alice_user},
             "bob": {"name": "Bob Agent", "extension": "102", "groups": ["sales"], "crm_user": "bob@contoso.example"},
+            # the manager that crm.callback_task.group_managers names
+            "mary": {"name": "Mary Manager", "extension": "100", "groups": ["sales"], "crm_user": world.manager_user},
         },
         "connectors": {"office": {"plugin": "generic", "secret": "dynamics-test-secret"}},
         "crm": crm,

@@ -221,3 +221,55 @@ async def test_client_certificate_credential(make_adapter, fake, tmp_path):
     _, other_key = _certificate(tmp_path / "other")  # a key that does not belong to the registered certificate
     health = await make_adapter(auth={**auth, "certificate": str(other_key)}).health()
     assert not health.ok and "AADSTS700027" in health.detail
+
+
+@pytest.mark.parametrize(("phonecall", "fragment"), [
+    ({"missed_statuscode": 4}, "4 is not a status reason of the state missed_status: cancelled closes with; use 3 (Canceled)"),
+    ({"missed_statuscode": 1}, "1 is not a status reason"),
+    ({"missed_status": "completed", "missed_statuscode": 3}, "use 2 (Made), 4 (Received)"),
+    ({"missed_status": "completed", "missed_statuscode": 5}, "or a custom status reason of that state (>= 100000000)"),
+])
+def test_missed_statuscode_must_belong_to_the_missed_state(phonecall, fragment):
+    from ctid.config.loader import load_config_dict
+    from ctid.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        load_config_dict({"database": {"url": "sqlite:///ctid.db"}, "crm": base(phonecall=phonecall)})
+    assert info.value.path == "crm.phonecall.missed_statuscode"
+    assert fragment in str(info.value)
+
+
+@pytest.mark.parametrize(("phonecall", "state"), [
+    ({"missed_statuscode": 3}, (2, 3)),
+    ({"missed_status": "completed", "missed_statuscode": 2}, (1, 2)),
+    ({"missed_status": "completed", "missed_statuscode": 100000001}, (1, 100000001)),
+])
+def test_valid_missed_statuscodes(phonecall, state):
+    from ctid.model import Outcome
+    from ctid_dynamics.payloads import phonecall_state
+    from ctid_dynamics.testing.factories import make_call
+
+    config = DynamicsConfig.model_validate(base(phonecall=phonecall))
+    assert phonecall_state(make_call("x", "+74951234567", outcome=Outcome.MISSED), config) == state
+
+
+def test_default_owner_must_be_a_systemuserid():
+    with pytest.raises(ValidationError) as info:
+        DynamicsConfig.model_validate(base(callback_task={"default_owner": "mary@contoso.example"}))
+    assert "must be a systemuserid (a GUID)" in str(info.value)
+    config = DynamicsConfig.model_validate(base(callback_task={"default_owner": "{6F9A1C2E-0000-4000-8000-000000000001}"}))
+    assert config.callback_task.default_owner == "6f9a1c2e-0000-4000-8000-000000000001"
+
+
+@pytest.mark.parametrize(("managers", "fragment"), [
+    ({"sales": "marry"}, "crm.callback_task.group_managers.sales: unknown agent 'marry'; the agents are alice, bob, mary, nocrm"),
+    ({"support": "nocrm"}, "crm.callback_task.group_managers.support: agent 'nocrm' has no crm_user"),
+])
+def test_group_managers_must_be_agents_with_a_crm_user(world, managers, fragment):
+    from ctid.errors import ConfigError
+    from ctid.services import Services
+
+    config = DynamicsConfig.model_validate(base(callback_task={"group_managers": managers}))
+    with pytest.raises(ConfigError) as info:
+        DynamicsAdapter(config, Services(directory=world.directory))
+    assert str(info.value).startswith(fragment)
