@@ -24,7 +24,7 @@ from ctid.connector import Connector
 from ctid.contacts import ContactService, contact_json
 from ctid.crm import CRMAdapter
 from ctid.directory import StaticDirectory
-from ctid.errors import CtidError, PluginError
+from ctid.errors import CtidError, PluginError, StoreError
 from ctid.metrics import Metrics
 from ctid.model import Call, CallEvent, CallState, call_from_json, utcnow
 from ctid.outbox import LOG_CALL, RECORDING, TASK, OutboxWorker
@@ -255,7 +255,13 @@ class Daemon:
         # before the commit is waited for.
         commit = self.store.add_events_nowait(changes.events, changes.calls, outbox=jobs, tasks=changes.tasks)
         self._publish_nowait(changes)
-        new_keys = await commit.wait()
+        try:
+            new_keys = await commit.wait()
+        except StoreError:
+            # Not stored, so not accepted: forget these events, so the PBX's retry (it got no 200)
+            # is taken as new, and panels see the state the database has.
+            self._publish_nowait(self.switchboard.retract(changes.events))
+            raise
         self.metrics.commit_seconds.observe(trio.current_time() - started)
         if jobs:
             self.outbox.notify()
@@ -309,7 +315,10 @@ class Daemon:
         enriched = Changes()
         enriched.calls.append(call)
         self._publish_nowait(enriched)
-        await commit.wait()
+        try:
+            await commit.wait()
+        except StoreError as exc:  # the pop is enriched; the row gets the contact with the next change
+            log.warning("could not store the CRM match of a call: %s", exc)
 
     def _jobs(self, changes: Changes) -> list[OutboxJob]:
         if self.crm is None:

@@ -18,7 +18,7 @@ from datetime import timedelta
 import trio
 
 from ctid.crm import CRMAdapter
-from ctid.errors import CtidError, UpstreamError
+from ctid.errors import CtidError, StoreError, UpstreamError
 from ctid.model import call_from_json, task_from_json, utcnow
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,12 @@ class OutboxWorker:
             await trio.sleep_forever()
         while True:
             self._wakeup = trio.Event()
-            blocked = await self.run_once()
+            try:
+                blocked = await self.run_once()
+            except StoreError as exc:  # the database is away: jobs wait there, try again later
+                log.warning("outbox: database unavailable: %s", exc)
+                await trio.sleep(idle)
+                continue
             if blocked:
                 # The head job failed: nothing behind it may overtake it, so new jobs wait too.
                 await trio.sleep(blocked)

@@ -191,6 +191,45 @@ class Switchboard:
             self._refresh(list(touched), changes)
         return changes
 
+    def retract(self, events: Iterable[CallEvent]) -> Changes:
+        """Take back applied events that could not be stored (their commit failed), so memory
+        matches the database again and a redelivery of the same events is accepted as new.
+
+        A call left with no events is forgotten (its agents and its number's tasks re-derived);
+        the others are re-folded. Returns what changed, to publish the corrected state.
+        """
+        changes = Changes()
+        touched: dict[str, None] = {}
+        for event in events:
+            bucket = self._events.get(event.call_id)
+            if bucket is not None and bucket.pop((event.connector, event.key), None) is not None:
+                touched[event.call_id] = None
+        numbers: set[str] = set()
+        agent_ids: set[str] = set()
+        refold = []
+        for call_id in touched:
+            if self._events.get(call_id):
+                refold.append(call_id)
+                continue
+            self._events.pop(call_id, None)
+            self._detached.discard(call_id)
+            call = self.calls.pop(call_id, None)
+            if call is None:
+                continue
+            self._unlink(call)
+            agent_ids |= call.participants()
+            record = self._record_of.pop(call_id, None)
+            if record is not None:
+                self._records.get(record.number, {}).pop(call_id, None)
+                numbers.add(record.number)
+        if refold:
+            self._refresh(refold, changes)
+        for number in sorted(numbers):
+            self._derive(number, changes)
+        for agent_id in sorted(agent_ids):
+            self._refresh_agent(agent_id, changes)
+        return changes
+
     def knows_call(self, call_id: str) -> bool:
         return call_id in self.calls
 

@@ -137,3 +137,26 @@ async def test_task_jobs_open_and_close(store, clock, nursery):
     await nursery.start(worker.run)
     await trio.sleep(1)
     assert crm.tasks == [("open", "t-1"), ("done", "t-1")]
+
+
+async def test_the_worker_survives_a_database_outage(store, clock, nursery, monkeypatch):
+    from ctid.errors import StoreError
+
+    crm = FlakyCRM()
+    worker = OutboxWorker(store, crm, _Directory(), clock=mock_now)
+    await queue_calls(store, [1])
+    real_due_jobs = store.due_jobs
+    outage = {"left": 2}
+
+    async def due_jobs(*args, **kwargs):
+        if outage["left"]:
+            outage["left"] -= 1
+            raise StoreError("connection refused")
+        return await real_due_jobs(*args, **kwargs)
+
+    monkeypatch.setattr(store, "due_jobs", due_jobs)
+    await nursery.start(worker.run)
+    await trio.sleep(4)
+    assert crm.logged == []
+    await trio.sleep(10)  # two idle periods (5 s) later the database is back
+    assert crm.logged == ["call-1"]
