@@ -36,6 +36,10 @@ class MegafonConfig(ConnectorConfig):
     settle_seconds: float = Field(
         default=20, ge=0, description="Quiet time after the last leg ended before the call is closed without history."
     )
+    transfer_race_seconds: float = Field(
+        default=3, ge=0, le=30, description="How long a new call id from a number that is talking on another "
+        "call waits for the TRANSFERRED that may name it as that call's second leg (0 = never waits)."
+    )
     queue_timeout: float = Field(
         default=900, ge=1, description="Seconds before a call that never reached an agent and got no history "
         "is closed as missed (revived if an agent's phone rings later)."

@@ -48,18 +48,9 @@ from ctid_megafon.events import (
 )
 from ctid_megafon.legs import LegTracker
 from ctid_megafon.recordings import RecordingStore
+from ctid_megafon.transfers import Transfers, joined, remember
 
 log = logging.getLogger(__name__)
-
-_MEMORY = 20_000  # calls whose transfer aliases / pending transfers are remembered
-
-
-def _remember(table: dict[str, Any], key: str, value: Any) -> None:
-    """Insert into a bounded, insertion-ordered table (oldest entries go first)."""
-    table.pop(key, None)
-    table[key] = value
-    while len(table) > _MEMORY:
-        del table[next(iter(table))]
 
 
 def _answer(status: int, error: str, message: str) -> WebhookResult:
@@ -115,8 +106,7 @@ class MegafonConnector(Connector):
         self._client: MegafonClient | None = None
         self.legs = LegTracker(name, config.settle_seconds, queue_timeout=config.queue_timeout)
         self.recordings = RecordingStore(name, config, services)
-        self._aliases: dict[str, str] = {}  # second_callid -> primary callid (transfers)
-        self._transfers: dict[str, CallEvent] = {}  # callid -> TRANSFER waiting for its target agent
+        self.transfers = Transfers(self.legs, config.transfer_race_seconds)
         self._jobs_in, self._jobs_out = trio.open_memory_channel[tuple[float, str, str]](10_000)
         self._wake = trio.Event()
 
@@ -143,11 +133,12 @@ class MegafonConnector(Connector):
 
     async def _settle_loop(self) -> None:
         while True:
-            deadline = self.legs.next_deadline()
-            with trio.move_on_at(deadline if deadline is not None else float("inf")):
+            deadlines = [d for d in (self.legs.next_deadline(), self.transfers.next_deadline()) if d is not None]
+            with trio.move_on_at(min(deadlines, default=float("inf"))):
                 await self._wake.wait()
             self._wake = trio.Event()
-            events = self.legs.due(trio.current_time())
+            now = trio.current_time()
+            events = self._released(now) + self.legs.due(now)
             if events and self.services.events is not None:
                 try:
                     await self.services.events.submit(events)
@@ -210,7 +201,7 @@ class MegafonConnector(Connector):
         return WebhookResult(events=events, status=200, body={})
 
     def _primary(self, callid: str) -> str:
-        return self._aliases.get(callid, callid)
+        return self.transfers.primary(callid)
 
     def _plugin_storage(self):
         try:
@@ -220,44 +211,49 @@ class MegafonConnector(Connector):
 
     async def _primary_stored(self, callid: str) -> str:
         """Like :meth:`_primary`, also asking plugin storage (aliases outlive the process)."""
-        if callid in self._aliases:
-            return self._aliases[callid]
+        aliases = self.transfers.aliases
+        if callid in aliases:
+            return aliases[callid]
         storage = self._plugin_storage()
         record = await storage.get("alias", f"{self.name}:{callid}") if storage is not None else None
         if record and record.get("primary"):
-            _remember(self._aliases, callid, record["primary"])
+            remember(aliases, callid, record["primary"])
             return record["primary"]
         return callid
 
     async def _keep_alias(self, second_callid: str) -> None:
         """Persist a TRANSFERRED leg id, so its later history (even a pulled one) joins the call."""
         storage = self._plugin_storage()
-        primary = self._aliases.get(second_callid)
+        primary = self.transfers.aliases.get(second_callid)
         if storage is not None and primary:
             await storage.put("alias", f"{self.name}:{second_callid}", {"primary": primary})
 
     def _event(self, fields: Fields, request: WebhookRequest) -> list[CallEvent]:
         event = event_from_push(self.name, fields, request.received_at, self.services.default_region)
-        primary = self._primary(event.pbx_call_id)
-        if primary != event.pbx_call_id:
-            extra = {**event.extra, "leg_callid": event.pbx_call_id}
-            event = dataclasses.replace(event, pbx_call_id=primary, extra=extra)
-        out: list[CallEvent] = []
+        now = trio.current_time()
+        out = self._released(now)  # held legs whose window passed go out with the next push too
         if event.kind is EventKind.TRANSFER:
-            # TRANSFERRED names who transferred and the new leg's id, not the target: hold it until
-            # the next agent of this call rings or answers, then emit it with that agent as target.
-            if event.leg_id:
-                _remember(self._aliases, event.leg_id, event.pbx_call_id)
-            _remember(self._transfers, event.pbx_call_id, event)
-        else:
-            pending = self._transfers.get(event.pbx_call_id)
-            if (pending is not None and event.kind in (EventKind.RING, EventKind.ANSWER) and event.agent_login
-                    and event.agent_login != pending.agent_login):
-                del self._transfers[event.pbx_call_id]
-                transfer = dataclasses.replace(pending, target_login=event.agent_login)
-                out.append(self.legs.observe(transfer, trio.current_time()))
-            out.append(self.legs.observe(event, trio.current_time()))
+            # TRANSFERRED names who transferred and the new leg's id, not the target: it waits for
+            # the next agent of this call (the second leg's events, perhaps already held here).
+            transfer = joined(event, self._primary(event.pbx_call_id))
+            for early in self.transfers.transferred(transfer):
+                out += self._emit(early, now)
+        elif not self.transfers.hold(event, now):
+            out += self._emit(event, now)
         self._wake.set()
+        return out
+
+    def _emit(self, event: CallEvent, now: float) -> list[CallEvent]:
+        """A leg event into its primary call, preceded by the pending TRANSFER it is the target of."""
+        event = self.legs.observe(joined(event, self._primary(event.pbx_call_id)), now)
+        transfer = self.transfers.target(event)  # placed before the (possibly re-timed) event
+        return [event] if transfer is None else [self.legs.observe(transfer, now), event]
+
+    def _released(self, now: float) -> list[CallEvent]:
+        """Held early legs that no TRANSFERRED claimed within the window: calls of their own."""
+        out: list[CallEvent] = []
+        for event in self.transfers.expired(now):
+            out += self._emit(event, now)
         return out
 
     async def _summary_events(self, summary: Summary, received_at: datetime) -> list[CallEvent]:
@@ -334,9 +330,12 @@ class MegafonConnector(Connector):
             line_number=normalize_phone(fields.get("diversion"), self.services.default_region),
             extra={"state": "CONTACT"},
         )
-        ring = self.legs.observe(ring, trio.current_time())
+        now = trio.current_time()
+        events = self._released(now)
+        if not self.transfers.hold(ring, now):  # a transfer's second leg may be announced too
+            events += self._emit(ring, now)
         self._wake.set()
-        return WebhookResult(events=[ring], status=200, body=await self._lookup_answer(phone))
+        return WebhookResult(events=events, status=200, body=await self._lookup_answer(phone))
 
     async def _lookup_answer(self, phone: str | None) -> dict[str, Any]:
         contacts = self.services.contacts

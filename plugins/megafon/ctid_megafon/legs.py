@@ -96,6 +96,17 @@ class LegTracker:
             self._calls.move_to_end(pbx_call_id)
         return call
 
+    def knows(self, pbx_call_id: str) -> bool:
+        return pbx_call_id in self._calls
+
+    def talking_with(self, remote: str, *, besides: str) -> bool:
+        """Whether a call other than ``besides`` with the number ``remote`` is answered and not over."""
+        return any(
+            call.remote == remote and call.answered_by and not call.done and not call.settled_open
+            for pbx_call_id, call in reversed(self._calls.items())
+            if pbx_call_id != besides
+        )
+
     def observe(self, event: CallEvent, now: float) -> CallEvent:
         """Record a leg event; return it, moved before any later-stage event of its leg already seen."""
         call = self._call(event.pbx_call_id)

@@ -2,7 +2,8 @@
 
 Each scenario yields the pushes of one call in the order a real tenant sends them: ``contact``
 while the caller waits (inbound), one ``event`` per leg (``CANCELLED`` for every group member who
-did not win), ``TRANSFERRED`` with ``second_callid``, and the closing ``history`` with status,
+did not win), ``TRANSFERRED`` with ``second_callid`` (the target's leg posts under that id, and
+its ``INCOMING`` overtakes the ``TRANSFERRED``, as legs race on a real tenant), and the closing ``history`` with status,
 ``duration`` (including ``wait``) and the recording ``link``. The history's ``start`` lies
 ``duration`` seconds before the context's start (the moment the pushes are sent), so a simulated
 call never ends in the future.
@@ -45,8 +46,8 @@ class _Call:
         self.line = _digits(ctx.line)
         self.recording_base = recording_base.rstrip("/")
 
-    def common(self, direction: str = "in") -> Push:
-        push = {"callid": self.callid, "phone": self.phone}
+    def common(self, direction: str = "in", callid: str | None = None) -> Push:
+        push = {"callid": callid or self.callid, "phone": self.phone}
         if self.line and direction == "in":
             push["diversion"] = self.line
         if self.ctx.group:
@@ -59,8 +60,9 @@ class _Call:
             push["diversion"] = self.line
         return push
 
-    def event(self, state: str, user: str, direction: str = "in", **more: str) -> Push:
-        return {"cmd": "event", "type": state, "user": user, "direction": direction, **self.common(direction), **more}
+    def event(self, state: str, user: str, direction: str = "in", callid: str | None = None, **more: str) -> Push:
+        return {"cmd": "event", "type": state, "user": user, "direction": direction,
+                **self.common(direction, callid), **more}
 
     def history(self, status: str, user: str, duration: int, wait: int, direction: str = "in",
                 link: bool = True) -> Push:
@@ -115,10 +117,13 @@ def _transfer(c: _Call) -> list[Push]:
     if not c.ctx.others:
         raise RequestError("the transfer scenario needs a second agent", error_id="bad_scenario")
     a, b = c.ctx.agent, c.ctx.others[0]
-    second = f"{c.callid}-T"
+    # The leg rung at the target has a call id of its own, named by TRANSFERRED's second_callid;
+    # its INCOMING races the TRANSFERRED and, as here, may arrive first.
+    second = uuid.uuid5(CTID_NAMESPACE, f"{c.callid}\x00transfer").hex[:16].upper()
     return [c.contact(), c.event("INCOMING", a), c.event("ACCEPTED", a),
+            c.event("INCOMING", b, callid=second),
             c.event("TRANSFERRED", a, second_callid=second), c.event("COMPLETED", a),
-            c.event("INCOMING", b), c.event("ACCEPTED", b), c.event("COMPLETED", b),
+            c.event("ACCEPTED", b, callid=second), c.event("COMPLETED", b, callid=second),
             c.history("Success", b, duration=94, wait=4)]
 
 

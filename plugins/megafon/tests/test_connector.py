@@ -127,6 +127,10 @@ async def test_simulated_transfer_and_outbound(connector):
     transfer = _pushes(connector.simulate("transfer", ctx))
     transferred = next(p for p in transfer if p.get("type") == "TRANSFERRED")
     assert transferred["user"] == "anna" and transferred["second_callid"]
+    legs = {p["callid"] for p in transfer if p.get("user") == "boris" and p["cmd"] == "event"}
+    assert legs == {transferred["second_callid"]} and transferred["second_callid"] != transferred["callid"]
+    order = [(p.get("type"), p.get("user")) for p in transfer]
+    assert order.index(("INCOMING", "boris")) < order.index(("TRANSFERRED", "anna"))  # the leg overtakes
     outbound = _pushes(connector.simulate("outbound_no_answer", ctx))
     assert [(p["type"], p.get("direction")) for p in outbound] == [("OUTGOING", "out"), ("CANCELLED", "out"),
                                                                     ("out", None)]

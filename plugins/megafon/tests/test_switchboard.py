@@ -353,3 +353,60 @@ async def test_second_ring_events_have_their_own_keys(connector):
     assert keys[1] == first and keys[3] == keys[2]  # redeliveries during a ring: duplicates
     assert second == first + ":ring2" and keys[5] == second  # a ring after the end: a new ring
     assert keys[6] == keys[2] + ":ring2"
+
+
+def _transfer_tail():
+    return [ev("TRANSFERRED", "anna", "call-a", second_callid="call-b"), ev("COMPLETED", "anna", "call-a"),
+            contact("call-b"), ev("INCOMING", "boris", "call-b"), ev("ACCEPTED", "boris", "call-b"),
+            ev("COMPLETED", "boris", "call-b")]
+
+
+async def test_transferred_leg_joins_the_call_whatever_order_the_pushes_race_in(directory, fake, tmp_path):
+    head = [contact("call-a"), ev("INCOMING", "anna", "call-a"), ev("ACCEPTED", "anna", "call-a")]
+    tail = _transfer_tail()
+    rng = random.Random(11)
+    orders = [tail[2:] + tail[:2], tail[3:4] + tail[:3] + tail[4:], tail[3:5] + tail[:3] + tail[5:]]
+    orders += [rng.sample(tail, len(tail)) for _ in range(40)]
+    for order in orders:
+        services = Services(directory=directory, data_dir=tmp_path)
+        connector = MegafonConnector("mf", make_config(fake), services)
+        board = Switchboard(directory)
+        await feed(connector, board, head + order)
+        (call,) = board.calls.values()  # no phantom call-b
+        assert call.pbx_call_id == "call-a" and call.state is CallState.TALKING, order
+        assert (call.agent, call.transferred_from, call.agents) == ("a2", "a1", ["a1", "a2"]), [(p["cmd"], p.get("type"), p["callid"]) for p in order]
+        await feed(connector, board, [hist("Success", "boris", "call-a", duration=100, wait=4)],
+                   start=T0 + timedelta(minutes=1))
+        (call,) = board.calls.values()
+        assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED and call.agent == "a2"
+        assert board.agents["a2"].ringing_call is None and board.agents["a2"].current_call is None
+        await connector.aclose()
+
+
+async def test_a_new_call_from_a_talking_number_waits_only_the_race_window(directory, fake, tmp_path,
+                                                                         autojump_clock):
+    sink = FakeSink()
+    services = Services(directory=directory, events=sink, data_dir=tmp_path)
+    connector = MegafonConnector("mf", make_config(fake, transfer_race_seconds=3), services)
+    board = Switchboard(directory)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        await feed(connector, board, [ev("INCOMING", "anna", "call-a"), ev("ACCEPTED", "anna", "call-a")])
+        # Another call from the same number, no TRANSFERRED names it: held, then a call of its own.
+        await feed(connector, board, [ev("INCOMING", "boris", "call-c")])
+        assert len(board.calls) == 1 and sink.events == []
+        other = await connector.handle_webhook(request(ev("INCOMING", "vera", "call-d", phone="79990001122")))
+        assert [e.pbx_call_id for e in other.events] == ["call-d"]  # another number: never held
+        await trio.sleep(3.5)
+        assert [(e.pbx_call_id, e.agent_login) for e in sink.events] == [("call-c", "boris")]
+        board.apply(sink.events)
+        # A TRANSFERRED later than the window does not move call-c's later pushes: it ends as itself.
+        late = await connector.handle_webhook(request(ev("TRANSFERRED", "anna", "call-a", second_callid="call-c")))
+        board.apply(late.events)
+        cancelled = await connector.handle_webhook(request(ev("CANCELLED", "boris", "call-c")))
+        assert [e.pbx_call_id for e in cancelled.events] == ["call-c"]
+        board.apply(cancelled.events)
+        nursery.cancel_scope.cancel()
+    await connector.aclose()
+    call_c = next(c for c in board.calls.values() if c.pbx_call_id == "call-c")
+    assert call_c.state is CallState.ENDED
