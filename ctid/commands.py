@@ -11,11 +11,18 @@ import logging
 from typing import Any
 
 from ctid.auth import Principal, require_agent_access, require_call_access
-from ctid.errors import CapabilityError, CtidError, ForbiddenError, NotFoundError, RequestError
+from ctid.errors import CapabilityError, CtidError, NotFoundError, RequestError
 from ctid.model import Call, CallState, Capability, Presence, utcnow
 from ctid.phone import normalize
 
 log = logging.getLogger(__name__)
+
+
+def _text(value: Any, name: str) -> str:
+    """A required string argument (hub and REST pass JSON values straight through)."""
+    if not isinstance(value, str) or not value:
+        raise RequestError(f"{name} must be a non-empty string", error_id="bad_arguments")
+    return value
 
 
 class Commands:
@@ -24,7 +31,7 @@ class Commands:
 
     # -- lookups ---------------------------------------------------------------------------------
     async def call_for(self, principal: Principal, call_id: str) -> Call:
-        call = await self.daemon.get_call(call_id)
+        call = await self.daemon.get_call(_text(call_id, "callId"))
         if call is None:
             raise NotFoundError(f"no call {call_id!r}", error_id="call_not_found")
         require_call_access(principal, call.participants())
@@ -67,9 +74,10 @@ class Commands:
         agent_id = agent_id or principal.agent
         if agent_id is None:
             raise RequestError("this user is not linked to an agent; give 'agent'", error_id="no_agent")
+        agent_id = _text(agent_id, "agent")
+        require_agent_access(principal, agent_id)  # before existence: agents cannot probe ids
         if self.daemon.directory.get(agent_id) is None:
             raise NotFoundError(f"no agent {agent_id!r}", error_id="agent_not_found")
-        require_agent_access(principal, agent_id)
         e164 = normalize(number, self.daemon.settings.core.phone.default_region)
         if e164 is None or sum(ch.isdigit() for ch in e164) < 3:
             raise RequestError(f"{number!r} is not a phone number", error_id="bad_number")
@@ -128,9 +136,10 @@ class Commands:
         return {"status": "ok", "call_id": call.id, "to": target_id}
 
     async def set_status(self, principal: Principal, agent_id: str, status: Any) -> dict[str, Any]:
+        agent_id = _text(agent_id, "agent")
+        require_agent_access(principal, agent_id)  # before existence: agents cannot probe ids
         if self.daemon.directory.get(agent_id) is None:
             raise NotFoundError(f"no agent {agent_id!r}", error_id="agent_not_found")
-        require_agent_access(principal, agent_id)
         try:
             presence = Presence(status)
         except ValueError as exc:
@@ -175,7 +184,3 @@ class Commands:
         connector = self.daemon.connectors.get(call.connector)
         return sorted(c.value for c in connector.capabilities) if connector else []
 
-
-def forbid_unless(condition: bool, message: str) -> None:
-    if not condition:
-        raise ForbiddenError(message, error_id="forbidden")

@@ -33,10 +33,7 @@ class DaemonHubBackend:
         if method == "Dial":
             return await commands.dial(principal, arg(0, "number"), args[1] if len(args) > 1 else None)
         if method in ("Hold", "Unhold", "Hangup"):
-            call_id = arg(0, "callId")
-            if not isinstance(call_id, str):
-                raise RequestError("callId must be a string", error_id="bad_arguments")
-            return await getattr(commands, method.lower())(principal, call_id)
+            return await getattr(commands, method.lower())(principal, arg(0, "callId"))
         if method == "Transfer":
             return await commands.transfer(principal, arg(0, "callId"), arg(1, "to"))
         if method == "Snapshot":

@@ -95,9 +95,11 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError as exc:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)  # out-of-range offsets near year 1 or 9999 overflow here
+    except (ValueError, OverflowError) as exc:
         raise RequestError(f"{name} must be an ISO 8601 time", error_id="bad_query") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _int(value: str | None, name: str, default: int, low: int, high: int) -> int:
@@ -162,8 +164,9 @@ def register_api(app, daemon) -> None:
 
     @app.post("/api/calls")
     async def dial():
+        who = principal()  # authentication before the body: unauthenticated is 401 whatever it sent
         data = await _json_object()
-        return jsonify(await commands.dial(principal(), data.get("number"), data.get("agent")))
+        return jsonify(await commands.dial(who, data.get("number"), data.get("agent")))
 
     def _call_action(action: str):
         async def handler(call_id: str):

@@ -130,6 +130,11 @@ async def test_unknown_instance_and_oversize_body(config):
 async def test_auth(config):
     async with running_daemon(config) as app:
         assert (await app.client.get("/api/calls")).status_code == 401
+        assert (await app.client.post("/api/calls", content=b"{broken")).status_code == 401
+        for bad in ({"number": "+79161234567", "agent": {"a": 1}}, {"number": "+79161234567", "agent": ["x"]},
+                    {"number": 79161234567}):
+            response = await app.client.post("/api/calls", json=bad, headers={"Authorization": f"Bearer {API_KEY}"})
+            assert response.status_code == 400, (bad, response.text)
         response = await app.client.get("/api/calls", headers={"Authorization": "Bearer forged.token"})
         assert (response.status_code, response.json()["error"]) == (401, "bad_token")
         response = await app.client.post("/api/auth/token", json={"username": "alice", "password": "wrong"})
@@ -237,7 +242,8 @@ async def test_status_and_bad_queries(config):
         assert response.status_code == 404
         agents = (await app.client.get("/api/agents", headers=alice)).json()["items"]
         assert {a["id"]: a["status"] for a in agents} == {"alice": "dnd", "bob": "offline", "carol": "offline"}
-        for query in ("since=yesterday", "limit=0", "limit=x", "state=sleeping"):
+        for query in ("since=yesterday", "limit=0", "limit=x", "state=sleeping",
+                      "since=0001-01-01T00:00:00%2B05:00", "since=9999-12-31T23:59:59-05:00"):
             response = await app.client.get(f"/api/calls?{query}", headers=ADMIN)
             assert (response.status_code, response.json()["error"]) == (400, "bad_query"), query
         assert (await app.client.get("/api/nothing", headers=ADMIN)).json()["error"] == "not_found"

@@ -92,6 +92,11 @@ async def test_hub_methods(config, fake_pbx):
                 await hub.invoke("SetStatus", "away", "bob")
             with pytest.raises(HubError):
                 await hub.invoke("Hold", "no-such-call")
+            for method, args in (("SetStatus", ["away", {"a": 1}]), ("Dial", ["+79160001122", ["x"]]),
+                                 ("Transfer", [["x"], "bob"]), ("Hold", [7]), ("SetStatus", [{"s": 1}])):
+                with pytest.raises(HubError) as info:
+                    await hub.invoke(method, *args)
+                assert info.value.error_id in ("bad_arguments", "bad_status"), (method, str(info.value))
 
 
 async def test_concurrent_webhooks_never_leave_a_stale_state(config):
