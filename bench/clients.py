@@ -116,6 +116,7 @@ async def main() -> None:
     parser.add_argument("--ping", type=float, default=15.0, help="client keep-alive interval, seconds")
     parser.add_argument("--no-negotiate", action="store_true", help="SignalR skipNegotiation")
     parser.add_argument("--parallel", type=int, default=64, help="connections opened at once")
+    parser.add_argument("--deadline", type=float, default=600, help="report READY after this long at the latest")
     args = parser.parse_args()
     raise_nofile()
     rec = Recorder()
@@ -149,7 +150,10 @@ async def main() -> None:
 
     async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None)) as session:
         tasks = [asyncio.create_task(one(session, k, a)) for k, a in plan]
-        await settled.wait()
+        try:
+            await asyncio.wait_for(settled.wait(), args.deadline)
+        except TimeoutError:
+            counts["failed"] = len(plan) - counts["up"]  # still connecting: reported as not up
         print(f"READY {counts['up']} {counts['failed']}", flush=True)
         loop = asyncio.get_running_loop()
         while True:

@@ -38,7 +38,8 @@ from _common import (  # noqa: E402
 HEADROOM = 200  # descriptors the server needs besides its connections (listener, database, epoll...)
 
 
-def open_clients(url: str, protocol: str, total: int, per_proc: int, ping: float) -> tuple[list, int, float]:
+def open_clients(url: str, protocol: str, total: int, per_proc: int, ping: float,
+                 deadline: float) -> tuple[list, int, float]:
     procs, started = [], time.perf_counter()
     key = agent_key(agent_ids(1)[0])
     remaining = total
@@ -47,7 +48,7 @@ def open_clients(url: str, protocol: str, total: int, per_proc: int, ping: float
         remaining -= n
         procs.append(subprocess.Popen(
             [sys.executable, str(BENCH_DIR / "clients.py"), "--url", url, "--protocol", protocol,
-             "--idle", str(n), "--key", key, "--ping", str(ping)],
+             "--idle", str(n), "--key", key, "--ping", str(ping), "--deadline", str(deadline)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1))
     up = 0
     for proc in procs:
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--per-proc", type=int, default=5000, help="connections per clients' process")
     parser.add_argument("--ping", type=float, default=15, help="client keep-alive interval, seconds")
     parser.add_argument("--targets", default="ctid", help="ctid and/or peer")
+    parser.add_argument("--deadline", type=float, default=240, help="seconds allowed for opening the connections")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
     limit = raise_nofile()
@@ -97,7 +99,7 @@ def main() -> None:
                 try:
                     time.sleep(1)
                     base = rss_bytes(server.pid)
-                    procs, up, took = open_clients(server.url, protocol, n, args.per_proc, args.ping)
+                    procs, up, took = open_clients(server.url, protocol, n, args.per_proc, args.ping, args.deadline)
                     time.sleep(3)
                     rss = rss_bytes(server.pid)
                     cpu0, t0 = cpu_seconds(server.pid), time.perf_counter()
