@@ -8,6 +8,7 @@ only brings it to the wanted state. So the outbox worker may repeat any call aft
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -26,6 +27,8 @@ from .phones import e164, variants
 log = logging.getLogger(__name__)
 
 FORMATTED = "@OData.Community.Display.V1.FormattedValue"
+#: Follow-up callback tasks per ctid task (a person closing each one while the caller keeps missing).
+MAX_FOLLOW_UPS = 20
 LOOKUP_TYPE = "@Microsoft.Dynamics.CRM.lookuplogicalname"
 
 
@@ -288,7 +291,7 @@ class DynamicsAdapter(CRMAdapter):
                 raise CRMError(f"{path} answered 412 but cannot be read", error_id="crm_conflict")
             state = (int(current["statecode"]), int(current["statuscode"]))
             if close is None and state[0] != 0:
-                return "unchanged"  # closed in Dynamics by a person: leave it
+                return "closed"  # closed in Dynamics (by a person, or by close_callback_task): leave it
             stale = payloads.stale_columns(current, wanted)
             if not stale and (close is None or state == close):
                 return "unchanged"
@@ -349,32 +352,61 @@ class DynamicsAdapter(CRMAdapter):
         return settings.default_owner
 
     async def create_callback_task(self, task: Task, owner: Agent | None) -> str | None:
-        """The open callback task of ``task.number``; a repeat miss updates it instead of adding one."""
+        """The open callback task of ``task.number``; a repeat miss updates it instead of adding one.
+
+        If a person closed the task in Dynamics (completed or cancelled it) before the caller missed
+        again, that task stays as they left it and a follow-up task is opened for the new miss (due
+        ``due_in`` hours after it); a miss from before the close (a late or repeated job) changes
+        nothing. Follow-ups have deterministic ids (the n-th of the ctid task), so retries find them.
+        """
         match, count = await self._match_for(task.number)
         owner_user = await self._task_owner(task, owner, match)
-        record_id = payloads.task_record_id(task.id)
-        body = payloads.task_body(
-            task, config=self.config, match=match, match_count=count,
-            entity_sets=self.entity_sets, owner_user=owner_user,
+        missed_at = task.last_missed_at or task.first_missed_at
+        previous_closed_at = None
+        for follow_up in range(MAX_FOLLOW_UPS + 1):
+            record_id = payloads.task_record_id(task.id, follow_up)
+            body = payloads.task_body(
+                task, config=self.config, match=match, match_count=count,
+                entity_sets=self.entity_sets, owner_user=owner_user, previous_closed_at=previous_closed_at,
+            )
+            # On a repeat miss refresh the text only: a person may have reassigned or rescheduled it.
+            outcome = await self._write_activity(
+                "tasks", record_id, body, None, update_keys={"subject", "description", "prioritycode"}
+            )
+            if outcome != "closed":
+                log.info("callback task %s for %s: %s", record_id, task.number, outcome)
+                return record_id
+            closed_at = await self._closed_at("tasks", record_id)
+            if missed_at is None or closed_at is None or missed_at <= closed_at:
+                log.info("callback task %s for %s was closed in Dynamics after the last miss; left alone",
+                         record_id, task.number)
+                return record_id
+            previous_closed_at = closed_at
+        raise CRMError(
+            f"callback task of {task.number} was closed in Dynamics {MAX_FOLLOW_UPS} times; no further follow-up",
+            error_id="crm_conflict",
         )
-        # On a repeat miss refresh the text only: a person may have reassigned or rescheduled it.
-        outcome = await self._write_activity(
-            "tasks", record_id, body, None, update_keys={"subject", "description", "prioritycode"}
-        )
-        log.info("callback task %s for %s: %s", record_id, task.number, outcome)
-        return record_id
+
+    async def _closed_at(self, entity_set: str, record_id: str) -> datetime | None:
+        """When a closed record was last modified (its close, as closed activities are read-only)."""
+        data = await self._read(entity_set, record_id, ["modifiedon"])
+        value = (data or {}).get("modifiedon")
+        return datetime.fromisoformat(value) if value else None
 
     async def close_callback_task(self, task: Task) -> None:
-        """Complete the task. If Dynamics never got it (its create job was parked, or the jobs came
-        out of order) it is created first, so the CRM still shows the callback and a late create
-        finds it completed instead of opening it."""
-        record_id = payloads.task_record_id(task.id)
-        current = await self._state("tasks", record_id)
-        if current is None:
-            await self.create_callback_task(task, None)
-        elif current[0] != 0:
-            return  # completed or cancelled already (by us earlier, or by a person)
-        await self._set_state("tasks", record_id, payloads.TASK_COMPLETED)
+        """Complete the task and its open follow-ups. If Dynamics never got it (its create job was
+        parked, or the jobs came out of order) it is created first, so the CRM still shows the
+        callback and a late create finds it completed instead of opening it."""
+        for follow_up in range(MAX_FOLLOW_UPS + 1):
+            record_id = payloads.task_record_id(task.id, follow_up)
+            current = await self._state("tasks", record_id)
+            if current is None:
+                if follow_up:
+                    return
+                await self.create_callback_task(task, None)
+            elif current[0] != 0:
+                continue  # completed or cancelled already (by us earlier, or by a person)
+            await self._set_state("tasks", record_id, payloads.TASK_COMPLETED)
 
     # -- recordings ------------------------------------------------------------------------------
     async def attach_recording(self, call: Call, url: str) -> None:

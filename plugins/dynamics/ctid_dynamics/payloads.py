@@ -43,7 +43,11 @@ def phonecall_id(call_id: str) -> str:
     return str(uuid.uuid5(CTID_NAMESPACE, f"dynamics\x00phonecall\x00{call_id}"))
 
 
-def task_record_id(task_id: str) -> str:
+def task_record_id(task_id: str, follow_up: int = 0) -> str:
+    """The activityid of a ctid task's Dynamics task; ``follow_up`` n >= 1 is the n-th task opened
+    because the caller missed again after a person closed the previous one in Dynamics."""
+    if follow_up:
+        return str(uuid.uuid5(CTID_NAMESPACE, f"dynamics\x00task\x00{task_id}\x00{follow_up}"))
     return str(uuid.uuid5(CTID_NAMESPACE, f"dynamics\x00task\x00{task_id}"))
 
 
@@ -237,8 +241,13 @@ def task_body(
     entity_sets: dict[str, str],
     owner_user: str | None,
     now: datetime | None = None,
+    previous_closed_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """The callback task's columns; ``ownerid``/regarding only when known (see :func:`phonecall_body`)."""
+    """The callback task's columns; ``ownerid``/regarding only when known (see :func:`phonecall_body`).
+
+    ``previous_closed_at`` makes it a follow-up: the caller missed again after a person closed the
+    previous task at that time; it is due ``due_in`` hours after the latest miss.
+    """
     settings = config.callback_task
     first = task.first_missed_at or now or utcnow()
     values = {
@@ -251,15 +260,19 @@ def task_body(
         f"Call back {task.number}" + (f" ({match.name})" if match else ""),
         f"Missed calls: {task.missed_count}, first {values['first_missed']}, last {values['last_missed']}",
     ]
+    if previous_closed_at is not None:
+        lines.append(f"Missed again after the previous callback task was closed in Dynamics "
+                     f"({previous_closed_at.strftime('%Y-%m-%d %H:%M UTC')}).")
     if task.group or task.line_number:
         lines.append(f"Line: {task.line_number or '-'}" + (f", group {task.group}" if task.group else ""))
     if match_count > 1:
         lines.append(f"{match_count} CRM records share this number; not linked to any of them.")
     lines.append(f"ctid task {task.id}")
+    due_from = (task.last_missed_at or first) if previous_closed_at is not None else first
     body: dict[str, Any] = {
         "subject": _clip(render(settings.subject, values) or f"Call back {task.number}", SUBJECT_MAX),
         "description": _clip("\n".join(lines), DESCRIPTION_MAX),
-        "scheduledend": iso(first + timedelta(hours=settings.due_in)),
+        "scheduledend": iso(due_from + timedelta(hours=settings.due_in)),
         "prioritycode": settings.priority,
     }
     if match is not None:

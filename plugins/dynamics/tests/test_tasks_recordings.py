@@ -136,3 +136,80 @@ async def test_clipping_keeps_long_subjects_and_descriptions_within_dynamics_lim
     before = len(fake.seen)
     await adapter.log_call(call, None)  # a repeat compares the clipped values: nothing to rewrite
     assert [s.status for s in fake.seen[before:] if s.method == "PATCH"] == [412]
+
+
+async def person_closes(adapter, fake, record_id, at, state=(1, 5)):
+    """Someone completes (or cancels) the task in Dynamics at ``at`` on the organization's clock."""
+    fake.clock = lambda: at
+    await adapter.client.call("PATCH", f"tasks({record_id})", json={"statecode": state[0], "statuscode": state[1]},
+                              headers={"If-Match": "*"})
+
+
+async def test_a_miss_after_a_person_closed_the_task_opens_a_follow_up(adapter, world, fake):
+    misses = [make_call(f"f{n}", "+74951234567", outcome=Outcome.MISSED, start=T0 + timedelta(minutes=20 * n))
+              for n in range(3)]
+    first_task = make_task("+74951234567", misses[:1])
+    first_id = await adapter.create_callback_task(first_task, None)
+    await person_closes(adapter, fake, first_id, T0 + timedelta(minutes=10))  # Bob called Jane back
+
+    # The caller misses again; ctid's task is still open (ctid never saw the callback).
+    second = make_task("+74951234567", misses[:2])
+    follow_up_id = await adapter.create_callback_task(second, None)
+    assert follow_up_id == task_record_id(second.id, 1) != first_id
+    first, follow_up = fake.records["tasks"][first_id], fake.records["tasks"][follow_up_id]
+    assert (first["statecode"], first["statuscode"]) == (1, 5)  # the person's completion stands
+    assert "Missed calls: 1" in first["description"]
+    assert (follow_up["statecode"], follow_up["statuscode"]) == (0, 2)
+    assert follow_up["subject"] == "Call back +74951234567 Jane Doe (2 missed)"
+    assert "Missed again after the previous callback task was closed in Dynamics (2026-03-02 09:40 UTC)" in (
+        follow_up["description"])
+    assert follow_up["scheduledend"] == "2026-03-02T13:50:00.000Z"  # latest miss + 4 h
+    assert follow_up["_ownerid_value"] == world.bob_user and follow_up["_regardingobjectid_value"] == world.jane
+
+    # Repeats of that job, and the next miss, update the follow-up; nothing else is added.
+    await adapter.create_callback_task(second, None)
+    third = make_task("+74951234567", misses)
+    assert await adapter.create_callback_task(third, None) == follow_up_id
+    assert len(tasks(fake)) == 2 and "Missed calls: 3" in fake.records["tasks"][follow_up_id]["description"]
+
+    # ctid reaches the caller: the open follow-up is completed, the person's task is untouched.
+    fake.clock = lambda: T0 + timedelta(hours=1)
+    before = dict(first)
+    await adapter.close_callback_task(third)
+    assert (fake.records["tasks"][follow_up_id]["statecode"], fake.records["tasks"][follow_up_id]["statuscode"]) == (1, 5)
+    assert fake.records["tasks"][first_id] == before
+    await adapter.close_callback_task(third)  # idempotent
+    assert len(tasks(fake)) == 2
+
+
+async def test_a_miss_from_before_the_close_changes_nothing(adapter, fake):
+    misses = [make_call(f"g{n}", "+74951234567", outcome=Outcome.MISSED, start=T0 + timedelta(minutes=20 * n))
+              for n in range(2)]
+    first_id = await adapter.create_callback_task(make_task("+74951234567", misses[:1]), None)
+    # The second miss's job was held up (Dynamics was down) while the person completed the task.
+    await person_closes(adapter, fake, first_id, T0 + timedelta(minutes=30))
+    assert await adapter.create_callback_task(make_task("+74951234567", misses), None) == first_id
+    [record] = tasks(fake)
+    assert (record["statecode"], record["statuscode"]) == (1, 5) and "Missed calls: 1" in record["description"]
+
+
+async def test_follow_ups_chain_and_survive_a_lost_answer(adapter, fake):
+    misses = [make_call(f"h{n}", "+74951234567", outcome=Outcome.MISSED, start=T0 + timedelta(minutes=20 * n))
+              for n in range(3)]
+    first_id = await adapter.create_callback_task(make_task("+74951234567", misses[:1]), None)
+    await person_closes(adapter, fake, first_id, T0 + timedelta(minutes=10))
+    await adapter.lookup("+74951234567")
+    # lookup, create R0 (412), read R0, read its modifiedon; the follow-up's create loses its answer
+    fake.lose_answers(times=1, after=4)
+    second = make_task("+74951234567", misses[:2])
+    with pytest.raises(CRMError) as info:
+        await adapter.create_callback_task(second, None)
+    assert info.value.retryable
+    assert await adapter.create_callback_task(second, None) == task_record_id(second.id, 1)
+    assert len(tasks(fake)) == 2
+    # The follow-up is cancelled by a person too; the caller misses once more: a second follow-up.
+    await person_closes(adapter, fake, task_record_id(second.id, 1), T0 + timedelta(minutes=30), state=(2, 6))
+    third = make_task("+74951234567", misses)
+    assert await adapter.create_callback_task(third, None) == task_record_id(third.id, 2)
+    states = [(r["statecode"], r["statuscode"]) for r in tasks(fake)]
+    assert states == [(1, 5), (2, 6), (0, 2)]

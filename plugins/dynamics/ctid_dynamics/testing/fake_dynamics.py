@@ -18,9 +18,10 @@ import json
 import os
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
@@ -82,6 +83,8 @@ class FakeDynamics(IdentityMixin):
     token_requests: int = 0
     http_requests: int = 0  # HTTP requests to the Web API: the round trips ($batch counts once)
     down: bool = False
+    #: The organization's clock, for ``createdon`` / ``modifiedon``; tests may replace it.
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
         self.entities: dict[str, Entity] = build_entities(self.extra_columns)
@@ -120,11 +123,16 @@ class FakeDynamics(IdentityMixin):
         """Make every issued token invalid (as if it expired)."""
         self.tokens.clear()
 
+    def stamp(self) -> str:
+        """Now on the organization's clock, as Dynamics writes ``modifiedon``."""
+        return self.clock().astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     # -- seeding and reading ---------------------------------------------------------------------
     def _add(self, entity_set: str, values: dict[str, Any]) -> str:
         entity = self.entities[entity_set]
         record_id = str(uuid.uuid4())
-        record = {entity.key: record_id, "_ownerid_value": self.app_user if "ownerid" in entity.navigation else None}
+        record = {entity.key: record_id, "_ownerid_value": self.app_user if "ownerid" in entity.navigation else None,
+                  "createdon": self.stamp(), "modifiedon": self.stamp()}
         record.update(values)
         self.records[entity_set][record_id] = record
         return record_id
@@ -426,7 +434,7 @@ class FakeDynamics(IdentityMixin):
         record.update(changes)
 
     def _create(self, entity: Entity, record_id: str, body: Any) -> dict[str, Any]:
-        record: dict[str, Any] = {entity.key: record_id}
+        record: dict[str, Any] = {entity.key: record_id, "createdon": self.stamp(), "modifiedon": self.stamp()}
         if "ownerid" in entity.navigation:
             record["_ownerid_value"] = self.app_user
         if entity.states:  # statecode on create is ignored: the record starts open
@@ -451,6 +459,7 @@ class FakeDynamics(IdentityMixin):
                 raise ODataError(400, CLOSED_ACTIVITY, "Cannot update Closed or Cancelled Activity.")
         updated = dict(existing)
         self._apply(entity, updated, body, creating=False)
+        updated["modifiedon"] = self.stamp()
         existing.clear()
         existing.update(updated)
         return (200, self._read(entity, existing, None, False), {}) if representation else (204, None, {})

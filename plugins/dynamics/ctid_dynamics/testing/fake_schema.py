@@ -78,7 +78,7 @@ class Entity:
         return {f"_{column}_value" for column, _ in self.navigation.values()}
 
     def readable(self) -> set[str]:
-        return self.columns | self.lookup_columns() | {self.key}
+        return self.columns | self.lookup_columns() | {self.key} | SYSTEM_COLUMNS
 
 
 _DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,7})?)?(Z|[+-]\d{2}:\d{2})$")
@@ -102,6 +102,8 @@ def _conversion(value: Any, edm: str) -> ODataError:
 
 
 PHONES = {"telephone1", "telephone2", "telephone3"}
+#: Read-only columns Dynamics keeps on every row (UTC, ``2026-03-02T09:30:00Z``).
+SYSTEM_COLUMNS = {"createdon", "modifiedon"}
 #: MaxLength of the string columns the fake knows. Documented (reference §1.4, §1.7): phone columns
 #: 50, task subject 200 and description 2000. The others follow the entity reference pages [guess].
 PHONE_LENGTHS = {"telephone1": 50, "telephone2": 50, "telephone3": 50, "mobilephone": 50}
