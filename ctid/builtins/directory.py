@@ -23,7 +23,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 import yaml
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ctid import hookimpl
 from ctid.connector import Health
@@ -45,47 +45,101 @@ class DirectoryConfig(CRMConfig):
         description="Template of the link that creates a contact ({public_url}, {phone}).",
     )
 
+    @field_validator("contacts")
+    @classmethod
+    def _contacts_readable(cls, value: Path | None) -> Path | None:
+        """Read the file now, so `ctid config check` finds what `ctid serve` would stop on."""
+        if value is not None:
+            try:
+                load_contacts(value, "RU")  # the region only changes how numbers are normalized
+            except ConfigError as exc:
+                raise ValueError(exc.reason) from None
+        return value
+
 
 def load_contacts(path: Path, region: str) -> list[ContactMatch]:
     """Read a contacts file; raise ConfigError naming the file and the row on bad content."""
+    return [_contact(path, index, row, region) for index, row in enumerate(_rows(path))]
+
+
+def _rows(path: Path) -> list[Any]:
     try:
         text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text: {exc}", path="crm.contacts") from exc
     except OSError as exc:
         raise ConfigError(f"cannot read contacts file: {exc}", path="crm.contacts") from exc
     if path.suffix.lower() == ".csv":
-        rows: list[Any] = list(csv.DictReader(io.StringIO(text)))
-    else:
         try:
-            rows = yaml.safe_load(text) or []
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}", path="crm.contacts") from exc
-        if isinstance(rows, dict) and "contacts" in rows:
-            rows = rows["contacts"]
+            return list(csv.DictReader(io.StringIO(text)))
+        except csv.Error as exc:
+            raise ConfigError(f"{path}: not valid CSV: {exc}", path="crm.contacts") from exc
+    try:
+        rows = yaml.safe_load(text) or []
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}", path="crm.contacts") from exc
+    if isinstance(rows, dict) and "contacts" in rows:
+        rows = rows["contacts"]
     if not isinstance(rows, list):
         raise ConfigError(f"{path}: expected a list of contacts", path="crm.contacts")
-    contacts = []
-    for index, row in enumerate(rows):
-        if not isinstance(row, dict) or not row.get("name"):
-            raise ConfigError(f"{path}: contact #{index + 1} needs a name", path="crm.contacts")
-        phones = row.get("phones") or row.get("phone") or []
-        if isinstance(phones, str):
-            phones = [p for p in phones.split(";") if p.strip()]
-        normalized = [n for n in (normalize(str(p), region) for p in phones) if n]
-        contact_id = str(row.get("id") or "") or hashlib.sha256(
-            (str(row["name"]) + "|" + "|".join(normalized)).encode()
-        ).hexdigest()[:12]
-        contacts.append(
-            ContactMatch(
-                id=contact_id,
-                entity="contact",
-                name=str(row["name"]),
-                company=(str(row["company"]) if row.get("company") else None),
-                owner=(str(row["owner"]) if row.get("owner") else None),
-                phones=normalized,
-                extra={"email": row["email"]} if row.get("email") else {},
-            )
-        )
-    return contacts
+    return rows
+
+
+def _text(value: Any) -> str | None:
+    """A text field: a string or an integer (YAML reads ``id: 7`` as a number); None when empty."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError("must be a string")
+
+
+def _phones(value: Any) -> list[str]:
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [p for p in value.split(";") if p.strip()]
+    if isinstance(value, list) and all(isinstance(p, str) for p in value):
+        return value
+    hint = ""
+    if isinstance(value, int | float) or (isinstance(value, list) and any(isinstance(p, int | float) for p in value)):
+        hint = " (quote phone numbers: YAML reads +79161234567 as a number and drops the + and leading zeros)"
+    raise ValueError("must be a string or a list of strings" + hint)
+
+
+def _contact(path: Path, index: int, row: Any, region: str) -> ContactMatch:
+    where = f"{path}: contact #{index + 1}"
+    if path.suffix.lower() == ".csv":
+        where += f" (line {index + 2})"
+    if not isinstance(row, dict):
+        raise ConfigError(f"{where}: must be a mapping of keys, not {type(row).__name__}", path="crm.contacts")
+    fields: dict[str, Any] = {}
+    for key in ("name", "id", "company", "owner", "email", "phones"):
+        raw = row.get(key)
+        if key == "phones" and raw in (None, ""):
+            raw = row.get("phone")
+        try:
+            fields[key] = _phones(raw) if key == "phones" else _text(raw)
+        except ValueError as exc:
+            name = fields.get("name")
+            raise ConfigError(f"{where}{f' ({name})' if name else ''}: {key}: {exc}", path="crm.contacts") from None
+        if key == "name" and not fields["name"]:
+            raise ConfigError(f"{where}: needs a name", path="crm.contacts")
+    normalized = [n for n in (normalize(p, region) for p in fields["phones"]) if n]
+    contact_id = fields["id"] or hashlib.sha256(
+        (fields["name"] + "|" + "|".join(normalized)).encode()
+    ).hexdigest()[:12]
+    return ContactMatch(
+        id=contact_id,
+        entity="contact",
+        name=fields["name"],
+        company=fields["company"],
+        owner=fields["owner"],
+        phones=normalized,
+        extra={"email": fields["email"]} if fields["email"] else {},
+    )
 
 
 class DirectoryCRM(CRMAdapter):
