@@ -52,6 +52,8 @@ from ctid_megafon.transfers import Transfers, joined, remember
 
 log = logging.getLogger(__name__)
 
+MAX_DOWNLOADS = 2  # recordings downloaded at the same time (the tenant's host is not ours to flood)
+
 
 def _answer(status: int, error: str, message: str) -> WebhookResult:
     """The PBX's documented error answers (``{"error": "Invalid token"}`` ...) plus our detail."""
@@ -108,6 +110,8 @@ class MegafonConnector(Connector):
         self.recordings = RecordingStore(name, config, services)
         self.transfers = Transfers(self.legs, config.transfer_race_seconds)
         self._jobs_in, self._jobs_out = trio.open_memory_channel[tuple[float, str, str]](10_000)
+        self._downloads = trio.CapacityLimiter(MAX_DOWNLOADS)
+        self._downloading: set[str] = set()  # pbx call ids with a download job running
         self._wake = trio.Event()
 
     @property
@@ -125,7 +129,7 @@ class MegafonConnector(Connector):
 
     # -- background work -------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        """The settle window and delayed recording downloads, until cancelled."""
+        """The settle window and delayed recording downloads (resuming planned ones), until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._settle_loop)
             nursery.start_soon(self._recording_loop)
@@ -147,15 +151,36 @@ class MegafonConnector(Connector):
 
     async def _recording_loop(self) -> None:
         async with trio.open_nursery() as nursery:
+            try:  # downloads planned before a restart
+                planned = await self.recordings.planned()
+            except CtidError as exc:
+                log.warning("%s: planned recording downloads not resumed: %s", self.name, exc)
+                planned = []
+            now = utcnow()
+            for pbx_call_id, call_id, due_at in planned:
+                delay = max((due_at - now).total_seconds(), 0.0)
+                self._start_download(nursery, trio.current_time() + delay, pbx_call_id, call_id)
             async for due, pbx_call_id, call_id in self._jobs_out:
-                nursery.start_soon(self._fetch_later, due, pbx_call_id, call_id)
+                self._start_download(nursery, due, pbx_call_id, call_id)
+
+    def _start_download(self, nursery: trio.Nursery, due: float, pbx_call_id: str, call_id: str) -> None:
+        if pbx_call_id not in self._downloading:
+            self._downloading.add(pbx_call_id)
+            nursery.start_soon(self._fetch_later, due, pbx_call_id, call_id)
 
     async def _fetch_later(self, due: float, pbx_call_id: str, call_id: str) -> None:
-        await trio.sleep_until(due)
         try:
-            await self.recordings.fetch(self.client, pbx_call_id, call_id)
-        except (CtidError, OSError) as exc:  # a full disk must not stop the connector
-            log.warning("%s: recording of call %s not downloaded: %s", self.name, call_id, exc)
+            await trio.sleep_until(due)
+            try:
+                await self.recordings.fetch(self.client, pbx_call_id, call_id, limiter=self._downloads)
+            except (CtidError, OSError) as exc:  # a full disk must not stop the connector
+                log.warning("%s: recording of call %s not downloaded: %s", self.name, call_id, exc)
+            try:  # done, or given up (an on-demand fetch may still find it later)
+                await self.recordings.unplan(pbx_call_id)
+            except CtidError as exc:
+                log.warning("%s: planned download of %s not cleared: %s", self.name, call_id, exc)
+        finally:
+            self._downloading.discard(pbx_call_id)
 
     # -- inbound ---------------------------------------------------------------------------------
     def _allowed(self, remote: str | None) -> bool:
@@ -276,15 +301,18 @@ class MegafonConnector(Connector):
             if primary == summary.callid:
                 if await self.recordings.link(summary.callid) != summary.link:  # new: keep it, fetch it
                     await self.recordings.remember(summary.callid, call_id, summary.link)
-                    self._plan_download(summary.callid, call_id)
+                    await self._plan_download(summary.callid, call_id)
                 event = dataclasses.replace(event, recording=self.services.recording_url(call_id))
             else:
                 event = dataclasses.replace(event, recording=None)
         event = self.legs.observe(event, trio.current_time())
         return [event]
 
-    def _plan_download(self, pbx_call_id: str, call_id: str) -> None:
-        due = trio.current_time() + self.config.recording_delay
+    async def _plan_download(self, pbx_call_id: str, call_id: str) -> None:
+        """Download after ``recording_delay``; kept in plugin storage, so a restart resumes it."""
+        delay = self.config.recording_delay
+        await self.recordings.plan(pbx_call_id, call_id, utcnow() + timedelta(seconds=delay))
+        due = trio.current_time() + delay
         try:
             self._jobs_in.send_nowait((due, pbx_call_id, call_id))
         except (trio.WouldBlock, trio.ClosedResourceError):

@@ -5,11 +5,16 @@ the push arrives (reference §6.4-5). ctid keeps the link to itself (plugin stor
 ``recording``), downloads the file after ``recording_delay`` with ``recording_retries`` further
 attempts ``recording_retry_interval`` apart, and stores it under
 ``<data_dir>/<recordings_dir>/<instance>/<call id>.<ext>``. Users only ever see ctid's URL.
+
+Planned downloads are kept in plugin storage too (kind ``download``, with their wall-clock due
+time) until they finish, so a restart resumes them instead of losing them.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +64,36 @@ class RecordingStore:
         record = await storage.get("recording", f"{self.instance}:{pbx_call_id}")
         return record.get("link") if record else None
 
+    # -- planned downloads -----------------------------------------------------------------------
+    async def plan(self, pbx_call_id: str, call_id: str, due_at: datetime) -> None:
+        """Remember a download to make at ``due_at`` (UTC), until :meth:`unplan`."""
+        storage = self._storage()
+        if storage is not None:
+            await storage.put("download", f"{self.instance}:{pbx_call_id}",
+                              {"call_id": call_id, "due_at": due_at.isoformat()})
+
+    async def unplan(self, pbx_call_id: str) -> None:
+        storage = self._storage()
+        if storage is not None:
+            await storage.delete("download", f"{self.instance}:{pbx_call_id}")
+
+    async def planned(self) -> list[tuple[str, str, datetime]]:
+        """This instance's unfinished downloads: (pbx call id, call id, due time)."""
+        storage = self._storage()
+        if storage is None:
+            return []
+        prefix = f"{self.instance}:"
+        out = []
+        for key, value in await storage.list("download", limit=100_000):
+            if not key.startswith(prefix):
+                continue
+            try:
+                out.append((key[len(prefix):], str(value["call_id"]), datetime.fromisoformat(value["due_at"])))
+            except (KeyError, TypeError, ValueError):
+                log.warning("%s: dropping an unreadable planned download %r", self.instance, key)
+                await storage.delete("download", key)
+        return out
+
     # -- files -----------------------------------------------------------------------------------
     def path_for(self, call_id: str, media: str) -> Path:
         return self.directory / f"{call_id}{_EXT.get(media, '.mp3')}"
@@ -80,12 +115,14 @@ class RecordingStore:
 
     # -- download --------------------------------------------------------------------------------
     async def fetch(
-        self, client: MegafonClient, pbx_call_id: str, call_id: str, *, attempts: int | None = None
+        self, client: MegafonClient, pbx_call_id: str, call_id: str, *, attempts: int | None = None,
+        limiter: trio.CapacityLimiter | None = None,
     ) -> tuple[bytes, str] | None:
         """The recording from disk, else downloaded (and stored), trying ``attempts`` times.
 
         A 404 (not written yet) or a retryable PBX failure waits ``recording_retry_interval`` (or
-        the PBX's ``Retry-After``) and tries again; None when the file never appeared.
+        the PBX's ``Retry-After``) and tries again; None when the file never appeared. Each attempt
+        holds ``limiter`` (if given) while it downloads, not while it waits.
         """
         stored = await self.load(call_id)
         if stored is not None:
@@ -97,7 +134,8 @@ class RecordingStore:
         for attempt in range(1, total + 1):
             wait = self.config.recording_retry_interval
             try:
-                result = await client.download(link)
+                async with limiter if limiter is not None else contextlib.nullcontext():
+                    result = await client.download(link)
             except PBXError as exc:
                 if not exc.retryable or attempt == total:
                     raise

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import httpx
 import pytest
 import trio
 
 from ctid.errors import PBXError
 from ctid.model import Call, call_id_for
-from megafon_kit import push
+from ctid_megafon.connector import MegafonConnector
+from megafon_kit import make_config, push
 
 AUDIO = b"ID3\x03fake-mp3-bytes"
 
@@ -89,3 +91,66 @@ async def test_non_http_link_is_refused(connector):
     await push(connector, history_with("file:///etc/passwd"))
     with pytest.raises(PBXError, match="not an http"):
         await connector.recording(call_for(connector))
+
+
+def _planned(storage):
+    return sorted(key for kind, key in storage.data if kind == "download")
+
+
+async def test_planned_download_survives_a_restart(make_connector, fake, storage, services, autojump_clock):
+    link = fake.add_recording("call.mp3", AUDIO, missing_for=1)
+    first = make_connector()
+    await push(first, history_with(link))  # the process stops before the delay is over
+    assert _planned(storage) == ["mf:R1"]
+    await first.aclose()
+    second = make_connector()  # a new process resumes the download from plugin storage
+    path = services.data_dir / "recordings" / "mf" / f"{call_for(second).id}.mp3"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(second.run)
+        while _planned(storage):  # noqa: ASYNC110 - polling storage under the mock clock
+            await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert [c.status for c in fake.received("recording")] == [404, 200]  # retries kept after the restart
+    assert path.read_bytes() == AUDIO
+
+
+async def test_given_up_download_is_no_longer_planned(make_connector, fake, storage, autojump_clock):
+    connector = make_connector(recording_retries=1, recording_retry_interval=5)
+    link = fake.add_recording("never.mp3", AUDIO, missing_for=100)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        await push(connector, history_with(link))
+        await trio.sleep(60)
+        nursery.cancel_scope.cancel()
+    assert len(fake.received("recording")) == 2 and _planned(storage) == []
+
+
+async def test_at_most_two_downloads_at_a_time(make_connector, fake, services, autojump_clock):
+    class Slow(httpx.AsyncBaseTransport):
+        """The fake tenant, answering recordings after 10 s; counts downloads in flight."""
+
+        def __init__(self) -> None:
+            self.inner = httpx.ASGITransport(app=fake)
+            self.now = self.most = 0
+
+        async def handle_async_request(self, request):
+            self.now += 1
+            self.most = max(self.most, self.now)
+            try:
+                await trio.sleep(10)
+                return await self.inner.handle_async_request(request)
+            finally:
+                self.now -= 1
+
+    slow = Slow()
+    connector = MegafonConnector("mf", make_config(fake), services, transport=slow)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        for index in range(5):
+            await push(connector, history_with(fake.add_recording(f"{index}.mp3", AUDIO), callid=f"R{index}"))
+        await trio.sleep(120)
+        nursery.cancel_scope.cancel()
+    await connector.aclose()
+    assert slow.most == 2
+    stored = sorted(p.name for p in (services.data_dir / "recordings" / "mf").iterdir())
+    assert len(stored) == 5

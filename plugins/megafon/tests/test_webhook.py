@@ -320,3 +320,4 @@ async def test_known_recording_link_is_not_fetched_again(connector, storage):
     await push(connector, hist("Success", "anna", link=link))
     await push(connector, hist("Success", "anna", link=link, duration=61))  # a corrected replay
     assert connector._jobs_out.statistics().current_buffer_used == 1
+    assert [key for kind, key in storage.data if kind == "download"] == ["mf:C1"]
