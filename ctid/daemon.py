@@ -94,6 +94,7 @@ class Daemon:
         self.instance_id = uuid.uuid4().hex
         self.clock = utcnow  # wall clock of timers; tests give one driven by trio's MockClock
         self._publish_send: trio.MemorySendChannel[Changes] | None = None
+        self._audience: dict[str, set[str]] = {}  # call id -> agents told about it so far
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -187,10 +188,7 @@ class Daemon:
                 await self.store.aclose()
 
     def _notify(self, hook) -> None:
-        try:
-            hook(services=self.services)
-        except Exception:  # a third-party observer must not stop the daemon
-            log.exception("the %s hook of a plugin failed", hook.name)
+        self._call_observers(hook, services=self.services)
 
     def shutdown(self) -> None:
         self._shutdown.set()
@@ -250,6 +248,7 @@ class Daemon:
         started = trio.current_time()
         changes = self.switchboard.apply(events)
         self._decorate(changes.calls)
+        self._decorate_tasks(changes.tasks)
         jobs = self._jobs(changes)
         # Queued before any checkpoint, so commits keep the order of reduction; the pop goes out
         # before the commit is waited for.
@@ -302,6 +301,20 @@ class Daemon:
                     call.contact = self._contact_of[call.id] = {"status": "pending", "matches": []}
                     self._nursery.start_soon(self._enrich, call.id, call.remote_number)
 
+    def _decorate_tasks(self, tasks) -> list:
+        """Give callback tasks the CRM match of their caller (the panel shows who to call back)."""
+        decorated = []
+        for task in tasks:
+            if task.contact is not None or task.status.value != "open":
+                continue
+            for call_id in reversed(task.missed_calls):
+                contact = self._contact_of.get(call_id)
+                if contact and contact.get("status") in ("found", "multiple"):
+                    task.contact = contact
+                    decorated.append(task)
+                    break
+        return decorated
+
     async def _enrich(self, call_id: str, number: str) -> None:
         matches = await self.contacts.lookup(number, budget=30)
         self.metrics.crm_lookups.labels(result="error" if matches is None else "crm").inc()
@@ -311,9 +324,10 @@ class Daemon:
         if call is None:
             return
         call.contact = contact
-        commit = self.store.add_events_nowait([], [call])
         enriched = Changes()
         enriched.calls.append(call)
+        enriched.tasks = self._decorate_tasks(t for t in self.switchboard.tasks.values() if t.number == number)
+        commit = self.store.add_events_nowait([], [call], tasks=enriched.tasks)
         self._publish_nowait(enriched)
         try:
             await commit.wait()
@@ -361,25 +375,39 @@ class Daemon:
             await self.hub.publish_task(task.to_json(), task.owner)
 
     async def _publish_call(self, call: Call) -> None:
-        if self.hub is not None:
-            await self.hub.publish_call(call.to_json(), call.participants())
+        """``callUpdated`` to everyone the call ever concerned: an agent whose group ring another
+        agent answered is told too, so its screen pop can close."""
+        if self.hub is None:
+            return
+        audience = self._audience.setdefault(call.id, set())
+        audience |= call.participants()
+        await self.hub.publish_call(call.to_json(), set(audience))
+        if call.state is CallState.ENDED:
+            self._audience.pop(call.id, None)
 
     def _observe(self, changes: Changes) -> None:
         hook = self.pm.hook
         calls = {c.id: c for c in changes.calls}
-        try:
-            for event in changes.events:
-                call = calls.get(event.call_id) or self.switchboard.calls.get(event.call_id)
-                if call is not None:
-                    hook.ctid_call_event(event=event, call=call)
-            for call in changes.ended:
-                hook.ctid_call_ended(call=call)
-            for agent, previous in changes.agents:
-                hook.ctid_agent_status(agent=agent, previous=previous)
-            for task in changes.tasks:
-                hook.ctid_task_updated(task=task)
-        except Exception as exc:  # a third-party observer must not break ingestion
-            log.exception("an observer hook failed: %s", PluginError(str(exc)))
+        for event in changes.events:
+            call = calls.get(event.call_id) or self.switchboard.calls.get(event.call_id)
+            if call is not None:
+                self._call_observers(hook.ctid_call_event, event=event, call=call)
+        for call in changes.ended:
+            self._call_observers(hook.ctid_call_ended, call=call)
+        for agent, previous in changes.agents:
+            self._call_observers(hook.ctid_agent_status, agent=agent, previous=previous)
+        for task in changes.tasks:
+            self._call_observers(hook.ctid_task_updated, task=task)
+
+    def _call_observers(self, hook, **kwargs: Any) -> None:
+        """Call each plugin's implementation on its own: one that raises is logged with its name
+        and does not keep the others from being called (pluggy would stop at the first)."""
+        for impl in hook.get_hookimpls():
+            try:
+                impl.function(**{name: kwargs[name] for name in impl.argnames})
+            except Exception as exc:
+                log.exception("plugin %s failed in %s: %s", impl.plugin_name, hook.name,
+                              PluginError(f"{type(exc).__name__}: {exc}"))
 
     async def apply_status(self, changes: Changes) -> None:
         """Persist and publish a presence change made through the API or the hub."""
@@ -388,9 +416,7 @@ class Daemon:
         presence = [[a.id, a.status.value, (a.status_since or utcnow()).isoformat()] for a, _ in changes.agents]
         if presence:
             await self._sync_out({"presence": presence})
-        if self.hub is not None:
-            for agent, _previous in changes.agents:
-                await self.hub.publish_agent(agent.to_json())
+        self._publish_nowait(changes)
         self._observe(changes)
 
     # -- state sync between instances ------------------------------------------------------------
@@ -444,8 +470,9 @@ class Daemon:
                 except CtidError as exc:
                     log.warning("could not end stale calls: %s", exc)
             dropped = self.switchboard.evict(utcnow() - keep)
-            for call_id in [c for c in self._contact_of if not self.switchboard.knows_call(c)]:
-                del self._contact_of[call_id]
+            for cache in (self._contact_of, self._audience):
+                for call_id in [c for c in cache if not self.switchboard.knows_call(c)]:
+                    del cache[call_id]
             if dropped:
                 log.debug("evicted %d ended calls from memory", dropped)
 

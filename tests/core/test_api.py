@@ -302,3 +302,17 @@ async def test_crm_activity_is_logged_through_the_outbox(config):
                     break
                 await delivered.wait()
         assert record["contact_id"] == "c-1" and record["outcome"] == "answered" and record["agent"] == "alice"
+
+
+async def test_a_callback_task_knows_the_caller(config):
+    async with running_daemon(config) as app:
+        await simulate(app, "missed", caller="+79161234567")
+
+        async def task_with_contact():
+            tasks = (await app.client.get("/api/tasks?status=open", headers=ADMIN)).json()["items"]
+            return tasks if tasks and tasks[0]["contact"] else None
+
+        from ctid.testing.daemon import eventually
+
+        [task] = await eventually(task_with_contact)
+        assert task["contact"]["matches"][0]["name"] == "Anna Kuznetsova"

@@ -37,18 +37,12 @@ class NullCRM(CRMAdapter):
     Config = type("NullCRMConfig", (CRMConfig,), {})
 
 
-class Recorder:
+class Observer:
+    """Observer hooks only."""
+
     def __init__(self, crash: bool = False) -> None:
         self.calls: list[tuple[str, object]] = []
         self.crash = crash
-
-    @hookimpl
-    def ctid_register_connectors(self):
-        return [NullConnector]
-
-    @hookimpl
-    def ctid_register_crms(self):
-        return [NullCRM]
 
     @hookimpl
     def ctid_serve_started(self, services):
@@ -75,6 +69,18 @@ class Recorder:
     @hookimpl
     def ctid_task_updated(self, task):
         self.calls.append(("task", (task.number, task.status.value, task.missed_count)))
+
+
+class Recorder(Observer):
+    """Observers plus registration hooks (connector and CRM classes)."""
+
+    @hookimpl
+    def ctid_register_connectors(self):
+        return [NullConnector]
+
+    @hookimpl
+    def ctid_register_crms(self):
+        return [NullCRM]
 
 
 async def _missed_call(app):
@@ -104,12 +110,17 @@ async def test_observers_and_registration_hooks(config):
     assert recorder.calls[-1][0] == "stopping"
 
 
-async def test_a_crashing_observer_does_not_lose_events(config):
-    recorder = Recorder(crash=True)
-    async with running_daemon(config, plugins=[recorder]) as app:
+async def test_a_crashing_observer_loses_nothing_and_stops_no_other_plugin(config, caplog):
+    crashing, healthy = Observer(crash=True), Observer()
+    async with running_daemon(config, plugins=[crashing, healthy]) as app:
         assert (await _missed_call(app)).status_code == 200
         calls = (await app.client.get("/api/calls", headers={"Authorization": f"Bearer {API_KEY}"})).json()
         assert [c["outcome"] for c in calls["items"]] == ["missed"]
+    # the healthy plugin saw everything although the other one raised on each call event
+    assert [name for name, _ in healthy.calls if name == "event"] == ["event", "event"]
+    assert ("ended", ("missed", "+79161234567")) in healthy.calls
+    failures = [r.getMessage() for r in caplog.records if "failed in ctid_call_event" in r.getMessage()]
+    assert len(failures) == 2 and "RuntimeError: observer bug" in failures[0]
 
 
 def test_crm_registration_hook_offers_the_class():

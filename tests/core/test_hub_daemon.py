@@ -128,3 +128,21 @@ async def test_concurrent_webhooks_never_leave_a_stale_state(config):
                 stored = await app.daemon.store.get_call(call.id)
                 assert stored == call.to_json()
                 assert last[call.pbx_call_id] == call.to_json()
+
+
+async def test_a_group_ring_loser_is_told_the_call_was_taken(config):
+    async with running_daemon(config) as app:
+        bob = await app.token("bob", PASSWORDS["bob"])
+        async with open_hub(f"{app.url}/hub", bob) as hub:
+            ring = [{"event": "ring", "call_id": "grp-1", "from": "+79161234567", "agent": login, "group": "sales",
+                     "timestamp": START.isoformat()} for login in ("101", "102")]
+            taken = [{"event": "answer", "call_id": "grp-1", "agent": "101",
+                      "timestamp": (START + timedelta(seconds=4)).isoformat()},
+                     {"event": "leg_end", "call_id": "grp-1", "agent": "102",
+                      "timestamp": (START + timedelta(seconds=4)).isoformat()}]
+            for events in (ring, taken):
+                body, headers = _body(events)
+                assert (await app.client.post("/hooks/office", content=body, headers=headers)).status_code == 200
+            with trio.fail_after(3):
+                update = await _next_call(hub, "grp-1", "talking")
+            assert update["agent"] == "alice" and "bob" not in update["ringing_agents"]
