@@ -100,14 +100,15 @@ def _instant(value: Any) -> datetime | None:
 
 
 def same_value(stored: Any, wanted: Any) -> bool:
-    """Whether a stored column already holds the wanted value: date-times compare as instants
-    (Dynamics answers ``...:00Z`` for ``...:00.000Z``), text ignores line-ending differences, ids case."""
+    """Whether a stored column already holds the wanted value: date-times compare as instants within
+    a second (Dynamics answers ``...:00Z`` for ``...:00.250Z``), text ignores line-ending
+    differences, ids case."""
     if stored == wanted:
         return True
     if isinstance(stored, str) and isinstance(wanted, str):
         stored_at, wanted_at = _instant(stored), _instant(wanted)
-        if stored_at is not None and wanted_at is not None:
-            return stored_at == wanted_at
+        if stored_at is not None and wanted_at is not None:  # Dataverse may keep whole seconds only
+            return abs((stored_at - wanted_at).total_seconds()) < 1
         if is_guid(wanted):
             return stored.strip("{}").lower() == wanted.strip("{}").lower()
         return stored.replace("\r\n", "\n").strip() == wanted.replace("\r\n", "\n").strip()

@@ -268,3 +268,24 @@ async def test_history_correction_survives_lost_answers_at_every_step(adapter, f
         assert (record["statecode"], record["statuscode"]) == (1, 4), step
         assert record["actualdurationminutes"] == 10, step
     assert len(phonecalls(fake)) == 3
+
+
+def test_stored_values_compare_as_dynamics_returns_them():
+    from ctid_dynamics.payloads import comparable, stale_columns
+
+    wanted = comparable({
+        "subject": "Incoming call", "description": "a\nb", "actualstart": "2026-03-02T09:30:00.250Z",
+        "actualdurationminutes": 3, "directioncode": False, "phonenumber": "",
+        "ownerid@odata.bind": "/systemusers(6F9A1C2E-0000-4000-8000-000000000001)",
+        "regardingobjectid_contact_phonecall@odata.bind": "/contacts(6f9a1c2e-0000-4000-8000-000000000002)",
+        "phonecall_activity_parties": [{"partyid_contact@odata.bind": "/contacts(x)", "participationtypemask": 1}],
+    })
+    stored = {
+        "subject": "Incoming call", "description": "a\r\nb", "actualstart": "2026-03-02T09:30:00Z",
+        "actualdurationminutes": 3, "directioncode": False, "phonenumber": None,
+        "_ownerid_value": "6f9a1c2e-0000-4000-8000-000000000001",
+        "_regardingobjectid_value": "6f9a1c2e-0000-4000-8000-000000000002",
+    }
+    assert stale_columns(stored, wanted) == []
+    changed = {**stored, "actualstart": "2026-03-02T09:29:58Z", "actualdurationminutes": 10, "_ownerid_value": None}
+    assert stale_columns(changed, wanted) == ["actualstart", "actualdurationminutes", "_ownerid_value"]
