@@ -156,6 +156,12 @@ class GenericConnector(Connector):
             raise RequestError(f"events[{index}].timestamp: {exc}", error_id="bad_event") from exc
         if parsed.event == "transfer" and not parsed.target:
             raise RequestError(f"events[{index}].target: required for transfer", error_id="bad_event")
+        if parsed.id is None and parsed.timestamp is None:
+            # the key of an event without id is a hash of it: without a timestamp a second identical
+            # event (a second hold) could not be told from a retry of the first and would be dropped
+            raise RequestError(
+                f"events[{index}]: needs an `id` or a `timestamp` (idempotency)", error_id="bad_event"
+            )
         key = parsed.id or hashlib.sha256(
             json.dumps(item, sort_keys=True, separators=(",", ":"), default=str).encode()
         ).hexdigest()[:40]

@@ -79,7 +79,7 @@ async def test_outbound_swaps_remote_and_line_and_keys_are_stable():
     [(None, "signature_missing"), ("sha256=00", "bad_signature"), (sign("other-secret", b"{}"), "bad_signature")],
 )
 async def test_bad_signatures_are_refused(signature, error_id):
-    body = json.dumps({"event": "ring", "call_id": "c1"}).encode()
+    body = json.dumps({"event": "ring", "call_id": "c1", "id": "e1"}).encode()
     with pytest.raises(AuthError) as info:
         await connector().handle_webhook(request(body, signature=signature))
     assert info.value.error_id == error_id and info.value.status == 401
@@ -98,6 +98,8 @@ async def test_bad_signatures_are_refused(signature, error_id):
         (b'{"event": "ring", "call_id": "c1", "timestamp": "yesterday"}', "events[0].timestamp"),
         (b'{"event": "transfer", "call_id": "c1"}', "target"),
         (b'{"event": "end", "call_id": "c1", "outcome": "exploded"}', "events[0].outcome"),
+        (b'[{"event": "ring", "call_id": "c1", "id": "e1"}, {"event": "hold", "call_id": "c1"}]',
+         "events[1]: needs an `id` or a `timestamp` (idempotency)"),
     ],
 )
 async def test_bad_bodies_are_400_with_a_reason(body, fragment):
@@ -107,8 +109,23 @@ async def test_bad_bodies_are_400_with_a_reason(body, fragment):
     assert fragment in str(info.value)
 
 
+async def test_repeated_events_without_id_are_told_apart_by_timestamp():
+    """Two holds of one call (the agent held twice) are two events, a resent hold is one."""
+    hold = {"event": "hold", "call_id": "c1", "agent": "101"}
+    first = {**hold, "timestamp": "2026-11-25T10:00:10Z"}
+    second = {**hold, "timestamp": "2026-11-25T10:00:40Z"}
+    result = await connector().handle_webhook(request(json.dumps([first, second]).encode()))
+    assert len({e.key for e in result.events}) == 2
+    resent = await connector().handle_webhook(request(json.dumps(first).encode()))
+    assert resent.events[0].key == result.events[0].key
+    with pytest.raises(RequestError) as info:  # without either, a repeat and a retry look the same
+        await connector().handle_webhook(request(json.dumps(hold).encode()))
+    assert info.value.error_id == "bad_event" and info.value.status == 400
+    assert "events[0]: needs an `id` or a `timestamp`" in str(info.value)
+
+
 async def test_too_many_events():
-    items = [{"event": "ring", "call_id": f"c{i}"} for i in range(3)]
+    items = [{"event": "ring", "call_id": f"c{i}", "id": f"e{i}"} for i in range(3)]
     with pytest.raises(RequestError) as info:
         await connector(max_events=2).handle_webhook(request(json.dumps(items).encode()))
     assert info.value.error_id == "too_many_events"
