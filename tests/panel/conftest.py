@@ -219,6 +219,10 @@ def browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         _unavailable("the Python package 'playwright' is not installed (pip install -e '.[test]')")
+    from playwright.sync_api import expect
+
+    # Waits are for a real server and browser on a shared 2-core machine: generous, yet bounded.
+    expect.set_options(timeout=10_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser
