@@ -89,6 +89,22 @@ def test_agents_board_and_live_kpis_for_today(open_page, ctid):
     # History: everyone's calls for a supervisor.
     boss.get_by_role("tab", name="History").click()
     expect(boss.locator("li.history-item")).to_have_count(2)
+    expect(boss.locator("li.history-item .number")).to_have_text(["+7 999 000-11-22", "+7 916 123-45-67"])
     expect(boss.locator("li.history-item", has_text="+7 999 000-11-22")).to_contain_text("Missed")
     expect(boss.locator("li.history-item", has_text="+7 916 123-45-67")).to_contain_text("Alice Smirnova")
     assert boss.errors == []
+
+
+def test_rest_additions_the_panel_relies_on(ctid):
+    """Snapshot lists each connector's capabilities; /api/calls?order=desc gives the newest first."""
+    headers = {"Authorization": f"Bearer {ctid.token('super')}"}
+    snapshot = ctid.http.get("/api/snapshot", headers=headers).json()
+    assert snapshot["connectors"] == {"office": ["dial", "hangup", "hold", "transfer"]}
+    for index in range(3):
+        ctid.ring(f"order-{index}", f"+7999000000{index}")
+    newest = ctid.http.get("/api/calls", params={"order": "desc", "limit": 2}, headers=headers).json()["items"]
+    assert [c["pbx_call_id"] for c in newest] == ["order-2", "order-1"]
+    oldest = ctid.http.get("/api/calls", params={"limit": 2}, headers=headers).json()["items"]
+    assert [c["pbx_call_id"] for c in oldest] == ["order-0", "order-1"]
+    bad = ctid.http.get("/api/calls", params={"order": "up"}, headers=headers)
+    assert bad.status_code == 400 and bad.json()["error"] == "bad_query"
