@@ -110,15 +110,31 @@ ctx.showTab = (tab, focus = false) => {
   if (focus) document.getElementById(`tab-${tab}`)?.focus();
 };
 
-/** Open a CRM record: through CIF when hosted by Dynamics, else the record's link. */
+/**
+ * Open a CRM record: through CIF when hosted by Dynamics as a channel provider, through the parent
+ * page's Xrm when framed by a Dynamics page of the same origin, else the record's link.
+ */
 ctx.openMatch = (call, match) => {
   if (ctx.cif) return openRecord(match);
+  const xrm = parentXrm();
+  if (xrm && match.entity && match.id) return xrm.Navigation.openForm({ entityName: match.entity, entityId: match.id });
   return openUrl(match.url);
 };
 ctx.openNew = (call) => {
   if (ctx.cif) return openNewContact(call.remote_number || "");
+  const xrm = parentXrm();
+  if (xrm) return xrm.Navigation.openForm({ entityName: "contact" }, { telephone1: call.remote_number || "" });
   return openUrl(call.contact?.new_contact_url);
 };
+
+function parentXrm() {
+  try {
+    const xrm = window.parent !== window ? window.parent.Xrm : null;
+    return typeof xrm?.Navigation?.openForm === "function" ? xrm : null;
+  } catch {
+    return null; // a parent on another origin: its Xrm is out of reach, links are used
+  }
+}
 
 function openUrl(url) {
   if (!url) return null;

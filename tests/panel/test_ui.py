@@ -254,3 +254,33 @@ def test_the_connection_stays_up_while_idle(open_page):
     page.wait_for_timeout(4000)  # a real server's real timers: two client timeouts of silence
     expect(page.locator("#connection")).to_have_attribute("data-state", "connected")
     assert len(negotiations) == 1
+
+
+def test_a_same_origin_dynamics_page_opens_records_with_xrm(browser, ctid):
+    """Framed by a Dynamics page it can reach (same origin), the panel opens records with Xrm.Navigation."""
+    context = browser.new_context(viewport={"width": 1000, "height": 800})
+    try:
+        host = """<!doctype html><title>Dynamics</title><script>
+          window.opened = [];
+          window.Xrm = {Navigation: {openForm: (options, parameters) => {
+            window.opened.push([options, parameters || null]); return Promise.resolve({}); }}};
+        </script><iframe id="ctid" title="ctid" src="/panel/" style="width:320px;height:700px"></iframe>"""
+        context.route(f"{ctid.url}/crm/host.html", lambda route: route.fulfill(content_type="text/html", body=host))
+        page = context.new_page()
+        page.goto(f"{ctid.url}/crm/host.html")
+        frame = page.frame_locator("#ctid")
+        frame.get_by_label("Username").fill("alice")
+        frame.get_by_label("Password").fill("alice-pw")
+        frame.get_by_role("button", name="Sign in").click()
+        expect(frame.locator("#connection")).to_have_attribute("data-state", "connected")
+        ctid.ring("xrm-1", "+79161234567")
+        frame.get_by_role("button", name="Open in CRM").click()
+        ctid.ring("xrm-2", "+79005554433")
+        frame.get_by_role("button", name="Create contact").click()
+        page.wait_for_function("window.opened.length === 2")
+        assert page.evaluate("window.opened") == [
+            [{"entityName": "contact", "entityId": "c-1"}, None],
+            [{"entityName": "contact"}, {"telephone1": "+79005554433"}],
+        ]
+    finally:
+        context.close()
