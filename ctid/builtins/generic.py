@@ -77,15 +77,39 @@ class GenericEvent(BaseModel):
     outcome: Outcome | None = None
     recording_url: str | None = Field(default=None, max_length=2000)
 
-    def at(self) -> datetime | None:
+    @field_validator("timestamp", mode="before")
+    @classmethod
+    def _not_bool(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # lax pydantic would read true as Unix time 1
+            raise ValueError("must be an ISO 8601 time or Unix seconds, not true/false")
+        return value
+
+    def at(self, now: datetime) -> datetime | None:
+        """The event's time in UTC; ValueError unless between 2000 and a day after ``now``."""
         value = self.timestamp
         if value is None:
             return None
+        latest = now + _AHEAD
         if isinstance(value, float | int):
+            if not _EARLIEST.timestamp() <= value <= latest.timestamp():  # also refuses nan
+                ms = _EARLIEST.timestamp() <= value / 1000 <= latest.timestamp()
+                hint = " (milliseconds? send seconds)" if ms else ""
+                raise ValueError(f"{value} is {_implausible(now)}{hint}")
             return datetime.fromtimestamp(value, UTC)
         if value.tzinfo is None:
             raise ValueError("timestamp needs a time zone (use Z for UTC)")
-        return value.astimezone(UTC)
+        value = value.astimezone(UTC)
+        if not _EARLIEST <= value <= latest:
+            raise ValueError(f"{value.isoformat()} is {_implausible(now)}")
+        return value
+
+
+_EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+_AHEAD = timedelta(days=1)
+
+
+def _implausible(now: datetime) -> str:
+    return f"not plausible: before 2000 or more than a day ahead of ctid's clock ({now.isoformat()})"
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -149,7 +173,7 @@ class GenericConnector(Connector):
             raise RequestError(f"events[{index}]: must be an object", error_id="bad_event")
         try:
             parsed = GenericEvent.model_validate(item)
-            at = parsed.at()
+            at = parsed.at(request.received_at)
         except ValidationError as exc:
             raise RequestError(_describe_validation(exc, index), error_id="bad_event") from exc
         except (ValueError, OverflowError, OSError) as exc:

@@ -14,6 +14,7 @@ from ctid.model import Capability, Direction, EventKind, Outcome
 from ctid.services import Services
 
 SECRET = "s3cret-value"
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 
 
 class _Directory:
@@ -122,6 +123,41 @@ async def test_repeated_events_without_id_are_told_apart_by_timestamp():
         await connector().handle_webhook(request(json.dumps(hold).encode()))
     assert info.value.error_id == "bad_event" and info.value.status == 400
     assert "events[0]: needs an `id` or a `timestamp`" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "fragment"),
+    [
+        (True, "not true/false"),
+        (False, "not true/false"),
+        (1, "before 2000"),
+        ("1", "before 2000"),
+        ("1999-12-31T23:59:59Z", "before 2000"),
+        ("2026-11-27T10:00:01Z", "more than a day ahead"),
+        (1764151200001, "milliseconds"),
+        (1e300, "more than a day ahead"),
+        ("nan", "events[0].timestamp"),
+    ],
+)
+async def test_implausible_timestamps_are_refused(timestamp, fragment):
+    body = json.dumps({"event": "ring", "call_id": "c1", "timestamp": timestamp}).encode()
+    req = request(body)
+    req.received_at = NOW
+    with pytest.raises(RequestError) as info:
+        await connector().handle_webhook(req)
+    assert info.value.error_id == "bad_event" and info.value.status == 400
+    assert "events[0].timestamp" in str(info.value) and fragment in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "timestamp", ["2000-01-01T00:00:00Z", "2026-11-26T10:00:00Z", 946684800, 1764064800.25, "1764064800"]
+)
+async def test_plausible_timestamps_are_accepted(timestamp):
+    body = json.dumps({"event": "ring", "call_id": "c1", "timestamp": timestamp}).encode()
+    req = request(body)
+    req.received_at = NOW
+    [event] = (await connector().handle_webhook(req)).events
+    assert datetime(2000, 1, 1, tzinfo=UTC) <= event.at <= datetime(2026, 11, 26, 10, tzinfo=UTC)
 
 
 async def test_too_many_events():
