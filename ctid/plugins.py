@@ -77,6 +77,8 @@ class CtidPluginManager(pluggy.PluginManager):
         self._origins: dict[str, _Origin] = {}
         self._classes: tuple[dict[str, type[Connector]], dict[str, type[CRMAdapter]]] | None = None
         self._provided: dict[str, tuple[list[str], list[str]]] = {}
+        #: Installed entry points left out by ``CTID_LOAD_PLUGINS`` (name -> origin).
+        self.skipped: dict[str, _Origin] = {}
 
     # -- registration ----------------------------------------------------------------------------
     def register(self, plugin: Any, name: str | None = None) -> str | None:
@@ -115,14 +117,14 @@ class CtidPluginManager(pluggy.PluginManager):
         allow = None if allowed is None else {part.strip() for part in allowed.split(",") if part.strip()}
         for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
             name = entry_point.name
+            dist = entry_point.dist
+            origin = _Origin(dist.name if dist else None, dist.version if dist else None, builtin=False)
             if allow is not None and name not in allow:
+                self.skipped.setdefault(name, origin)
                 continue
             if self.has_plugin(name) or self.is_blocked(name):
                 continue
-            dist = entry_point.dist
-            self._origins[name] = _Origin(
-                dist.name if dist else None, dist.version if dist else None, builtin=False
-            )
+            self._origins[name] = origin
             try:
                 plugin = entry_point.load()
                 self.register(plugin, name=name)
@@ -191,9 +193,10 @@ class CtidPluginManager(pluggy.PluginManager):
 
     # -- reporting ---------------------------------------------------------------------------------
     def describe(self, all: bool = False) -> list[dict[str, Any]]:  # noqa: A002 - mirrors --all
-        """Plugins as ``ctid plugins --json`` prints them; built-ins only when ``all``.
+        """Plugins as ``ctid plugins --json`` prints them: built-in and third-party, each with ``builtin``.
 
-        Failed plugins are always listed, with ``error``.
+        Failed plugins are always listed, with ``error``. With ``all``, installed plugins that
+        ``CTID_LOAD_PLUGINS`` left out are listed too, with ``skipped`` saying why.
         """
         self._collect()
         rows: list[dict[str, Any]] = []
@@ -201,8 +204,6 @@ class CtidPluginManager(pluggy.PluginManager):
             if plugin is None:  # blocked: a failure, listed below
                 continue
             origin = self._origins.get(name, _Origin(None, None, False))
-            if origin.builtin and not all:
-                continue
             connectors, crms = self._provided.get(name, ([], []))
             hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
             rows.append(
@@ -230,6 +231,20 @@ class CtidPluginManager(pluggy.PluginManager):
                     "error": failure.error,
                 }
             )
+        if all:
+            for name, origin in self.skipped.items():
+                rows.append(
+                    {
+                        "name": name,
+                        "dist": origin.dist,
+                        "version": origin.version,
+                        "builtin": False,
+                        "hooks": [],
+                        "connectors": [],
+                        "crms": [],
+                        "skipped": f"not in {LOAD_PLUGINS_ENV}",
+                    }
+                )
         return rows
 
     # -- the configuration's needs -----------------------------------------------------------------

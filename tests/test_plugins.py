@@ -62,7 +62,13 @@ def test_allow_list(fixture_path: None, monkeypatch: pytest.MonkeyPatch) -> None
     pm = get_plugin_manager()
     assert third_party_failures(pm) == {}
     assert "fixture-pbx" not in pm.connector_classes()
-    assert all(row["builtin"] for row in pm.describe(all=True))
+    assert all(row["builtin"] for row in pm.describe())
+    # --all adds the installed plugins the allow-list left out, not loaded
+    left_out = {row["name"]: row for row in pm.describe(all=True) if not row["builtin"]}
+    assert set(left_out) >= THIRD_PARTY
+    assert left_out["fixture-pbx"]["skipped"] == "not in CTID_LOAD_PLUGINS"
+    assert (left_out["fixture-pbx"]["dist"], left_out["fixture-pbx"]["version"]) == ("ctid-fixture-pbx", "1.2.0")
+    assert left_out["fixture-pbx"]["connectors"] == [] and "error" not in left_out["fixture-pbx"]
 
 
 def test_load_entry_points_false_loads_only_builtins(fixture_path: None) -> None:
@@ -75,13 +81,13 @@ def test_builtins_come_through_the_same_hooks(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("CTID_LOAD_PLUGINS", "")
     pm = get_plugin_manager()
     assert [failure for failure in pm.failures if failure.name in BUILTIN_PLUGINS] == []
-    rows = pm.describe(all=True)
+    rows = pm.describe()
     assert {row["name"] for row in rows} == set(BUILTIN_PLUGINS)
     assert all(row["builtin"] and row["dist"] == "ctid" for row in rows)
     assert "generic" in {name for row in rows for name in row["connectors"]}
     assert "directory" in {name for row in rows for name in row["crms"]}
     assert "generic" in pm.connector_classes() and "directory" in pm.crm_classes()
-    assert pm.describe(all=False) == []
+    assert [row for row in pm.describe(all=True) if row["builtin"]] == rows
 
 
 def _connector(name: str) -> type[Connector]:
@@ -196,7 +202,10 @@ def test_cli_reports_broken_plugins_and_still_works(tmp_path: Path) -> None:
     result = run_ctid("plugins", "--json", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
-    assert set(rows) >= THIRD_PARTY
+    assert set(rows) >= THIRD_PARTY | set(BUILTIN_PLUGINS)  # built-ins are listed without --all
+    assert rows["ctid.builtins.generic"]["builtin"] is True and rows["fixture-pbx"]["builtin"] is False
+    assert rows["ctid.builtins.generic"]["connectors"] == ["generic"]
+    assert rows["ctid.builtins.directory"]["crms"] == ["directory"]
     assert rows["broken-pbx"]["error"] == "RuntimeError: vendor SDK 'brokenpbx-sdk' is not installed"
     assert rows["fixture-pbx"]["connectors"] == ["fixture-pbx"] and rows["fixture-pbx"]["version"] == "1.2.0"
     assert rows["fixture-pbx"]["hooks"] == [
@@ -208,12 +217,20 @@ def test_cli_reports_broken_plugins_and_still_works(tmp_path: Path) -> None:
     table = run_ctid("plugins", cwd=tmp_path)
     assert table.returncode == 0
     assert "FAILED: RuntimeError: vendor SDK 'brokenpbx-sdk' is not installed" in table.stdout
+    assert "ctid.builtins.generic (built-in)" in table.stdout
 
+    only_builtins = run_ctid("plugins", "--json", cwd=tmp_path, load="")
+    assert only_builtins.returncode == 0, only_builtins.stderr
+    assert {row["name"] for row in json.loads(only_builtins.stdout)} == set(BUILTIN_PLUGINS)
     everything = run_ctid("plugins", "--json", "--all", cwd=tmp_path, load="")
     assert everything.returncode == 0, everything.stderr
-    builtins = [row for row in json.loads(everything.stdout) if row["builtin"]]
-    assert {name for row in builtins for name in row["connectors"]} >= {"generic"}
-    assert {name for row in builtins for name in row["crms"]} >= {"directory"}
+    rows = {row["name"]: row for row in json.loads(everything.stdout)}
+    assert {name for row in rows.values() if row["builtin"] for name in row["connectors"]} >= {"generic"}
+    assert {name for row in rows.values() if row["builtin"] for name in row["crms"]} >= {"directory"}
+    assert rows["broken-pbx"]["skipped"] == "not in CTID_LOAD_PLUGINS" and "error" not in rows["broken-pbx"]
+    skipped_table = run_ctid("plugins", "--all", cwd=tmp_path, load="fixture-pbx")
+    assert "skipped: not in CTID_LOAD_PLUGINS" in skipped_table.stdout
+    assert "--all" in run_ctid("plugins", "--help", cwd=tmp_path).stdout
 
     config = tmp_path / "ctid.yaml"
     config.write_text("connectors:\n  p1:\n    plugin: fixture-pbx\n    secret: abc\n")

@@ -1,8 +1,16 @@
-"""`ctid plugins`: list installed plugins (datasette style), including the ones that failed to load."""
+"""`ctid plugins`: list the plugins, built-in and installed (datasette style), including the ones that failed to load."""
 
 from __future__ import annotations
 
 import typer
+
+
+def _status(row: dict) -> str:
+    if "error" in row:
+        return f"FAILED: {row['error']}"
+    if "skipped" in row:
+        return f"skipped: {row['skipped']}"
+    return "ok"
 
 
 def _table(rows: list[dict]) -> str:
@@ -14,7 +22,7 @@ def _table(rows: list[dict]) -> str:
             ",".join(row["connectors"]) or "-",
             ",".join(row["crms"]) or "-",
             str(len(row["hooks"])),
-            f"FAILED: {row['error']}" if "error" in row else "ok",
+            _status(row),
         )
         for row in rows
     ]
@@ -28,13 +36,17 @@ def _table(rows: list[dict]) -> str:
 
 def plugins(
     as_json: bool = typer.Option(
-        False, "--json", help="Print JSON (name, version, hooks, connectors, crms)."
+        False, "--json", help="Print JSON: a list of {name, dist, version, builtin, hooks, connectors, crms}, "
+        "plus error for a plugin that failed to load and skipped for one left out."
     ),
-    all_: bool = typer.Option(False, "--all", help="Include the built-in plugins."),
+    all_: bool = typer.Option(
+        False, "--all", help="Also list installed plugins that CTID_LOAD_PLUGINS left out (not loaded)."
+    ),
 ) -> None:
-    """List installed plugins and what they provide; plugins that failed to load are shown with their error.
+    """List plugins, built-in and third-party, and what they provide; plugins that failed to load are shown
+    with their error.
 
-    CTID_LOAD_PLUGINS=name1,name2 loads only those third-party plugins (empty: none).
+    CTID_LOAD_PLUGINS=name1,name2 loads only those third-party plugins (empty: none); --all lists the others.
     """
     import json
 
@@ -46,7 +58,7 @@ def plugins(
     elif rows:
         typer.echo(_table(rows))
     else:
-        typer.echo("no third-party plugins installed (--all shows the built-ins)")
+        typer.echo("no plugins loaded")
 
 
 def register(app: typer.Typer) -> None:
