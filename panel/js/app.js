@@ -338,9 +338,17 @@ function renderNow() {
   renderCards(els.cards, ctx);
   if (ui.contactRoute) {
     els.contact.hidden = false;
-    renderContact(els.contact, ctx, ui.contactRoute);
+    // The new-contact form holds what the operator types: build it once per route, not on every event.
+    const route = ui.contactRoute;
+    if (route.kind === "new") {
+      unlessSame(els.contact, [route, document.documentElement.lang], () => renderContact(els.contact, ctx, route));
+    } else {
+      delete els.contact.dataset.signature;
+      renderContact(els.contact, ctx, route);
+    }
   } else {
     els.contact.hidden = true;
+    delete els.contact.dataset.signature;
   }
   const tabs = visibleTabs();
   if (!tabs.some(([id]) => id === ui.tab)) ui.tab = "dial";

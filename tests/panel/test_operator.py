@@ -120,6 +120,7 @@ def test_call_controls_reach_the_pbx_and_the_card_follows_the_call(open_page, ct
     ctid.ring("ctl-1", "+79161234567")
     pop = card(alice, "+7 916 123-45-67")
     expect(pop.get_by_role("button", name="Hold")).to_have_count(0)  # not while ringing
+    expect(pop.get_by_role("button", name="Decline")).to_be_visible()
     ctid.events({"event": "answer", "call_id": "ctl-1", "agent": "101"})
     expect(pop.locator(".badge")).to_have_text("Talking")
 

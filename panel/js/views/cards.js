@@ -122,7 +122,8 @@ function controls(call, ctx, rel) {
     }, t("transfer")));
   }
   if (caps.has("hangup")) {
-    buttons.push(button("hangup", t("hangUp"), () => ctx.act("Hangup", call.id), "danger"));
+    const label = call.state !== "ringing" ? t("hangUp") : call.direction === "outbound" ? t("cancelCall") : t("decline");
+    buttons.push(button("hangup", label, () => ctx.act("Hangup", call.id), "danger"));
   }
   return buttons.length ? h("div.controls", { role: "group", "aria-label": t("callControls") }, buttons) : null;
 }
