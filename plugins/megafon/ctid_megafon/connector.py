@@ -130,9 +130,14 @@ class MegafonConnector(Connector):
     # -- background work -------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """The settle window and delayed recording downloads (resuming planned ones), until cancelled."""
+        try:  # downloads planned before a restart (read before any new push can plan one)
+            planned = await self.recordings.planned()
+        except CtidError as exc:
+            log.warning("%s: planned recording downloads not resumed: %s", self.name, exc)
+            planned = []
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._settle_loop)
-            nursery.start_soon(self._recording_loop)
+            nursery.start_soon(self._recording_loop, planned)
             task_status.started()
 
     async def _settle_loop(self) -> None:
@@ -149,13 +154,8 @@ class MegafonConnector(Connector):
                 except CtidError as exc:
                     log.warning("%s: could not submit settled call ends: %s", self.name, exc)
 
-    async def _recording_loop(self) -> None:
+    async def _recording_loop(self, planned: list[tuple[str, str, datetime]]) -> None:
         async with trio.open_nursery() as nursery:
-            try:  # downloads planned before a restart
-                planned = await self.recordings.planned()
-            except CtidError as exc:
-                log.warning("%s: planned recording downloads not resumed: %s", self.name, exc)
-                planned = []
             now = utcnow()
             for pbx_call_id, call_id, due_at in planned:
                 delay = max((due_at - now).total_seconds(), 0.0)
