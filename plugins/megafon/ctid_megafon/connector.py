@@ -261,8 +261,10 @@ class MegafonConnector(Connector):
             # TRANSFERRED names who transferred and the new leg's id, not the target: it waits for
             # the next agent of this call (the second leg's events, perhaps already held here).
             transfer = joined(event, self._primary(event.pbx_call_id))
-            for early in self.transfers.transferred(transfer):
-                out += self._emit(early, now)
+            early: list[CallEvent] = []
+            for held in self.transfers.transferred(transfer):
+                early += self._emit(held, now)
+            out += self.transfers.released(transfer.leg_id, early)
         elif not self.transfers.hold(event, now):
             out += self._emit(event, now)
         self._wake.set()

@@ -52,6 +52,7 @@ class Transfers:
         self._pending: dict[str, CallEvent] = {}  # primary callid -> TRANSFER waiting for its target
         self._held: dict[str, _Held] = {}  # unknown callid -> its events, waiting for a TRANSFERRED
         self._own: dict[str, None] = {}  # callids released as calls of their own (never aliased later)
+        self._replay: dict[str, list[CallEvent]] = {}  # second leg -> what its TRANSFERRED released
 
     def primary(self, callid: str) -> str:
         return self.aliases.get(callid, callid)
@@ -77,9 +78,19 @@ class Transfers:
         second = event.leg_id
         if second and second not in self._own:
             remember(self.aliases, second, event.pbx_call_id)
-        remember(self._pending, event.pbx_call_id, event)
+        if second not in self._replay:
+            remember(self._pending, event.pbx_call_id, event)
         held = self._held.pop(second, None) if second else None
         return held.events if held is not None else []
+
+    def released(self, second: str | None, events: list[CallEvent]) -> list[CallEvent]:
+        """What a TRANSFERRED released, again when it is redelivered (its first answer may have failed)."""
+        if second is None:
+            return events
+        if events:
+            remember(self._replay, second, events)
+            return events
+        return list(self._replay.get(second, []))
 
     def target(self, event: CallEvent) -> CallEvent | None:
         """The pending TRANSFER of ``event``'s call, completed with ``event``'s agent as target."""

@@ -410,3 +410,16 @@ async def test_a_new_call_from_a_talking_number_waits_only_the_race_window(direc
     await connector.aclose()
     call_c = next(c for c in board.calls.values() if c.pbx_call_id == "call-c")
     assert call_c.state is CallState.ENDED
+
+
+async def test_redelivered_transferred_releases_the_early_leg_again(connector):
+    for post in [ev("INCOMING", "anna", "call-a"), ev("ACCEPTED", "anna", "call-a"), ev("INCOMING", "boris", "call-b"),
+                 ev("ACCEPTED", "boris", "call-b")]:
+        await connector.handle_webhook(request(post))
+    transferred = ev("TRANSFERRED", "anna", "call-a", second_callid="call-b")
+    first = await connector.handle_webhook(request(transferred))
+    # ctid could not commit the first answer's events (the PBX got an error): the redelivery carries them again
+    again = await connector.handle_webhook(request(transferred))
+    assert [(e.kind, e.key) for e in again.events] == [(e.kind, e.key) for e in first.events]
+    assert [(e.kind.value, e.pbx_call_id, e.agent_login) for e in first.events] == [
+        ("transfer", "call-a", "anna"), ("ring", "call-a", "boris"), ("answer", "call-a", "boris")]
