@@ -150,11 +150,11 @@ def _validate_plugins(settings: Settings, pm: CtidPluginManager, data: dict[str,
                 f"{prefix}: disabled, and its plugin {raw['plugin']!r} is unavailable; not validated"
             )
             continue
-        settings.connectors[instance] = _validate(cls.Config, raw, lines, prefix)
+        settings.connectors[instance] = _validate(cls.Config, raw, lines, prefix, _plugin_context(settings))
         settings.connector_types[instance] = cls
     if settings.core.crm is not None:
         cls = pm.crm_classes()[settings.core.crm["plugin"]]
-        settings.crm = _validate(cls.Config, settings.core.crm, lines, "crm")
+        settings.crm = _validate(cls.Config, settings.core.crm, lines, "crm", _plugin_context(settings))
         settings.crm_type = cls
 
 
@@ -176,9 +176,17 @@ def _check_password_hashes(core: CtidConfig, lines: dict[str, str]) -> None:
 _MESSAGES = {"missing": "missing required key"}
 
 
-def _validate(model: type[BaseModel], data: Any, lines: dict[str, str], prefix: str) -> Any:
+def _plugin_context(settings: Settings) -> dict[str, Any]:
+    """What a plugin's configuration validators may look at (``ValidationInfo.context``): the
+    ``agents`` (id -> AgentConfig) and the names of the ``connectors`` instances."""
+    return {"agents": dict(settings.core.agents), "connectors": sorted(settings.core.connectors)}
+
+
+def _validate(
+    model: type[BaseModel], data: Any, lines: dict[str, str], prefix: str, context: dict[str, Any] | None = None
+) -> Any:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context=context)
     except ValidationError as exc:
         raise _translate(exc, model, data, lines, prefix) from None
     except Exception as exc:  # a plugin's validator crashed instead of raising ValueError

@@ -286,6 +286,23 @@ class DynamicsConfig(CRMConfig):
         return value
 
     @model_validator(mode="after")
+    def _group_managers(self, info: ValidationInfo) -> DynamicsConfig:
+        """With the core's ``agents`` in the validation context (``ctid config check``, ``serve``),
+        a group manager must be a configured agent with a ``crm_user``."""
+        agents = (info.context or {}).get("agents")
+        if agents is None:
+            return self
+        for group, agent_id in self.callback_task.group_managers.items():
+            agent = agents.get(agent_id)
+            if agent is None:
+                known = ", ".join(sorted(agents)) or "(none)"
+                raise ValueError(f"callback_task.group_managers.{group}: unknown agent {agent_id!r}; the agents are {known}")
+            if not agent.crm_user:
+                raise ValueError(f"callback_task.group_managers.{group}: agent {agent_id!r} has no crm_user, so "
+                                 "callback tasks cannot be assigned to them in Dynamics")
+        return self
+
+    @model_validator(mode="after")
     def _entities(self) -> DynamicsConfig:
         if not self.entities:
             raise ValueError("entities: at least one entity is needed")
