@@ -275,13 +275,15 @@ class GenericConnector(Connector):
             )
         steps = _SCENARIO_STEPS[scenario](context)
         call_id = f"sim-{context.start.timestamp():.6f}-{scenario}"
+        # the call ends at ``start`` (now, by default): no event time lies in the future
+        base = context.start - timedelta(seconds=max(offset for offset, _, _ in steps))
         requests = []
         for index, (offset, event, fields) in enumerate(steps):
             body_obj = {
                 "event": event,
                 "call_id": call_id,
                 "id": f"{call_id}-{index}",
-                "timestamp": (context.start + timedelta(seconds=offset)).isoformat().replace("+00:00", "Z"),
+                "timestamp": (base + timedelta(seconds=offset)).isoformat().replace("+00:00", "Z"),
                 **fields,
             }
             if context.group and "group" not in body_obj:

@@ -15,7 +15,10 @@ def register(app: typer.Typer) -> None:
         scenario: str = typer.Option("answered", help="answered, missed, group, transfer, hold, outbound_no_answer"),
         from_number: str = typer.Option(..., "--from", help="The customer's number."),
         to: str = typer.Option(..., "--to", help="Agent id who takes (or makes) the call."),
-        transfer_to: str | None = typer.Option(None, help="Agent id for the transfer scenario."),
+        transfer_to: str | None = typer.Option(
+            None, help="Agent id the transfer scenario transfers to (default: another agent of the same group, "
+            "else any other agent with a login on the connector)."
+        ),
         line: str | None = typer.Option(None, help="Our number that was called (the line)."),
         url: str | None = typer.Option(None, help="Base URL of the running ctid (default: server.public_url)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them."),
@@ -65,7 +68,9 @@ def _simulate(config, instance, scenario, caller, agent_id, transfer_to, line, u
     if transfer_to:
         others = [login(transfer_to)]
     elif scenario == "transfer":
-        raise RequestError("the transfer scenario needs --transfer-to AGENT", error_id="bad_scenario")
+        target = _colleague(directory, instance, agent_id)
+        typer.echo(f"transfer to {target} (choose with --transfer-to)", err=True)
+        others = [login(target)]
     elif scenario == "group":
         me = directory.get(agent_id)
         if me is None:
@@ -94,3 +99,20 @@ def _simulate(config, instance, scenario, caller, agent_id, transfer_to, line, u
             if response.status_code >= 400:
                 raise RequestError(f"ctid answered {response.status_code}: {response.text[:300]}",
                                    error_id="simulation_rejected")
+
+
+def _colleague(directory, instance: str, agent_id: str) -> str:
+    """Another agent with a login on ``instance``: one sharing a group with ``agent_id`` if any."""
+    from ctid.errors import RequestError
+
+    me = directory.get(agent_id)
+    if me is None:
+        raise RequestError(f"no agent {agent_id!r} in the configuration", error_id="bad_agent")
+    others = [a for a in directory.agents() if a.id != agent_id and directory.login_for_agent(instance, a.id)]
+    if not others:
+        raise RequestError(
+            f"no other agent with a login on {instance!r} to transfer to; add one or give --transfer-to AGENT",
+            error_id="bad_scenario",
+        )
+    same_group = [a for a in others if set(a.groups) & set(me.groups)]
+    return (same_group or others)[0].id
