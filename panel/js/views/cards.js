@@ -7,7 +7,8 @@ import { capabilities, isSupervisor, relation, visibleCalls } from "../state.js"
 
 /**
  * @param {HTMLElement} root
- * @param {object} ctx {state, ui, act(method, ...args), openMatch(call, match), openNew(call), dismiss(id), rerender()}
+ * @param {object} ctx {state, ui, cif, act(method, ...args), openMatch(call, match), openNew(call), dismiss(id),
+ *   toggleTransfer(callId), closeTransfer()}
  */
 export function renderCards(root, ctx) {
   const calls = visibleCalls(ctx.state);
