@@ -521,3 +521,52 @@ def test_example_full_mentions_every_key() -> None:
         key for key in keys(CtidConfig) | keys(GenericConfig) | keys(CRMConfig) if f"{key}:" not in text
     )
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "message"),
+    [
+        ("database:\n  url: mysql://ctid@db/ctid\n", 15,
+         "database.url: unsupported database 'mysql': ctid supports sqlite, postgresql and mssql"),
+        ("database:\n  url: postgresql+asyncpg://ctid@db/ctid\n", 15,
+         "database.url: unsupported PostgreSQL driver 'asyncpg': use postgresql+psycopg://"),
+        ("database:\n  url: ctid.db\n", 15, "database.url: not a database URL"),
+        ("database:\n  url: 'postgresql://ctid:pw@db:port/ctid'\n", 15, "database.url: not a database URL"),
+        ("server:\n  public_url: ctid.example.com\n", 15,
+         "server.public_url: must be an http:// or https:// URL, for example https://ctid.example.com"),
+        ("server:\n  public_url: 'ftp://ctid.example.com'\n", 15, "server.public_url: must be an http:// or https://"),
+        ("server:\n  public_url: 'https://'\n", 15, "server.public_url: must be an http:// or https://"),
+        ("server:\n  public_url: 'http://ctid:99999'\n", 15, "server.public_url: must be an http:// or https://"),
+    ],
+)
+def test_database_url_and_public_url_are_checked(
+    tmp_path: Path, pm: CtidPluginManager, extra: str, line: int, message: str
+) -> None:
+    text = BASE.replace("server:\n  listen: 127.0.0.1:9000\n", "") + extra
+    path = write(tmp_path / "ctid.yaml", text)
+    error = error_of(path, pm)
+    assert str(error).startswith(f"{path}:{line}: {message}")
+    assert "pw" not in str(error)  # a password in the URL never reaches the message
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["sqlite:///var/ctid.db", "sqlite://", "postgresql://postgres@127.0.0.1/test", "postgres://u@h/d",
+     "postgresql+psycopg://u:p@h:5432/d", "mssql+pyodbc://u:p@dsn"],
+)
+def test_supported_database_urls(tmp_path: Path, pm: CtidPluginManager, url: str) -> None:
+    path = write(tmp_path / "ctid.yaml", BASE + f"database:\n  url: '{url}'\n")
+    assert load_config(path, pm).core.database.url == url
+
+
+def test_duplicate_extensions_and_logins_are_refused(tmp_path: Path, pm: CtidPluginManager) -> None:
+    path = write(tmp_path / "ctid.yaml", BASE.replace("    name: Bob\n", "    name: Bob\n    extension: ' 101'\n"))
+    error = error_of(path, pm)
+    assert str(error) == f"{path}:11: agents.bob.extension: extension ' 101' is also used by agent 'alice'"
+    path = write(tmp_path / "ctid.yaml",
+                 BASE.replace("    name: Bob\n", "    name: Bob\n    pbx:\n      pbx1: '7001'\n"))
+    error = error_of(path, pm)
+    assert str(error) == f"{path}:12: agents.bob.pbx.pbx1: login '7001' on pbx1 is also used by agent 'alice'"
+    # the same login on two different instances, and a login equal to another's extension, are fine
+    text = BASE.replace("    name: Bob\n", "    name: Bob\n    pbx:\n      pbx1: '101'\n")
+    assert load_config(write(tmp_path / "ctid.yaml", text), pm).core.agents["bob"].pbx == {"pbx1": "101"}

@@ -9,6 +9,7 @@ import enum
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
@@ -40,6 +41,20 @@ class ServerConfig(Strict):
             raise ValueError("must be host:port, for example 127.0.0.1:8080")
         return value
 
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        try:
+            parts = urlsplit(value)
+            ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number or out of range
+            ok = False
+        if not ok:
+            raise ValueError("must be an http:// or https:// URL, for example https://ctid.example.com")
+        return value
+
     @property
     def host(self) -> str:
         return _LISTEN.match(self.listen)["host"].strip("[]")  # type: ignore[index]
@@ -67,6 +82,35 @@ class DatabaseConfig(Strict):
     pool_size: int = Field(default=5, ge=1)
     commit_batch: int = Field(default=500, ge=1, description="Most events grouped in one commit.")
     threads: int = Field(default=4, ge=1, description="Worker threads for SQL.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        """The checks ctid.store.engine.normalize_url makes when ``ctid serve`` opens the database."""
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend, _, driver = make_url(value).drivername.partition("+")
+        except (ArgumentError, ValueError):  # the URL itself is left out: it may hold a password
+            raise ValueError(
+                "not a database URL; use sqlite:///path/to/file.db, postgresql+psycopg://user:password@host/db "
+                "or mssql+pyodbc://user:password@dsn"
+            ) from None
+        if backend not in _DRIVERS:
+            raise ValueError(f"unsupported database {backend!r}: ctid supports sqlite, postgresql and mssql")
+        if driver not in ("", *_DRIVERS[backend]):
+            raise ValueError(_DRIVERS[backend][1].format(driver=driver))
+        return value
+
+
+#: Backend -> (the driver ctid uses, message for another driver), as ctid.store.engine.normalize_url.
+_DRIVERS = {
+    "sqlite": ("pysqlite", "unsupported SQLite driver {driver!r}: use sqlite:///path/to/file.db"),
+    "postgresql": ("psycopg", "unsupported PostgreSQL driver {driver!r}: use postgresql+psycopg://"),
+    "postgres": ("psycopg", "unsupported PostgreSQL driver {driver!r}: use postgresql+psycopg://"),
+    "mssql": ("pyodbc", "unsupported MS SQL driver {driver!r}: use mssql+pyodbc://"),
+}
 
 
 class HubConfig(Strict):
@@ -184,4 +228,20 @@ class CtidConfig(Strict):
             for instance in agent.pbx:
                 if instance not in self.connectors:
                     raise ValueError(f"agents.{agent_id}.pbx.{instance}: unknown connector instance")
+        # an ambiguous login -> agent mapping (as ctid.directory.StaticDirectory compares logins)
+        extensions: dict[str, str] = {}
+        logins: dict[tuple[str, str], str] = {}
+        for agent_id, agent in self.agents.items():
+            if agent.extension:
+                other = extensions.setdefault(agent.extension.strip().casefold(), agent_id)
+                if other != agent_id:
+                    raise ValueError(
+                        f"agents.{agent_id}.extension: extension {agent.extension!r} is also used by agent {other!r}"
+                    )
+            for instance, login in agent.pbx.items():
+                other = logins.setdefault((instance, login.strip().casefold()), agent_id)
+                if other != agent_id:
+                    raise ValueError(
+                        f"agents.{agent_id}.pbx.{instance}: login {login!r} on {instance} is also used by agent {other!r}"
+                    )
         return self
