@@ -7,7 +7,9 @@ import { fmtPhone, h, refreshTicking, replace } from "./dom.js";
 import { HubClient, HubState } from "./hub.js";
 import { errorText, initLanguage, setLanguage, t } from "./i18n.js";
 import { localMidnight } from "./kpi.js";
-import { applySnapshot, createState, isSupervisor, putAgent, putCall, putTask, relation } from "./state.js";
+import {
+  applySnapshot, canDial, createState, isSupervisor, putAgent, putCall, putTask, relation,
+} from "./state.js";
 import { installShortcuts } from "./shortcuts.js";
 import { local, session } from "./storage.js";
 import { renderCards } from "./views/cards.js";
@@ -212,7 +214,8 @@ async function rebuild() {
     if (ctx.state.history !== null || ctx.ui.contactRoute) await refreshHistory();
     document.documentElement.dataset.ready = "true";
   } catch (error) {
-    toast(errorText(error));
+    // A connection lost meanwhile shows in the top bar, and the next connect rebuilds again.
+    if (!["connection_lost", "not_connected"].includes(error.errorId)) toast(errorText(error));
   }
 }
 
@@ -465,7 +468,7 @@ async function main() {
   });
   document.addEventListener("click", (event) => {
     const link = event.target.closest?.('a[href^="tel:"]');
-    if (link && ctx.hub) {
+    if (link && ctx.hub && canDial(ctx.state)) { // else the workstation's own tel: handler takes it
       event.preventDefault();
       ctx.act("Dial", link.getAttribute("href").slice(4));
     }

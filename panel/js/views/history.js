@@ -3,7 +3,7 @@
 import { recordingSrc, request } from "../api.js";
 import { fmtDuration, fmtPhone, fmtTime, h, replace } from "../dom.js";
 import { t } from "../i18n.js";
-import { isSupervisor } from "../state.js";
+import { canDial, isSupervisor } from "../state.js";
 
 export async function loadHistory(ctx) {
   const { items } = await request("GET", "api/calls?order=desc&limit=50");
@@ -27,8 +27,10 @@ export function renderHistory(root, ctx) {
     return h("li.history-item", { dataset: { callId: call.id, outcome: call.outcome || "" } },
       h("div.main", {},
         h("span.dir", { "aria-label": t(call.direction) }, call.direction === "outbound" ? "↗" : "↙"),
-        h("a.number", { href: `tel:${call.remote_number || ""}`, dataset: { key: `hist-${call.id}` } },
-          fmtPhone(call.remote_number)),
+        call.remote_number && canDial(ctx.state)
+          ? h("a.number", { href: `tel:${call.remote_number}`, dataset: { key: `hist-${call.id}` },
+            title: t("callBackTo", { number: fmtPhone(call.remote_number) }) }, fmtPhone(call.remote_number))
+          : h("span.number", {}, fmtPhone(call.remote_number)),
         match ? h("span.contact-name", {}, match.name) : null),
       h("span.meta", {},
         fmtTime(call.started_at), " · ",
