@@ -304,6 +304,10 @@ def test_no_controls_when_the_connector_cannot_command_the_pbx(browser, tmp_path
         expect(page.get_by_label("Number to call")).to_be_disabled()
         expect(page.get_by_text("Calling from the panel is not available for your phone line.")).to_be_visible()
         shot(page, "no-capabilities-300px")
+        server.events({"event": "end", "call_id": "nocap-1", "agent": "101"})
+        page.get_by_role("tab", name="History").click()
+        expect(page.locator("li.history-item .number")).to_have_text("+7 916 123-45-67")
+        expect(page.get_by_role("link", name="+7 916 123-45-67")).to_have_count(0)  # nothing to dial with
         assert fake_pbx.commands == []
     finally:
         context.close()
