@@ -135,6 +135,7 @@ async def main() -> None:
         async with gate:
             task = asyncio.create_task(run(session, args.url, key, agent, rec, ready,
                                            negotiate=not args.no_negotiate, ping=args.ping))
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures are counted, not printed
             waiter = asyncio.create_task(ready.wait())
             await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED, timeout=60)
             waiter.cancel()
