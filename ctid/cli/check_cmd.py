@@ -12,7 +12,10 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def check(
         config: Path = typer.Option(..., "--config", "-c", envvar="CTID_CONFIG", help="Configuration file."),
-        as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+        as_json: bool = typer.Option(
+            False, "--json", help='Print JSON: {"ok", "checks": [...]}, or {"ok": false, "error": {"id", "message"}} '
+            "when the configuration or a plugin cannot be used (same exit code as without --json)."
+        ),
         timeout: float = typer.Option(10.0, help="Seconds allowed for each check."),
     ) -> None:
         """Check the database, the CRM and every connector; exit 1 if any is unhealthy."""
@@ -29,7 +32,11 @@ def register(app: typer.Typer) -> None:
             pm.ensure_enabled_ok(settings)
             results = trio.run(_run_checks, settings, pm, timeout)
         except CtidError as exc:
-            raise fail(exc) from None
+            if not as_json:
+                raise fail(exc) from None
+            # a script reading --json gets JSON whatever happened; the exit code stays the error's
+            typer.echo(json.dumps({"ok": False, "error": {"id": exc.error_id, "message": str(exc)}}, indent=2))
+            raise typer.Exit(exc.exit_code) from None
         healthy = all(r["ok"] for r in results)
         if as_json:
             typer.echo(json.dumps({"ok": healthy, "checks": results}, indent=2))
@@ -75,7 +82,8 @@ async def _run_checks(settings, pm, budget: float) -> list[dict]:
             stats = await store.outbox_stats()
         finally:
             await store.aclose()
-        return Health(ok=True, detail=_redact_url(core.database.url), checks={"outbox": json.dumps(stats, default=str)})
+        outbox = " ".join(f"{key}={stats[key]}" for key in ("pending", "due", "dead"))
+        return Health(ok=True, detail=_redact_url(core.database.url), checks={"outbox": outbox})
 
     await run("database", db_health)
     services = Services(directory=StaticDirectory(core.agents), public_url=core.server.url(),
