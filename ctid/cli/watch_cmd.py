@@ -27,6 +27,16 @@ def describe(target: str, payload: Any) -> str:
     return " ".join([f"{target:<13}", str(who), *parts])
 
 
+def hub_url(url: str) -> str:
+    """``url`` with ``/hub`` as its path when it has none (``http://host:8080`` -> ``http://host:8080/hub``)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.path in ("", "/"):
+        return urlunsplit(parts._replace(path="/hub"))
+    return url
+
+
 async def watch(url: str, token: str, *, as_json: bool, snapshot: bool, skip_negotiation: bool, retries: int) -> None:
     import trio
 
@@ -52,9 +62,13 @@ async def watch(url: str, token: str, *, as_json: bool, snapshot: bool, skip_neg
                 closed = await hub.wait_closed()
         except HubClosed as exc:
             closed = exc
-        except HubConnectionError:
-            if not connected_once:
-                raise  # a wrong URL or a refused first connection is reported, not retried
+        except HubConnectionError as exc:
+            if not connected_once:  # a wrong URL or a refused first connection is reported, not retried
+                if str(exc).endswith("HTTP 404"):
+                    raise HubConnectionError(
+                        f"{exc}: no hub at {url} (the hub is at /hub on ctid's port, e.g. http://HOST:8080/hub)"
+                    ) from None
+                raise
             closed = HubClosed(lost=True)
         if not (closed.lost or closed.allow_reconnect):
             if closed.error:
@@ -72,7 +86,8 @@ def register(app: typer.Typer) -> None:
     @app.command("watch")
     def watch_cmd(
         url: str = typer.Option(
-            "http://127.0.0.1:8080/hub", "--url", envvar="CTID_HUB_URL", help="Hub URL (http(s)://host:port/hub)."
+            "http://127.0.0.1:8080/hub", "--url", envvar="CTID_HUB_URL",
+            help="Hub URL (http(s)://host:port/hub); /hub is added to a URL without a path."
         ),
         token: str = typer.Option(
             ..., "--token", envvar="CTID_TOKEN", help="Access token or API key (or set CTID_TOKEN)."
@@ -89,7 +104,7 @@ def register(app: typer.Typer) -> None:
         from ctid.errors import CtidError
 
         try:
-            trio.run(lambda: watch(url, token, as_json=as_json, snapshot=snapshot,
+            trio.run(lambda: watch(hub_url(url), token, as_json=as_json, snapshot=snapshot,
                                    skip_negotiation=skip_negotiation, retries=retries))
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
