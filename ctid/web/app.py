@@ -33,6 +33,16 @@ document(path="/readyz", method="GET", tag="operations", auth=False, summary="Re
          errors={503: "not ready"})
 document(path="/metrics", method="GET", tag="operations", auth=False, summary="Prometheus metrics")
 document(path="/openapi.json", method="GET", tag="operations", auth=False, summary="This document")
+document(path="/hub/negotiate", method="POST", tag="realtime",
+         summary="SignalR negotiate: a connection id and token for the WebSocket at /hub (docs/hub-protocol.md)",
+         query={"negotiateVersion": {"type": "integer", "minimum": 0, "default": 0},
+                "access_token": {"type": "string", "description": "the token, for clients that cannot set headers"}},
+         response={"type": "object", "properties": {
+             "negotiateVersion": {"type": "integer"},
+             "connectionId": {"type": "string"},
+             "connectionToken": {"type": "string", "description": "negotiateVersion 1 only; pass as ?id="},
+             "availableTransports": {"type": "array", "items": {"type": "object"}},
+             "error": {"type": "string", "description": "a bad negotiateVersion (HTTP 200, SignalR's convention)"}}})
 
 
 def error_response(exc: CtidError) -> Response:
