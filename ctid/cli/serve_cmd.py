@@ -51,6 +51,15 @@ def register(app: typer.Typer) -> None:
                 await daemon.run()
                 nursery.cancel_scope.cancel()
 
+        # What is loaded by now (modules, config, the serving stack) lives as long as the process:
+        # freezing it keeps the collector's full passes, which pause every screen pop, short.
+        import gc
+
+        import ctid.daemon
+        import ctid.web.app  # noqa: F401
+
+        gc.collect()
+        gc.freeze()
         try:
             trio.run(main)
         except CtidError as exc:
