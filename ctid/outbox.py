@@ -52,11 +52,17 @@ class OutboxWorker:
         self.clock = clock  # wall-clock source; tests pass one driven by trio's MockClock
         self._wakeup = trio.Event()
         self._delivered = trio.Event()
+        self._parked = trio.Event()
         self.delivered = 0
 
     def notify(self) -> None:
         """New jobs were committed: run a pass now instead of at the next timer."""
         self._wakeup.set()
+
+    async def wait_parked(self) -> None:
+        """Wait until the worker has finished a pass and sleeps (until a retry, or idle). Tests
+        use it to move a mock clock only when the worker is waiting for time to pass."""
+        await self._parked.wait()
 
     def next_delivery(self) -> trio.Event:
         """An event set when the worker next delivers a job (take it before checking, then wait)."""
@@ -72,14 +78,16 @@ class OutboxWorker:
                 blocked = await self.run_once()
             except StoreError as exc:  # the database is away: jobs wait there, try again later
                 log.warning("outbox: database unavailable: %s", exc)
-                await trio.sleep(idle)
-                continue
+                blocked = idle
             if blocked:
                 # The head job failed: nothing behind it may overtake it, so new jobs wait too.
+                self._parked.set()
                 await trio.sleep(blocked)
             elif blocked is None:
+                self._parked.set()
                 with trio.move_on_after(idle):
                     await self._wakeup.wait()
+            self._parked = trio.Event()
 
     async def run_once(self) -> float | None:
         """One pass over due jobs, in queue order. Returns the seconds until a failed head job may be

@@ -1,8 +1,8 @@
 """The CRM outbox worker: in-order delivery through outages, Retry-After, parking refused jobs.
 
-Time is Trio's MockClock and the worker's wall clock is derived from it. The clock auto-jumps only
-after 100 ms of real idleness, because the store's SQL runs in worker threads: a zero threshold
-would jump the clock while a query is still running.
+Time is Trio's MockClock, moved by hand, and the worker's wall clock is derived from it. The store's
+SQL runs in threads, so an auto-jumping clock could pass a deadline while a query still runs: the
+tests move time only once the worker is parked (``wait_parked``), which is deterministic.
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ class _Directory:
 
 @pytest.fixture
 def clock():
-    return trio.testing.MockClock(autojump_threshold=0.1)
+    return trio.testing.MockClock()
 
 
 @pytest.fixture
@@ -82,20 +82,34 @@ async def queue_calls(store, numbers):
         await store.add_events([], [call(i)], outbox=[OutboxJob(LOG_CALL, f"call-{i}", {}, f"log:{i}", mock_now())])
 
 
+async def start(nursery, worker):
+    await nursery.start(worker.run)
+    await worker.wait_parked()
+
+
+async def advance(clock, worker, seconds: float):
+    """Move time on, let the worker run what became due, and wait until it sleeps again."""
+    clock.jump(seconds)
+    await trio.testing.wait_all_tasks_blocked()
+    await worker.wait_parked()
+
+
 async def test_an_outage_delays_but_keeps_order_and_loses_nothing(store, clock, nursery):
     crm = FlakyCRM()
     worker = OutboxWorker(store, crm, _Directory(), clock=mock_now)
     crm.down = True
     await queue_calls(store, [1, 2, 3])
-    await nursery.start(worker.run)
-    await trio.sleep(100)  # three Retry-After periods pass while the CRM is down
-    assert crm.logged == [] and 3 <= crm.attempts <= 5
+    await start(nursery, worker)
+    assert crm.attempts == 1  # the head job failed; nothing behind it was tried
+    for _ in range(3):  # three Retry-After periods pass while the CRM is down
+        await advance(clock, worker, 30)
+    assert crm.logged == [] and crm.attempts == 4
     await queue_calls(store, [4, 5])  # more activities arrive during the outage
     worker.notify()
-    await trio.sleep(10)
-    assert crm.logged == [], "a later job overtook the failed head job"
+    await advance(clock, worker, 10)
+    assert crm.attempts == 4, "a later job overtook the failed head job"
     crm.down = False
-    await trio.sleep(31)
+    await advance(clock, worker, 20)
     assert crm.logged == ["call-1", "call-2", "call-3", "call-4", "call-5"]
     stats = await store.outbox_stats(mock_now())
     assert (stats["pending"], stats["done"], stats["dead"]) == (0, 5, 0)
@@ -107,11 +121,15 @@ async def test_backoff_without_retry_after_grows(store, clock, nursery):
     crm.down = True
     worker = OutboxWorker(store, crm, _Directory(), clock=mock_now)
     await queue_calls(store, [1])
-    await nursery.start(worker.run)
-    await trio.sleep(2 + 4 + 8 + 16 - 1)
-    assert crm.attempts == 4  # at 0, 2, 6, 14 s; the next one at 30 s
-    await trio.sleep(2)
-    assert crm.attempts == 5
+    await start(nursery, worker)
+    times = [trio.current_time()]
+    for delay in (2, 4, 8, 16):
+        await advance(clock, worker, delay - 0.5)
+        assert crm.attempts == len(times), "retried before its backoff"
+        await advance(clock, worker, 0.5)
+        times.append(trio.current_time())
+        assert crm.attempts == len(times)
+    assert [b - a for a, b in zip(times, times[1:], strict=False)] == [2, 4, 8, 16]
 
 
 async def test_a_refused_job_is_parked_and_does_not_block_the_queue(store, clock, nursery):
@@ -119,8 +137,9 @@ async def test_a_refused_job_is_parked_and_does_not_block_the_queue(store, clock
     crm.refuse = {"call-1"}
     worker = OutboxWorker(store, crm, _Directory(), clock=mock_now)
     await queue_calls(store, [1, 2])
-    await nursery.start(worker.run)
-    await trio.sleep(60)
+    await start(nursery, worker)
+    await advance(clock, worker, 2)
+    await advance(clock, worker, 4)
     assert crm.logged == ["call-2"]
     assert crm.attempts == 4  # call-1 tried max_refusals (3) times, then parked; then call-2
     stats = await store.outbox_stats(mock_now())
@@ -134,8 +153,7 @@ async def test_task_jobs_open_and_close(store, clock, nursery):
     await store.add_events([], [], outbox=[OutboxJob(TASK, "t-1", task.to_json(), "task:t-1:open", mock_now())])
     task.status = task.status.DONE
     await store.add_events([], [], outbox=[OutboxJob(TASK, "t-1", task.to_json(), "task:t-1:done", mock_now())])
-    await nursery.start(worker.run)
-    await trio.sleep(1)
+    await start(nursery, worker)
     assert crm.tasks == [("open", "t-1"), ("done", "t-1")]
 
 
@@ -155,8 +173,8 @@ async def test_the_worker_survives_a_database_outage(store, clock, nursery, monk
         return await real_due_jobs(*args, **kwargs)
 
     monkeypatch.setattr(store, "due_jobs", due_jobs)
-    await nursery.start(worker.run)
-    await trio.sleep(4)
-    assert crm.logged == []
-    await trio.sleep(10)  # two idle periods (5 s) later the database is back
+    await start(nursery, worker)
+    await advance(clock, worker, 5)
+    assert crm.logged == [] and outage["left"] == 0
+    await advance(clock, worker, 5)  # the database is back
     assert crm.logged == ["call-1"]

@@ -11,8 +11,6 @@ import functools
 import json
 import os
 import shutil
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +22,7 @@ import pytest
 import yaml
 
 from ctid.builtins.generic import sign
-from ctid.testing.daemon import free_port
+from ctid.testing.daemon import ServeProcess, free_port
 
 SECRET = "panel-test-webhook-secret"
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "super": "super-pw"}
@@ -103,9 +101,10 @@ class FakePBX:
 class Ctid:
     """A running ``ctid serve`` and helpers to make its calls ring."""
 
-    def __init__(self, url: str, proc: subprocess.Popen, pbx: FakePBX) -> None:
+    def __init__(self, url: str, server: ServeProcess, pbx: FakePBX) -> None:
         self.url = url
-        self.proc = proc
+        self.server = server
+        self.proc = server.proc
         self.pbx = pbx
         self.http = httpx.Client(base_url=url, timeout=10)
         self._seq = 0
@@ -172,35 +171,17 @@ def start_ctid(tmp_path: Path, pbx: FakePBX, port: int | None = None, *, command
     path = tmp_path / "ctid.yaml"
     if not path.exists():
         path.write_text(yaml.safe_dump(panel_config(tmp_path, port, pbx.url if commands else None)))
-    log = (tmp_path / "serve.log").open("a")
-    proc = subprocess.Popen([sys.executable, "-m", "ctid", "serve", "--config", str(path)], stdout=log,
-                            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    log.close()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:  # a real process starting up: no clock to mock
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            proc.wait()
-            pytest.fail("ctid serve did not become ready:\n" + (tmp_path / "serve.log").read_text())
-        time.sleep(0.05)
-    return Ctid(url, proc, pbx)
+    server = ServeProcess(path, port=port, log_path=tmp_path / "serve.log")
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    return Ctid(server.url, server, pbx)
 
 
 def stop_ctid(ctid: Ctid) -> None:
     ctid.close()
-    if ctid.proc.poll() is None:
-        ctid.proc.terminate()
-        try:
-            ctid.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            ctid.proc.kill()
-            ctid.proc.wait()
+    ctid.server.stop()
 
 
 @pytest.fixture
