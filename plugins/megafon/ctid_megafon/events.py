@@ -460,54 +460,33 @@ def summary_from_push(fields: Fields, region: str = "RU") -> Summary:
     """A ``cmd=history`` push (also sent as GET with a query string)."""
     fields.require(*REQUIRED["history"])
     fields.check()
-    direction, _ = _history_direction(fields.get("type"))
-    status = fields.get("status")
-    outcome = outcome_for(status, direction)
-    total, wait, talk = _durations(
-        outcome, parse_seconds("duration", fields.get("duration")), parse_seconds("wait", fields.get("wait"))
-    )
-    extra = {
-        name: fields.get(name)
-        for name in ("ext", "telnum", "telnum_name", "rating", "missedStatus", "z_flag")
-        if fields.get(name) is not None
-    }
-    extra["source"] = "push"
-    return Summary(
-        callid=fields.get("callid"),  # type: ignore[arg-type]
-        direction=direction,
-        outcome=outcome,
-        status=status,
-        start=parse_time(fields.get("start")),
-        total=total,
-        wait=wait,
-        talk=talk,
-        phone=normalize_phone(fields.get("phone"), region),
-        line=normalize_phone(fields.get("diversion"), region),
-        user=classify_user(fields.get("user")),
-        group=fields.get("groupRealName") or fields.get("group"),
-        link=fields.get("link"),
-        extra=extra,
-    )
+    return _summary(fields, region, callid="callid", phone="phone", groups=("groupRealName", "group"),
+                    link="link", source="push",
+                    extra_names=("ext", "telnum", "telnum_name", "rating", "missedStatus", "z_flag"))
 
 
 def summary_from_row(row: dict[str, Any], region: str = "RU") -> Summary:
     """One call of ``GET /crmapi/v1/history/json`` (REST CRM API v1)."""
     fields = Fields(_flat(row))
     fields.require("uid", "type")
+    return _summary(fields, region, callid="uid", phone="client", groups=("group_name",), link="record",
+                    source="pull",
+                    extra_names=("destination", "telnum_name", "rating", "missedStatus", "note", "user_name"))
+
+
+def _summary(fields: Fields, region: str, *, callid: str, phone: str, groups: tuple[str, ...], link: str,
+             source: str, extra_names: tuple[str, ...]) -> Summary:
+    """A history record, pushed or pulled: the two carry the same facts under different names."""
     direction, _ = _history_direction(fields.get("type"))
     status = fields.get("status")
     outcome = outcome_for(status, direction)
     total, wait, talk = _durations(
         outcome, parse_seconds("duration", fields.get("duration")), parse_seconds("wait", fields.get("wait"))
     )
-    extra = {
-        name: fields.get(name)
-        for name in ("destination", "telnum_name", "rating", "missedStatus", "note", "user_name")
-        if fields.get(name) is not None
-    }
-    extra["source"] = "pull"
+    extra = {name: fields.get(name) for name in extra_names if fields.get(name) is not None}
+    extra["source"] = source
     return Summary(
-        callid=fields.get("uid"),  # type: ignore[arg-type]
+        callid=fields.get(callid),  # type: ignore[arg-type]
         direction=direction,
         outcome=outcome,
         status=status,
@@ -515,11 +494,11 @@ def summary_from_row(row: dict[str, Any], region: str = "RU") -> Summary:
         total=total,
         wait=wait,
         talk=talk,
-        phone=normalize_phone(fields.get("client"), region),
+        phone=normalize_phone(fields.get(phone), region),
         line=normalize_phone(fields.get("diversion"), region),
         user=classify_user(fields.get("user")),
-        group=fields.get("group_name"),
-        link=fields.get("record"),
+        group=next((fields.get(name) for name in groups if fields.get(name)), None),
+        link=fields.get(link),
         extra=extra,
     )
 
