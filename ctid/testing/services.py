@@ -22,6 +22,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 POSTGRES_USERS = ("postgres", "root")
 
@@ -244,3 +245,23 @@ def delete_redis_prefix(url: str, prefix: str) -> None:
             client.delete(*keys)
     finally:
         client.close()
+
+
+def require_npm_packages(directory: Path, package: str) -> None:
+    """Make sure ``node`` runs and ``package`` is installed in ``directory/node_modules`` (running
+    ``npm ci`` there when it is missing). When that fails: a test failure under CI (the ``CI``
+    environment variable), a skip elsewhere."""
+    import pytest
+
+    problem = None
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        problem = "node/npm are not installed"
+    elif not (directory / "node_modules" / package).is_dir():
+        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=directory, capture_output=True,
+                              text=True, timeout=300)
+        if done.returncode != 0:
+            problem = f"npm ci failed: {done.stderr[-500:]}"
+    if problem:
+        if os.environ.get("CI"):
+            pytest.fail(problem)
+        pytest.skip(problem)

@@ -5,8 +5,6 @@ after ctid restarts (its Close carries allowReconnect)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,12 +12,12 @@ from functools import partial
 from pathlib import Path
 
 import httpx
-import pytest
 import trio
 import yaml
 
 from ctid.builtins.generic import sign
 from ctid.testing.daemon import ServeProcess
+from ctid.testing.services import require_npm_packages
 
 from .conftest import PASSWORDS, SECRET, make_config
 
@@ -28,18 +26,7 @@ START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
 
 
 def _node_ready() -> None:
-    problem = None
-    if shutil.which("node") is None:
-        problem = "node is not installed"
-    elif not (JS_DIR / "node_modules" / "@microsoft" / "signalr").is_dir():
-        done = subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True,
-                              timeout=300)
-        if done.returncode != 0:
-            problem = f"npm ci failed: {done.stderr[-500:]}"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_npm_packages(JS_DIR, "@microsoft/signalr")
 
 
 class Node:

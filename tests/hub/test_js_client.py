@@ -5,18 +5,16 @@ reconnect after the server's Close with allowReconnect. The node script is tests
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import pytest
 import trio
 
 from ctid.hub import Hub
+from ctid.testing.services import require_npm_packages
 
 from .conftest import FakeBackend, running_hub
 
@@ -24,21 +22,7 @@ JS_DIR = Path(__file__).resolve().parents[1] / "js"
 
 
 def _node_ready() -> None:
-    """Make sure node and the npm packages are there: install them when missing; under CI a
-    missing node is a failure, elsewhere a skip."""
-    problem = None
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        problem = "node/npm are not installed"
-    elif not (JS_DIR / "node_modules" / "@microsoft" / "signalr").is_dir():
-        result = subprocess.run(
-            ["npm", "ci", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True, text=True, timeout=300
-        )
-        if result.returncode != 0:
-            problem = f"npm ci failed: {result.stderr[-500:]}"
-    if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+    require_npm_packages(JS_DIR, "@microsoft/signalr")
 
 
 class NodeScript:
