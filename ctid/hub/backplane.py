@@ -28,6 +28,10 @@ class MemoryBackplane:
         await trio.sleep_forever()
 
     async def publish(self, channel: str, data: bytes) -> None:
+        self.deliver(channel, data)
+
+    def deliver(self, channel: str, data: bytes) -> None:
+        """Hand ``data`` to this process's subscribers of ``channel`` without waiting."""
         for sender in list(self._subscribers.get(channel, ())):
             try:
                 sender.send_nowait(data)
@@ -35,6 +39,10 @@ class MemoryBackplane:
                 self.dropped += 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.get(channel, set()).discard(sender)
+
+    def channels(self) -> set[str]:
+        """Channels with at least one subscriber in this process."""
+        return {channel for channel, senders in self._subscribers.items() if senders}
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:

@@ -23,6 +23,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import trio
 
+from ctid.hub.backplane import MemoryBackplane
+
 log = logging.getLogger("ctid.hub.redis")
 
 
@@ -106,7 +108,7 @@ class RedisBackplane:
         self._backoff = (backoff_min, backoff_max)
         self._connect_timeout = connect_timeout
         self._health_interval = health_interval
-        self._subscribers: dict[str, set[trio.MemorySendChannel[bytes]]] = {}
+        self._local = MemoryBackplane(buffer=buffer)  # fans received messages out to this process
         self._channels_changed = trio.Event()
         self.publisher_connected = False
         self.subscriber_connected = False
@@ -131,17 +133,11 @@ class RedisBackplane:
 
     @asynccontextmanager
     async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        sender, receiver = trio.open_memory_channel[bytes](self._buffer)
-        is_new = channel not in self._subscribers
-        self._subscribers.setdefault(channel, set()).add(sender)
-        if is_new:
-            self._channels_changed.set()
-        try:
-            async with receiver:
-                yield receiver
-        finally:
-            self._subscribers.get(channel, set()).discard(sender)
-            sender.close()
+        is_new = channel not in self._local.channels()
+        async with self._local.subscribe(channel) as messages:
+            if is_new:
+                self._channels_changed.set()
+            yield messages
 
     def health(self) -> dict[str, Any]:
         return {
@@ -149,7 +145,7 @@ class RedisBackplane:
             "ok": self.publisher_connected and self.subscriber_connected,
             "url": _redact(self.url),
             "buffered": len(self._queue),
-            "dropped": self.dropped,
+            "dropped": self.dropped + self._local.dropped,
             "error": None if self.publisher_connected and self.subscriber_connected else self.last_error,
         }
 
@@ -237,7 +233,7 @@ class RedisBackplane:
             nursery.start_soon(read_replies)
             while True:
                 self._channels_changed = trio.Event()
-                wanted = set(self._subscribers) - subscribed
+                wanted = self._local.channels() - subscribed
                 if wanted:
                     await stream.send_all(encode_command("SUBSCRIBE", *sorted(wanted)))
                     subscribed |= wanted
@@ -249,13 +245,7 @@ class RedisBackplane:
                 await stream.send_all(encode_command("PING"))
 
     def _deliver(self, channel: str, data: bytes) -> None:
-        for sender in list(self._subscribers.get(channel, ())):
-            try:
-                sender.send_nowait(data)
-            except trio.WouldBlock:
-                self.dropped += 1
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                self._subscribers.get(channel, set()).discard(sender)
+        self._local.deliver(channel, data)
 
 
 def _first_error(group: BaseExceptionGroup) -> str:
