@@ -31,6 +31,7 @@ from ctid.outbox import LOG_CALL, RECORDING, TASK, OutboxWorker
 from ctid.services import Services
 from ctid.store import Store
 from ctid.store.records import OutboxJob
+from ctid.storedcalls import StoredCalls
 from ctid.switchboard import Changes, Switchboard
 
 log = logging.getLogger("ctid")
@@ -95,6 +96,7 @@ class Daemon:
         self.clock = utcnow  # wall clock of timers; tests give one driven by trio's MockClock
         self._publish_send: trio.MemorySendChannel[Changes] | None = None
         self._audience: dict[str, set[str]] = {}  # call id -> agents told about it so far
+        self.stored_calls = StoredCalls()  # stored calls memory may lack (read before their events)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -117,6 +119,10 @@ class Daemon:
         # Ended calls of the last day let late corrections (PBX history) re-derive their tasks exactly.
         recent = await self.store.list_calls(since=utcnow() - timedelta(days=1), limit=100_000, state="ended")
         self.switchboard.restore_tasks(open_tasks, [call_from_json(c) for c in recent])
+        if self.settings.core.hub.backplane == "memory":
+            # The only writer: a call id neither in memory nor in this index is new (storedcalls.py).
+            horizon = utcnow() - self.stored_calls.window
+            self.stored_calls.load(horizon, await self.store.call_ids_updated_since(horizon))
 
     def _make_hub(self, secret: str):
         from ctid.hub.backplane import backplane_from_url
@@ -243,8 +249,11 @@ class Daemon:
         """Accept events: reduce, publish, commit (with CRM jobs). Returns how many were new."""
         if not events:
             return 0
-        for call_id in {event.call_id for event in events}:
-            if not self.switchboard.knows_call(call_id):
+        by_call: dict[str, list[CallEvent]] = {}
+        for event in events:
+            by_call.setdefault(event.call_id, []).append(event)
+        for call_id, its_events in by_call.items():
+            if not self.switchboard.knows_call(call_id) and self.stored_calls.may_hold(call_id, its_events):
                 await self._restore_call(call_id)
         started = trio.current_time()
         changes = self.switchboard.apply(events)
@@ -458,24 +467,30 @@ class Daemon:
             if agent_id in self.switchboard.agents:
                 self.switchboard.set_status(agent_id, Presence(status), datetime.fromisoformat(since))
 
-    async def _housekeeping(self, interval: float = 300, keep: timedelta = timedelta(hours=2)) -> None:
-        """End calls the PBX forgot to end (a lost webhook would leave an agent busy forever), and
-        forget ended calls after a while (they stay in the database) so memory stays bounded."""
+    async def _housekeeping(self, interval: float = 300) -> None:
         while True:
             await trio.sleep(interval)
-            stale = self.switchboard.stale_call_events(utcnow())
-            if stale:
-                log.warning("ending %d calls the PBX never ended", len({e.call_id for e in stale}))
-                try:
-                    await self.submit(stale)
-                except CtidError as exc:
-                    log.warning("could not end stale calls: %s", exc)
-            dropped = self.switchboard.evict(utcnow() - keep)
-            for cache in (self._contact_of, self._audience):
-                for call_id in [c for c in cache if not self.switchboard.knows_call(c)]:
-                    del cache[call_id]
-            if dropped:
-                log.debug("evicted %d ended calls from memory", dropped)
+            await self.housekeep()
+
+    async def housekeep(self, keep: timedelta = timedelta(hours=2)) -> None:
+        """End calls the PBX forgot to end (a lost webhook would leave an agent busy forever), and
+        forget ended calls after a while (they stay in the database) so memory stays bounded."""
+        stale = self.switchboard.stale_call_events(utcnow())
+        if stale:
+            log.warning("ending %d calls the PBX never ended", len({e.call_id for e in stale}))
+            try:
+                await self.submit(stale)
+            except CtidError as exc:
+                log.warning("could not end stale calls: %s", exc)
+        before = self.switchboard.calls.copy()
+        dropped = self.switchboard.evict(utcnow() - keep)
+        self.stored_calls.forgotten(c for i, c in before.items() if not self.switchboard.knows_call(i))
+        self.stored_calls.prune(utcnow())
+        for cache in (self._contact_of, self._audience):
+            for call_id in [c for c in cache if not self.switchboard.knows_call(c)]:
+                del cache[call_id]
+        if dropped:
+            log.debug("evicted %d ended calls from memory", dropped)
 
     # -- CallReader for plugins ------------------------------------------------------------------
     async def get_call(self, call_id: str) -> Call | None:

@@ -35,6 +35,7 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "get_call": ("c1",),
     "find_call": ("mf", "p1"),
     "list_calls": (),
+    "call_ids_updated_since": (T0,),
     "recent_calls_for_number": ("+7900", T0, 10),
     "existing_task_ids": (["t1"],),
     "insert_tasks": (),

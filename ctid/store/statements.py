@@ -155,6 +155,11 @@ def list_calls(
     return stmt.limit(limit)
 
 
+def call_ids_updated_since(since: datetime) -> Select:
+    """Ids and ``updated_at`` of the calls written at or after ``since`` (``updated_at`` is indexed)."""
+    return select(calls.c.id, calls.c.updated_at).where(calls.c.updated_at >= since)
+
+
 def recent_calls_for_number(number: str, since: datetime, limit: int) -> Select:
     """Calls with ``number`` as the remote party that started at or after ``since``, newest first."""
     return (
@@ -424,7 +429,7 @@ def ping() -> Select:
 BUILDERS = [
     insert_events_ignoring_duplicates, insert_events, existing_event_keys, events_for_call,
     upsert_calls, existing_call_ids, insert_calls, update_call, get_call, find_call, list_calls,
-    recent_calls_for_number,
+    call_ids_updated_since, recent_calls_for_number,
     upsert_tasks, existing_task_ids, insert_tasks, update_task, get_task, list_tasks, open_task_for_number,
     set_task_crm_ref,
     upsert_presence, update_presence, insert_presence, insert_presence_history, load_presence,

@@ -327,6 +327,11 @@ class Store:
         )  # fmt: skip
         return await self._read(lambda conn: list(conn.execute(stmt).scalars()))
 
+    async def call_ids_updated_since(self, since: datetime) -> dict[str, datetime]:
+        """Call id -> ``updated_at`` of the calls whose row was written at or after ``since``."""
+        stmt = st.call_ids_updated_since(since)
+        return await self._read(lambda conn: {row.id: row.updated_at for row in conn.execute(stmt)})
+
     async def recent_calls_for_number(
         self, number: str, since: datetime, limit: int = 100
     ) -> list[dict[str, Any]]:
