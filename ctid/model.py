@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -83,6 +84,7 @@ def iso(value: datetime | None) -> str | None:
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
 
 
+@functools.lru_cache(maxsize=1 << 16)  # every event asks for its call's id, several times
 def call_id_for(connector: str, pbx_call_id: str) -> str:
     """The deterministic public id of a call: the same PBX call always gets the same id."""
     return str(uuid.uuid5(CTID_NAMESPACE, f"call\x00{connector}\x00{pbx_call_id}"))
