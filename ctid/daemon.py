@@ -14,6 +14,7 @@ import math
 import secrets
 import signal
 import uuid
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -274,10 +275,10 @@ class Daemon:
         self.metrics.commit_seconds.observe(trio.current_time() - started)
         if jobs:
             self.outbox.notify()
-        if changes.events:
+        if changes.events and self._syncing:
             await self._sync_out({"events": [e.to_json() for e in changes.events]})
-        for event in changes.events:
-            self.metrics.events.labels(connector=event.connector).inc()
+        for connector, count in Counter(event.connector for event in changes.events).items():
+            self.metrics.events.labels(connector=connector).inc(count)
         duplicates = len(events) - len(changes.events)
         if duplicates:
             self.metrics.duplicates.labels(connector=events[0].connector).inc(duplicates)
@@ -424,7 +425,7 @@ class Daemon:
         for agent, _previous in changes.agents:
             await self.store.set_presence(agent.id, agent.status.value, agent.status_since or utcnow())
         presence = [[a.id, a.status.value, (a.status_since or utcnow()).isoformat()] for a, _ in changes.agents]
-        if presence:
+        if presence and self._syncing:
             await self._sync_out({"presence": presence})
         self._publish_nowait(changes)
         self._observe(changes)
@@ -432,10 +433,15 @@ class Daemon:
     # -- state sync between instances ------------------------------------------------------------
     SYNC_CHANNEL = "ctid:sync"
 
+    @property
+    def _syncing(self) -> bool:
+        """Whether other instances may share this one's state (a backplane other than memory)."""
+        return self.hub is not None and self.hub.backplane.kind != "memory"
+
     async def _sync_out(self, message: dict[str, Any]) -> None:
         """Tell other instances (through the backplane) what this one committed, so that their
         in-memory state (snapshot, free agents, presence) matches. Published after the commit."""
-        if self.hub is None or self.hub.backplane.kind == "memory":
+        if not self._syncing:
             return
         message["o"] = self.instance_id
         await self.hub.backplane.publish(self.SYNC_CHANNEL, json.dumps(message, default=str).encode())
