@@ -80,8 +80,9 @@ def iso(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision, or None."""
     if value is None:
         return None
-    value = value.astimezone(UTC)
-    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"; C, unlike strftime
 
 
 @functools.lru_cache(maxsize=1 << 16)  # every event asks for its call's id, several times
