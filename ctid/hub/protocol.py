@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 RS = "\x1e"
 
 INVOCATION = 1
@@ -36,7 +38,9 @@ class ProtocolError(Exception):
 
 
 def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON, non-ASCII kept as is (orjson: every pop is encoded on the hot path, several
+    times faster than the standard library's encoder)."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def record(message: dict[str, Any]) -> str:
