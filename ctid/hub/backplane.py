@@ -40,6 +40,10 @@ class MemoryBackplane:
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.get(channel, set()).discard(sender)
 
+    def subscribers(self, channel: str) -> int:
+        """How many subscriptions of ``channel`` this backplane has."""
+        return len(self._subscribers.get(channel, ()))
+
     def channels(self) -> set[str]:
         """Channels with at least one subscriber in this process."""
         return {channel for channel, senders in self._subscribers.items() if senders}

@@ -211,6 +211,8 @@ class Hub:
         local connections first (no dependency on the backplane), then the backplane."""
         text = p.record(p.invocation(target, [payload]))
         self._deliver_local(groups, text)
+        if isinstance(self.backplane, MemoryBackplane) and self.backplane.subscribers(self.channel) <= 1:
+            return  # the only subscriber is this hub's own relay, which skips its own messages
         envelope = {"o": self.instance_id, "g": sorted(groups), "m": text}
         try:
             await self.backplane.publish(self.channel, p.dumps(envelope).encode())
