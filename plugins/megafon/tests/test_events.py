@@ -5,11 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ctid.model import Direction, EventKind, Outcome
 from ctid_megafon.events import (
     Fields,
     InvalidParameters,
+    _normalize_phone,
+    _normalize_phone_cached,
     classify_user,
     event_from_push,
     normalize_phone,
@@ -256,3 +260,24 @@ def test_phone_normalization():
     assert normalize_phone("89101234567") == "+79101234567"
     assert normalize_phone("701") == "701"
     assert normalize_phone("") is None
+
+
+PHONES = st.one_of(
+    st.text(alphabet="0123456789+ ()-.", max_size=24),
+    st.from_regex(r"\+?[78]?9[0-9]{9}", fullmatch=True),
+    st.text(max_size=80),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(raws=st.lists(PHONES, min_size=1, max_size=5), region=st.sampled_from(["RU", "KZ", "US"]))
+def test_phone_normalization_is_the_same_from_the_cache(raws, region):
+    for raw in raws + raws:  # the second round is answered from the cache
+        assert normalize_phone(raw, region) == _normalize_phone(raw, region)
+
+
+def test_only_phone_sized_values_are_cached():
+    long = "7" * 500
+    before = _normalize_phone_cached.cache_info().currsize
+    assert normalize_phone(long) == long and normalize_phone(None) is None
+    assert _normalize_phone_cached.cache_info().currsize == before
