@@ -300,6 +300,27 @@ async def test_queue_timeout_closes_a_call_that_never_reached_an_agent(directory
     assert q2.state is CallState.RINGING
 
 
+async def test_a_sooner_deadline_wakes_the_settle_window_asleep_until_a_later_one(directory, fake, tmp_path,
+                                                                                  autojump_clock):
+    sink = FakeSink()
+    services = Services(directory=directory, events=sink, data_dir=tmp_path)
+    connector = MegafonConnector("mf", make_config(fake, settle_seconds=20, queue_timeout=600), services)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        await connector.handle_webhook(request(contact("Q1")))  # due in 600 s
+        await trio.sleep(1)
+        await connector.handle_webhook(request(ev("INCOMING", "anna", "C2")))
+        await connector.handle_webhook(request(ev("CANCELLED", "anna", "C2")))  # due in 20 s
+        await trio.sleep(19)
+        assert sink.events == []
+        await trio.sleep(2)
+        assert [e.pbx_call_id for e in sink.events] == ["C2"]
+        await trio.sleep(600)
+        assert [e.pbx_call_id for e in sink.events] == ["C2", "Q1"]
+        nursery.cancel_scope.cancel()
+    await connector.aclose()
+
+
 async def test_settle_window_re_arms_after_a_revival(directory, fake, tmp_path, autojump_clock):
     sink = FakeSink()
     services = Services(directory=directory, events=sink, data_dir=tmp_path)
