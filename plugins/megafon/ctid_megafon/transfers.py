@@ -17,6 +17,8 @@ call of their own, which keeps receiving them and ends normally.
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -53,6 +55,10 @@ class Transfers:
         self._held: dict[str, _Held] = {}  # unknown callid -> its events, waiting for a TRANSFERRED
         self._own: dict[str, None] = {}  # callids released as calls of their own (never aliased later)
         self._replay: dict[str, list[CallEvent]] = {}  # second leg -> what its TRANSFERRED released
+        # (until, seq, callid, held) per held leg, so each push need not look at every held leg;
+        # a leg claimed by its TRANSFERRED leaves a stale entry, dropped when it reaches the top.
+        self._until: list[tuple[float, int, str, _Held]] = []
+        self._seq = itertools.count()
 
     def primary(self, callid: str) -> str:
         return self.aliases.get(callid, callid)
@@ -70,7 +76,8 @@ class Transfers:
             return False
         if not self.legs.talking_with(event.remote_number, besides=callid):
             return False
-        self._held[callid] = _Held(until=now + self.window, events=[event])
+        held = self._held[callid] = _Held(until=now + self.window, events=[event])
+        heapq.heappush(self._until, (held.until, next(self._seq), callid, held))
         return True
 
     def transferred(self, event: CallEvent) -> list[CallEvent]:
@@ -106,12 +113,21 @@ class Transfers:
 
     # -- held legs that no TRANSFERRED claimed ---------------------------------------------------
     def next_deadline(self) -> float | None:
-        return min((held.until for held in self._held.values()), default=None)
+        heap = self._until
+        while heap and self._held.get(heap[0][2]) is not heap[0][3]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
 
     def expired(self, now: float) -> list[CallEvent]:
         """Events of held legs whose window passed: they are calls of their own."""
+        heap, due = self._until, []
+        while heap and heap[0][0] <= now:
+            _, seq, callid, held = heapq.heappop(heap)
+            if self._held.get(callid) is held:
+                due.append((seq, callid))
+        due.sort()  # in the order they were held
         out: list[CallEvent] = []
-        for callid in [c for c, held in self._held.items() if held.until <= now]:
+        for _, callid in due:
             out.extend(self._held.pop(callid).events)
             remember(self._own, callid, None)
         return out

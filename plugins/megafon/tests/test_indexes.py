@@ -1,15 +1,16 @@
-"""LegTracker's indexes give the answers a scan over every tracked call gives, whatever happens to the calls."""
+"""LegTracker's and Transfers' indexes give the answers a scan over every call gives, whatever happens to the calls."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ctid.model import CallEvent, Direction, EventKind, Outcome, utcnow
 from ctid_megafon.legs import LegTracker
+from ctid_megafon.transfers import Transfers, remember
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 IDS = ["c0", "c1", "c2", "c3", "c4", "c5"]
@@ -159,3 +160,83 @@ def test_evicted_calls_neither_talk_nor_come_due():
     assert legs.talking_with("+79100000001", besides="x")
     assert legs.next_deadline() == 2.0  # a's deadline (1.0) left with it
     assert [e.pbx_call_id for e in legs.due(10.0)] == ["b", "c"]
+
+
+# -- Transfers: held early legs -------------------------------------------------------------------
+
+
+class ScanningTransfers(Transfers):
+    """Held legs' deadlines as plain scans over ``_held`` (how they were written before the heap)."""
+
+    def next_deadline(self) -> float | None:
+        return min((held.until for held in self._held.values()), default=None)
+
+    def expired(self, now: float) -> list[CallEvent]:
+        out: list[CallEvent] = []
+        for callid in [c for c, held in self._held.items() if held.until <= now]:
+            out.extend(self._held.pop(callid).events)
+            remember(self._own, callid, None)
+        return out
+
+
+class FakeLegs:
+    """``+7talking`` is talking on another call; ``known`` is a call already tracked."""
+
+    def knows(self, callid: str) -> bool:
+        return callid == "known"
+
+    def talking_with(self, remote: str, *, besides: str) -> bool:
+        return remote == "+7talking"
+
+
+HELD_IDS = ["h0", "h1", "h2", "known"]
+
+_push = st.builds(
+    lambda callid, kind, remote, n: ("hold", CallEvent(
+        connector="mf", pbx_call_id=callid, kind=kind, key=f"{callid}:{kind.value}:{n}", received_at=T0,
+        remote_number=remote, agent_login="anna",
+    )),
+    st.sampled_from(HELD_IDS),
+    st.sampled_from([EventKind.RING, EventKind.RING, EventKind.LEG_END, EventKind.TRANSFER, EventKind.SUMMARY]),
+    st.sampled_from(["+7talking", "+7talking", "+7talking", "+7quiet", None]),
+    st.integers(0, 3),
+)
+_transferred = st.builds(
+    lambda second: ("transferred", CallEvent(
+        connector="mf", pbx_call_id="P", kind=EventKind.TRANSFER, key=f"P:transfer:{second}", received_at=T0,
+        remote_number="+7talking", agent_login="anna", leg_id=second,
+    )),
+    st.sampled_from(HELD_IDS),
+)
+_expired = st.tuples(st.just("expired"), st.none())
+# the clock may even step back: the answers must not depend on legs being held in deadline order
+_step = st.tuples(st.just("wait"), st.sampled_from([0.0, 0.5, 1.0, 2.0, -2.0]))
+HELD_OPERATIONS = st.lists(st.one_of(_push, _push, _transferred, _expired, _step), max_size=50)
+
+
+def _held_push(callid: str) -> tuple[str, CallEvent]:
+    return "hold", CallEvent(connector="mf", pbx_call_id=callid, kind=EventKind.RING, key=callid, received_at=T0,
+                             remote_number="+7talking", agent_login="anna")
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations=HELD_OPERATIONS, window=st.sampled_from([0.0, 1.0, 3.0, 3.0]))
+@example(operations=[_held_push("h0"), ("wait", -2.0), _held_push("h1")], window=3.0)  # held out of deadline order
+def test_held_legs_come_out_as_a_scan_over_every_held_leg_lets_them(operations, window):
+    """Holding, claiming by a TRANSFERRED (which leaves a stale heap entry) and expiring."""
+    indexed = Transfers(FakeLegs(), window)  # type: ignore[arg-type]
+    scanning = ScanningTransfers(FakeLegs(), window)  # type: ignore[arg-type]
+    now = 0.0
+    for op, arg in operations:
+        if op == "hold":
+            assert indexed.hold(arg, now) == scanning.hold(arg, now)
+        elif op == "transferred":
+            assert indexed.transferred(arg) == scanning.transferred(arg)
+        elif op == "expired":
+            assert indexed.expired(now) == scanning.expired(now)
+        else:
+            now += arg
+        assert indexed.next_deadline() == scanning.next_deadline()
+        assert indexed._held == scanning._held and indexed._own == scanning._own
+    assert indexed.expired(now + 100) == scanning.expired(now + 100)
+    assert indexed.next_deadline() is None
