@@ -16,7 +16,7 @@ from quart import Response, request, websocket
 from ctid.errors import AuthError, CtidError
 from ctid.hub import protocol as p
 from ctid.hub.backplane import MemoryBackplane
-from ctid.hub.connection import HubConnection
+from ctid.hub.connection import HubConnection, KeepAlive, Socket
 from ctid.hub.interfaces import Backplane, HubBackend, Principal
 from ctid.hub.tokens import ConnectionTokens, new_connection_id
 
@@ -71,6 +71,8 @@ class Hub:
         self.instance_id = instance_id or uuid.uuid4().hex
         self.tokens = ConnectionTokens(connection_secret, ttl=connection_token_ttl)
         self.channel = channel
+        self.keepalive = KeepAlive()
+        self.path: str | None = None  # where mount() put the WebSocket
         self.connections: dict[str, HubConnection] = {}
         self._groups: dict[str, set[HubConnection]] = {}
         self._shutting_down = False
@@ -85,9 +87,11 @@ class Hub:
 
         ``cors_origins`` lets browser panels served from those origins negotiate (``"*"``: any
         origin; credentials are allowed, as the JS client sends them). The WebSocket itself is
-        not subject to CORS.
+        not subject to CORS. :class:`ctid.hub.asgi.HubFastPath` in front of the app serves the
+        same WebSocket without Quart's per-connection machinery (``ctid serve`` does).
         """
         name = prefix.strip("/").replace("/", "_") or "root"
+        self.path = prefix
         self._cors_origins = set(cors_origins or ())
         app.add_url_rule(
             f"{prefix}/negotiate", f"hub_negotiate_{name}", self._negotiate, methods=["POST", "OPTIONS"],
@@ -154,13 +158,23 @@ class Hub:
         return self._json(body)
 
     async def _websocket(self) -> Any:
+        socket = websocket._get_current_object()  # type: ignore[attr-defined]  # skip the proxy per send
+        admitted = await self.admit(websocket.headers, websocket.args, socket)
+        if not isinstance(admitted, HubConnection):
+            return admitted
+        await self.serve_connection(admitted, socket.accept)
+        return None
+
+    async def admit(self, headers: Any, args: Any, socket: Socket) -> HubConnection | tuple[dict[str, str], int]:
+        """Check a WebSocket upgrade (``headers`` and query ``args`` answer ``.get(name)``): the
+        new connection, registered, or the JSON body and HTTP status that refuse it."""
         try:
-            principal = await self._authenticate(websocket.headers, websocket.args)
+            principal = await self._authenticate(headers, args)
         except CtidError as exc:
             return {"error": exc.error_id, "message": str(exc)}, exc.status
         if self._shutting_down:
             return {"error": "shutting_down", "message": "the server is restarting"}, 503
-        token = websocket.args.get("id")
+        token = args.get("id")
         if token is None:
             connection_id = new_connection_id()  # skipNegotiation: create the connection on the spot
         else:
@@ -169,15 +183,18 @@ class Hub:
                 return {"error": "not_found", "message": "unknown or expired connection id"}, 404
             if connection_id in self.connections:
                 return {"error": "conflict", "message": "connection already has a WebSocket"}, 409
-        socket = websocket._get_current_object()  # type: ignore[attr-defined]  # skip the proxy per send
-        conn = HubConnection(socket, principal, connection_id, self.backend, self.settings, on_ready=self._join)
+        conn = HubConnection(socket, principal, connection_id, self.backend, self.settings,
+                             keepalive=self.keepalive, on_ready=self._join)
         self.connections[connection_id] = conn  # before the first await: a racing duplicate gets 409
+        return conn
+
+    async def serve_connection(self, conn: HubConnection, accept: Any) -> None:
+        """Accept the WebSocket (``await accept()``) and serve an admitted connection until it ends."""
         try:
-            await socket.accept()
+            await accept()
             await conn.serve()
         finally:
             self._leave(conn)
-        return None
 
     # -- groups ------------------------------------------------------------------------------
 
@@ -236,8 +253,9 @@ class Hub:
     # -- background work and shutdown ----------------------------------------------------------
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
-        """Backplane connection and subscription; run in the daemon's nursery."""
+        """Keep-alive clock, backplane connection and subscription; run in the daemon's nursery."""
         async with trio.open_nursery() as nursery:
+            await nursery.start(self.keepalive.run)
             await nursery.start(self.backplane.run)
             await nursery.start(self._relay)
             task_status.started()

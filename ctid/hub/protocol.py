@@ -54,16 +54,20 @@ class RecordBuffer:
     ``max_bytes`` bounds one record (and therefore the tail); a longer one raises ProtocolError.
     """
 
+    __slots__ = ("max_bytes", "_tail")
+
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self._tail = ""
 
     def feed(self, text: str) -> list[str]:
-        data = self._tail + text
+        data = self._tail + text if self._tail else text
         *records, self._tail = data.split(RS)
+        limit = self.max_bytes
         for item in (*records, self._tail):
-            if len(item.encode("utf-8")) > self.max_bytes:
-                raise ProtocolError(f"Message exceeds the maximum size of {self.max_bytes} bytes.")
+            # a character is at most 4 bytes in UTF-8: only a long record needs encoding to be measured
+            if len(item) * 4 > limit and len(item.encode("utf-8")) > limit:
+                raise ProtocolError(f"Message exceeds the maximum size of {limit} bytes.")
         return records
 
     @property

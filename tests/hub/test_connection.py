@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import trio
 
-from ctid.hub.connection import HubConnection
+from ctid.hub.connection import HubConnection, KeepAlive
 from ctid.hub.hub import HubSettings
 
 from .conftest import TOKENS, FakeBackend
@@ -54,13 +54,22 @@ class MemorySocket:
         return json.loads(self.records.pop(0))
 
 
+async def serve_with_clock(conn: HubConnection, keepalive: KeepAlive) -> None:
+    """``conn.serve()`` with the hub's keep-alive clock running beside it, until the connection ends."""
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(keepalive.run)
+        await conn.serve()
+        nursery.cancel_scope.cancel()
+
+
 async def start(
     nursery: trio.Nursery, backend: FakeBackend, token: str = "tok-alice", handshake: bool = True, **settings: Any
 ) -> tuple[MemorySocket, HubConnection]:
     socket = MemorySocket()
     options = {"ping_interval": 15.0, "client_timeout": 30.0, "max_message_bytes": 1024, **settings}
-    conn = HubConnection(socket, TOKENS[token], "conn-1", backend, HubSettings(**options))
-    nursery.start_soon(conn.serve)
+    keepalive = KeepAlive()
+    conn = HubConnection(socket, TOKENS[token], "conn-1", backend, HubSettings(**options), keepalive=keepalive)
+    nursery.start_soon(serve_with_clock, conn, keepalive)
     if handshake:
         await socket.client_send('{"protocol":"json","version":1}' + RS)
         assert await socket.next() == {}
@@ -253,7 +262,7 @@ async def test_a_peer_that_vanished_mid_send_ends_the_connection_quietly() -> No
             raise trio.BrokenResourceError("peer gone")
 
     socket = Vanishing()
-    conn = HubConnection(socket, TOKENS["tok-alice"], "c", FakeBackend(), HubSettings())
+    conn = HubConnection(socket, TOKENS["tok-alice"], "c", FakeBackend(), HubSettings(), keepalive=KeepAlive())
     with trio.fail_after(1):
         async with trio.open_nursery() as nursery:
             nursery.start_soon(conn.serve)
@@ -271,7 +280,7 @@ async def test_an_internal_failure_closes_only_that_connection_with_an_error() -
             return await super().receive()
 
     socket = Exploding()
-    conn = HubConnection(socket, TOKENS["tok-alice"], "c", FakeBackend(), HubSettings())
+    conn = HubConnection(socket, TOKENS["tok-alice"], "c", FakeBackend(), HubSettings(), keepalive=KeepAlive())
     async with trio.open_nursery() as nursery:
         nursery.start_soon(conn.serve)
         await socket.client_send('{"protocol":"json","version":1}' + RS)
