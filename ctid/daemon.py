@@ -144,6 +144,7 @@ class Daemon:
         import hypercorn.config
         import hypercorn.trio
 
+        from ctid.hub.asgi import HubFastPath
         from ctid.web.app import create_app
         from ctid.web.fastpath import WebhookFastPath
 
@@ -172,7 +173,7 @@ class Daemon:
                     await nursery.start(self._run_connector, connector)
                     if connector.config.reconcile_interval:
                         nursery.start_soon(self._reconcile_loop, connector)
-                await nursery.start(self._serve_http, WebhookFastPath(app, self), config)
+                await nursery.start(self._serve_http, HubFastPath(WebhookFastPath(app, self), self.hub), config)
                 self.ready = True
                 self._notify(self.pm.hook.ctid_serve_started)
                 log.info("ctid listening on %s (public URL %s)", self.settings.core.server.listen, self.public_url)

@@ -16,6 +16,7 @@ from quart_trio import QuartTrio
 
 from ctid.errors import AuthError, ForbiddenError, NotFoundError, RequestError
 from ctid.hub import Hub
+from ctid.hub.asgi import HubFastPath
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def make_app(hub: Hub) -> QuartTrio:
 
 
 @asynccontextmanager
-async def serve_app(app: QuartTrio, port: int = 0) -> AsyncIterator[str]:
+async def serve_app(app: Any, port: int = 0) -> AsyncIterator[str]:
     """Serve ``app`` with hypercorn in a nursery; yield its base URL."""
     config = Config()
     config.bind = [f"127.0.0.1:{port}"]
@@ -106,11 +107,13 @@ async def serve_app(app: QuartTrio, port: int = 0) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def running_hub(hub: Hub) -> AsyncIterator[str]:
-    """Run the hub's background work and serve it; yield ``http://127.0.0.1:port/hub``."""
+async def running_hub(hub: Hub, *, fast: bool = True) -> AsyncIterator[str]:
+    """Run the hub's background work and serve it as ``ctid serve`` does (the WebSocket through
+    :class:`HubFastPath`; ``fast=False``: through the Quart route); yield ``http://127.0.0.1:port/hub``."""
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
-        async with serve_app(make_app(hub)) as base:
+        app = make_app(hub)
+        async with serve_app(HubFastPath(app, hub) if fast else app) as base:
             yield f"{base}/hub"
         nursery.cancel_scope.cancel()
 
@@ -120,10 +123,11 @@ def backend() -> FakeBackend:
     return FakeBackend()
 
 
-@pytest.fixture
-async def hub_url(backend: FakeBackend) -> AsyncIterator[str]:
+@pytest.fixture(params=["fast", "quart"])
+async def hub_url(request: pytest.FixtureRequest, backend: FakeBackend) -> AsyncIterator[str]:
+    """The hub's URL, served through the fast path and through the Quart route: same behaviour."""
     hub = Hub(backend, ping_interval=15, client_timeout=30, max_message_bytes=4096)
-    async with running_hub(hub) as url:
+    async with running_hub(hub, fast=request.param == "fast") as url:
         url_with_hub = url
         yield url_with_hub
 
