@@ -120,7 +120,7 @@ class Daemon:
         # Ended calls of the last day let late corrections (PBX history) re-derive their tasks exactly.
         recent = await self.store.list_calls(since=utcnow() - timedelta(days=1), limit=100_000, state="ended")
         self.switchboard.restore_tasks(open_tasks, [call_from_json(c) for c in recent])
-        if self.settings.core.hub.backplane == "memory":
+        if not self._syncing:
             # The only writer: a call id neither in memory nor in this index is new (storedcalls.py).
             horizon = utcnow() - self.stored_calls.window
             self.stored_calls.load(horizon, await self.store.call_ids_updated_since(horizon))
@@ -489,15 +489,14 @@ class Daemon:
                 await self.submit(stale)
             except CtidError as exc:
                 log.warning("could not end stale calls: %s", exc)
-        before = self.switchboard.calls.copy()
         dropped = self.switchboard.evict(utcnow() - keep)
-        self.stored_calls.forgotten(c for i, c in before.items() if not self.switchboard.knows_call(i))
+        self.stored_calls.forgotten(dropped)
         self.stored_calls.prune(utcnow())
         for cache in (self._contact_of, self._audience):
             for call_id in [c for c in cache if not self.switchboard.knows_call(c)]:
                 del cache[call_id]
         if dropped:
-            log.debug("evicted %d ended calls from memory", dropped)
+            log.debug("evicted %d ended calls from memory", len(dropped))
 
     # -- CallReader for plugins ------------------------------------------------------------------
     async def get_call(self, call_id: str) -> Call | None:

@@ -520,8 +520,8 @@ class Switchboard:
             )
         return out
 
-    def evict(self, ended_before: datetime) -> int:
-        """Forget calls that ended before ``ended_before``; returns how many were forgotten.
+    def evict(self, ended_before: datetime) -> list[Call]:
+        """Forget calls that ended before ``ended_before``; returns the calls forgotten.
 
         Their effect on callback tasks is folded into each number's base (open task + horizon), and
         their agents' ``idle_since`` into a floor, so later calls are handled as if nothing was
@@ -545,7 +545,7 @@ class Switchboard:
             if task is None or task.closed_at is None or task.closed_at < ended_before:
                 self.tasks.pop(task_id, None)
                 self._loose_tasks.discard(task_id)
-        return len(gone)
+        return gone
 
     def _fold_history(self, number: str, ended_before: datetime) -> None:
         records = sorted(self._records[number].values(), key=CallRecord.walk_key)
