@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-
 #: Collector thresholds of ``ctid serve`` (CPython's default is 700, 10, 10). A webhook allocates
 #: a few hundred objects, and the default young generation is collected every couple of webhooks;
 #: objects of requests in flight survive it, pile into the old generation and make it reach the 25 %

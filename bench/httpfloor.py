@@ -1,0 +1,87 @@
+"""HTTP floor: what the HTTP server alone costs per request, before any application work, for
+ctid's serving stack (hypercorn on Trio, h11) and the peer's (uvicorn on uvloop, httptools).
+
+Both serve ``floorapp.py`` (read the body, answer ``200 ok``). The load is ingest.py's: one load
+process (load.py ``ingest``, aiohttp on uvloop) posting MegaFon pushes back to back from
+``--concurrency`` workers for ``--duration`` s. Prints requests/s, the server's CPU per request and
+the ceiling that CPU allows on one core; ctid's own webhook costs (bench/ingest.py) are on top of it.
+
+    python bench/httpfloor.py --duration 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import (  # noqa: E402
+    BENCH_DIR,
+    Server,
+    cpu_seconds,
+    free_port,
+    machine,
+    raise_nofile,
+    summary_ms,
+    wait_http,
+    workdir,
+)
+from ingest import load  # noqa: E402
+
+STACKS = {
+    "hypercorn-trio": "ctid's stack: hypercorn (h11) on Trio",
+    "uvicorn": "the peer's stack: uvicorn (httptools) on uvloop",
+}
+
+
+def run_stack(name: str, args, work: Path) -> dict:
+    port = free_port()
+    log = work / f"{name}-{port}.log"
+    proc = subprocess.Popen([sys.executable, str(BENCH_DIR / "floorapp.py"), name, str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    server = Server(name, proc, f"http://127.0.0.1:{port}", log, time.perf_counter())
+    try:
+        wait_http(server.url + "/", proc)
+        load([server.url], procs=1, concurrency=args.concurrency, duration=1, agents=50, prefix="W")  # warm-up
+        cpu0 = cpu_seconds(server.pid)
+        result = load([server.url], procs=1, concurrency=args.concurrency, duration=args.duration,
+                      agents=50, prefix="F")
+        result["cpu_ms"] = (cpu_seconds(server.pid) - cpu0) * 1000 / max(1, result["webhooks"])
+    finally:
+        server.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stacks", default=",".join(STACKS), help=f"comma-separated: {', '.join(STACKS)}")
+    parser.add_argument("--duration", type=float, default=10, help="seconds of load per stack")
+    parser.add_argument("--concurrency", type=int, default=32, help="load workers")
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    raise_nofile()
+    work = workdir()
+    print(f"machine: {machine()}")
+    print(f"HTTP floor: an empty ASGI app, 1 load process x {args.concurrency} workers, {args.duration:g} s per stack")
+    results = {}
+    for name in args.stacks.split(","):
+        if name not in STACKS:
+            raise SystemExit(f"unknown stack {name!r}: {', '.join(STACKS)}")
+        r = results[name] = run_stack(name, args, work)
+        lat = summary_ms(r.pop("latencies"))
+        print(f"  {name:15} {r['rate']:7.0f} requests/s, server CPU {r['cpu_ms']:.3f} ms/request "
+              f"(one core's ceiling {1000 / r['cpu_ms']:,.0f}/s); latency p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} ms; "
+              f"non-200 {dict((k, v) for k, v in r['status'].items() if k != '200') or 0} "
+              f"- {STACKS[name]}", flush=True)
+    if "hypercorn-trio" in results and "uvicorn" in results:
+        ratio = results["hypercorn-trio"]["cpu_ms"] / results["uvicorn"]["cpu_ms"]
+        print(f"CPU per request, hypercorn-trio / uvicorn: {ratio:.1f}x")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "args": vars(args), "results": results}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
