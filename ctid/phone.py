@@ -58,19 +58,22 @@ def normalize(number: str | None, region: str = "RU") -> str | None:
         plus, digits = True, digits[2:]
     if not plus and len(digits) <= MAX_EXTENSION_DIGITS:
         return digits
-    readings = [_parse("+" + digits, None)] if plus else [_parse(digits, region), _parse("+" + digits, None)]
+    international = _parse("+" + digits, None)
+    readings = [international] if plus else [_parse(digits, region), international]
     parsed = [reading for reading in readings if reading is not None]
     for check in (phonenumbers.is_valid_number, _possible):
         for reading in parsed:
             if check(reading):
                 formatted = _e164(reading)
-                if _stable(formatted):
+                if _stable(formatted, "+" + digits, international):
                     return formatted
     return raw
 
 
-def _stable(formatted: str) -> bool:
+def _stable(formatted: str, international_text: str, international: phonenumbers.PhoneNumber | None) -> bool:
     """Whether an E.164 result reads back as itself (some odd inputs lose a digit to a national
-    prefix on each reading); normalizing must be idempotent, as numbers are normalized twice."""
-    again = _parse(formatted, None)
+    prefix on each reading); normalizing must be idempotent, as numbers are normalized twice.
+    ``international`` is the reading of ``international_text`` already made: when the result is that
+    text (the usual case), its reading back is that reading, not parsed a second time."""
+    again = international if formatted == international_text else _parse(formatted, None)
     return again is not None and _e164(again) == formatted
