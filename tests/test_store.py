@@ -502,3 +502,26 @@ async def test_unmigrated_database_is_refused_without_migrate(db_url: str) -> No
 async def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(StoreError):
         await store.set_presence("anna", Presence.AWAY, datetime(2026, 1, 1))
+
+
+@pytest.mark.parametrize(
+    "document",
+    [
+        {"a": 1, "b": "Привет, мир", "c": [1, 2.5, None, True, False]},
+        {1: "int key", 2.5: "float key", None: "none key", True: "bool key"},
+        {"when": datetime(2026, 11, 26, 1, 2, 3, 456789, tzinfo=UTC)},  # default=str: a space, not "T"
+        {"outcome": Outcome.ANSWERED, "state": CallState.RINGING},
+        {"separators": "\u2028\u2029", "controls": "\x00\x1f", "quote": '"\\'},
+        {"big": 2**70, "negative": -(2**70)},  # beyond orjson's 64 bits: the stdlib encoder
+        {"set": {1}},
+        ["list", {"nested": {"deep": [[]]}}],
+        "text",
+    ],
+)
+def test_json_columns_store_the_text_the_stdlib_encoder_gives(document) -> None:
+    import json
+
+    from ctid.store.schema import JSONText
+
+    stored = JSONText().process_bind_param(document, None)
+    assert stored == json.dumps(document, ensure_ascii=False, separators=(",", ":"), default=str)
