@@ -207,3 +207,23 @@ def test_show_in_a_real_process_leaks_nothing(config: Path) -> None:
     assert "secret: '***'" in result.stdout
     for secret in SECRETS:
         assert secret not in result.stdout + result.stderr
+
+
+def test_help_renders_without_rich() -> None:
+    """``ctid --help`` (budget 300 ms) prints click's plain help: typer's rich panels import
+    rich.markdown and pygments, ~130 ms of a 2-core machine's startup."""
+    code = (
+        "import sys\n"
+        "from ctid.cli import main\n"
+        "sys.argv = ['ctid', '--help']\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print([name for name in ('rich.markdown', 'pygments', 'pydantic', 'sqlalchemy', 'trio') if name in sys.modules],"
+        " file=sys.stderr)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "Usage: ctid [OPTIONS] COMMAND" in result.stdout
+    assert "serve" in result.stdout and "simulate-call" in result.stdout
+    assert result.stderr.strip().splitlines()[-1] == "[]"

@@ -508,7 +508,7 @@ async def test_naive_datetimes_are_refused(store: Store) -> None:
     "document",
     [
         {"a": 1, "b": "Привет, мир", "c": [1, 2.5, None, True, False]},
-        {1: "int key", 2.5: "float key", None: "none key", True: "bool key"},
+        {1: "int key", 2.5: "float key", None: "none key", False: "bool key"},
         {"when": datetime(2026, 11, 26, 1, 2, 3, 456789, tzinfo=UTC)},  # default=str: a space, not "T"
         {"outcome": Outcome.ANSWERED, "state": CallState.RINGING},
         {"separators": "\u2028\u2029", "controls": "\x00\x1f", "quote": '"\\'},
