@@ -98,6 +98,7 @@ class Daemon:
         self._publish_send: trio.MemorySendChannel[Changes] | None = None
         self._audience: dict[str, set[str]] = {}  # call id -> agents told about it so far
         self.stored_calls = StoredCalls()  # stored calls memory may lack (read before their events)
+        self._stored_token: int | None = None  # backplane continuity when stored_calls was loaded
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -168,6 +169,7 @@ class Daemon:
                     await nursery.start(self._publisher)
                     if self.hub.backplane.kind != "memory":
                         await nursery.start(self._sync_loop)
+                        nursery.start_soon(self._keep_stored_calls)
                 nursery.start_soon(self._housekeeping)
                 for connector in self.connectors.values():
                     await nursery.start(self._run_connector, connector)
@@ -255,7 +257,7 @@ class Daemon:
         for event in events:
             by_call.setdefault(event.call_id, []).append(event)
         for call_id, its_events in by_call.items():
-            if not self.switchboard.knows_call(call_id) and self.stored_calls.may_hold(call_id, its_events):
+            if not self.switchboard.knows_call(call_id) and self._may_be_stored(call_id, its_events):
                 await self._restore_call(call_id)
         started = trio.current_time()
         changes = self.switchboard.apply(events)
@@ -465,14 +467,47 @@ class Daemon:
         from ctid.model import Presence
 
         events = [CallEvent.from_json(e) for e in message.get("events", ())]
-        unknown = {e.call_id for e in events if not self.switchboard.knows_call(e.call_id)}
-        for call_id in unknown:  # committed before it was published: the store has every event
+        by_call: dict[str, list[CallEvent]] = {}
+        for event in events:
+            if not self.switchboard.knows_call(event.call_id):
+                by_call.setdefault(event.call_id, []).append(event)
+        # Committed before it was published: the store has every event of a call restored here.
+        # A call the store cannot hold beyond this message (every earlier message arrived) is new.
+        unknown = {call_id for call_id, its in by_call.items() if self._may_be_stored(call_id, its)}
+        for call_id in unknown:
             await self._restore_call(call_id)
         changes = self.switchboard.apply([e for e in events if e.call_id not in unknown])
         self._decorate(changes.calls, lookup=False)
         for agent_id, status, since in message.get("presence", ()):
             if agent_id in self.switchboard.agents:
                 self.switchboard.set_status(agent_id, Presence(status), datetime.fromisoformat(since))
+
+    def _may_be_stored(self, call_id: str, events: list[CallEvent]) -> bool:
+        """Whether the store may hold earlier events of a call memory does not know (storedcalls.py)."""
+        if self._syncing and self.hub.backplane.continuity(self.SYNC_CHANNEL) != self._stored_token:
+            self.stored_calls.distrust()  # a sync message may have been missed: read every unknown call
+            self._stored_token = None
+        return self.stored_calls.may_hold(call_id, events)
+
+    async def _keep_stored_calls(self, poll: float = 1.0) -> None:
+        """With a backplane: load the stored-calls index once the sync subscription is confirmed, and
+        again after every gap in it (``Backplane.continuity``). Until then unknown calls are read.
+        Loaded after subscribing, so a call another instance commits is in the rows read or arrives
+        as a sync message."""
+        while True:
+            token = self.hub.backplane.continuity(self.SYNC_CHANNEL)
+            if token is not None and (token != self._stored_token or not self.stored_calls.trusted):
+                horizon = utcnow() - self.stored_calls.window
+                try:
+                    rows = await self.store.call_ids_updated_since(horizon)
+                except StoreError as exc:
+                    log.warning("could not load the stored calls index: %s", exc)
+                else:
+                    if self.hub.backplane.continuity(self.SYNC_CHANNEL) == token:
+                        self.stored_calls.load(horizon, rows)
+                        self._stored_token = token
+                        continue
+            await trio.sleep(poll)
 
     async def _housekeeping(self, interval: float = 300) -> None:
         while True:

@@ -16,9 +16,11 @@ rests on: a PBX does not report something happening to a call after ``window`` o
 it (one day by default; the housekeeping ends a call silent for six hours). A late correction
 stamped with the call's own time (history, reconciliation) is older than ``horizon`` and is read.
 
-Only one process may write the store for this to hold: with a backplane (several instances)
-other instances write calls this one never sees, so :meth:`StoredCalls.may_hold` says yes for
-every unknown call unless the index was loaded.
+With a backplane (several instances) other instances write calls too, and tell this one about
+every event they commit (``Daemon._sync_in``: those calls are then in memory). The index holds only
+while no such message was missed: the daemon loads it once the backplane confirms the subscription,
+and distrusts it (every unknown call is read again) as soon as the backplane's
+``continuity`` token changes, until it is loaded again.
 """
 
 from __future__ import annotations
@@ -46,9 +48,20 @@ class StoredCalls:
         return call_id in self._ids
 
     def load(self, horizon: datetime, rows: dict[str, datetime]) -> None:
-        """Start from the store's calls written at or after ``horizon`` (``Store.call_ids_updated_since``)."""
+        """Start from the store's calls written at or after ``horizon`` (``Store.call_ids_updated_since``);
+        calls already noted (evicted while the rows were read) are kept."""
+        kept = {call_id: updated for call_id, updated in self._ids.items() if updated >= horizon}
         self.horizon = horizon
-        self._ids = dict(rows)
+        self._ids = {**rows, **kept}
+
+    def distrust(self) -> None:
+        """From now on every unknown call may be stored (until the next :meth:`load`): another
+        instance may have written calls this process did not hear of."""
+        self.horizon = None
+
+    @property
+    def trusted(self) -> bool:
+        return self.horizon is not None
 
     def forgotten(self, calls: Iterable[Call]) -> None:
         """Calls evicted from memory (they stay in the store)."""

@@ -62,6 +62,10 @@ class MemoryBackplane:
     def health(self) -> dict[str, Any]:
         return {"kind": self.kind, "ok": True, "dropped": self.dropped}
 
+    def continuity(self, channel: str) -> int | None:
+        """Changes whenever a message was dropped (any channel: drops are not told apart)."""
+        return self.dropped if self.subscribers(channel) else None
+
 
 def backplane_from_url(url: str) -> Backplane:
     """``memory`` or a ``redis://``, ``rediss://`` or ``unix://`` URL (``hub.backplane``)."""

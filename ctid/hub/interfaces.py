@@ -68,3 +68,10 @@ class Backplane(Protocol):
     def health(self) -> dict[str, Any]:
         """``{"kind": ..., "ok": bool, ...}`` for /readyz and metrics."""
         ...
+
+    def continuity(self, channel: str) -> int | None:
+        """A token that stays the same while this process receives every message published on
+        ``channel`` (by any instance); it changes when messages may have been missed (a lost
+        connection, a full local buffer). None while messages published now may not arrive (not
+        subscribed, or the subscription not confirmed yet)."""
+        ...

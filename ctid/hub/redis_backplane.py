@@ -110,6 +110,8 @@ class RedisBackplane:
         self._health_interval = health_interval
         self._local = MemoryBackplane(buffer=buffer)  # fans received messages out to this process
         self._channels_changed = trio.Event()
+        self._confirmed: set[str] = set()  # channels Redis confirmed on the current subscriber connection
+        self._subscriptions = 0  # subscriber connections that ended (each may have missed messages)
         self.publisher_connected = False
         self.subscriber_connected = False
         self.dropped = 0
@@ -136,8 +138,16 @@ class RedisBackplane:
         is_new = channel not in self._local.channels()
         async with self._local.subscribe(channel) as messages:
             if is_new:
+                self._subscriptions += 1  # what came while nobody here listened was not kept
                 self._channels_changed.set()
             yield messages
+
+    def continuity(self, channel: str) -> int | None:
+        """Changes when the subscriber connection ends or the local buffer drops a message; None
+        until Redis confirmed the subscription on the current connection."""
+        if channel not in self._confirmed or not self._local.subscribers(channel):
+            return None
+        return self._subscriptions + self._local.dropped
 
     def health(self) -> dict[str, Any]:
         return {
@@ -227,22 +237,28 @@ class RedisBackplane:
                     raise reply
                 if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
                     self._deliver(reply[1].decode(), reply[2])
+                elif isinstance(reply, list) and len(reply) == 3 and reply[0] == b"subscribe":
+                    self._confirmed.add(reply[1].decode())  # from now on its messages reach us
 
         subscribed: set[str] = set()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(read_replies)
-            while True:
-                self._channels_changed = trio.Event()
-                wanted = self._local.channels() - subscribed
-                if wanted:
-                    await stream.send_all(encode_command("SUBSCRIBE", *sorted(wanted)))
-                    subscribed |= wanted
-                self.subscriber_connected = True
-                with trio.move_on_after(self._health_interval):
-                    await self._channels_changed.wait()
-                if trio.current_time() - last_reply > 2 * self._health_interval + self._connect_timeout:
-                    raise trio.TooSlowError("redis stopped answering PING")
-                await stream.send_all(encode_command("PING"))
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(read_replies)
+                while True:
+                    self._channels_changed = trio.Event()
+                    wanted = self._local.channels() - subscribed
+                    if wanted:
+                        await stream.send_all(encode_command("SUBSCRIBE", *sorted(wanted)))
+                        subscribed |= wanted
+                    self.subscriber_connected = True
+                    with trio.move_on_after(self._health_interval):
+                        await self._channels_changed.wait()
+                    if trio.current_time() - last_reply > 2 * self._health_interval + self._connect_timeout:
+                        raise trio.TooSlowError("redis stopped answering PING")
+                    await stream.send_all(encode_command("PING"))
+        finally:  # whatever was published from now until the next connection's SUBSCRIBE is lost
+            self._confirmed.clear()
+            self._subscriptions += 1
 
     def _deliver(self, channel: str, data: bytes) -> None:
         self._local.deliver(channel, data)

@@ -12,9 +12,9 @@ import pytest
 from ctid.builtins.generic import sign
 from ctid.model import Call, CallEvent, EventKind, call_id_for, utcnow
 from ctid.storedcalls import StoredCalls
-from ctid.testing.daemon import running_daemon
+from ctid.testing.daemon import eventually, running_daemon
 
-from .conftest import API_KEY, SECRET
+from .conftest import API_KEY, SECRET, make_config
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 NOW = utcnow().replace(microsecond=0)
@@ -102,6 +102,83 @@ async def test_an_evicted_call_is_restored_for_a_late_event(config):
         call = await get_call(app, "e-1")
         assert (call["outcome"], call["talk_seconds"], call["remote_number"], call["agent"]) == (
             "answered", 60.0, CALLER, "alice")
+
+
+# -- with a backplane (several instances) -------------------------------------------------------------
+
+
+def kill_pubsub_connections(redis_url: str) -> None:
+    """Cut every subscriber connection of the Redis server: messages published until the
+    subscribers reconnect are lost, as in a network failure."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        client.client_kill_filter(_type="pubsub")
+    finally:
+        client.close()
+
+
+async def test_with_a_backplane_new_calls_skip_the_read_only_while_no_sync_message_can_be_missed(
+        tmp_path, postgres_schema_url, redis_url, redis_prefix):
+    config = make_config(tmp_path, db_url=postgres_schema_url)
+    config["hub"] = {"backplane": redis_url}
+    async with running_daemon(config) as app:
+        daemon, backplane = app.daemon, app.daemon.hub.backplane
+
+        async def index_loaded():
+            token = backplane.continuity(daemon.SYNC_CHANNEL)
+            return token is not None and daemon._stored_token == token and daemon.stored_calls.trusted
+
+        await eventually(index_loaded)
+        reads = count_reads(daemon)
+        await post(app, [ev("ring", "b-1", NOW - timedelta(seconds=30), **{"from": CALLER}, agent="101")])
+        assert reads == []
+
+        # Redis drops the subscriber: other instances' commits of that time never reach this one
+        before = backplane.continuity(daemon.SYNC_CHANNEL)
+        kill_pubsub_connections(redis_url)
+
+        async def connection_lost():
+            return backplane.continuity(daemon.SYNC_CHANNEL) != before
+
+        await eventually(connection_lost)
+        await post(app, [ev("ring", "b-2", NOW - timedelta(seconds=20), **{"from": CALLER}, agent="102")])
+        assert reads == [call_id_for("office", "b-2")]  # the index is not trusted across the gap
+
+        await eventually(index_loaded)  # subscribed again, then reloaded from the store
+        assert call_id_for("office", "b-1") in daemon.switchboard.calls
+        await post(app, [ev("ring", "b-3", NOW - timedelta(seconds=10), **{"from": CALLER}, agent="103")])
+        assert reads == [call_id_for("office", "b-2")]
+
+
+async def test_a_call_another_instance_committed_is_taken_from_its_sync_message_without_a_read(
+        tmp_path, postgres_schema_url, redis_url, redis_prefix):
+    config = make_config(tmp_path, db_url=postgres_schema_url)
+    config["hub"] = {"backplane": redis_url}
+    async with running_daemon(config) as a, running_daemon(config) as b:
+        async def b_index_loaded():
+            token = b.daemon.hub.backplane.continuity(b.daemon.SYNC_CHANNEL)
+            return token is not None and b.daemon._stored_token == token
+
+        await eventually(b_index_loaded)
+        reads = count_reads(b.daemon)
+        await post(a, [ev("ring", "s-1", NOW - timedelta(seconds=30), **{"from": CALLER}, agent="101"),
+                       ev("answer", "s-1", NOW - timedelta(seconds=25), agent="101")])
+        call_id = call_id_for("office", "s-1")
+
+        async def b_sees_talking():
+            call = b.daemon.switchboard.calls.get(call_id)
+            return call is not None and call.state.value == "talking"
+
+        await eventually(b_sees_talking)
+        assert reads == []
+        # B takes the call's next event itself: it folds with what A committed
+        await post(b, [ev("end", "s-1", NOW - timedelta(seconds=5))])
+        assert reads == []
+        call = await get_call(b, "s-1")
+        assert (call["state"], call["outcome"], call["talk_seconds"], call["agent"]) == (
+            "ended", "answered", 20.0, "alice")
 
 
 # -- the index on its own ----------------------------------------------------------------------------

@@ -313,3 +313,58 @@ async def wait_backplanes(*backplanes: RedisBackplane) -> None:
     with trio.fail_after(10):
         while not all(b.health()["ok"] for b in backplanes):  # noqa: ASYNC110 (polls a status)
             await trio.sleep(0.02)
+
+
+async def test_continuity_tells_when_messages_may_have_been_missed(redis_url: str, redis_prefix: str) -> None:
+    """``continuity`` is None until Redis confirms the subscription (a message published before
+    may not arrive), then a token that changes once the subscriber connection is lost, even when
+    it is back before anyone looked: what was published in between never arrives."""
+    import redis
+
+    channel = f"{redis_prefix}sync"
+    listener, talker = RedisBackplane(redis_url, backoff_min=0.05), RedisBackplane(redis_url)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(listener.run)
+        await nursery.start(talker.run)
+        assert listener.continuity(channel) is None  # nobody here subscribed
+        async with listener.subscribe(channel) as messages:
+            await wait_backplanes(listener, talker)
+            with trio.fail_after(5):
+                while (token := listener.continuity(channel)) is None:  # noqa: ASYNC110 (polls a status)
+                    await trio.sleep(0.01)
+            await talker.publish(channel, b"confirmed")  # confirmed: this one must arrive
+            with trio.fail_after(5):
+                assert await messages.receive() == b"confirmed"
+            assert listener.continuity(channel) == token
+
+            client = redis.Redis.from_url(redis_url)
+            try:
+                client.client_kill_filter(_type="pubsub")
+            finally:
+                client.close()
+            with trio.fail_after(10):
+                while listener.continuity(channel) in (None, token):  # noqa: ASYNC110 (polls a status)
+                    await trio.sleep(0.01)
+            assert listener.continuity(channel) != token
+            await talker.publish(channel, b"after")
+            with trio.fail_after(5):
+                assert await messages.receive() == b"after"
+        assert listener.continuity(channel) is None  # unsubscribed here
+        nursery.cancel_scope.cancel()
+
+
+def test_memory_backplane_continuity_changes_with_every_dropped_message() -> None:
+    backplane = MemoryBackplane(buffer=1)
+    assert backplane.continuity("sync") is None
+
+    async def main() -> None:
+        async with backplane.subscribe("sync") as messages:
+            token = backplane.continuity("sync")
+            assert token is not None
+            backplane.deliver("sync", b"1")
+            assert backplane.continuity("sync") == token
+            backplane.deliver("sync", b"2")  # the buffer of one is full: dropped
+            assert backplane.continuity("sync") != token
+            assert await messages.receive() == b"1"
+
+    trio.run(main)
