@@ -435,6 +435,7 @@ class Daemon:
 
     # -- state sync between instances ------------------------------------------------------------
     SYNC_CHANNEL = "ctid:sync"
+    SYNC_BUFFER = 100_000  # messages (each the events of one commit, ~1 KiB)
 
     @property
     def _syncing(self) -> bool:
@@ -450,7 +451,9 @@ class Daemon:
         await self.hub.backplane.publish(self.SYNC_CHANNEL, json.dumps(message, default=str).encode())
 
     async def _sync_loop(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        async with self.hub.backplane.subscribe(self.SYNC_CHANNEL) as messages:
+        # A lost sync message leaves this instance's state behind the store (and distrusts the
+        # stored-calls index): keep a burst's worth while a restore read holds the loop up.
+        async with self.hub.backplane.subscribe(self.SYNC_CHANNEL, buffer=self.SYNC_BUFFER) as messages:
             task_status.started()
             async for data in messages:
                 try:
@@ -489,7 +492,7 @@ class Daemon:
             self._stored_token = None
         return self.stored_calls.may_hold(call_id, events)
 
-    async def _keep_stored_calls(self, poll: float = 1.0) -> None:
+    async def _keep_stored_calls(self, poll: float = 0.25) -> None:
         """With a backplane: load the stored-calls index once the sync subscription is confirmed, and
         again after every gap in it (``Backplane.continuity``). Until then unknown calls are read.
         Loaded after subscribing, so a call another instance commits is in the rows read or arrives

@@ -22,6 +22,7 @@ class MemoryBackplane:
         self._buffer = buffer
         self._subscribers: dict[str, set[trio.MemorySendChannel[bytes]]] = {}
         self.dropped = 0
+        self._dropped: dict[str, int] = {}  # per channel
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -37,6 +38,7 @@ class MemoryBackplane:
                 sender.send_nowait(data)
             except trio.WouldBlock:
                 self.dropped += 1
+                self._dropped[channel] = self._dropped.get(channel, 0) + 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.get(channel, set()).discard(sender)
 
@@ -49,8 +51,8 @@ class MemoryBackplane:
         return {channel for channel, senders in self._subscribers.items() if senders}
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
-        sender, receiver = trio.open_memory_channel[bytes](self._buffer)
+    async def subscribe(self, channel: str, *, buffer: int | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
+        sender, receiver = trio.open_memory_channel[bytes](self._buffer if buffer is None else buffer)
         self._subscribers.setdefault(channel, set()).add(sender)
         try:
             async with receiver:
@@ -63,8 +65,8 @@ class MemoryBackplane:
         return {"kind": self.kind, "ok": True, "dropped": self.dropped}
 
     def continuity(self, channel: str) -> int | None:
-        """Changes whenever a message was dropped (any channel: drops are not told apart)."""
-        return self.dropped if self.subscribers(channel) else None
+        """Changes whenever a message of ``channel`` was dropped for a subscriber here."""
+        return self._dropped.get(channel, 0) if self.subscribers(channel) else None
 
 
 def backplane_from_url(url: str) -> Backplane:

@@ -61,8 +61,11 @@ class Backplane(Protocol):
         long: a backplane that is down buffers a bounded number of messages or drops them."""
         ...
 
-    def subscribe(self, channel: str) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
-        """``async with backplane.subscribe(ch) as messages: async for data in messages: ...``"""
+    def subscribe(self, channel: str, *, buffer: int | None = None) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
+        """``async with backplane.subscribe(ch) as messages: async for data in messages: ...``
+
+        ``buffer``: messages kept for this subscriber while it is busy (the backplane's default if
+        None); more are dropped, which changes :meth:`continuity`."""
         ...
 
     def health(self) -> dict[str, Any]:

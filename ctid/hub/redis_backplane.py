@@ -134,9 +134,9 @@ class RedisBackplane:
         self._wakeup.set()
 
     @asynccontextmanager
-    async def subscribe(self, channel: str) -> AsyncIterator[AsyncIterator[bytes]]:
+    async def subscribe(self, channel: str, *, buffer: int | None = None) -> AsyncIterator[AsyncIterator[bytes]]:
         is_new = channel not in self._local.channels()
-        async with self._local.subscribe(channel) as messages:
+        async with self._local.subscribe(channel, buffer=buffer) as messages:
             if is_new:
                 self._subscriptions += 1  # what came while nobody here listened was not kept
                 self._channels_changed.set()
@@ -145,9 +145,10 @@ class RedisBackplane:
     def continuity(self, channel: str) -> int | None:
         """Changes when the subscriber connection ends or the local buffer drops a message; None
         until Redis confirmed the subscription on the current connection."""
-        if channel not in self._confirmed or not self._local.subscribers(channel):
+        local = self._local.continuity(channel)
+        if channel not in self._confirmed or local is None:
             return None
-        return self._subscriptions + self._local.dropped
+        return self._subscriptions + local
 
     def health(self) -> dict[str, Any]:
         return {

@@ -358,11 +358,20 @@ def test_memory_backplane_continuity_changes_with_every_dropped_message() -> Non
     assert backplane.continuity("sync") is None
 
     async def main() -> None:
-        async with backplane.subscribe("sync") as messages:
+        async with backplane.subscribe("sync") as messages, backplane.subscribe("hub") as _, \
+                backplane.subscribe("big", buffer=3) as big:
             token = backplane.continuity("sync")
             assert token is not None
             backplane.deliver("sync", b"1")
             assert backplane.continuity("sync") == token
+            for n in range(3):  # another channel's subscriber drops two: not this channel's gap
+                backplane.deliver("hub", b"%d" % n)
+            assert backplane.continuity("sync") == token and backplane.dropped == 2
+            big_token = backplane.continuity("big")
+            for n in range(3):  # a subscriber's own buffer
+                backplane.deliver("big", b"%d" % n)
+            assert backplane.continuity("big") == big_token
+            assert [await big.receive() for _ in range(3)] == [b"0", b"1", b"2"]
             backplane.deliver("sync", b"2")  # the buffer of one is full: dropped
             assert backplane.continuity("sync") != token
             assert await messages.receive() == b"1"
