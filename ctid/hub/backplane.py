@@ -31,6 +31,9 @@ class MemoryBackplane:
     async def publish(self, channel: str, data: bytes) -> None:
         self.deliver(channel, data)
 
+    def publish_nowait(self, channel: str, data: bytes) -> None:
+        self.deliver(channel, data)
+
     def deliver(self, channel: str, data: bytes) -> None:
         """Hand ``data`` to this process's subscribers of ``channel`` without waiting."""
         for sender in list(self._subscribers.get(channel, ())):

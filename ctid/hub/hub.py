@@ -223,32 +223,45 @@ class Hub:
 
     # -- publishing --------------------------------------------------------------------------
 
-    async def publish(self, target: str, payload: Any, groups: set[str]) -> None:
+    def publish_nowait(self, target: str, payload: Any, groups: set[str]) -> None:
         """Invoke ``target(payload)`` on every connection in ``groups``, on every instance:
-        local connections first (no dependency on the backplane), then the backplane."""
+        queued for local connections first (no dependency on the backplane), then for the
+        backplane; nothing waits, so messages published in a row leave in that order."""
         text = p.record(p.invocation(target, [payload]))
         self._deliver_local(groups, text)
         if isinstance(self.backplane, MemoryBackplane) and self.backplane.subscribers(self.channel) <= 1:
             return  # the only subscriber is this hub's own relay, which skips its own messages
         envelope = {"o": self.instance_id, "g": sorted(groups), "m": text}
         try:
-            await self.backplane.publish(self.channel, p.dumps(envelope).encode())
-        except Exception:  # a backplane must not break the caller (the switchboard's publisher)
+            self.backplane.publish_nowait(self.channel, p.dumps(envelope).encode())
+        except Exception:  # a backplane must not break the caller (the event pipeline)
             log.exception("hub: backplane %s failed to publish %s", self.backplane.kind, target)
 
-    async def publish_call(self, call_json: dict[str, Any], audience: set[str]) -> None:
+    async def publish(self, target: str, payload: Any, groups: set[str]) -> None:
+        self.publish_nowait(target, payload, groups)
+
+    def publish_call_nowait(self, call_json: dict[str, Any], audience: set[str]) -> None:
         """``callUpdated``: to the agents in ``audience`` (``Call.participants()``) and supervisors."""
-        await self.publish("callUpdated", call_json, {agent_group(a) for a in audience} | {SUPERVISORS})
+        self.publish_nowait("callUpdated", call_json, {agent_group(a) for a in audience} | {SUPERVISORS})
 
-    async def publish_agent(self, agent_json: dict[str, Any]) -> None:
+    def publish_agent_nowait(self, agent_json: dict[str, Any]) -> None:
         """``agentUpdated``: to that agent and supervisors."""
-        await self.publish("agentUpdated", agent_json, {agent_group(agent_json["id"]), SUPERVISORS})
+        self.publish_nowait("agentUpdated", agent_json, {agent_group(agent_json["id"]), SUPERVISORS})
 
-    async def publish_task(self, task_json: dict[str, Any], owner: str | None) -> None:
+    def publish_task_nowait(self, task_json: dict[str, Any], owner: str | None) -> None:
         """``taskUpdated``: to the owner and supervisors; an unowned task is the shared callback
         queue, so it goes to every agent."""
         groups = {agent_group(owner) if owner else AGENTS, SUPERVISORS}
-        await self.publish("taskUpdated", task_json, groups)
+        self.publish_nowait("taskUpdated", task_json, groups)
+
+    async def publish_call(self, call_json: dict[str, Any], audience: set[str]) -> None:
+        self.publish_call_nowait(call_json, audience)
+
+    async def publish_agent(self, agent_json: dict[str, Any]) -> None:
+        self.publish_agent_nowait(agent_json)
+
+    async def publish_task(self, task_json: dict[str, Any], owner: str | None) -> None:
+        self.publish_task_nowait(task_json, owner)
 
     # -- background work and shutdown ----------------------------------------------------------
 

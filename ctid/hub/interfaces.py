@@ -61,6 +61,10 @@ class Backplane(Protocol):
         long: a backplane that is down buffers a bounded number of messages or drops them."""
         ...
 
+    def publish_nowait(self, channel: str, data: bytes) -> None:
+        """:meth:`publish` without a checkpoint: queued (or delivered locally) before it returns."""
+        ...
+
     def subscribe(self, channel: str, *, buffer: int | None = None) -> AbstractAsyncContextManager[AsyncIterator[bytes]]:
         """``async with backplane.subscribe(ch) as messages: async for data in messages: ...``
 

@@ -126,6 +126,9 @@ class RedisBackplane:
             task_status.started()
 
     async def publish(self, channel: str, data: bytes) -> None:
+        self.publish_nowait(channel, data)
+
+    def publish_nowait(self, channel: str, data: bytes) -> None:
         if len(self._queue) >= self._buffer:
             self._queue.popleft()
             self.dropped += 1
