@@ -78,6 +78,7 @@ class _Call:
     done: bool = False  # history seen: it is authoritative, nothing is settled any more
     settled: int = 0  # synthetic caller leg ends emitted (a call can revive after one)
     settled_open: bool = False  # the latest synthetic end has not been followed by a new leg
+    caller_leg: bool = False  # an event of the caller's own leg came (``contact``, a push with no user)
     touched: int = 0  # when last observed: LegTracker._calls holds calls in this order
     armed: int = 0  # the id of this call's live entry in LegTracker._deadlines (0: none)
 
@@ -177,6 +178,8 @@ class LegTracker:
             call.done = True
             self._arm(event.pbx_call_id, call, None)
             return event
+        if not event.leg_id and not event.agent_login:
+            call.caller_leg = True  # the core's fold gives this event the caller's leg
         rank = _RANK.get(event.kind)
         leg = event.agent_login or (event.extra.get("pbx_user") if event.extra else None)
         if call.settled_open and event.kind in (EventKind.RING, EventKind.ANSWER) and leg is not None:
@@ -217,7 +220,11 @@ class LegTracker:
         return heap[0][0] if heap else None
 
     def due(self, now: float) -> list[CallEvent]:
-        """Caller ``leg_end`` events for calls whose legs have all been quiet for the settle window."""
+        """Caller ``leg_end`` events for calls whose legs have all been quiet for the settle window.
+
+        A call whose caller leg never appeared (no ``contact``, every push named a phone) gets none:
+        its agents' leg ends ended it already, so the event would change nothing but cost a commit.
+        It is settled all the same (no longer counted as talking)."""
         # Only a call that is neither done nor settled_open is ever armed (observe and this method
         # disarm both), so every live entry at or before ``now`` is a call to settle.
         heap, ready = self._deadlines, []
@@ -233,6 +240,8 @@ class LegTracker:
             call.settled_open = True
             self._arm(pbx_call_id, call, None)
             self._refile(pbx_call_id, call)
+            if not call.caller_leg:
+                continue
             if call.answered_by:
                 outcome = Outcome.ANSWERED
             elif call.direction is Direction.OUTBOUND:

@@ -39,6 +39,8 @@ class ScanningTracker(LegTracker):
             call.settled += 1
             call.settled_open = True
             call.settle_at = None
+            if not call.caller_leg:  # settled without an event: the agents' leg ends ended it
+                continue
             if call.answered_by:
                 outcome = Outcome.ANSWERED
             elif call.direction is Direction.OUTBOUND:
@@ -132,6 +134,7 @@ def test_a_call_answered_and_then_settled_or_ended_by_history_stops_talking():
         return CallEvent(connector="mf", pbx_call_id=callid, kind=kind, key=f"{callid}:{kind.value}",
                          received_at=T0, remote_number="+79100000001", **kw)
 
+    legs.observe(event("a", EventKind.RING), 0.0)  # `contact`: the caller's own leg
     legs.observe(event("a", EventKind.RING, agent_login="anna"), 0.0)
     assert not legs.talking_with("+79100000001", besides="b")
     legs.observe(event("a", EventKind.ANSWER, agent_login="anna"), 0.0)
@@ -147,9 +150,23 @@ def test_a_call_answered_and_then_settled_or_ended_by_history_stops_talking():
     assert not legs.talking_with("+79100000001", besides="b") and legs.next_deadline() is None
 
 
+def test_a_call_without_a_caller_leg_is_settled_without_an_event():
+    """Every push named a phone: the agents' leg ends ended the call in the core already, so the
+    settle window emits nothing (it would cost a commit and change nothing) but still closes it here."""
+    legs = LegTracker("mf", 1.0)
+    for kind, outcome in ((EventKind.RING, None), (EventKind.ANSWER, None), (EventKind.LEG_END, Outcome.ANSWERED)):
+        legs.observe(CallEvent(connector="mf", pbx_call_id="a", kind=kind, key=f"a:{kind.value}", received_at=T0,
+                               remote_number="+79100000001", agent_login="anna", outcome=outcome), 0.0)
+    assert legs.talking_with("+79100000001", besides="b") and legs.next_deadline() == 1.0
+    assert legs.due(1.0) == []
+    assert not legs.talking_with("+79100000001", besides="b") and legs.next_deadline() is None
+
+
 def test_evicted_calls_neither_talk_nor_come_due():
     legs = LegTracker("mf", 1.0, max_calls=2)
     for n, callid in enumerate(["a", "b", "c"]):
+        legs.observe(CallEvent(connector="mf", pbx_call_id=callid, kind=EventKind.RING, key=f"{callid}:contact",
+                               received_at=T0, remote_number=f"+7910000000{n}"), 0.0)  # the caller's leg
         for kind in (EventKind.RING, EventKind.ANSWER):
             legs.observe(CallEvent(connector="mf", pbx_call_id=callid, kind=kind, key=f"{callid}:{kind.value}",
                                    received_at=T0, remote_number=f"+7910000000{n}", agent_login="anna"), 0.0)

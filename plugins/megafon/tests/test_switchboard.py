@@ -309,6 +309,7 @@ async def test_a_sooner_deadline_wakes_the_settle_window_asleep_until_a_later_on
         await nursery.start(connector.run)
         await connector.handle_webhook(request(contact("Q1")))  # due in 600 s
         await trio.sleep(1)
+        await connector.handle_webhook(request(contact("C2")))
         await connector.handle_webhook(request(ev("INCOMING", "anna", "C2")))
         await connector.handle_webhook(request(ev("CANCELLED", "anna", "C2")))  # due in 20 s
         await trio.sleep(19)
