@@ -481,20 +481,28 @@ class Daemon:
             self._stored_token = None
         return self.stored_calls.may_hold(call_id, events)
 
-    async def _keep_stored_calls(self, poll: float = 0.25) -> None:
+    async def _keep_stored_calls(self, poll: float = 0.25, spacing: float = 5.0) -> None:
         """With a backplane: load the stored-calls index once the sync subscription is confirmed, and
         again after every gap in it (``Backplane.continuity``). Until then unknown calls are read.
         Loaded after subscribing, so a call another instance commits is in the rows read or arrives
-        as a sync message."""
+        as a sync message. Loads are ``spacing`` seconds apart at least (a flapping connection or a
+        failing database is not hammered); a failure is logged once while it lasts."""
+        next_load = trio.current_time()
+        failing = False
         while True:
             token = self.hub.backplane.continuity(self.SYNC_CHANNEL)
-            if token is not None and (token != self._stored_token or not self.stored_calls.trusted):
+            stale = token is not None and (token != self._stored_token or not self.stored_calls.trusted)
+            if stale and trio.current_time() >= next_load:
+                next_load = trio.current_time() + spacing
                 horizon = utcnow() - self.stored_calls.window
                 try:
                     rows = await self.store.call_ids_updated_since(horizon)
                 except StoreError as exc:
-                    log.warning("could not load the stored calls index: %s", exc)
+                    log.log(logging.DEBUG if failing else logging.WARNING,
+                            "could not load the stored-calls index (unknown calls are read meanwhile): %s", exc)
+                    failing = True
                 else:
+                    failing = False
                     if self.hub.backplane.continuity(self.SYNC_CHANNEL) == token:
                         self.stored_calls.load(horizon, rows)
                         self._stored_token = token

@@ -146,7 +146,7 @@ async def test_with_a_backplane_new_calls_skip_the_read_only_while_no_sync_messa
         await post(app, [ev("ring", "b-2", NOW - timedelta(seconds=20), **{"from": CALLER}, agent="102")])
         assert reads == [call_id_for("office", "b-2")]  # the index is not trusted across the gap
 
-        await eventually(index_loaded)  # subscribed again, then reloaded from the store
+        await eventually(index_loaded, within=20)  # subscribed again, then reloaded (loads are 5 s apart)
         assert call_id_for("office", "b-1") in daemon.switchboard.calls
         await post(app, [ev("ring", "b-3", NOW - timedelta(seconds=10), **{"from": CALLER}, agent="103")])
         assert reads == [call_id_for("office", "b-2")]
@@ -225,3 +225,38 @@ def test_prune_moves_the_horizon_and_drops_what_was_written_before_it():
     assert index.may_hold("old", [event("x", NOW - timedelta(hours=19))])
     assert not index.may_hold("other", [event("y", NOW - timedelta(hours=17))])
     assert index.prune(NOW) == 0 and index.horizon == NOW - timedelta(hours=18)
+
+
+async def test_the_index_loader_waits_between_attempts_and_warns_once_while_the_store_fails(autojump_clock, caplog):
+    """A failing database is not hammered: loads are ``spacing`` apart, one warning per failure."""
+    import types
+
+    import trio
+
+    from ctid.daemon import Daemon
+    from ctid.errors import StoreError
+
+    attempts: list[float] = []
+    failures = 3
+
+    async def call_ids_updated_since(horizon):
+        attempts.append(trio.current_time())
+        if len(attempts) <= failures:
+            raise StoreError("database is down")
+        return {"c-1": NOW}
+
+    fake = types.SimpleNamespace(
+        SYNC_CHANNEL="ctid:sync", _stored_token=None, stored_calls=StoredCalls(),
+        hub=types.SimpleNamespace(backplane=types.SimpleNamespace(continuity=lambda channel: 7)),
+        store=types.SimpleNamespace(call_ids_updated_since=call_ids_updated_since),
+    )
+    with caplog.at_level("DEBUG", logger="ctid"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(Daemon._keep_stored_calls, fake, 0.25, 5.0)
+            await trio.sleep(60)
+            nursery.cancel_scope.cancel()
+    start = attempts[0]
+    assert [round(t - start, 2) for t in attempts] == [0.0, 5.0, 10.0, 15.0]  # then loaded: no more
+    assert fake._stored_token == 7 and "c-1" in fake.stored_calls and fake.stored_calls.trusted
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "stored-calls index" in r.message]
+    assert len(warnings) == 1
