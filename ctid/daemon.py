@@ -156,6 +156,10 @@ class Daemon:
         config.errorlog = logging.getLogger("hypercorn.error")
         config.graceful_timeout = 10
         config.keep_alive_timeout = 75
+        # Every panel reconnects at once after a restart or a network blip: hypercorn's backlog of
+        # 100 reset connections of a 20,000-client burst (bench/connections.py); the kernel caps it
+        # at net.core.somaxconn.
+        config.backlog = 4096
         # refuse oversize hub frames while reading them, not after buffering hypercorn's 16 MiB default
         config.websocket_max_message_size = self.settings.core.hub.max_message_bytes * 2
         try:
