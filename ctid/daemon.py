@@ -256,11 +256,8 @@ class Daemon:
         """Accept events: reduce, publish, commit (with CRM jobs). Returns how many were new."""
         if not events:
             return 0
-        by_call: dict[str, list[CallEvent]] = {}
-        for event in events:
-            by_call.setdefault(event.call_id, []).append(event)
-        for call_id, its_events in by_call.items():
-            if not self.switchboard.knows_call(call_id) and self._may_be_stored(call_id, its_events):
+        for call_id in self._to_restore(events):
+            if not self.switchboard.knows_call(call_id):  # another task may have restored it meanwhile
                 await self._restore_call(call_id)
         started = trio.current_time()
         changes = self.switchboard.apply(events)
@@ -290,6 +287,14 @@ class Daemon:
             self.metrics.duplicates.labels(connector=events[0].connector).inc(duplicates)
         self._observe(changes)
         return len(new_keys) if new_keys is not None else len(changes.events)
+
+    def _to_restore(self, events: list[CallEvent]) -> list[str]:
+        """The calls of ``events`` that memory lacks and the store may hold: read before reducing."""
+        unknown: dict[str, list[CallEvent]] = {}
+        for event in events:
+            if not self.switchboard.knows_call(event.call_id):
+                unknown.setdefault(event.call_id, []).append(event)
+        return [call_id for call_id, its in unknown.items() if self._may_be_stored(call_id, its)]
 
     async def _restore_call(self, call_id: str) -> None:
         stored = await self.store.events_for_call(call_id)
@@ -463,13 +468,9 @@ class Daemon:
         from ctid.model import Presence
 
         events = [CallEvent.from_json(e) for e in message.get("events", ())]
-        by_call: dict[str, list[CallEvent]] = {}
-        for event in events:
-            if not self.switchboard.knows_call(event.call_id):
-                by_call.setdefault(event.call_id, []).append(event)
         # Committed before it was published: the store has every event of a call restored here.
         # A call the store cannot hold beyond this message (every earlier message arrived) is new.
-        unknown = {call_id for call_id, its in by_call.items() if self._may_be_stored(call_id, its)}
+        unknown = set(self._to_restore(events))
         for call_id in unknown:
             await self._restore_call(call_id)
         changes = self.switchboard.apply([e for e in events if e.call_id not in unknown])
