@@ -21,8 +21,7 @@ class MemoryBackplane:
     def __init__(self, *, buffer: int = 1000):
         self._buffer = buffer
         self._subscribers: dict[str, set[trio.MemorySendChannel[bytes]]] = {}
-        self.dropped = 0
-        self._dropped: dict[str, int] = {}  # per channel
+        self._dropped: dict[str, int] = {}  # messages dropped for a busy subscriber, per channel
 
     async def run(self, *, task_status: Any = trio.TASK_STATUS_IGNORED) -> None:
         task_status.started()
@@ -40,10 +39,13 @@ class MemoryBackplane:
             try:
                 sender.send_nowait(data)
             except trio.WouldBlock:
-                self.dropped += 1
                 self._dropped[channel] = self._dropped.get(channel, 0) + 1
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 self._subscribers.get(channel, set()).discard(sender)
+
+    @property
+    def dropped(self) -> int:
+        return sum(self._dropped.values())
 
     def subscribers(self, channel: str) -> int:
         """How many subscriptions of ``channel`` this backplane has."""
