@@ -382,9 +382,9 @@ class Daemon:
             for call in changes.calls:
                 self._publish_call(call)
             for agent, _previous in changes.agents:
-                self.hub.publish_agent_nowait(agent.to_json())
+                self.hub.publish_agent(agent.to_json())
             for task in changes.tasks:
-                self.hub.publish_task_nowait(task.to_json(), task.owner)
+                self.hub.publish_task(task.to_json(), task.owner)
         except Exception:  # a publishing failure must not fail the webhook nor stop later pops
             log.exception("publishing to the hub failed")
 
@@ -393,7 +393,7 @@ class Daemon:
         agent answered is told too, so its screen pop can close."""
         audience = self._audience.setdefault(call.id, set())
         audience |= call.participants()
-        self.hub.publish_call_nowait(call.to_json(), set(audience))
+        self.hub.publish_call(call.to_json(), set(audience))
         if call.state is CallState.ENDED:
             self._audience.pop(call.id, None)
 

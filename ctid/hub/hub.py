@@ -223,7 +223,7 @@ class Hub:
 
     # -- publishing --------------------------------------------------------------------------
 
-    def publish_nowait(self, target: str, payload: Any, groups: set[str]) -> None:
+    def publish(self, target: str, payload: Any, groups: set[str]) -> None:
         """Invoke ``target(payload)`` on every connection in ``groups``, on every instance:
         queued for local connections first (no dependency on the backplane), then for the
         backplane; nothing waits, so messages published in a row leave in that order."""
@@ -237,31 +237,19 @@ class Hub:
         except Exception:  # a backplane must not break the caller (the event pipeline)
             log.exception("hub: backplane %s failed to publish %s", self.backplane.kind, target)
 
-    async def publish(self, target: str, payload: Any, groups: set[str]) -> None:
-        self.publish_nowait(target, payload, groups)
-
-    def publish_call_nowait(self, call_json: dict[str, Any], audience: set[str]) -> None:
+    def publish_call(self, call_json: dict[str, Any], audience: set[str]) -> None:
         """``callUpdated``: to the agents in ``audience`` (``Call.participants()``) and supervisors."""
-        self.publish_nowait("callUpdated", call_json, {agent_group(a) for a in audience} | {SUPERVISORS})
+        self.publish("callUpdated", call_json, {agent_group(a) for a in audience} | {SUPERVISORS})
 
-    def publish_agent_nowait(self, agent_json: dict[str, Any]) -> None:
+    def publish_agent(self, agent_json: dict[str, Any]) -> None:
         """``agentUpdated``: to that agent and supervisors."""
-        self.publish_nowait("agentUpdated", agent_json, {agent_group(agent_json["id"]), SUPERVISORS})
+        self.publish("agentUpdated", agent_json, {agent_group(agent_json["id"]), SUPERVISORS})
 
-    def publish_task_nowait(self, task_json: dict[str, Any], owner: str | None) -> None:
+    def publish_task(self, task_json: dict[str, Any], owner: str | None) -> None:
         """``taskUpdated``: to the owner and supervisors; an unowned task is the shared callback
         queue, so it goes to every agent."""
         groups = {agent_group(owner) if owner else AGENTS, SUPERVISORS}
-        self.publish_nowait("taskUpdated", task_json, groups)
-
-    async def publish_call(self, call_json: dict[str, Any], audience: set[str]) -> None:
-        self.publish_call_nowait(call_json, audience)
-
-    async def publish_agent(self, agent_json: dict[str, Any]) -> None:
-        self.publish_agent_nowait(agent_json)
-
-    async def publish_task(self, task_json: dict[str, Any], owner: str | None) -> None:
-        self.publish_task_nowait(task_json, owner)
+        self.publish("taskUpdated", task_json, groups)
 
     # -- background work and shutdown ----------------------------------------------------------
 

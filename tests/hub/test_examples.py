@@ -33,9 +33,9 @@ async def run_example(command: list[str], max_events: list[str], env: dict[str, 
                 chunk = await process.stdout.receive_some()
                 assert chunk, f"example exited early: {output!r}"
                 output += chunk
-            await hub.publish_call({"id": "c1", "state": "ringing"}, {"alice"})
-            await hub.publish_call({"id": "not-alices"}, {"bob"})
-            await hub.publish_task({"id": "t1", "owner": "alice"}, "alice")
+            hub.publish_call({"id": "c1", "state": "ringing"}, {"alice"})
+            hub.publish_call({"id": "not-alices"}, {"bob"})
+            hub.publish_task({"id": "t1", "owner": "alice"}, "alice")
             while chunk := await process.stdout.receive_some():
                 output += chunk
             await process.wait()

@@ -169,17 +169,17 @@ async def test_call_updates_reach_the_right_people_fast() -> None:
         ) as sue, open_hub(url, "tok-lead") as lead:
             ringing = {"id": "c1", "state": "ringing", "ringing_agents": ["alice"]}
             started = time.perf_counter()
-            await hub.publish_call(ringing, {"alice"})
+            hub.publish_call(ringing, {"alice"})
             assert await first_message(alice) == ("callUpdated", [ringing])
             latency = time.perf_counter() - started
             assert latency < 0.1, f"screen pop took {latency * 1000:.0f} ms"
             assert await first_message(sue) == ("callUpdated", [ringing])
             assert await first_message(lead) == ("callUpdated", [ringing])  # once, though in two groups
 
-            await hub.publish_call({"id": "c2"}, {"bob"})
-            await hub.publish_agent({"id": "alice", "status": "away"})
-            await hub.publish_task({"id": "t1", "owner": "bob"}, "bob")
-            await hub.publish_task({"id": "t2", "owner": None}, None)  # the shared callback queue
+            hub.publish_call({"id": "c2"}, {"bob"})
+            hub.publish_agent({"id": "alice", "status": "away"})
+            hub.publish_task({"id": "t1", "owner": "bob"}, "bob")
+            hub.publish_task({"id": "t2", "owner": None}, None)  # the shared callback queue
             assert await first_message(bob) == ("callUpdated", [{"id": "c2"}])  # never alice's c1
             assert await first_message(bob) == ("taskUpdated", [{"id": "t1", "owner": "bob"}])
             assert await first_message(bob) == ("taskUpdated", [{"id": "t2", "owner": None}])
@@ -208,7 +208,7 @@ async def test_handlers_registered_with_on(monkeypatch: pytest.MonkeyPatch) -> N
 
         alice.on("callUpdated", last)
         for number in range(5):
-            await hub.publish_call({"id": f"c{number}"}, {"alice"})
+            hub.publish_call({"id": f"c{number}"}, {"alice"})
         with trio.fail_after(2):
             await done.wait()
         assert [call["id"] for call in seen] == ["c0", "c1", "c2", "c3", "c4"]

@@ -85,8 +85,8 @@ async def test_official_js_client() -> None:
 
         ringing = {"id": "ring-1", "state": "ringing", "ringing_agents": ["alice"]}
         published = time.perf_counter()
-        await hub.publish_call(ringing, {"alice"})
-        await hub.publish_call({"id": "not-yours"}, {"bob"})
+        hub.publish_call(ringing, {"alice"})
+        hub.publish_call({"id": "not-yours"}, {"bob"})
         await node.command("publish-done")
         first = await node.event("callUpdated")
         second = await node.event("callUpdated")
@@ -105,7 +105,7 @@ async def test_official_js_client() -> None:
         after = await node.event("after-restart")
         assert after["state"] == "Connected"
         assert after["direct"] == "Disconnected"  # built without automatic reconnect
-        await hub.publish_call({"id": "after-restart"}, {"alice"})
+        hub.publish_call({"id": "after-restart"}, {"alice"})
         await node.command("publish-done")
         assert (await node.event("callUpdated"))["call"]["id"] == "after-restart"
         await node.command("stop")

@@ -97,11 +97,11 @@ async def test_event_published_on_one_instance_reaches_clients_on_the_other(redi
         async with open_hub(url_a, "tok-alice") as alice_a, open_hub(url_b, "tok-alice") as alice_b, open_hub(
             url_b, "tok-bob"
         ) as bob_b, open_hub(url_a, "tok-sue") as sue_a:
-            await a.publish_call({"id": "from-a"}, {"alice"})
+            a.publish_call({"id": "from-a"}, {"alice"})
             assert await next_call_id(alice_b) == "from-a"
             assert await next_call_id(alice_a) == "from-a"
             assert await next_call_id(sue_a) == "from-a"
-            await b.publish_agent({"id": "bob", "status": "dnd"})  # presence set on B, seen on A
+            b.publish_agent({"id": "bob", "status": "dnd"})  # presence set on B, seen on A
             with trio.fail_after(3):
                 assert await sue_a.next_message() == ("agentUpdated", [{"id": "bob", "status": "dnd"}])
             await nothing_more(alice_a)  # exactly one copy: its own echo is dropped by A
@@ -159,14 +159,14 @@ async def test_redis_outage_keeps_local_delivery_and_recovers() -> None:
         async with running_hub(a) as url_a, running_hub(b) as url_b:
             await wait_healthy(a, b)
             async with open_hub(url_a, "tok-alice") as alice_a, open_hub(url_b, "tok-alice") as alice_b:
-                await a.publish_call({"id": "before"}, {"alice"})
+                a.publish_call({"id": "before"}, {"alice"})
                 assert await next_call_id(alice_b) == "before"
                 assert await next_call_id(alice_a) == "before"
 
                 # Redis goes away: each instance keeps serving its own clients
                 await redis.stop()
                 await wait_healthy(a, b, ok=False)
-                await a.publish_call({"id": "during"}, {"alice"})
+                a.publish_call({"id": "during"}, {"alice"})
                 assert await next_call_id(alice_a) == "during"
                 assert a.backplane.health()["error"]
                 assert await alice_a.invoke("SetStatus", "away") == {"agent": "alice", "status": "away"}
@@ -174,7 +174,7 @@ async def test_redis_outage_keeps_local_delivery_and_recovers() -> None:
 
                 # Redis is back: both instances reconnect and cross-instance delivery resumes
                 await wait_healthy(a, b)
-                await b.publish_call({"id": "after"}, {"alice"})
+                b.publish_call({"id": "after"}, {"alice"})
                 ids = {await next_call_id(alice_a)}
                 while "after" not in ids:  # "during", buffered on A, may arrive first on B
                     ids.add(await next_call_id(alice_a))
@@ -210,7 +210,7 @@ async def test_two_hubs_in_one_process_share_a_memory_backplane() -> None:
         async with open_hub(url_a, "tok-alice") as alice_a, open_hub(url_b, "tok-alice") as alice_b:
             for garbage in (b"not json", b'{"o":"x","g":"agent:alice","m":5}', b'{"o":"x"}', b"[]"):
                 await shared.publish(a.channel, garbage)  # ignored, logged, nothing breaks
-            await b.publish_call({"id": "from-b"}, {"alice"})
+            b.publish_call({"id": "from-b"}, {"alice"})
             assert await next_call_id(alice_a) == "from-b"
             assert await next_call_id(alice_b) == "from-b"
             await nothing_more(alice_b)

@@ -70,8 +70,8 @@ async def test_signalrcore_client(caplog: pytest.LogCaptureFixture) -> None:
         ]
 
         published = time.perf_counter()
-        await hub.publish_call({"id": "ring-1", "state": "ringing"}, {"alice"})
-        await hub.publish_call({"id": "bobs-call"}, {"bob"})
+        hub.publish_call({"id": "ring-1", "state": "ringing"}, {"alice"})
+        hub.publish_call({"id": "bobs-call"}, {"bob"})
         await process.stdin.send_all(b"publish-done\n")
         first = await read_event(process, state, "callUpdated")
         assert first["received"] - published < 0.1

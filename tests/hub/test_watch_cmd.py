@@ -52,13 +52,13 @@ async def test_watch_prints_events_and_follows_a_restart() -> None:
         ))
         out, err = Lines(process.stdout), Lines(process.stderr)
         assert json.loads(await out.next()) == {"target": "snapshot", "data": {"calls": [], "agents": [], "tasks": []}}
-        await hub.publish_call({"id": "c1", "state": "ringing"}, {"alice"})
+        hub.publish_call({"id": "c1", "state": "ringing"}, {"alice"})
         assert json.loads(await out.next()) == {"target": "callUpdated", "data": {"id": "c1", "state": "ringing"}}
 
         await hub.close_all(allow_reconnect=True, refuse_new=False)
         assert "reconnecting" in await err.next()
         assert json.loads(await out.next())["target"] == "snapshot"  # reconnected
-        await hub.publish_agent({"id": "bob", "status": "away"})
+        hub.publish_agent({"id": "bob", "status": "away"})
         assert json.loads(await out.next()) == {"target": "agentUpdated", "data": {"id": "bob", "status": "away"}}
 
         await hub.close_all(allow_reconnect=False)
