@@ -445,15 +445,18 @@ class Daemon:
         in-memory state (snapshot, free agents, presence) matches. Published after the commit."""
         if not self._syncing:
             return
-        message["o"] = self.instance_id
-        await self.hub.backplane.publish(self.SYNC_CHANNEL, json.dumps(message, default=str).encode())
+        data = json.dumps({"o": self.instance_id, **message}, separators=(",", ":"), default=str)
+        await self.hub.backplane.publish(self.SYNC_CHANNEL, data.encode())
 
     async def _sync_loop(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         # A lost sync message leaves this instance's state behind the store (and distrusts the
         # stored-calls index): keep a burst's worth while a restore read holds the loop up.
         async with self.hub.backplane.subscribe(self.SYNC_CHANNEL, buffer=self.SYNC_BUFFER) as messages:
             task_status.started()
+            own = ('{"o":' + json.dumps(self.instance_id) + ",").encode()  # how _sync_out's messages begin
             async for data in messages:
+                if data.startswith(own):
+                    continue  # this instance's own message, echoed by the backplane
                 try:
                     message = json.loads(data)
                     if message.get("o") == self.instance_id:

@@ -69,6 +69,8 @@ class Hub:
         self.backplane: Backplane = backplane if backplane is not None else MemoryBackplane()
         self.settings = HubSettings(ping_interval, client_timeout, handshake_timeout, max_message_bytes)
         self.instance_id = instance_id or uuid.uuid4().hex
+        # how this hub's own envelopes begin (publish writes "o" first): its echoes are skipped unparsed
+        self._own_envelope = ('{"o":' + json.dumps(self.instance_id) + ",").encode()
         self.tokens = ConnectionTokens(connection_secret, ttl=connection_token_ttl)
         self.channel = channel
         self.keepalive = KeepAlive()
@@ -265,6 +267,8 @@ class Hub:
         async with self.backplane.subscribe(self.channel) as messages:
             task_status.started()
             async for data in messages:
+                if data.startswith(self._own_envelope):
+                    continue  # this hub's own message, echoed by the backplane
                 try:
                     envelope = json.loads(data)
                     if envelope["o"] == self.instance_id:
