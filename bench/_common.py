@@ -187,40 +187,35 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60, expect: int
     raise RuntimeError(f"{url} not ready after {timeout} s")
 
 
-def start_ctid(workdir: Path, *, port: int, agents: int, db_url: str, backplane: str = "memory",
-               settle: float = 2.0, name: str = "ctid", env: dict[str, str] | None = None) -> Server:
-    config = ctid_config(workdir, port=port, agents=agents, db_url=db_url, backplane=backplane, settle=settle)
+def start_server(name: str, cmd: list[str], workdir: Path, *, port: int, ready_path: str,
+                 env: dict[str, str] | None = None) -> Server:
+    """Start ``cmd`` (a server listening on ``port``) in ``workdir``, logging to a file there, and
+    wait until ``ready_path`` answers 200; on failure print the log's tail and stop it."""
     log = workdir / f"{name}-{port}.log"
     started = time.perf_counter()
-    proc = subprocess.Popen([*ctid_exe(), "serve", "--config", str(config)], cwd=workdir,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    proc = subprocess.Popen(cmd, cwd=workdir, stdout=log.open("wb"), stderr=subprocess.STDOUT,
                             env={**os.environ, **(env or {})})
     url = f"http://127.0.0.1:{port}"
     server = Server(name, proc, url, log, started)
     try:
-        server.ready_seconds = wait_http(url + "/readyz", proc)
+        server.ready_seconds = wait_http(url + ready_path, proc)
     except RuntimeError:
         print(server.tail(), file=sys.stderr)
         server.stop()
         raise
     return server
+
+
+def start_ctid(workdir: Path, *, port: int, agents: int, db_url: str, backplane: str = "memory",
+               settle: float = 2.0, name: str = "ctid", env: dict[str, str] | None = None) -> Server:
+    config = ctid_config(workdir, port=port, agents=agents, db_url=db_url, backplane=backplane, settle=settle)
+    return start_server(name, [*ctid_exe(), "serve", "--config", str(config)], workdir, port=port,
+                        ready_path="/readyz", env=env)
 
 
 def start_peer(workdir: Path, *, port: int, agents: int) -> Server:
-    log = workdir / f"peer-{port}.log"
-    started = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, str(BENCH_DIR / "peer.py"), "--port", str(port),
-                             "--agents", str(agents)], cwd=workdir, stdout=log.open("wb"),
-                            stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    server = Server("peer", proc, url, log, started)
-    try:
-        server.ready_seconds = wait_http(url + "/healthz", proc)
-    except RuntimeError:
-        print(server.tail(), file=sys.stderr)
-        server.stop()
-        raise
-    return server
+    return start_server("peer", [sys.executable, str(BENCH_DIR / "peer.py"), "--port", str(port),
+                                 "--agents", str(agents)], workdir, port=port, ready_path="/healthz")
 
 
 # -- databases -----------------------------------------------------------------------------------

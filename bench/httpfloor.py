@@ -13,21 +13,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (  # noqa: E402
     BENCH_DIR,
-    Server,
     cpu_seconds,
     free_port,
     machine,
     raise_nofile,
+    start_server,
     summary_ms,
-    wait_http,
     workdir,
 )
 from ingest import load  # noqa: E402
@@ -40,11 +37,9 @@ STACKS = {
 
 def run_stack(name: str, args, work: Path) -> dict:
     port = free_port()
-    log = work / f"{name}-{port}.log"
-    proc = subprocess.Popen([sys.executable, str(BENCH_DIR / "floorapp.py"), name, str(port)], stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    server = Server(name, proc, f"http://127.0.0.1:{port}", log, time.perf_counter())
+    server = start_server(name, [sys.executable, str(BENCH_DIR / "floorapp.py"), name, str(port)], work,
+                          port=port, ready_path="/")
     try:
-        wait_http(server.url + "/", proc)
         load([server.url], procs=1, concurrency=args.concurrency, duration=1, agents=50, prefix="W")  # warm-up
         cpu0 = cpu_seconds(server.pid)
         result = load([server.url], procs=1, concurrency=args.concurrency, duration=args.duration,
