@@ -98,6 +98,7 @@ class Daemon:
         self._audience: dict[str, set[str]] = {}  # call id -> agents told about it so far
         self.stored_calls = StoredCalls()  # stored calls memory may lack (read before their events)
         self._stored_token: int | None = None  # backplane continuity when stored_calls was loaded
+        self._rows_written: set[str] = set()  # with a backplane: calls whose row this instance wrote
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -267,6 +268,8 @@ class Daemon:
         # Queued before any checkpoint, so commits keep the order of reduction; the pop goes out
         # before the commit is waited for.
         commit = self.store.add_events_nowait(changes.events, changes.calls, outbox=jobs, tasks=changes.tasks)
+        if self._syncing:  # before any checkpoint: a sync message from now on must rewrite the row
+            self._rows_written.update(call.id for call in changes.calls)
         self._publish_nowait(changes)
         try:
             new_keys = await commit.wait()
@@ -478,9 +481,37 @@ class Daemon:
             await self._restore_call(call_id)
         changes = self.switchboard.apply([e for e in events if e.call_id not in unknown])
         self._decorate(changes.calls, lookup=False)
+        await self._rewrite_rows(changes)
         for agent_id, status, since in message.get("presence", ()):
             if agent_id in self.switchboard.agents:
                 self.switchboard.set_status(agent_id, Presence(status), datetime.fromisoformat(since))
+
+    async def _rewrite_rows(self, changes: Changes) -> None:
+        """Store again the calls this instance wrote that a sync message changed.
+
+        When events of one call reach two instances within the sync delay, each folds and writes the
+        call without the other's events, and whichever commit lands last is the row: a partial call
+        (an ended call left "ringing", its CRM log and callback task from half the events). Every
+        instance that wrote a call therefore writes it again, with its CRM jobs, whenever a sync
+        message brings it more of the call's events: each instance's last write is then the full
+        fold, the same everywhere, so the row ends complete whatever order the commits land in, and
+        the CRM jobs of the full fold carry the same dedupe keys on both (queued once). A call only
+        one instance takes costs nothing here: the others never wrote it."""
+        mine = Changes()
+        mine.calls = [call for call in changes.calls if call.id in self._rows_written]
+        if not mine.calls:
+            return
+        numbers = {call.remote_number for call in mine.calls}
+        mine.ended = [call for call in changes.ended if call.id in self._rows_written]
+        mine.tasks = [task for task in changes.tasks if task.number in numbers]
+        jobs = self._jobs(mine)
+        try:
+            await self.store.add_events_nowait([], mine.calls, tasks=mine.tasks, outbox=jobs).wait()
+        except StoreError as exc:  # the row is rewritten with the call's next event
+            log.warning("could not store a call completed by another instance's events: %s", exc)
+            return
+        if jobs:
+            self.outbox.notify()
 
     def _may_be_stored(self, call_id: str, events: list[CallEvent]) -> bool:
         """Whether the store may hold earlier events of a call memory does not know (storedcalls.py)."""
@@ -534,6 +565,7 @@ class Daemon:
                 log.warning("could not end stale calls: %s", exc)
         dropped = self.switchboard.evict(utcnow() - keep)
         self.stored_calls.forgotten(dropped)
+        self._rows_written.difference_update(call.id for call in dropped)
         self.stored_calls.prune(utcnow())
         for cache in (self._contact_of, self._audience):
             for call_id in [c for c in cache if not self.switchboard.knows_call(c)]:
