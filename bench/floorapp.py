@@ -24,12 +24,13 @@ async def app(scope, receive, send):
 
 
 def main() -> None:
-    """``python floorapp.py hypercorn-trio|uvicorn PORT``: serve ``app`` in this process, as ctid serves
-    its app (``hypercorn.trio.serve``) and as the peer serves its own (``uvicorn.run``)."""
+    """``python floorapp.py hypercorn-trio|ctid-serving|uvicorn PORT``: serve ``app`` in this process with
+    stock hypercorn on Trio (``hypercorn.trio.serve``), as ctid serves its app (``ctid.web.serving``:
+    hypercorn with ctid's keep-alive timer), or as the peer serves its own (``uvicorn.run``)."""
     import sys
 
     stack, port = sys.argv[1], int(sys.argv[2])
-    if stack == "hypercorn-trio":
+    if stack in ("hypercorn-trio", "ctid-serving"):
         import hypercorn.config
         import hypercorn.trio
         import trio
@@ -37,7 +38,11 @@ def main() -> None:
         config = hypercorn.config.Config()
         config.bind = [f"127.0.0.1:{port}"]
         config.accesslog = None
-        trio.run(hypercorn.trio.serve, app, config)
+        if stack == "ctid-serving":
+            from ctid.web.serving import serve
+        else:
+            serve = hypercorn.trio.serve
+        trio.run(serve, app, config)
     elif stack == "uvicorn":
         import uvicorn
 

@@ -1,7 +1,8 @@
 """HTTP floor: what the HTTP server alone costs per request, before any application work, for
-ctid's serving stack (hypercorn on Trio, h11) and the peer's (uvicorn on uvloop, httptools).
+hypercorn on Trio (h11) as released, ctid's serving stack (the same with ctid's keep-alive timer,
+ctid/web/serving.py) and the peer's (uvicorn on uvloop, httptools).
 
-Both serve ``floorapp.py`` (read the body, answer ``200 ok``). The load is ingest.py's: one load
+All serve ``floorapp.py`` (read the body, answer ``200 ok``). The load is ingest.py's: one load
 process (load.py ``ingest``, aiohttp on uvloop) posting MegaFon pushes back to back from
 ``--concurrency`` workers for ``--duration`` s. Prints requests/s, the server's CPU per request and
 the ceiling that CPU allows on one core; ctid's own webhook costs (bench/ingest.py) are on top of it.
@@ -30,7 +31,8 @@ from _common import (  # noqa: E402
 from ingest import load  # noqa: E402
 
 STACKS = {
-    "hypercorn-trio": "ctid's stack: hypercorn (h11) on Trio",
+    "hypercorn-trio": "hypercorn (h11) on Trio, as released",
+    "ctid-serving": "ctid's stack: hypercorn on Trio with ctid's keep-alive timer (ctid/web/serving.py)",
     "uvicorn": "the peer's stack: uvicorn (httptools) on uvloop",
 }
 
@@ -71,9 +73,9 @@ def main() -> None:
               f"(one core's ceiling {1000 / r['cpu_ms']:,.0f}/s); latency p50 {lat['p50']:.1f} p99 {lat['p99']:.1f} ms; "
               f"non-200 {dict((k, v) for k, v in r['status'].items() if k != '200') or 0} "
               f"- {STACKS[name]}", flush=True)
-    if "hypercorn-trio" in results and "uvicorn" in results:
-        ratio = results["hypercorn-trio"]["cpu_ms"] / results["uvicorn"]["cpu_ms"]
-        print(f"CPU per request, hypercorn-trio / uvicorn: {ratio:.1f}x")
+    for a, b in (("ctid-serving", "hypercorn-trio"), ("ctid-serving", "uvicorn"), ("hypercorn-trio", "uvicorn")):
+        if a in results and b in results:
+            print(f"CPU per request, {a} / {b}: {results[a]['cpu_ms'] / results[b]['cpu_ms']:.2f}x")
     if args.json:
         Path(args.json).write_text(json.dumps({"machine": machine(), "args": vars(args), "results": results}, indent=1))
 

@@ -143,7 +143,6 @@ class Daemon:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         import hypercorn.config
-        import hypercorn.trio
 
         from ctid.hub.asgi import HubFastPath
         from ctid.web.app import create_app
@@ -209,12 +208,12 @@ class Daemon:
         self._shutdown.set()
 
     async def _serve_http(self, app, config, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        import hypercorn.trio
+        from ctid.web.serving import serve
 
         self._http_stop = trio.Event()
         self._http_done = trio.Event()
         try:
-            await hypercorn.trio.serve(app, config, shutdown_trigger=self._http_stop.wait, task_status=task_status)
+            await serve(app, config, shutdown_trigger=self._http_stop.wait, task_status=task_status)
         except* OSError as group:
             exc = _first_leaf(group)
             raise CtidError(f"cannot listen on {self.settings.core.server.listen}: {exc.strerror or exc}",

@@ -1,0 +1,107 @@
+"""How ctid runs hypercorn: :func:`serve` is ``hypercorn.trio.serve`` with a cheaper keep-alive timer.
+
+hypercorn's connection handler (``hypercorn.trio.tcp_server.TCPServer``) keeps its keep-alive
+timeout as a task: every request that begins cancels it, and every response that ends starts a new
+one (``Nursery.start``, a lock, a cancel scope). With keep-alive clients (a PBX posting webhooks,
+the load balancer in front of ctid) those task operations and the empty write below are over a
+third of hypercorn's own CPU per request (bench/httpfloor.py, empty app: 0.41-0.45 -> 0.26-0.27 ms;
+bench/README.md "HTTP floor").
+
+:class:`KeepAliveTCPServer` keeps one watchdog task per connection instead and moves its deadline
+(a cancel scope's ``deadline``: an assignment) when the connection turns busy or idle. A connection
+busy for longer than :data:`BUSY_WATCH` (a WebSocket, a long request) loses its watchdog until it is
+idle again, so hub connections keep no extra task (a parked one is ~5.8 KiB: bench/connections.py).
+It also skips the empty write h11 produces at the end of every sized body.
+
+Behaviour is hypercorn's: an idle connection is closed ``keep_alive_timeout`` after its last
+response; a request in progress is never cut by that timer; on shutdown idle connections close at
+once and busy ones after their response (tests/test_serving.py). The handler class is swapped in
+``hypercorn.trio.run`` (``worker_serve`` looks it up there for each connection) only when hypercorn
+still has the parts it builds on (:func:`install`); otherwise hypercorn's own runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from hypercorn.events import Event, RawData, Updated
+from hypercorn.trio import run as hypercorn_run
+from hypercorn.trio import serve as hypercorn_serve
+from hypercorn.trio.tcp_server import TCPServer
+
+log = logging.getLogger(__name__)
+
+#: The methods of hypercorn's handler :class:`KeepAliveTCPServer` builds on (checked before installing;
+#: tests/test_serving.py also checks the attributes it reads: ``config``, ``context.terminated``).
+_RELIES_ON = ("run", "protocol_send", "_idle_timeout", "_initiate_server_close")
+
+#: Seconds a busy connection keeps its watchdog: requests shorter than this cost no task operation;
+#: a connection busy for longer is watched again, with a new task, once it is idle.
+BUSY_WATCH = 1.0
+
+
+class KeepAliveTCPServer(TCPServer):
+    """hypercorn's connection handler with one idle watchdog per connection (see the module doc)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._busy = False
+        self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout  # idle until a request
+        self._idle_scope: trio.CancelScope | None = None
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated):
+            # Idle: close at the deadline. Busy: the watchdog stops watching at the deadline (a
+            # WebSocket or a long request would otherwise keep a parked task for its whole life).
+            self._busy = not event.idle
+            self._idle_deadline = trio.current_time() + (
+                self.config.keep_alive_timeout if event.idle else min(self.config.keep_alive_timeout, BUSY_WATCH))
+            if self._idle_scope is not None:
+                self._idle_scope.deadline = self._idle_deadline
+            elif event.idle:  # the watchdog left during a long busy spell: watch again
+                await self.idle_task.restart(self._task_group, self._idle_timeout)
+            return
+        if isinstance(event, RawData) and not event.data:
+            return  # h11's EndOfMessage after a content-length body: nothing to write
+        await super().protocol_send(event)
+
+    async def _idle_timeout(self) -> None:
+        # Started when the connection opens (TCPServer.run), and again after a long busy spell;
+        # hypercorn started it for every response.
+        terminated = self.context.terminated
+        while True:
+            with trio.CancelScope(deadline=self._idle_deadline) as self._idle_scope:
+                await terminated.wait()
+            if not terminated.is_set() and trio.current_time() < self._idle_deadline:
+                continue  # the deadline moved while its cancellation was on its way
+            self._idle_scope = None
+            if self._busy:
+                # stopping: the response's end closes the connection (H11Protocol._maybe_recycle);
+                # busy for BUSY_WATCH: stop watching until the connection is idle again
+                return
+            break  # idle for keep_alive_timeout, or the server is stopping: close
+        with trio.CancelScope(shield=True):
+            await self._initiate_server_close()
+
+
+def install() -> bool:
+    """Make hypercorn on Trio use :class:`KeepAliveTCPServer` (process-wide; idempotent). Returns
+    whether it is in use: false when this hypercorn lacks what it builds on."""
+    current = getattr(hypercorn_run, "TCPServer", None)
+    if current is KeepAliveTCPServer:
+        return True
+    if current is not TCPServer or not all(callable(getattr(TCPServer, name, None)) for name in _RELIES_ON):
+        log.debug("hypercorn's connection handler is not the one ctid knows; using it unchanged")
+        return False
+    hypercorn_run.TCPServer = KeepAliveTCPServer
+    return True
+
+
+async def serve(app: Any, config: Any, *, shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
+                task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
+    """``hypercorn.trio.serve`` with :class:`KeepAliveTCPServer` when it can be installed."""
+    install()
+    await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
