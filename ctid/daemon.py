@@ -564,11 +564,11 @@ class Daemon:
                 log.warning("could not end stale calls: %s", exc)
         dropped = self.switchboard.evict(utcnow() - keep)
         self.stored_calls.forgotten(dropped)
-        self._rows_written.difference_update(call.id for call in dropped)
         self.stored_calls.prune(utcnow())
         for cache in (self._contact_of, self._audience):
             for call_id in [c for c in cache if not self.switchboard.knows_call(c)]:
                 del cache[call_id]
+        self._rows_written = {c for c in self._rows_written if self.switchboard.knows_call(c)}
         if dropped:
             log.debug("evicted %d ended calls from memory", len(dropped))
 

@@ -35,7 +35,7 @@ from hypercorn.trio.tcp_server import TCPServer
 log = logging.getLogger(__name__)
 
 #: The methods of hypercorn's handler :class:`KeepAliveTCPServer` builds on (checked before installing;
-#: tests/test_serving.py also checks the attributes it reads: ``config``, ``context.terminated``).
+#: the attributes it reads, ``config``, ``context``, ``idle_task``, are exercised by tests/test_serving.py).
 _RELIES_ON = ("run", "protocol_send", "_idle_timeout", "_initiate_server_close")
 
 #: Seconds a busy connection keeps its watchdog: requests shorter than this cost no task operation;
