@@ -25,6 +25,7 @@ from ctid.contacts import ContactService, contact_json
 from ctid.crm import CRMAdapter
 from ctid.directory import StaticDirectory
 from ctid.errors import CtidError, PluginError, StoreError
+from ctid.hub.backplane import sender_prefix
 from ctid.metrics import Metrics
 from ctid.model import Call, CallEvent, CallState, call_from_json, utcnow
 from ctid.outbox import LOG_CALL, RECORDING, TASK, OutboxWorker
@@ -455,7 +456,7 @@ class Daemon:
         # stored-calls index): keep a burst's worth while a restore read holds the loop up.
         async with self.hub.backplane.subscribe(self.SYNC_CHANNEL, buffer=self.SYNC_BUFFER) as messages:
             task_status.started()
-            own = ('{"o":' + json.dumps(self.instance_id) + ",").encode()  # how _sync_out's messages begin
+            own = sender_prefix(self.instance_id)  # how _sync_out's messages begin
             async for data in messages:
                 if data.startswith(own):
                     continue  # this instance's own message, echoed by the backplane

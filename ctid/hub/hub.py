@@ -15,7 +15,7 @@ from quart import Response, request, websocket
 
 from ctid.errors import AuthError, CtidError
 from ctid.hub import protocol as p
-from ctid.hub.backplane import MemoryBackplane
+from ctid.hub.backplane import MemoryBackplane, sender_prefix
 from ctid.hub.connection import HubConnection, KeepAlive, Socket
 from ctid.hub.interfaces import Backplane, HubBackend, Principal
 from ctid.hub.tokens import ConnectionTokens, new_connection_id
@@ -70,7 +70,7 @@ class Hub:
         self.settings = HubSettings(ping_interval, client_timeout, handshake_timeout, max_message_bytes)
         self.instance_id = instance_id or uuid.uuid4().hex
         # how this hub's own envelopes begin (publish writes "o" first): its echoes are skipped unparsed
-        self._own_envelope = ('{"o":' + json.dumps(self.instance_id) + ",").encode()
+        self._own_envelope = sender_prefix(self.instance_id)
         self.tokens = ConnectionTokens(connection_secret, ttl=connection_token_ttl)
         self.channel = channel
         self.keepalive = KeepAlive()
