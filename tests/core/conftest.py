@@ -4,6 +4,7 @@ pointing at a fake PBX command endpoint, and the directory CRM with a few contac
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import trio
 from quart import jsonify, request
 from quart_trio import QuartTrio
 
+from ctid.builtins.generic import sign
 from ctid.testing.daemon import free_port
 
 SECRET = "test-webhook-secret"
@@ -109,3 +111,17 @@ def make_config(tmp_path: Path, *, db_url: str | None = None, command_url: str |
 @pytest.fixture
 def config(tmp_path, fake_pbx) -> dict[str, Any]:
     return make_config(tmp_path, command_url=fake_pbx.url)
+
+
+async def post_events(app, events: list[dict[str, Any]]) -> None:
+    """POST signed generic-connector ``events`` to ``app`` (a RunningDaemon); it must take them."""
+    body = json.dumps(events).encode()
+    response = await app.client.post("/hooks/office", content=body, headers={"X-Ctid-Signature": sign(SECRET, body)})
+    assert response.status_code == 200, response.text
+
+
+async def stored_calls_loaded(daemon) -> bool:
+    """Whether ``daemon``'s stored-calls index is loaded and current: its backplane confirmed the
+    sync subscription and no sync message can have been missed since."""
+    token = daemon.hub.backplane.continuity(daemon.SYNC_CHANNEL)
+    return token is not None and daemon._stored_token == token and daemon.stored_calls.trusted

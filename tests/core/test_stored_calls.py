@@ -4,27 +4,19 @@ evicted from memory since, are restored before their late events are folded."""
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 
 import pytest
 
-from ctid.builtins.generic import sign
 from ctid.model import Call, CallEvent, EventKind, call_id_for, utcnow
 from ctid.storedcalls import StoredCalls
 from ctid.testing.daemon import eventually, running_daemon
 
-from .conftest import API_KEY, SECRET, make_config
+from .conftest import API_KEY, make_config, post_events, stored_calls_loaded
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 NOW = utcnow().replace(microsecond=0)
 CALLER = "+79161234567"
-
-
-async def post(app, events):
-    body = json.dumps(events).encode()
-    response = await app.client.post("/hooks/office", content=body, headers={"X-Ctid-Signature": sign(SECRET, body)})
-    assert response.status_code == 200, response.text
 
 
 def ev(kind, pbx_call_id, at, **fields):
@@ -53,8 +45,8 @@ async def get_call(app, pbx_call_id):
 async def test_a_new_call_is_folded_without_reading_the_store(config):
     async with running_daemon(config) as app:
         reads = count_reads(app.daemon)
-        await post(app, [ev("ring", "n-1", NOW - timedelta(seconds=30), **{"from": CALLER}, agent="101")])
-        await post(app, [ev("answer", "n-1", NOW - timedelta(seconds=25), agent="101"),
+        await post_events(app, [ev("ring", "n-1", NOW - timedelta(seconds=30), **{"from": CALLER}, agent="101")])
+        await post_events(app, [ev("answer", "n-1", NOW - timedelta(seconds=25), agent="101"),
                          ev("end", "n-1", NOW - timedelta(seconds=5))])
         assert reads == []
         call = await get_call(app, "n-1")
@@ -65,19 +57,19 @@ async def test_an_event_older_than_the_horizon_is_read_first(config):
     async with running_daemon(config) as app:
         reads = count_reads(app.daemon)
         old = NOW - timedelta(days=2)
-        await post(app, [ev("ring", "o-1", old, **{"from": CALLER}, agent="101"),
+        await post_events(app, [ev("ring", "o-1", old, **{"from": CALLER}, agent="101"),
                          ev("end", "o-1", old + timedelta(seconds=20))])
         assert reads == [call_id_for("office", "o-1")]
 
 
 async def test_a_call_stored_before_a_restart_is_restored_for_its_next_event(config):
     async with running_daemon(config) as app:
-        await post(app, [ev("ring", "r-1", NOW - timedelta(minutes=10), **{"from": CALLER}, agent="101"),
+        await post_events(app, [ev("ring", "r-1", NOW - timedelta(minutes=10), **{"from": CALLER}, agent="101"),
                          ev("answer", "r-1", NOW - timedelta(minutes=9), agent="101")])
     async with running_daemon(config) as app:
         assert call_id_for("office", "r-1") in app.daemon.stored_calls
         reads = count_reads(app.daemon)
-        await post(app, [ev("end", "r-1", NOW)])
+        await post_events(app, [ev("end", "r-1", NOW)])
         assert reads == [call_id_for("office", "r-1")]
         call = await get_call(app, "r-1")
         assert (call["state"], call["outcome"], call["talk_seconds"], call["remote_number"]) == (
@@ -87,7 +79,7 @@ async def test_a_call_stored_before_a_restart_is_restored_for_its_next_event(con
 async def test_an_evicted_call_is_restored_for_a_late_event(config):
     start = NOW - timedelta(hours=3)
     async with running_daemon(config) as app:
-        await post(app, [ev("ring", "e-1", start, **{"from": CALLER}, agent="101"),
+        await post_events(app, [ev("ring", "e-1", start, **{"from": CALLER}, agent="101"),
                          ev("answer", "e-1", start + timedelta(seconds=5), agent="101"),
                          ev("end", "e-1", start + timedelta(seconds=65), id="end-1")])
         call_id = call_id_for("office", "e-1")
@@ -97,7 +89,7 @@ async def test_an_evicted_call_is_restored_for_a_late_event(config):
         reads = count_reads(app.daemon)
         # the PBX repeats the end of the call under another id; alone, it would fold to a call
         # without caller, agent or talk time
-        await post(app, [ev("end", "e-1", start + timedelta(seconds=95), id="end-2")])
+        await post_events(app, [ev("end", "e-1", start + timedelta(seconds=95), id="end-2")])
         assert reads == [call_id]
         call = await get_call(app, "e-1")
         assert (call["outcome"], call["talk_seconds"], call["remote_number"], call["agent"]) == (
@@ -126,13 +118,9 @@ async def test_with_a_backplane_new_calls_skip_the_read_only_while_no_sync_messa
     async with running_daemon(config) as app:
         daemon, backplane = app.daemon, app.daemon.hub.backplane
 
-        async def index_loaded():
-            token = backplane.continuity(daemon.SYNC_CHANNEL)
-            return token is not None and daemon._stored_token == token and daemon.stored_calls.trusted
-
-        await eventually(index_loaded)
+        await eventually(lambda: stored_calls_loaded(daemon))
         reads = count_reads(daemon)
-        await post(app, [ev("ring", "b-1", NOW - timedelta(seconds=30), **{"from": CALLER}, agent="101")])
+        await post_events(app, [ev("ring", "b-1", NOW - timedelta(seconds=30), **{"from": CALLER}, agent="101")])
         assert reads == []
 
         # Redis drops the subscriber: other instances' commits of that time never reach this one
@@ -143,12 +131,12 @@ async def test_with_a_backplane_new_calls_skip_the_read_only_while_no_sync_messa
             return backplane.continuity(daemon.SYNC_CHANNEL) != before
 
         await eventually(connection_lost)
-        await post(app, [ev("ring", "b-2", NOW - timedelta(seconds=20), **{"from": CALLER}, agent="102")])
+        await post_events(app, [ev("ring", "b-2", NOW - timedelta(seconds=20), **{"from": CALLER}, agent="102")])
         assert reads == [call_id_for("office", "b-2")]  # the index is not trusted across the gap
 
-        await eventually(index_loaded, within=20)  # subscribed again, then reloaded (loads are 5 s apart)
+        await eventually(lambda: stored_calls_loaded(daemon), within=20)  # subscribed again, then reloaded (loads are 5 s apart)
         assert call_id_for("office", "b-1") in daemon.switchboard.calls
-        await post(app, [ev("ring", "b-3", NOW - timedelta(seconds=10), **{"from": CALLER}, agent="103")])
+        await post_events(app, [ev("ring", "b-3", NOW - timedelta(seconds=10), **{"from": CALLER}, agent="103")])
         assert reads == [call_id_for("office", "b-2")]
 
 
@@ -157,13 +145,9 @@ async def test_a_call_another_instance_committed_is_taken_from_its_sync_message_
     config = make_config(tmp_path, db_url=postgres_schema_url)
     config["hub"] = {"backplane": redis_url}
     async with running_daemon(config) as a, running_daemon(config) as b:
-        async def b_index_loaded():
-            token = b.daemon.hub.backplane.continuity(b.daemon.SYNC_CHANNEL)
-            return token is not None and b.daemon._stored_token == token
-
-        await eventually(b_index_loaded)
+        await eventually(lambda: stored_calls_loaded(b.daemon))
         reads = count_reads(b.daemon)
-        await post(a, [ev("ring", "s-1", NOW - timedelta(seconds=30), **{"from": CALLER}, agent="101"),
+        await post_events(a, [ev("ring", "s-1", NOW - timedelta(seconds=30), **{"from": CALLER}, agent="101"),
                        ev("answer", "s-1", NOW - timedelta(seconds=25), agent="101")])
         call_id = call_id_for("office", "s-1")
 
@@ -174,7 +158,7 @@ async def test_a_call_another_instance_committed_is_taken_from_its_sync_message_
         await eventually(b_sees_talking)
         assert reads == []
         # B takes the call's next event itself: it folds with what A committed
-        await post(b, [ev("end", "s-1", NOW - timedelta(seconds=5))])
+        await post_events(b, [ev("end", "s-1", NOW - timedelta(seconds=5))])
         assert reads == []
         call = await get_call(b, "s-1")
         assert (call["state"], call["outcome"], call["talk_seconds"], call["agent"]) == (

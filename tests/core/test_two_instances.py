@@ -3,6 +3,7 @@ panel connection; call events and presence cross over."""
 
 from __future__ import annotations
 
+import functools
 import json
 from datetime import UTC, datetime, timedelta
 
@@ -12,7 +13,7 @@ from ctid.builtins.generic import sign
 from ctid.hub.client import open_hub
 from ctid.testing.daemon import eventually, running_daemon
 
-from .conftest import API_KEY, PASSWORDS, SECRET, make_config
+from .conftest import API_KEY, PASSWORDS, SECRET, make_config, post_events, stored_calls_loaded
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=5)
@@ -69,11 +70,8 @@ async def test_a_call_split_across_instances_is_stored_whole_whatever_commit_lan
     config = make_config(tmp_path, db_url=postgres_schema_url)
     config["hub"] = {"backplane": redis_url}
     async with running_daemon(config) as a, running_daemon(config) as b:
-        async def indexes_loaded():
-            return all(d.hub.backplane.continuity(d.SYNC_CHANNEL) is not None
-                       and d._stored_token == d.hub.backplane.continuity(d.SYNC_CHANNEL) for d in (a.daemon, b.daemon))
-
-        await eventually(indexes_loaded)
+        for instance in (a, b):
+            await eventually(functools.partial(stored_calls_loaded, instance.daemon))
         # sync messages are held up, as a slow link would hold them
         arrived = trio.Event()
         for instance in (a, b):
@@ -85,17 +83,11 @@ async def test_a_call_split_across_instances_is_stored_whole_whatever_commit_lan
 
             instance.daemon._sync_in = late(instance.daemon._sync_in)
 
-        async def push(instance, events):
-            body = json.dumps(events).encode()
-            response = await instance.client.post("/hooks/office", content=body,
-                                                  headers={"X-Ctid-Signature": sign(SECRET, body)})
-            assert response.status_code == 200, response.text
-
         caller = "+79161234567"
         call_id = call_id_for("office", "split-1")
-        await push(a, [{"event": "answer", "call_id": "split-1", "agent": "101",
+        await post_events(a, [{"event": "answer", "call_id": "split-1", "agent": "101",
                         "timestamp": (START + timedelta(seconds=4)).isoformat()}])
-        await push(b, [{"event": "ring", "call_id": "split-1", "from": caller, "agent": "101",
+        await post_events(b, [{"event": "ring", "call_id": "split-1", "from": caller, "agent": "101",
                         "timestamp": START.isoformat()},
                        {"event": "end", "call_id": "split-1", "timestamp": (START + timedelta(seconds=30)).isoformat()}])
         row = await b.daemon.store.get_call(call_id)
@@ -139,9 +131,7 @@ async def test_an_instance_writes_nothing_for_a_call_only_another_instance_took(
         for events in ([{"event": "ring", "call_id": "only-a", "from": "+79161234567", "agent": "101",
                          "timestamp": START.isoformat()}],
                        [{"event": "end", "call_id": "only-a", "timestamp": (START + timedelta(seconds=9)).isoformat()}]):
-            body = json.dumps(events).encode()
-            assert (await a.client.post("/hooks/office", content=body,
-                                        headers={"X-Ctid-Signature": sign(SECRET, body)})).status_code == 200
+            await post_events(a, events)
 
         async def b_sees_it_ended():
             return [c.state.value for c in b.daemon.switchboard.calls.values()] == ["ended"]
