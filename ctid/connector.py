@@ -5,6 +5,12 @@ instance per ``connectors.<instance>`` entry of the configuration, whose ``plugi
 class's :attr:`Connector.plugin_name`. The connector turns the PBX's native traffic into
 :class:`~ctid.model.CallEvent` objects and turns ctid's commands into native API calls. It never talks
 to the CRM, the hub or the database except through the :class:`~ctid.services.Services` it is given.
+
+A connector declares what it offers in :attr:`Connector.capabilities`; ctid offers only those
+commands, and a default method reached anyway raises :class:`~ctid.errors.CapabilityError`
+(``capability_missing:<name>``). A capability declared without overriding its methods (``dial``
+declared, the base ``dial`` inherited) is refused when the class is registered and when it is
+instantiated, naming the plugin and the method (:func:`contract_problems`).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ctid.errors import CapabilityError
+from ctid.errors import CapabilityError, PluginError
 from ctid.model import Call, CallEvent, Capability, utcnow
 
 if TYPE_CHECKING:
@@ -107,6 +113,69 @@ class SimulationContext:
     start: datetime = field(default_factory=utcnow)
 
 
+#: Capability -> the methods a connector declaring it must override.
+CONNECTOR_CAPABILITIES: dict[Capability, tuple[str, ...]] = {
+    Capability.DIAL: ("dial",),
+    Capability.HOLD: ("hold", "unhold"),
+    Capability.TRANSFER: ("transfer",),
+    Capability.HANGUP: ("hangup",),
+    Capability.DND: ("set_dnd",),
+    Capability.RECORDINGS: ("recording",),
+    Capability.HISTORY: ("history",),
+}
+
+
+def contract_problems(target: Any) -> list[str]:
+    """What a connector or CRM adapter class (or instance) declares but does not implement.
+
+    Each problem names the capability and the method left to the base class; an unknown
+    capability name is a problem too. Instances are checked with their real ``capabilities``
+    (some connectors compute them from their configuration); classes whose ``capabilities`` is
+    computed per instance are checked for everything else.
+    """
+    from ctid.crm import CRM_CAPABILITIES, CRMAdapter
+
+    cls = target if isinstance(target, type) else type(target)
+    if issubclass(cls, Connector):
+        base: type = Connector
+        table: dict[Any, tuple[str, ...]] = dict(CONNECTOR_CAPABILITIES)
+    elif issubclass(cls, CRMAdapter):
+        base, table = CRMAdapter, dict(CRM_CAPABILITIES)
+    else:
+        return [f"{cls.__name__} is neither a Connector nor a CRMAdapter"]
+    declared = getattr(target, "capabilities", frozenset())
+    problems: list[str] = []
+    if isinstance(declared, property):  # computed per instance: checked when instantiated
+        declared = frozenset()
+    elif not isinstance(declared, (set, frozenset, list, tuple)):
+        return [f"capabilities must be a frozenset, not {type(declared).__name__}"]
+    for capability in sorted(declared, key=str):
+        key = capability
+        if base is Connector:
+            try:
+                key = Capability(capability)
+            except ValueError:
+                key = None
+        if key not in table:
+            known = ", ".join(sorted(str(name) for name in table))
+            problems.append(f"unknown capability {str(capability)!r} (known: {known})")
+            continue
+        for method in table[key]:
+            if getattr(cls, method, None) is getattr(base, method):
+                problems.append(f"declares capability {str(capability)!r} but does not override {method}()")
+    if base is Connector:
+        if cls.accepts_webhooks and cls.handle_webhook is Connector.handle_webhook:
+            problems.append("sets accepts_webhooks but does not override handle_webhook()")
+        if cls.scenarios and cls.simulate is Connector.simulate:
+            problems.append("lists scenarios but does not override simulate()")
+    return problems
+
+
+def _not_overridden(plugin: str, method: str) -> PluginError:
+    return PluginError(f"plugin {plugin!r} declares the capability of {method}() but does not implement it",
+                       error_id="contract_broken")
+
+
 class Connector:
     """Base class of PBX connectors. Override what the PBX supports; declare it in ``capabilities``."""
 
@@ -125,6 +194,10 @@ class Connector:
         self.name = name
         self.config = config
         self.services = services
+        problems = contract_problems(self)
+        if problems:
+            raise PluginError(f"connector plugin {self.plugin_name or type(self).__name__!r}: {'; '.join(problems)}",
+                              error_id="contract_broken")
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def run(self, *, task_status: trio.TaskStatus = None) -> None:  # type: ignore[assignment]
@@ -142,7 +215,8 @@ class Connector:
 
     async def history(self, since: datetime) -> list[CallEvent]:
         """Events (usually ``summary`` events) for calls since ``since``, for reconciliation."""
-        raise CapabilityError(f"connector {self.name!r} has no call history", error_id="no_history")
+        self.require(Capability.HISTORY)
+        raise _not_overridden(self.plugin_name, "history")
 
     # -- commands --------------------------------------------------------------------------------
     def require(self, capability: Capability) -> None:
@@ -155,27 +229,32 @@ class Connector:
     async def dial(self, agent_login: str, number: str) -> str | None:
         """Click-to-call: ring the agent, then ``number``. Return the PBX call id if known."""
         self.require(Capability.DIAL)
-        return None
+        raise _not_overridden(self.plugin_name, "dial")
 
     async def hold(self, call: Call, agent_login: str) -> None:
         self.require(Capability.HOLD)
+        raise _not_overridden(self.plugin_name, "hold")
 
     async def unhold(self, call: Call, agent_login: str) -> None:
         self.require(Capability.HOLD)
+        raise _not_overridden(self.plugin_name, "unhold")
 
     async def transfer(self, call: Call, agent_login: str, target_login: str) -> None:
         self.require(Capability.TRANSFER)
+        raise _not_overridden(self.plugin_name, "transfer")
 
     async def hangup(self, call: Call, agent_login: str) -> None:
         self.require(Capability.HANGUP)
+        raise _not_overridden(self.plugin_name, "hangup")
 
     async def set_dnd(self, agent_login: str, enabled: bool) -> None:
         self.require(Capability.DND)
+        raise _not_overridden(self.plugin_name, "set_dnd")
 
     async def recording(self, call: Call) -> tuple[bytes, str] | None:
         """The recording's bytes and media type, or None if there is none (yet)."""
         self.require(Capability.RECORDINGS)
-        return None
+        raise _not_overridden(self.plugin_name, "recording")
 
     async def health(self) -> Health:
         return Health(ok=True, detail="no checks defined")

@@ -8,7 +8,7 @@ from typing import Any
 
 import trio
 
-from ctid.crm import ContactMatch, CRMAdapter
+from ctid.crm import LOOKUP, ContactMatch, CRMAdapter
 from ctid.errors import CtidError
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ class ContactService:
             self._cache.pop(phone, None)
 
     async def lookup(self, phone: str, *, budget: float | None = None) -> list[ContactMatch] | None:
-        if self.crm is None:
+        if self.crm is None or not self.crm.supports(LOOKUP):  # ctid calls nothing undeclared
             return []
         hit = self.cached(phone)
         if hit is not None:

@@ -363,12 +363,14 @@ class Daemon:
         if self.crm is None:
             return []
         jobs = []
+        crm = self.crm  # only what the adapter declares is queued (ctid/crm.py)
         for call in changes.ended:
             fingerprint = f"{call.outcome}:{call.agent}:{call.talk_seconds}:{call.wait_seconds}"
-            jobs.append(OutboxJob(LOG_CALL, call.id, {}, f"log:{call.id}:{fingerprint}"))
-            if call.recording_url:
+            if crm.supports("log_call"):
+                jobs.append(OutboxJob(LOG_CALL, call.id, {}, f"log:{call.id}:{fingerprint}"))
+            if call.recording_url and crm.supports("recordings"):
                 jobs.append(OutboxJob(RECORDING, call.id, {"url": call.recording_url}, f"rec:{call.id}"))
-        for task in changes.tasks:
+        for task in changes.tasks if crm.supports("tasks") else ():
             data = task.to_json()
             jobs.append(OutboxJob(TASK, task.id, data, f"task:{task.id}:{task.status.value}:{task.missed_count}"))
         return jobs

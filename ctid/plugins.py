@@ -345,6 +345,11 @@ def _check_classes(result: Any, base: type, hook_name: str, found: dict[str, typ
         config_base = base.Config  # type: ignore[attr-defined]
         if not (isinstance(item.Config, type) and issubclass(item.Config, config_base)):
             raise TypeError(f"{item.__name__}.Config is not a {config_base.__name__} subclass")
+        from ctid.connector import contract_problems
+
+        problems = contract_problems(item)
+        if problems:
+            raise TypeError(f"{item.__name__} ({name}): {'; '.join(problems)}")
         if name in found or any(cls.plugin_name == name for cls in classes):
             raise TypeError(f"plugin_name {name!r} of {item.__name__} is already registered")
         classes.append(item)

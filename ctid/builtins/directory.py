@@ -27,7 +27,7 @@ from pydantic import Field, field_validator
 
 from ctid import hookimpl
 from ctid.connector import Health
-from ctid.crm import ContactMatch, CRMAdapter, CRMConfig
+from ctid.crm import LOG_CALL, LOOKUP, RECORDINGS, TASKS, ContactMatch, CRMAdapter, CRMConfig
 from ctid.errors import ConfigError
 from ctid.model import Agent, Call, Task, iso
 from ctid.phone import normalize
@@ -145,6 +145,7 @@ def _contact(path: Path, index: int, row: Any, region: str) -> ContactMatch:
 class DirectoryCRM(CRMAdapter):
     plugin_name = "directory"
     Config = DirectoryConfig
+    capabilities = frozenset({LOOKUP, LOG_CALL, TASKS, RECORDINGS})
     config: DirectoryConfig
 
     def __init__(self, config: DirectoryConfig, services):

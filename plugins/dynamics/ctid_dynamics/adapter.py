@@ -15,7 +15,7 @@ from urllib.parse import quote
 import trio
 
 from ctid.connector import Health
-from ctid.crm import ContactMatch, CRMAdapter
+from ctid.crm import LOG_CALL, LOOKUP, RECORDINGS, TASKS, ContactMatch, CRMAdapter
 from ctid.errors import ConfigError, CRMError
 from ctid.model import Agent, Call, Direction, Task
 
@@ -37,6 +37,7 @@ class DynamicsAdapter(CRMAdapter):
 
     plugin_name = "dynamics"
     Config = DynamicsConfig
+    capabilities = frozenset({LOOKUP, LOG_CALL, TASKS, RECORDINGS})
 
     def __init__(self, config: DynamicsConfig, services: Any, *, transport: Any = None):
         super().__init__(config, services)
