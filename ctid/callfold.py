@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ctid.facts import merge_facts
 from ctid.model import Call, CallEvent, CallState, Direction, EventKind, Outcome
 from ctid.phone import normalize
 
@@ -19,6 +20,10 @@ from ctid.phone import normalize
 UNANSWERED_HINTS = frozenset({Outcome.BUSY, Outcome.NO_ANSWER, Outcome.FAILED})
 
 _RINGING, _TALKING, _ENDED = "ringing", "talking", "ended"
+
+#: Events the walk over the call's legs does not see: SUMMARY is overlaid after it, FACTS only
+#: add facts (a cost fetched after the call must not revive or re-time it).
+_NOT_LIVE = frozenset({EventKind.SUMMARY, EventKind.FACTS})
 
 
 def seconds(delta: timedelta) -> float:
@@ -183,6 +188,9 @@ class _Fold:
     def on_summary(self, event: CallEvent, at: datetime) -> None:  # pragma: no cover - never fed
         raise AssertionError("summary events are applied after the fold")
 
+    def on_facts(self, event: CallEvent, at: datetime) -> None:  # pragma: no cover - never fed
+        raise AssertionError("facts events are not part of the walk")
+
 
 def fold_call(
     call_id: str,
@@ -203,15 +211,19 @@ def fold_call(
     if not ordered:
         return None
     first = ordered[0]
-    live = [event for event in ordered if event.kind is not EventKind.SUMMARY]
+    live = [event for event in ordered if event.kind not in _NOT_LIVE]
     summaries = [event for event in ordered if event.kind is EventKind.SUMMARY]
-    described = live + summaries  # descriptive fields: first live value, else the summaries'
+    if not live and not summaries:
+        return None  # facts alone (they came before the call's first event) make no call
+    # descriptive fields: first live value, else the summaries', else a facts event's
+    described = live + summaries + [event for event in ordered if event.kind is EventKind.FACTS]
     call = Call(id=call_id, connector=first.connector, pbx_call_id=first.pbx_call_id)
     call.direction = _first(event.direction for event in described) or Direction.INBOUND
     call.remote_number = normalize(_first(event.remote_number for event in described), region)
     call.line_number = normalize(_first(event.line_number for event in described), region)
     call.group = _first(event.group for event in described)
     call.updated_at = max(event.received_at for event in ordered)
+    call.facts = merge_facts([event.facts for event in ordered])
     recording = _first(event.recording for event in reversed(ordered))
     if recording:
         call.recording_url = recording_url(call_id) if recording_url else recording

@@ -29,6 +29,7 @@ class EventKind(enum.StrEnum):
     LEG_END = "leg_end"  # one leg stopped ringing / ended (group-call losers, per-leg cancels)
     END = "end"  # the whole call ended
     SUMMARY = "summary"  # authoritative after-call record (PBX history/CDR); corrects the rest
+    FACTS = "facts"  # only facts about the call (campaign, cost ...): never changes its state
 
 
 KIND_RANK = {kind: rank for rank, kind in enumerate(EventKind)}
@@ -108,6 +109,9 @@ class CallEvent:
     :param leg_id: an id of the leg when the PBX has one (else the agent login identifies the leg).
     :param talk_seconds / wait_seconds / total_seconds: durations stated by ``summary`` events.
     :param recording: a plugin-specific reference to a recording (fetched later by the plugin).
+    :param facts: facts about the call the PBX states with this event (campaign, UTM, cost, rating;
+        see :mod:`ctid.facts`; check them with :func:`ctid.facts.clean_facts`). Merged into
+        :attr:`Call.facts`, later events winning key by key.
     :param extra: anything else worth keeping (stored with the event, not interpreted).
     """
 
@@ -129,6 +133,7 @@ class CallEvent:
     talk_seconds: float | None = None
     total_seconds: float | None = None
     recording: str | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -192,6 +197,7 @@ class Call:
     contact: dict[str, Any] | None = None
     transferred_from: str | None = None
     agents: list[str] = field(default_factory=list)  # every agent who talked on the call, in order
+    facts: dict[str, Any] = field(default_factory=dict)  # merged CallEvent.facts (ctid.facts)
     updated_at: datetime | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -217,6 +223,7 @@ class Call:
             "recording_url": self.recording_url,
             "contact": self.contact,
             "transferred_from": self.transferred_from,
+            "facts": dict(self.facts),
             "updated_at": iso(self.updated_at),
         }
 
@@ -345,6 +352,7 @@ def call_from_json(data: dict[str, Any]) -> Call:
         contact=data.get("contact"),
         transferred_from=data.get("transferred_from"),
         agents=list(data.get("agents") or []),
+        facts=dict(data.get("facts") or {}),
         updated_at=_dt(data.get("updated_at")),
     )
 

@@ -503,7 +503,7 @@ class Switchboard:
         for call_id, call in self.calls.items():
             if call.state is CallState.ENDED:
                 continue
-            last = max(event.when for event in self._events[call_id].values())
+            last = max(event.when for event in self._events[call_id].values() if event.kind is not EventKind.FACTS)
             limit = ringing if call.state is CallState.RINGING else active
             if now - last < limit:
                 continue

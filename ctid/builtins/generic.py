@@ -37,6 +37,7 @@ from ctid.connector import (
     WebhookResult,
 )
 from ctid.errors import AuthError, PBXError, RequestError
+from ctid.facts import clean_facts
 from ctid.model import Call, CallEvent, Capability, Direction, EventKind, Outcome
 
 SCENARIOS = ("answered", "missed", "group", "transfer", "hold", "outbound_no_answer")
@@ -64,7 +65,7 @@ class GenericEvent(BaseModel):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    event: Literal["ring", "answer", "hold", "unhold", "transfer", "leg_end", "end"]
+    event: Literal["ring", "answer", "hold", "unhold", "transfer", "leg_end", "end", "facts"]
     call_id: str = Field(min_length=1, max_length=150)
     id: str | None = Field(default=None, max_length=150, description="Event id (idempotency key).")
     timestamp: datetime | float | None = None
@@ -76,6 +77,7 @@ class GenericEvent(BaseModel):
     target: str | None = Field(default=None, max_length=100)
     outcome: Outcome | None = None
     recording_url: str | None = Field(default=None, max_length=2000)
+    facts: dict[str, Any] | None = Field(default=None, description="Facts about the call (ctid.facts).")
 
     @field_validator("timestamp", mode="before")
     @classmethod
@@ -189,6 +191,12 @@ class GenericConnector(Connector):
         key = parsed.id or hashlib.sha256(
             json.dumps(item, sort_keys=True, separators=(",", ":"), default=str).encode()
         ).hexdigest()[:40]
+        try:
+            facts = clean_facts(parsed.facts)
+        except RequestError as exc:
+            raise RequestError(f"events[{index}].{exc}", error_id="bad_event") from exc
+        if parsed.event == "facts" and not facts:
+            raise RequestError(f"events[{index}].facts: required for a facts event", error_id="bad_event")
         outbound = parsed.direction is Direction.OUTBOUND
         remote, line = (parsed.to, parsed.from_) if outbound else (parsed.from_, parsed.to)
         return CallEvent(
@@ -206,6 +214,7 @@ class GenericConnector(Connector):
             group=parsed.group,
             outcome=parsed.outcome,
             recording=parsed.recording_url,
+            facts=facts,
         )
 
     # -- commands --------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ SCHEMAS: dict[str, Any] = {
         name: {} for name in ("id", "connector", "pbx_call_id", "direction", "state", "outcome", "remote_number",
                               "line_number", "agent", "group", "started_at", "answered_at", "ended_at",
                               "wait_seconds", "talk_seconds", "hold_seconds", "recording_url", "contact",
-                              "transferred_from")}},
+                              "transferred_from", "facts")}},
     "Agent": {"type": "object", "properties": {name: {} for name in (
         "id", "name", "extension", "groups", "status", "status_since", "busy", "presence", "current_call")}},
     "Task": {"type": "object", "properties": {name: {} for name in (
