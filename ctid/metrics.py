@@ -22,6 +22,10 @@ class Metrics:
         self.outbox_failures = Counter("ctid_outbox_failures_total", "CRM job attempts that failed", ["kind"],
                                        registry=r)
         self.crm_lookups = Counter("ctid_crm_lookups_total", "Screen-pop lookups by result", ["result"], registry=r)
+        # Every exception raised by plugin code that ctid caught (ctid/plugin_errors.py): observers,
+        # registration hooks, plugin routes; connectors and CRM adapters (hardening) use it too.
+        self.plugin_errors = Counter("ctid_plugin_errors_total", "Exceptions raised by plugin code, by plugin and place",
+                                     ["plugin", "where"], registry=r)
         self.commands = Counter("ctid_commands_total", "Call commands by name and result", ["command", "result"],
                                 registry=r)
 
