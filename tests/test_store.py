@@ -11,7 +11,7 @@ from sqlalchemy import event, func, select, text
 
 from ctid.errors import StoreError
 from ctid.model import Call, CallEvent, CallState, Direction, EventKind, Outcome, Presence, Task, TaskStatus
-from ctid.store import OutboxJob, Store, event_key
+from ctid.store import OutboxJob, Store, event_key, migrate
 from ctid.store.schema import calls as calls_table
 from ctid.store.schema import events as events_table
 
@@ -488,7 +488,7 @@ async def test_unreachable_database_is_a_store_error() -> None:
 
 async def test_unmigrated_database_is_refused_without_migrate(db_url: str) -> None:
     store = Store(db_url, migrate=False)
-    with pytest.raises(StoreError, match=r"revision none, this ctid needs 0001: run `ctid db upgrade`"):
+    with pytest.raises(StoreError, match=rf"revision none, this ctid needs {migrate.head_revision()}: run `ctid db upgrade`"):
         await store.open()
     async with Store(db_url):
         pass

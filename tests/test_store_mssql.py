@@ -46,6 +46,8 @@ SAMPLES: dict[str, tuple[Any, ...]] = {
     "set_task_crm_ref": ("t1", "crm-1"),
     "update_presence": ("anna", "dnd", T0),
     "insert_presence": ("anna", "dnd", T0),
+    "update_lease": ("anna", T0),
+    "load_leases": (),
     "insert_presence_history": ("anna", "dnd", T0),
     "load_presence": (),
     "presence_history_for": ("anna", T0, 10),
@@ -173,6 +175,7 @@ def test_offline_migration_for_mssql() -> None:
     assert "NTEXT" not in sql and "NVARCHAR(max)" in sql and "DATETIMEOFFSET" in sql
     assert "BEGIN TRANSACTION;" in sql and sql.rstrip().endswith("GO")
     assert "INSERT INTO alembic_version (version_num) OUTPUT inserted.version_num VALUES ('0001');" in sql
+    assert "ALTER TABLE agents_presence ADD lease_until DATETIMEOFFSET NULL;" in sql  # 0002
 
 
 # --- the portable path, executed ------------------------------------------------------------------
@@ -228,6 +231,9 @@ async def test_portable_path_behaves_and_compiles_for_mssql(
         await store.set_presence("anna", Presence.AWAY, T0)
         await store.set_presence("anna", Presence.DND, T0 + timedelta(seconds=1))
         assert (await store.load_presence())["anna"][0] is Presence.DND
+        await store.set_presence("anna", Presence.AVAILABLE, T0, source="launcher", lease_until=T0)
+        await store.set_lease("anna", T0 + timedelta(seconds=30))
+        assert (await store.load_leases())["anna"] == ("launcher", T0 + timedelta(seconds=30))
 
         storage = store.plugin_storage("p")
         await storage.put("k", "x", {"a": 1})

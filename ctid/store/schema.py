@@ -144,13 +144,16 @@ calls = Table(
     UniqueConstraint("connector", "pbx_call_id"),
 )
 
-#: Each agent's chosen status (available / away / dnd / offline) and since when.
+#: Each agent's status (available / away / dnd / offline) and since when; who set it (``user``,
+#: ``launcher``, ``lease``; NULL before migration 0002 = ``user``) and the launcher's lease, if held.
 agents_presence = Table(
     "agents_presence",
     metadata,
     Column("agent_id", Unicode(100), primary_key=True),
     Column("status", Unicode(20), nullable=False),
     _ts("since", nullable=False),
+    Column("source", Unicode(20), nullable=True),
+    _ts("lease_until"),
 )
 
 #: Every status change, for reports (time in status).
@@ -161,6 +164,7 @@ presence_history = Table(
     Column("agent_id", Unicode(100), nullable=False),
     Column("status", Unicode(20), nullable=False),
     _ts("at", nullable=False),
+    Column("source", Unicode(20), nullable=True),  # who set it (agents_presence.source)
     Index(None, "agent_id", "at"),
 )
 

@@ -224,31 +224,47 @@ def set_task_crm_ref(task_id: str, crm_ref: str | None) -> Update:
 # --- presence -----------------------------------------------------------------------------------
 
 
-def upsert_presence(dialect: str, agent_id: str, status: str, since: datetime) -> Insert:
-    stmt = _insert_for(dialect, agents_presence).values(agent_id=agent_id, status=status, since=since)
-    return stmt.on_conflict_do_update(
-        index_elements=[agents_presence.c.agent_id], set_={"status": status, "since": since}
-    )
+def upsert_presence(
+    dialect: str, agent_id: str, status: str, since: datetime, source: str = "user",
+    lease_until: datetime | None = None,
+) -> Insert:
+    values = {"status": status, "since": since, "source": source, "lease_until": lease_until}
+    stmt = _insert_for(dialect, agents_presence).values(agent_id=agent_id, **values)
+    return stmt.on_conflict_do_update(index_elements=[agents_presence.c.agent_id], set_=values)
 
 
-def update_presence(agent_id: str, status: str, since: datetime) -> Update:
+def update_presence(
+    agent_id: str, status: str, since: datetime, source: str = "user", lease_until: datetime | None = None
+) -> Update:
     return (
         update(agents_presence)
         .where(agents_presence.c.agent_id == agent_id)
-        .values(status=status, since=since)
+        .values(status=status, since=since, source=source, lease_until=lease_until)
     )
 
 
-def insert_presence(agent_id: str, status: str, since: datetime) -> Insert:
-    return insert(agents_presence).values(agent_id=agent_id, status=status, since=since)
+def insert_presence(
+    agent_id: str, status: str, since: datetime, source: str = "user", lease_until: datetime | None = None
+) -> Insert:
+    return insert(agents_presence).values(
+        agent_id=agent_id, status=status, since=since, source=source, lease_until=lease_until
+    )
 
 
-def insert_presence_history(agent_id: str, status: str, at: datetime) -> Insert:
-    return insert(presence_history).values(agent_id=agent_id, status=status, at=at)
+def update_lease(agent_id: str, lease_until: datetime | None) -> Update:
+    return update(agents_presence).where(agents_presence.c.agent_id == agent_id).values(lease_until=lease_until)
+
+
+def insert_presence_history(agent_id: str, status: str, at: datetime, source: str = "user") -> Insert:
+    return insert(presence_history).values(agent_id=agent_id, status=status, at=at, source=source)
 
 
 def load_presence() -> Select:
     return select(agents_presence.c.agent_id, agents_presence.c.status, agents_presence.c.since)
+
+
+def load_leases() -> Select:
+    return select(agents_presence.c.agent_id, agents_presence.c.source, agents_presence.c.lease_until)
 
 
 def presence_history_for(agent_id: str, since: datetime | None, limit: int) -> Select:
@@ -432,8 +448,8 @@ BUILDERS = [
     call_ids_updated_since, recent_calls_for_number,
     upsert_tasks, existing_task_ids, insert_tasks, update_task, get_task, list_tasks, open_task_for_number,
     set_task_crm_ref,
-    upsert_presence, update_presence, insert_presence, insert_presence_history, load_presence,
-    presence_history_for,
+    upsert_presence, update_presence, insert_presence, update_lease, insert_presence_history, load_presence,
+    load_leases, presence_history_for,
     enqueue_jobs_ignoring_duplicates, existing_dedupe_keys, insert_jobs, job_ids_for_keys, due_jobs, claim_job,
     release_job,
     get_job, complete_job, fail_job, outbox_counts,

@@ -377,23 +377,42 @@ class Store:
 
     # --- presence -------------------------------------------------------------------------------
 
-    async def set_presence(self, agent_id: str, status: Presence | str, at: datetime) -> None:
-        """Record an agent's chosen status since ``at`` and append it to the presence history."""
-        status = str(status)
+    async def set_presence(
+        self,
+        agent_id: str,
+        status: Presence | str,
+        at: datetime,
+        *,
+        source: str = "user",
+        lease_until: datetime | None = None,
+    ) -> None:
+        """Record an agent's status since ``at``, who set it and the launcher's lease, and append
+        the status to the presence history."""
+        status, source = str(status), str(source)
+        row = (agent_id, status, at, source, lease_until)
 
         def run(conn: Any) -> None:
             if conn.dialect.name in st.ON_CONFLICT_DIALECTS:
-                conn.execute(st.upsert_presence(conn.dialect.name, agent_id, status, at))
-            elif conn.execute(st.update_presence(agent_id, status, at)).rowcount == 0:
-                conn.execute(st.insert_presence(agent_id, status, at))
-            conn.execute(st.insert_presence_history(agent_id, status, at))
+                conn.execute(st.upsert_presence(conn.dialect.name, *row))
+            elif conn.execute(st.update_presence(*row)).rowcount == 0:
+                conn.execute(st.insert_presence(*row))
+            conn.execute(st.insert_presence_history(agent_id, status, at, source))
 
         await self._write(run)
+
+    async def set_lease(self, agent_id: str, lease_until: datetime | None) -> None:
+        """Record the launcher's lease of an agent whose status is stored (a renewal: no history)."""
+        await self._write(lambda conn: conn.execute(st.update_lease(agent_id, lease_until)))
 
     async def load_presence(self) -> dict[str, tuple[Presence, datetime]]:
         """Every agent's stored status and since when: ``{agent_id: (status, since)}``."""
         rows = await self._read(lambda conn: conn.execute(st.load_presence()).all())
         return {row.agent_id: (Presence(row.status), row.since) for row in rows}
+
+    async def load_leases(self) -> dict[str, tuple[str, datetime | None]]:
+        """Who set each stored status and the launcher lease held: ``{agent_id: (source, until)}``."""
+        rows = await self._read(lambda conn: conn.execute(st.load_leases()).all())
+        return {row.agent_id: (row.source or "user", row.lease_until) for row in rows}
 
     async def presence_history(
         self, agent_id: str, since: datetime | None = None, limit: int = 1000
