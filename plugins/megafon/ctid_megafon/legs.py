@@ -54,14 +54,18 @@ class _Round:
         A phone that rang and stopped and then rings again (a waterfall or round-robin queue coming
         back to it) sends a second INCOMING that is byte-identical to the first. It is a new ring only
         after this ring both rang and ended; a RING arriving after the END of a ring whose RING was not
-        seen yet is that ring's own, overtaken RING. Likewise an ACCEPTED after a CANCELLED.
+        seen yet is that ring's own, overtaken RING. Likewise an ACCEPTED after a CANCELLED. An
+        ACCEPTED after a ring that was answered and COMPLETED is that ring's redelivered ACCEPTED, a
+        duplicate: taking it for a new ring re-opened the ended call as talking. (The price: a second
+        answered ring of the same phone whose ACCEPTED overtakes its INCOMING shows that ring as
+        ringing until its COMPLETED or ``history``.)
         """
         if 3 not in self.ranks:
             return False
         if event.kind is EventKind.RING:
             return 0 in self.ranks
         if event.kind is EventKind.ANSWER:
-            return 1 in self.ranks or self.unanswered_end
+            return self.unanswered_end and 1 not in self.ranks
         return False
 
 

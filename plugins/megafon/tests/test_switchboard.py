@@ -445,3 +445,18 @@ async def test_redelivered_transferred_releases_the_early_leg_again(connector):
     assert [(e.kind, e.key) for e in again.events] == [(e.kind, e.key) for e in first.events]
     assert [(e.kind.value, e.pbx_call_id, e.agent_login) for e in first.events] == [
         ("transfer", "call-a", "anna"), ("ring", "call-a", "boris"), ("answer", "call-a", "boris")]
+
+
+async def test_redelivered_accepted_after_completed_is_a_duplicate(wired):
+    """An ACCEPTED redelivered after its leg's COMPLETED does not re-open the ended call (W2-1)."""
+    connector, board, sink = wired
+    keys = []
+    for index, post in enumerate([ev("INCOMING", "anna"), ev("ACCEPTED", "anna"), ev("COMPLETED", "anna"),
+                                  ev("ACCEPTED", "anna")]):
+        result = await connector.handle_webhook(request(post, received_at=T0 + timedelta(seconds=index)))
+        keys += [event.key for event in result.events]
+        board.apply(result.events)
+    assert keys[3] == keys[1]  # the redelivery keeps its first delivery's key: the core drops it
+    call = only_call(board)
+    assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED and call.agent == "a1"
+    assert not board.agents["a1"].busy and board.agents["a1"].current_call is None
