@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import secrets
 import signal
 import uuid
@@ -100,11 +101,13 @@ class Daemon:
         self.stored_calls = StoredCalls()  # stored calls memory may lack (read before their events)
         self._stored_token: int | None = None  # backplane continuity when stored_calls was loaded
         self._rows_written: set[str] = set()  # with a backplane: calls whose row this instance wrote
+        self._lease_wakeup = trio.Event()  # set when a launcher lease changes: the expiry timer re-reads
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
         """Open the database (migrating it), load secrets and state. Used by ``run`` and by tests."""
         from ctid.auth import Authenticator
+        from ctid.handoff import HandoffCodes
 
         core = self.settings.core
         core.data_dir.mkdir(parents=True, exist_ok=True)
@@ -113,11 +116,15 @@ class Daemon:
         if secret is None:
             secret = await self.store.set_setting_if_absent("auth.secret", secrets.token_urlsafe(32))
         self.auth = Authenticator(core.auth, secret)
+        self.handoff = HandoffCodes(secret, self.store)
         self.hub = self._make_hub(secret)
         presence = await self.store.load_presence()
         for agent_id, (status, since) in presence.items():
             if agent_id in self.switchboard.agents:
                 self.switchboard.set_status(agent_id, status, since)
+        for agent_id, (source, lease_until) in (await self.store.load_leases()).items():
+            if agent_id in self.switchboard.agents:  # a lease that lapsed while ctid was down ends at once
+                self.switchboard.restore_lease(agent_id, source, lease_until)
         open_tasks = await self.store.list_tasks(status="open")
         # Ended calls of the last day let late corrections (PBX history) re-derive their tasks exactly.
         recent = await self.store.list_calls(since=utcnow() - timedelta(days=1), limit=100_000, state="ended")
@@ -175,6 +182,7 @@ class Daemon:
                         await nursery.start(self._sync_loop)
                         nursery.start_soon(self._keep_stored_calls)
                 nursery.start_soon(self._housekeeping)
+                nursery.start_soon(self._lease_loop)
                 for connector in self.connectors.values():
                     await nursery.start(self._run_connector, connector)
                     if connector.config.reconcile_interval:
@@ -427,14 +435,47 @@ class Daemon:
                               PluginError(f"{type(exc).__name__}: {exc}"))
 
     async def apply_status(self, changes: Changes) -> None:
-        """Persist and publish a presence change made through the API or the hub."""
+        """Persist and publish a presence change made through the API, the hub or a lapsed lease."""
         for agent, _previous in changes.agents:
-            await self.store.set_presence(agent.id, agent.status.value, agent.status_since or utcnow())
-        presence = [[a.id, a.status.value, (a.status_since or utcnow()).isoformat()] for a, _ in changes.agents]
+            await self.store.set_presence(agent.id, agent.status.value, agent.status_since or utcnow(),
+                                          source=agent.status_source.value, lease_until=agent.lease_until)
+        presence = [[a.id, a.status.value, (a.status_since or utcnow()).isoformat(), a.status_source.value,
+                     a.lease_until.isoformat() if a.lease_until else None] for a, _ in changes.agents]
         if presence and self._syncing:
             await self._sync_out({"presence": presence})
         self._publish_nowait(changes)
         self._observe(changes)
+
+    # -- the launcher's presence lease (docs/call-model.md) --------------------------------------
+    async def lease_renewed(self, agent_id: str) -> None:
+        """Persist and share an agent's new lease time (its start and end went through
+        ``apply_status`` already) and wake the expiry timer."""
+        until = self.switchboard.agents[agent_id].lease_until
+        await self.store.set_lease(agent_id, until)
+        if self._syncing:
+            await self._sync_out({"leases": [[agent_id, until.isoformat() if until else None]]})
+        self._lease_wakeup.set()
+
+    async def _lease_loop(self) -> None:
+        """Sleep until the earliest lease lapses (``self.clock``), then end the lapsed ones."""
+        while True:
+            self._lease_wakeup = trio.Event()
+            due = self.switchboard.next_lease_expiry()
+            if due is not None and due <= self.clock():
+                await self.expire_leases()
+                continue
+            with trio.move_on_after(math.inf if due is None else (due - self.clock()).total_seconds()):
+                await self._lease_wakeup.wait()
+
+    async def expire_leases(self) -> None:
+        changes = self.switchboard.expire_leases(self.clock())
+        for agent, previous in changes.agents:
+            log.warning("the launcher lease of agent %s lapsed; presence %s -> %s", agent.id, previous,
+                        agent.to_json()["presence"])
+        try:
+            await self.apply_status(changes)
+        except CtidError as exc:  # in memory it has lapsed already; the store catches up on the next change
+            log.warning("could not store the lapsed launcher leases: %s", exc)
 
     # -- state sync between instances ------------------------------------------------------------
     SYNC_CHANNEL = "ctid:sync"
@@ -484,9 +525,19 @@ class Daemon:
         changes = self.switchboard.apply([e for e in events if e.call_id not in unknown])
         self._decorate(changes.calls, lookup=False)
         await self._rewrite_rows(changes)
-        for agent_id, status, since in message.get("presence", ()):
+        for agent_id, status, since, *lease in message.get("presence", ()):
             if agent_id in self.switchboard.agents:
-                self.switchboard.set_status(agent_id, Presence(status), datetime.fromisoformat(since))
+                source = lease[0] if lease else "user"
+                self.switchboard.set_status(agent_id, Presence(status), datetime.fromisoformat(since), source)
+                if lease:
+                    self._sync_lease(agent_id, lease[1])
+        for agent_id, until in message.get("leases", ()):
+            if agent_id in self.switchboard.agents:
+                self._sync_lease(agent_id, until)
+
+    def _sync_lease(self, agent_id: str, until: str | None) -> None:
+        self.switchboard.set_lease(agent_id, datetime.fromisoformat(until) if until else None)
+        self._lease_wakeup.set()
 
     async def _rewrite_rows(self, changes: Changes) -> None:
         """Store again the calls this instance wrote that a sync message changed.

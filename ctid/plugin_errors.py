@@ -1,8 +1,9 @@
 """Exceptions raised by plugin code: logged once with the traceback, counted, kept for health.
 
 "Plugins fail alone": ctid catches what a plugin's code raises where it calls it (observer hooks,
-registration hooks, plugin HTTP routes ...) and hands it to :meth:`PluginErrors.record`, which
-logs it once with the traceback and the plugin's name, counts it in the Prometheus counter
+registration hooks, plugin HTTP routes, and through :mod:`ctid.supervise` connectors and CRM
+adapters) and hands it to :meth:`PluginErrors.record`, which logs it with the traceback and the
+plugin's name (the same error again in the same place: one debug line), counts it in the Prometheus counter
 ``ctid_plugin_errors_total{plugin,where}`` (:class:`ctid.metrics.Metrics`) and keeps the last error
 per plugin and place for the health answers (``/readyz``'s ``plugin_errors``).
 """
@@ -46,8 +47,11 @@ class PluginErrors:
         """Log ``exc`` (with its traceback) as a failure of ``plugin`` in ``where``; count it."""
         text = " ".join(str(exc).split())
         error = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-        log.error("plugin %s failed in %s: %s", plugin, where, error, exc_info=exc)
         stat = self.stats.get((plugin, where))
+        if stat is not None and stat.last_error == error:  # the same failure again: no flood of tracebacks
+            log.debug("plugin %s failed again in %s: %s", plugin, where, error)
+        else:
+            log.error("plugin %s failed in %s: %s", plugin, where, error, exc_info=exc)
         if stat is None:
             stat = self.stats[plugin, where] = PluginErrorStat(plugin, where, 0, error, utcnow())
         stat.count += 1

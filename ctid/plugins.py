@@ -9,11 +9,25 @@ left out. ``ctid plugins`` and ``ctid config ...`` therefore always run; only a 
 
 ``CTID_LOAD_PLUGINS`` is a comma-separated allow-list of entry-point names: unset loads every
 installed plugin, set but empty loads none (built-ins are always loaded).
+
+Every plugin module declares the contract version it was written for, ``CTID_CONTRACT = "2.0"``;
+it loads when its major version is ctid's (:data:`ctid.CONTRACT_VERSION`) and its minor version is
+not newer (:func:`check_contract`), else it is a failure naming both versions.
+
+Every hook is called through pluggy (``pm.hook.<name>(...)``), so ``tryfirst`` / ``trylast``,
+``firstresult`` and wrappers (``wrapper=True`` and old-style ``hookwrapper``) work as pluggy
+documents. Plugins fail alone: when a plugin is registered, each of its non-wrapper
+implementations of an observer hook (:data:`ctid.hookspecs.OBSERVER_HOOKS`) is wrapped so that an
+exception it raises is recorded in :attr:`CtidPluginManager.errors` (logged with the traceback,
+counted in ``ctid_plugin_errors_total``) and the other implementations still run; its
+registration-hook implementations are wrapped so that an exception or garbage fails that plugin
+alone. :meth:`CtidPluginManager.notify` calls an observer hook and also survives a failing wrapper.
 """
 
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import os
@@ -23,14 +37,16 @@ from typing import TYPE_CHECKING, Any
 
 import pluggy
 
-from ctid import __version__, hookspecs
+from ctid import CONTRACT_VERSION, __version__, hookspecs
 from ctid.errors import ConfigError, PluginLoadError
+from ctid.plugin_errors import PluginErrors
 
 if TYPE_CHECKING:
     from ctid.config.loader import Settings
     from ctid.config.models import CtidConfig
     from ctid.connector import Connector
     from ctid.crm import CRMAdapter
+    from ctid.routes import PluginRoute
 
 #: Modules registered as plugins in every process, before third-party entry points.
 BUILTIN_PLUGINS = ("ctid.builtins.generic", "ctid.builtins.directory")
@@ -40,6 +56,41 @@ ENTRY_POINT_GROUP = "ctid"
 
 #: Environment variable holding the allow-list of entry-point names.
 LOAD_PLUGINS_ENV = "CTID_LOAD_PLUGINS"
+
+#: The module attribute a plugin declares its contract version in.
+CONTRACT_ATTRIBUTE = "CTID_CONTRACT"
+
+
+def _parse_version(text: Any) -> tuple[int, int] | None:
+    match = re.fullmatch(r"(\d+)\.(\d+)", text.strip()) if isinstance(text, str) else None
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def check_contract(plugin: Any, name: str) -> str | None:
+    """The contract version ``plugin`` declares (``CTID_CONTRACT``); raise :class:`PluginLoadError`
+    naming the plugin and both versions unless ctid's contract can serve it: same major version,
+    the plugin's minor version not newer than ctid's."""
+    declared = getattr(plugin, CONTRACT_ATTRIBUTE, None)
+    core = _parse_version(CONTRACT_VERSION)
+    assert core is not None
+    if declared is None:
+        raise PluginLoadError(
+            f"plugin {name!r} declares no contract version ({CONTRACT_ATTRIBUTE} = \"{CONTRACT_VERSION}\" "
+            f"in its module); ctid's plugin contract is {CONTRACT_VERSION}"
+        )
+    version = _parse_version(declared)
+    if version is None:
+        raise PluginLoadError(
+            f"plugin {name!r} declares contract {declared!r}, which is not MAJOR.MINOR; "
+            f"ctid's plugin contract is {CONTRACT_VERSION}"
+        )
+    if version[0] != core[0] or version[1] > core[1]:
+        hint = "upgrade ctid" if version > core else "upgrade the plugin"
+        raise PluginLoadError(
+            f"plugin {name!r} needs plugin contract {declared}, but this ctid provides {CONTRACT_VERSION} "
+            f"({hint})"
+        )
+    return declared
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,15 +130,123 @@ class CtidPluginManager(pluggy.PluginManager):
         self._provided: dict[str, tuple[list[str], list[str]]] = {}
         #: Installed entry points left out by ``CTID_LOAD_PLUGINS`` (name -> origin).
         self.skipped: dict[str, _Origin] = {}
+        #: Exceptions plugin code raised while ctid called it (logged, counted, shown in health).
+        self.errors = PluginErrors()
+        self._contracts: dict[str, str] = {}
+        self._collecting: dict[str, list[type]] | None = None  # plugin -> classes, while collecting
+        self._base: type = object  # the base class _collect_hook wants
+        self._pending_failures: list[tuple[str, str]] = []
+        self._routes: dict[str, list[PluginRoute]] | None = None  # filled while routes() runs
 
     # -- registration ----------------------------------------------------------------------------
     def register(self, plugin: Any, name: str | None = None) -> str | None:
         self._classes = None
-        return super().register(plugin, name)
+        registered = super().register(plugin, name)
+        if registered is not None:
+            self._guard(plugin)
+        return registered
 
-    def unregister(self, plugin: Any = None, name: str | None = None) -> Any:
-        self._classes = None
-        return super().unregister(plugin, name)
+    def _guard(self, plugin: Any) -> None:
+        """Wrap the plugin's non-wrapper implementations of observer and registration hooks so a
+        failure stays the plugin's own (see the module docstring)."""
+        for caller in self.get_hookcallers(plugin) or []:
+            guard = (self._guard_observer if caller.name in hookspecs.OBSERVER_HOOKS
+                     else self._guard_registration if caller.name in hookspecs.REGISTRATION_HOOKS else None)
+            if guard is None:
+                continue
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
+                    impl.function = guard(impl.function, impl.plugin_name, caller.name)
+
+    def _guard_observer(self, function: Any, plugin: str, hook: str) -> Any:
+        @functools.wraps(function)
+        def guarded(*args: Any) -> Any:
+            try:
+                return function(*args)
+            except Exception as exc:
+                self.errors.record(plugin, hook, exc)
+                return None
+
+        return guarded
+
+    def _guard_registration(self, function: Any, plugin: str, hook: str) -> Any:
+        if hook == "ctid_register_routes":
+            return self._guard_routes(function, plugin, hook)
+
+        @functools.wraps(function)
+        def guarded(*args: Any) -> Any:
+            try:
+                return self._accept(plugin, hook, function(*args))
+            except Exception as exc:
+                self._pending_failures.append((plugin, f"{hook}: {_describe_exception(exc)}"))
+                return None
+
+        return guarded
+
+    def _guard_routes(self, function: Any, plugin: str, hook: str) -> Any:
+        from ctid.routes import _PLUGIN_NAME, check_routes, url_name
+
+        @functools.wraps(function)
+        def guarded(*args: Any) -> Any:
+            try:
+                routes = check_routes(function(*args))
+                if routes and not _PLUGIN_NAME.match(url_name(plugin)):
+                    raise TypeError(f"plugin name {plugin!r} cannot be part of a URL")
+            except Exception as exc:  # the plugin's routes are left out; the plugin keeps working
+                self.errors.record(plugin, hook, exc)
+                return None
+            if self._routes is not None:
+                self._routes.setdefault(url_name(plugin), []).extend(routes)
+            return routes
+
+        return guarded
+
+    def routes(self) -> dict[str, list[PluginRoute]]:
+        """``{plugin}`` URL name -> the routes that plugin serves under ``/plugins/{plugin}/``.
+
+        A plugin whose ``ctid_register_routes`` raised or returned garbage mounts no route; its
+        error is in :attr:`errors` (and the log, and ``ctid_plugin_errors_total``)."""
+        self._routes = {}
+        hook = self.hook.ctid_register_routes
+        try:
+            hook()
+        except Exception as exc:  # a wrapper raised
+            culprit, cause = self._culprit(hook, exc)
+            self.errors.record(culprit, "ctid_register_routes", cause)
+        found, self._routes = self._routes, None
+        return found
+
+    def notify(self, hook_name: str, **kwargs: Any) -> None:
+        """Call observer hook ``hook_name`` through pluggy. Implementations are guarded one by one;
+        a wrapper that raises is recorded too (under the wrapper's plugin) and never reaches ctid."""
+        hook = getattr(self.hook, hook_name)
+        try:
+            hook(**kwargs)
+        except Exception as exc:
+            culprit, cause = self._culprit(hook, exc)
+            self.errors.record(culprit, hook_name, cause)
+
+    @staticmethod
+    def _culprit(hook: Any, exc: BaseException) -> tuple[str, BaseException]:
+        """The plugin whose implementation raised ``exc`` (its frame is in the traceback of ``exc``
+        or of an exception it was raised while handling, as pluggy's warning about a failing
+        old-style hookwrapper is) and that exception; ``"unknown"`` when no frame is a plugin's."""
+        codes = {}
+        for impl in hook.get_hookimpls():
+            function = getattr(impl.function, "__wrapped__", impl.function)
+            codes[getattr(function, "__code__", None)] = impl.plugin_name
+        seen: set[int] = set()
+        current: BaseException | None = exc
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            tb, culprit = current.__traceback__, None
+            while tb is not None:
+                culprit = codes.get(tb.tb_frame.f_code, culprit)
+                tb = tb.tb_next
+            if culprit is not None:
+                return culprit, current
+            current = current.__cause__ or current.__context__
+        return "unknown", exc
 
     def _fail(self, name: str, error: str) -> None:
         origin = self._origins.get(name, _Origin(None, None, False))
@@ -107,6 +266,9 @@ class CtidPluginManager(pluggy.PluginManager):
                 continue
             try:
                 module = importlib.import_module(module_name)
+                # built-ins ship with ctid: the contract is theirs even where a module does not say so
+                self._contracts[module_name] = (check_contract(module, module_name)
+                                                if hasattr(module, CONTRACT_ATTRIBUTE) else CONTRACT_VERSION)
                 self.register(module, name=module_name)
             except Exception as exc:
                 self._fail(module_name, _describe_exception(exc))
@@ -127,7 +289,10 @@ class CtidPluginManager(pluggy.PluginManager):
             self._origins[name] = origin
             try:
                 plugin = entry_point.load()
+                self._contracts[name] = check_contract(plugin, name)
                 self.register(plugin, name=name)
+            except PluginLoadError as exc:
+                self._fail(name, str(exc))
             except (Exception, SystemExit) as exc:
                 self._fail(name, _describe_exception(exc))
 
@@ -152,23 +317,42 @@ class CtidPluginManager(pluggy.PluginManager):
 
     # -- classes -----------------------------------------------------------------------------------
     def _collect_hook(self, hook_name: str, base: type) -> dict[str, type]:
+        """Call registration hook ``hook_name`` through pluggy; each implementation's classes are
+        checked by its guard (:meth:`_accept`), and a plugin that raised or returned garbage fails.
+        A ``plugin_name`` two plugins provide stays with the one registered first (built-ins first),
+        whatever order pluggy calls them in; the other fails."""
+        self._collecting, self._base = {}, base
+        try:
+            getattr(self.hook, hook_name)()
+        except Exception as exc:  # a wrapper of the registration hook raised
+            culprit, cause = self._culprit(getattr(self.hook, hook_name), exc)
+            if culprit == "unknown":
+                self.errors.record(culprit, hook_name, exc)
+            self._pending_failures.append((culprit, f"{hook_name}: {_describe_exception(cause)}"))
+        results, self._collecting = self._collecting, None
+        failures, self._pending_failures = self._pending_failures, []
         found: dict[str, type] = {}
-        for impl in getattr(self.hook, hook_name).get_hookimpls():
-            if impl.hookwrapper or impl.wrapper:
+        for plugin, _object in self.list_name_plugin():  # registration order
+            classes = results.get(plugin, [])
+            taken = [cls for cls in classes if cls.plugin_name in found]
+            if taken:
+                failures.append((plugin, f"{hook_name}: TypeError: plugin_name {taken[0].plugin_name!r} of "
+                                         f"{taken[0].__name__} is already registered"))
                 continue
-            try:
-                result = impl.function()
-                classes = _check_classes(result, base, hook_name, found)
-            except Exception as exc:
-                self._fail(impl.plugin_name, f"{hook_name}: {_describe_exception(exc)}")
-                continue
-            for cls in classes:
-                found[cls.plugin_name] = cls
-            provided = self._provided.setdefault(impl.plugin_name, ([], []))
-            provided[0 if hook_name == "ctid_register_connectors" else 1].extend(
-                cls.plugin_name for cls in classes
-            )
+            found.update((cls.plugin_name, cls) for cls in classes)
+            provided = self._provided.setdefault(plugin, ([], []))
+            provided[0 if hook_name == "ctid_register_connectors" else 1].extend(cls.plugin_name for cls in classes)
+        for plugin, error in failures:
+            if self.get_plugin(plugin) is not None:
+                self._fail(plugin, error)
         return found
+
+    def _accept(self, plugin: str, hook_name: str, result: Any) -> list[type]:
+        """Check the classes one implementation returned and keep them as ``plugin``'s."""
+        classes = _check_classes(result, self._base, hook_name, {})
+        if self._collecting is not None:
+            self._collecting[plugin] = classes
+        return classes
 
     def _collect(self) -> tuple[dict[str, type[Connector]], dict[str, type[CRMAdapter]]]:
         from ctid.connector import Connector
@@ -215,6 +399,7 @@ class CtidPluginManager(pluggy.PluginManager):
                     "hooks": hooks,
                     "connectors": sorted(connectors),
                     "crms": sorted(crms),
+                    "contract": self._contracts.get(name),
                 }
             )
         for failure in self.failures:
@@ -228,6 +413,7 @@ class CtidPluginManager(pluggy.PluginManager):
                     "hooks": [],
                     "connectors": [],
                     "crms": [],
+                    "contract": self._contracts.get(failure.name),
                     "error": failure.error,
                 }
             )

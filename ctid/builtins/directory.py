@@ -32,6 +32,9 @@ from ctid.errors import ConfigError
 from ctid.model import Agent, Call, Task, iso
 from ctid.phone import normalize
 
+#: The plugin contract this plugin is written for (ctid.CONTRACT_VERSION, checked at load).
+CTID_CONTRACT = "2.0"
+
 
 class DirectoryConfig(CRMConfig):
     plugin: Literal["directory"] = "directory"

@@ -143,7 +143,7 @@ def create_app(daemon) -> QuartTrio:
     async def openapi():
         from ctid.web.api import SCHEMAS
 
-        return jsonify(openapi_document(SCHEMAS))
+        return jsonify(openapi_document(SCHEMAS, app.plugin_route_docs))
 
     @app.get("/")
     async def root():
@@ -157,6 +157,9 @@ def create_app(daemon) -> QuartTrio:
         return await send_from_directory(PANEL_DIR, name)
 
     register_api(app, daemon)
+    from ctid.web.plugin_routes import mount_plugin_routes
+
+    app.plugin_route_docs = mount_plugin_routes(app, daemon)  # type: ignore[attr-defined]
     if daemon.hub is not None:
         daemon.hub.mount(app, cors_origins=daemon.settings.core.server.cors_origins or None)
     return app

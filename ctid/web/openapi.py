@@ -24,6 +24,8 @@ class RouteDoc:
     response: dict[str, Any] | None = None
     errors: dict[int, str] = field(default_factory=dict)
     query: dict[str, dict[str, Any]] = field(default_factory=dict)
+    status: int = 200  # the success status (204: no body)
+    media_type: str = "application/json"  # of the success answer
 
 
 DOCS: list[RouteDoc] = []
@@ -45,9 +47,10 @@ def document(**kwargs: Any) -> RouteDoc:
     return doc
 
 
-def openapi_document(schemas: dict[str, Any]) -> dict[str, Any]:
+def openapi_document(schemas: dict[str, Any], extra: list[RouteDoc] = ()) -> dict[str, Any]:
+    """The document of ctid's routes plus ``extra`` (the plugin routes one app mounted)."""
     paths: dict[str, Any] = {}
-    for doc in DOCS:
+    for doc in [*DOCS, *extra]:
         op: dict[str, Any] = {"summary": doc.summary, "tags": [doc.tag], "responses": {}}
         params = [
             {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
@@ -59,10 +62,11 @@ def openapi_document(schemas: dict[str, Any]) -> dict[str, Any]:
             op["parameters"] = params
         if doc.request is not None:
             op["requestBody"] = {"required": True, "content": {"application/json": {"schema": doc.request}}}
-        op["responses"]["200"] = {
-            "description": "OK",
-            "content": {"application/json": {"schema": doc.response or {"type": "object"}}},
-        }
+        if doc.status == 204:
+            op["responses"]["204"] = {"description": "No Content"}
+        else:
+            schema = doc.response or ({"type": "object"} if doc.media_type == "application/json" else {"type": "string"})
+            op["responses"][str(doc.status)] = {"description": "OK", "content": {doc.media_type: {"schema": schema}}}
         errors = dict(doc.errors)
         if doc.auth:
             errors.setdefault(401, "missing, bad or expired token")
