@@ -25,7 +25,7 @@ from ctid.connector import Connector
 from ctid.contacts import ContactService, contact_json
 from ctid.crm import CRMAdapter
 from ctid.directory import StaticDirectory
-from ctid.errors import CtidError, PluginError, StoreError
+from ctid.errors import CtidError, StoreError
 from ctid.hub.backplane import sender_prefix
 from ctid.metrics import Metrics
 from ctid.model import Call, CallEvent, CallState, call_from_json, utcnow
@@ -47,6 +47,7 @@ class Daemon:
         self.settings = settings
         self.pm = pm
         self.metrics = Metrics()
+        pm.errors.counter = self.metrics.plugin_errors  # plugin failures count in this daemon's /metrics
         self.directory = StaticDirectory(core.agents)
         db = core.database
         self.store = Store(db.url, pool_size=db.pool_size, commit_batch=db.commit_batch, threads=db.threads)
@@ -118,6 +119,7 @@ class Daemon:
         self.auth = Authenticator(core.auth, secret)
         self.handoff = HandoffCodes(secret, self.store)
         self.hub = self._make_hub(secret)
+        self.services.hub = self.hub  # plugins publish their own hub events (Services.publish_plugin_event)
         presence = await self.store.load_presence()
         for agent_id, (status, since) in presence.items():
             if agent_id in self.switchboard.agents:
@@ -189,13 +191,13 @@ class Daemon:
                         nursery.start_soon(self._reconcile_loop, connector)
                 await nursery.start(self._serve_http, HubFastPath(WebhookFastPath(app, self), self.hub), config)
                 self.ready = True
-                self._notify(self.pm.hook.ctid_serve_started)
+                self._notify("ctid_serve_started")
                 log.info("ctid listening on %s (public URL %s)", self.settings.core.server.listen, self.public_url)
                 task_status.started(self)
                 await self._shutdown.wait()
                 self.ready = False
                 log.info("ctid shutting down")
-                self._notify(self.pm.hook.ctid_serve_stopping)
+                self._notify("ctid_serve_stopping")
                 if self.hub is not None:
                     await self.hub.close_all(allow_reconnect=True)
                 self._http_stop.set()
@@ -210,8 +212,8 @@ class Daemon:
                     await self.crm.aclose()
                 await self.store.aclose()
 
-    def _notify(self, hook) -> None:
-        self._call_observers(hook, services=self.services)
+    def _notify(self, hook_name: str) -> None:
+        self._call_observers(hook_name, services=self.services)
 
     def shutdown(self) -> None:
         self._shutdown.set()
@@ -411,28 +413,22 @@ class Daemon:
             self._audience.pop(call.id, None)
 
     def _observe(self, changes: Changes) -> None:
-        hook = self.pm.hook
         calls = {c.id: c for c in changes.calls}
         for event in changes.events:
             call = calls.get(event.call_id) or self.switchboard.calls.get(event.call_id)
             if call is not None:
-                self._call_observers(hook.ctid_call_event, event=event, call=call)
+                self._call_observers("ctid_call_event", event=event, call=call)
         for call in changes.ended:
-            self._call_observers(hook.ctid_call_ended, call=call)
+            self._call_observers("ctid_call_ended", call=call)
         for agent, previous in changes.agents:
-            self._call_observers(hook.ctid_agent_status, agent=agent, previous=previous)
+            self._call_observers("ctid_agent_status", agent=agent, previous=previous)
         for task in changes.tasks:
-            self._call_observers(hook.ctid_task_updated, task=task)
+            self._call_observers("ctid_task_updated", task=task)
 
-    def _call_observers(self, hook, **kwargs: Any) -> None:
-        """Call each plugin's implementation on its own: one that raises is logged with its name
-        and does not keep the others from being called (pluggy would stop at the first)."""
-        for impl in hook.get_hookimpls():
-            try:
-                impl.function(**{name: kwargs[name] for name in impl.argnames})
-            except Exception as exc:
-                log.exception("plugin %s failed in %s: %s", impl.plugin_name, hook.name,
-                              PluginError(f"{type(exc).__name__}: {exc}"))
+    def _call_observers(self, hook_name: str, **kwargs: Any) -> None:
+        """Call an observer hook through pluggy (its order, its wrappers); an implementation that
+        raises is logged, counted and shown in health, and the others still run (ctid/plugins.py)."""
+        self.pm.notify(hook_name, **kwargs)
 
     async def apply_status(self, changes: Changes) -> None:
         """Persist and publish a presence change made through the API, the hub or a lapsed lease."""
