@@ -8,14 +8,18 @@ connector's failure into a clear error.
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from typing import Any
 
 from ctid.auth import Principal, require_agent_access, require_call_access
 from ctid.errors import CapabilityError, CtidError, NotFoundError, RequestError
-from ctid.model import Call, CallState, Capability, Presence, utcnow
+from ctid.model import Call, CallState, Capability, Presence, PresenceSource, utcnow
 from ctid.phone import normalize
+from ctid.switchboard import launcher_may_set
 
 log = logging.getLogger(__name__)
+
+MIN_LEASE, MAX_LEASE = 10, 3600  # seconds a launcher's presence lease may be given
 
 
 def _text(value: Any, name: str) -> str:
@@ -135,20 +139,71 @@ class Commands:
         await self._run("transfer", connector.transfer(call, login, target_login))
         return {"status": "ok", "call_id": call.id, "to": target_id}
 
-    async def set_status(self, principal: Principal, agent_id: str, status: Any) -> dict[str, Any]:
-        agent_id = _text(agent_id, "agent")
-        require_agent_access(principal, agent_id)  # before existence: agents cannot probe ids
-        if self.daemon.directory.get(agent_id) is None:
-            raise NotFoundError(f"no agent {agent_id!r}", error_id="agent_not_found")
+    async def set_status(
+        self,
+        principal: Principal,
+        agent_id: str,
+        status: Any,
+        source: Any = "user",
+        lease_seconds: Any = None,
+    ) -> dict[str, Any]:
+        """Set an agent's presence. ``source`` "launcher" is the desktop launcher acting on its own
+        (lock, unlock, logon): refused with ``status_set_by_user`` (409) over an away or DND the
+        person chose. ``lease_seconds`` also starts or renews the launcher's presence lease."""
+        agent_id = self._agent_id(principal, agent_id)
         try:
             presence = Presence(status)
         except ValueError as exc:
             choices = ", ".join(p.value for p in Presence)
             raise RequestError(f"status must be one of {choices}", error_id="bad_status") from exc
-        changes = self.daemon.switchboard.set_status(agent_id, presence, utcnow())
+        if source not in ("user", "launcher"):
+            raise RequestError("source must be user or launcher", error_id="bad_source")
+        source = PresenceSource(source)
+        lease = None if lease_seconds is None else self._lease_seconds(lease_seconds)
+        sb = self.daemon.switchboard
+        if source is PresenceSource.LAUNCHER and not launcher_may_set(sb.agents[agent_id]):
+            current = sb.agents[agent_id].status.value
+            raise RequestError(f"the person set {current!r} by hand; the launcher may not change it",
+                               error_id="status_set_by_user", status=409)
+        changes = sb.set_status(agent_id, presence, self.daemon.clock(), source)
+        if lease is not None:
+            changes.merge(sb.set_lease(agent_id, self.daemon.clock() + lease))
         await self.daemon.apply_status(changes)
+        if lease is not None:
+            await self.daemon.lease_renewed(agent_id)
         await self._mirror_dnd(agent_id, presence)
+        return sb.agents[agent_id].to_json()
+
+    async def renew_lease(self, principal: Principal, agent_id: str, lease_seconds: Any) -> dict[str, Any]:
+        """Start or renew the agent's launcher lease for ``lease_seconds`` from now."""
+        agent_id = self._agent_id(principal, agent_id)
+        lease = self._lease_seconds(lease_seconds)
+        changes = self.daemon.switchboard.set_lease(agent_id, self.daemon.clock() + lease)
+        await self.daemon.apply_status(changes)
+        await self.daemon.lease_renewed(agent_id)
         return self.daemon.switchboard.agents[agent_id].to_json()
+
+    async def end_lease(self, principal: Principal, agent_id: str) -> dict[str, Any]:
+        """End the launcher's lease without a fallback (the launcher signs out or quits cleanly)."""
+        agent_id = self._agent_id(principal, agent_id)
+        changes = self.daemon.switchboard.set_lease(agent_id, None)
+        await self.daemon.apply_status(changes)
+        await self.daemon.lease_renewed(agent_id)
+        return self.daemon.switchboard.agents[agent_id].to_json()
+
+    def _agent_id(self, principal: Principal, agent_id: Any) -> str:
+        agent_id = _text(agent_id, "agent")
+        require_agent_access(principal, agent_id)  # before existence: agents cannot probe ids
+        if self.daemon.directory.get(agent_id) is None or agent_id not in self.daemon.switchboard.agents:
+            raise NotFoundError(f"no agent {agent_id!r}", error_id="agent_not_found")
+        return agent_id
+
+    @staticmethod
+    def _lease_seconds(value: Any) -> timedelta:
+        if isinstance(value, bool) or not isinstance(value, int) or not MIN_LEASE <= value <= MAX_LEASE:
+            raise RequestError(f"lease_seconds must be an integer from {MIN_LEASE} to {MAX_LEASE}",
+                               error_id="bad_lease")
+        return timedelta(seconds=value)
 
     async def _mirror_dnd(self, agent_id: str, presence: Presence) -> None:
         for name, connector in self.daemon.connectors.items():

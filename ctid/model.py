@@ -63,6 +63,19 @@ class Presence(enum.StrEnum):
     OFFLINE = "offline"
 
 
+class PresenceSource(enum.StrEnum):
+    """Who set an agent's status (docs/call-model.md, "Presence and the launcher's lease")."""
+
+    USER = "user"  # the person: panel, hub SetStatus, REST, the launcher's own status menu
+    LAUNCHER = "launcher"  # the desktop launcher on its own (workstation locked, unlocked, logon)
+    LEASE = "lease"  # ctid itself: the launcher's lease lapsed while the agent was available
+
+
+#: What an agent becomes when its launcher's lease lapses while it is available (not routable, but
+#: "away" rather than "offline": the person may still be at a desk whose launcher lost the network).
+LEASE_FALLBACK = Presence.AWAY
+
+
 class Capability(enum.StrEnum):
     DIAL = "dial"
     HOLD = "hold"
@@ -251,6 +264,8 @@ class Agent:
     ringing_call: str | None = None
     idle_since: datetime | None = None  # end of the agent's last call, for "longest idle" routing
     crm_user: str | None = None
+    status_source: PresenceSource = PresenceSource.USER  # who set ``status``
+    lease_until: datetime | None = None  # the desktop launcher's presence lease, when one is held
 
     @property
     def busy(self) -> bool:
@@ -273,6 +288,8 @@ class Agent:
             "current_call": self.current_call,
             "ringing_call": self.ringing_call,
             "idle_since": iso(self.idle_since),
+            "status_source": self.status_source.value,
+            "lease_until": iso(self.lease_until),
         }
 
 

@@ -20,10 +20,22 @@ from typing import Any
 from ctid.callback_tasks import CallRecord, WalkKey, copy_task, derive_tasks, void_task
 from ctid.callfold import fold_call
 from ctid.errors import ConfigError, NotFoundError, RequestError
-from ctid.model import Agent, Call, CallEvent, CallState, Direction, EventKind, Presence, Task, TaskStatus
+from ctid.model import (
+    LEASE_FALLBACK,
+    Agent,
+    Call,
+    CallEvent,
+    CallState,
+    Direction,
+    EventKind,
+    Presence,
+    PresenceSource,
+    Task,
+    TaskStatus,
+)
 from ctid.services import Directory
 
-__all__ = ["Changes", "Switchboard"]
+__all__ = ["Changes", "Switchboard", "launcher_may_set"]
 
 _ACTIVE = (CallState.TALKING, CallState.HELD)
 
@@ -438,16 +450,61 @@ class Switchboard:
             raise NotFoundError(f"unknown agent {agent_id!r}", error_id="agent_not_found")
         return agent
 
-    def set_status(self, agent_id: str, status: Presence | str, at: datetime) -> Changes:
-        """The agent chose a presence; raises NotFoundError (``agent_not_found``) for unknown ids."""
+    def set_status(
+        self,
+        agent_id: str,
+        status: Presence | str,
+        at: datetime,
+        source: PresenceSource | str = PresenceSource.USER,
+    ) -> Changes:
+        """The agent's presence is set (by the person unless ``source`` says otherwise); raises
+        NotFoundError (``agent_not_found``) for unknown ids. Precedence is the caller's business
+        (:func:`launcher_may_set`)."""
         agent = self._agent(agent_id)
-        status = _presence(status)
+        status, source = _presence(status), PresenceSource(source)
         changes = Changes()
-        if agent.status is not status:
+        if agent.status is not status or agent.status_source is not source:
             before = agent.to_json()
-            agent.status, agent.status_since = status, at
+            if agent.status is not status:
+                agent.status_since = at
+            agent.status, agent.status_source = status, source
             changes.add_agent(agent, before["presence"])
         return changes
+
+    # -- the launcher's presence lease (docs/call-model.md) ------------------------------------
+    def set_lease(self, agent_id: str, until: datetime | None) -> Changes:
+        """Start, renew (``until`` later) or end (``None``) the agent's launcher lease. Only the
+        start and the end are changes (published); a renewal changes nothing anyone watches."""
+        agent = self._agent(agent_id)
+        changes = Changes()
+        held = agent.lease_until is not None
+        if held != (until is not None):
+            changes.add_agent(agent, agent.to_json()["presence"])
+        agent.lease_until = until
+        return changes
+
+    def next_lease_expiry(self) -> datetime | None:
+        """When the earliest held lease lapses (None when no launcher holds one)."""
+        return min((a.lease_until for a in self.agents.values() if a.lease_until is not None), default=None)
+
+    def expire_leases(self, now: datetime) -> Changes:
+        """End every lease due by ``now``; an agent left available falls back to ``LEASE_FALLBACK``
+        (source ``lease``): a dead or unreachable launcher must not leave its agent routable."""
+        changes = Changes()
+        for agent in self.agents.values():
+            if agent.lease_until is None or agent.lease_until > now:
+                continue
+            previous = agent.to_json()["presence"]
+            agent.lease_until = None
+            if agent.status is Presence.AVAILABLE:
+                agent.status, agent.status_since, agent.status_source = LEASE_FALLBACK, now, PresenceSource.LEASE
+            changes.add_agent(agent, previous)
+        return changes
+
+    def restore_lease(self, agent_id: str, source: PresenceSource | str, lease_until: datetime | None) -> None:
+        """Warm start: who set the stored status and the lease held when ctid stopped; silent."""
+        agent = self._agent(agent_id)
+        agent.status_source, agent.lease_until = PresenceSource(source), lease_until
 
     def restore_presence(
         self,
@@ -578,3 +635,10 @@ class Switchboard:
             self._bases.pop(number, None)
         else:
             self._bases[number] = base
+
+
+def launcher_may_set(agent: Agent) -> bool:
+    """Whether the launcher may change ``agent``'s status on its own: a person's choice beats the
+    launcher's, so an away or DND set by hand stays until the person changes it (an "offline" does
+    not: the launcher starting at logon means the person is signing in)."""
+    return not (agent.status_source is PresenceSource.USER and agent.status in (Presence.AWAY, Presence.DND))

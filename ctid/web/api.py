@@ -24,7 +24,8 @@ SCHEMAS: dict[str, Any] = {
                               "wait_seconds", "talk_seconds", "hold_seconds", "recording_url", "contact",
                               "transferred_from", "facts")}},
     "Agent": {"type": "object", "properties": {name: {} for name in (
-        "id", "name", "extension", "groups", "status", "status_since", "busy", "presence", "current_call")}},
+        "id", "name", "extension", "groups", "status", "status_since", "busy", "presence", "current_call",
+        "ringing_call", "idle_since", "status_source", "lease_until")}},
     "Task": {"type": "object", "properties": {name: {} for name in (
         "id", "number", "status", "missed_count", "missed_calls", "owner", "closed_by_call")}},
 }
@@ -67,10 +68,17 @@ _doc("GET", "/api/calls/{id}/recording", "The call's recording (audio)", "calls"
 _doc("GET", "/api/agents", "Agents with live presence", "agents",
      response={"type": "object", "properties": {"items": {"type": "array",
                                                           "items": {"$ref": "#/components/schemas/Agent"}}}})
-_doc("PUT", "/api/agents/{id}/status", "Set an agent's presence", "agents",
-     request={"type": "object", "required": ["status"],
-              "properties": {"status": {"enum": ["available", "away", "dnd", "offline"]}}},
-     errors={400: "bad status", 403: "not your agent", 404: "no such agent"})
+_doc("PUT", "/api/agents/{id}/status", "Set an agent's presence (by the person, or by the desktop launcher)",
+     "agents", response={"$ref": "#/components/schemas/Agent"},
+     request={"type": "object", "required": ["status"], "properties": {
+         "status": {"enum": ["available", "away", "dnd", "offline"]},
+         "source": {"enum": ["user", "launcher"], "default": "user",
+                    "description": "launcher: set by the desktop launcher on its own (lock, unlock, logon); "
+                                   "refused over an away or DND the person set (docs/call-model.md)"},
+         "lease_seconds": {"type": "integer", "minimum": 10, "maximum": 3600,
+                           "description": "also start or renew the launcher's presence lease"}}},
+     errors={400: "bad status, source or lease_seconds", 403: "not your agent", 404: "no such agent",
+             409: "status_set_by_user: the launcher may not change a status the person chose"})
 _doc("GET", "/api/tasks", "Callback tasks", "tasks", query={"status": {"enum": ["open", "done"]}},
      response={"type": "object", "properties": {"items": {"type": "array",
                                                           "items": {"$ref": "#/components/schemas/Task"}}}})
@@ -206,7 +214,8 @@ def register_api(app, daemon) -> None:
     async def set_status(agent_id: str):
         who = principal()
         data = await _json_object()
-        return jsonify(await commands.set_status(who, agent_id, data.get("status")))
+        return jsonify(await commands.set_status(who, agent_id, data.get("status"), data.get("source", "user"),
+                                                 data.get("lease_seconds")))
 
     @app.get("/api/tasks")
     async def tasks():
@@ -224,6 +233,10 @@ def register_api(app, daemon) -> None:
     @app.get("/api/snapshot")
     async def snapshot():
         return jsonify(await commands.snapshot(principal()))
+
+    from ctid.web.presence_api import register_presence_api
+
+    register_presence_api(app, daemon, _json_object)
 
 
 def _live(daemon, item: dict[str, Any]) -> dict[str, Any]:

@@ -41,6 +41,33 @@ export const auth = {
     history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? `#${rest}` : ""));
     return Boolean(token);
   },
+  /**
+   * Redeem a one-time sign-in code from "#code=..." (the desktop launcher opens the panel with one;
+   * docs/panel.md) for a token of this tab; strips the code from the address bar first. Returns true
+   * when it signed in.
+   */
+  async redeemFragmentCode() {
+    const fragment = window.location.hash.replace(/^#/, "");
+    if (!fragment.includes("code=")) return false;
+    const params = new URLSearchParams(fragment);
+    const code = params.get("code");
+    params.delete("code");
+    const rest = params.toString();
+    history.replaceState(null, "", window.location.pathname + window.location.search + (rest ? `#${rest}` : ""));
+    if (!code) return false;
+    try {
+      const response = await fetch(new URL("api/auth/handoff/redeem", base), {
+        method: "POST",
+        headers: { Accept: "application/json", "Content-Type": "application/json" },
+        body: JSON.stringify({ code }),
+      });
+      if (!response.ok) return false;
+      session.setItem(KEY, (await response.json()).access_token);
+      return true;
+    } catch {
+      return false;
+    }
+  },
 };
 
 export const base = new URL("../", new URL(import.meta.url)).href.replace(/panel\/$/, "");

@@ -454,10 +454,11 @@ function readFragment() {
 async function main() {
   initLanguage(params.get("lang"));
   const stored = local.getItem("ctid.autoOpen");
+  await auth.redeemFragmentCode();
   auth.takeFromFragment();
   readFragment();
-  window.addEventListener("hashchange", () => {
-    if (auth.takeFromFragment()) {
+  window.addEventListener("hashchange", async () => {
+    if (auth.takeFromFragment() || await auth.redeemFragmentCode()) {
       // A new token handed over (launcher, CRM page): start again as that user.
       ctx.hub?.stop();
       ctx.state = createState();
