@@ -188,11 +188,81 @@ class CallbackConfig(Strict):
     directions: list[str] = Field(default_factory=lambda: ["inbound"])
 
 
-class KPIConfig(Strict):
-    service_level_seconds: float = Field(default=20, gt=0)
-    short_abandon_seconds: float = Field(default=5, ge=0)
-    abandon_treatment: str = Field(default="ignore", pattern="^(ignore|negative|positive)$")
-    timezone: str = Field(default="UTC")
+class TariffRule(Strict):
+    """One line of the tariff table: what a call to numbers of a direction / prefix costs."""
+
+    direction: str = Field(default="any", pattern="^(any|mobile|local|intercity|international|tollfree)$",
+                           description="Which numbers the rule prices (ctid.reports.columns.direction_of).")
+    prefixes: list[str] = Field(default_factory=list, description="E.164 prefixes, e.g. '+7495'; longest wins.")
+    calls: list[str] = Field(default_factory=lambda: ["outbound"],
+                             description="Directions of calls priced by this rule (inbound, outbound).")
+    per_minute: float = Field(ge=0, description="Price of one billed minute.")
+    increment_s: int = Field(default=60, ge=1, description="Billing increment in seconds.")
+    first_block_s: int = Field(default=0, ge=0, description="Seconds billed at least once billing starts.")
+    free_below_s: float = Field(default=0, ge=0, description="Talk shorter than this is free.")
+    connect_fee: float = Field(default=0, ge=0, description="Added to every billed call.")
+
+
+class CampaignConfig(Strict):
+    """A campaign by number pool (static call tracking): calls to ``numbers`` belong to it."""
+
+    name: str = Field(min_length=1, max_length=200)
+    numbers: list[str] = Field(default_factory=list, description="Our numbers (the dialled line) in E.164.")
+    spend: float = Field(default=0, ge=0, description="What the campaign cost over the reported period(s).")
+
+
+class ReportsConfig(Strict):
+    """KPI definitions and report settings (docs/reports.md); every report prints the values used."""
+
+    timezone: str = Field(default="UTC", description="IANA zone of the local date / hour buckets.")
+    service_level_seconds: float = Field(default=20, gt=0, description="Answered within this counts towards SL.")
+    short_abandon_seconds: float = Field(default=5, ge=0, description="Unanswered calls shorter than this are "
+                                         "short abandons: left out of offered for rates and SL.")
+    abandon_treatment: str = Field(default="negative", pattern="^(ignore|negative|positive)$",
+                                   description="Abandons in the service level (Cisco's names).")
+    answered_min_talk_seconds: float = Field(default=0, ge=0, description="What counts as answered: an agent "
+                                             "answered and talked at least this long (0: any answer).")
+    short_call_seconds: float = Field(default=10, ge=0, description="Answered calls with less talk are short.")
+    target_talk_seconds: float = Field(default=30, ge=0, description="Talk from this on makes a target call.")
+    callback_sla_minutes: float = Field(default=30, gt=0, description="A missed caller reached within this is "
+                                        "called back in time.")
+    working_hours: str = Field(default="00:00-24:00", pattern=r"^\d\d:\d\d-\d\d:\d\d$",
+                               description="Local hours counted as working time (HH:MM-HH:MM).")
+    working_days: list[int] = Field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7],
+                                    description="ISO weekdays that are working days (1 = Monday).")
+    max_days: int = Field(default=366, ge=1, le=3660, description="Longest period one report may cover.")
+    live_interval: float = Field(default=2.0, ge=0.1, description="Least seconds between two live KPI pushes.")
+    currency: str = Field(default="RUB", min_length=3, max_length=3, description="Currency of computed costs.")
+    campaigns: list[CampaignConfig] = Field(default_factory=list)
+    tariffs: list[TariffRule] = Field(default_factory=list)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use an IANA name such as Europe/Moscow") from None
+        return value
+
+    @field_validator("working_hours")
+    @classmethod
+    def _hours(cls, value: str) -> str:
+        start, end = value.split("-")
+        h1, m1 = map(int, start.split(":"))
+        h2, m2 = map(int, end.split(":"))
+        if not (h1 < 24 and m1 < 60 and (h2 < 24 or (h2, m2) == (24, 0)) and m2 < 60 and (h1, m1) < (h2, m2)):
+            raise ValueError("must be HH:MM-HH:MM with the start before the end, e.g. 09:00-18:00")
+        return value
+
+    @field_validator("working_days")
+    @classmethod
+    def _days(cls, value: list[int]) -> list[int]:
+        if not value or any(not 1 <= day <= 7 for day in value):
+            raise ValueError("must list ISO weekdays 1 (Monday) .. 7 (Sunday)")
+        return sorted(set(value))
 
 
 class LogConfig(Strict):
@@ -212,7 +282,7 @@ class CtidConfig(Strict):
     crm: dict[str, Any] | None = None
     phone: PhoneConfig = Field(default_factory=PhoneConfig)
     callbacks: CallbackConfig = Field(default_factory=CallbackConfig)
-    kpi: KPIConfig = Field(default_factory=KPIConfig)
+    reports: ReportsConfig = Field(default_factory=ReportsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
     data_dir: Path = Field(default=Path("var"), description="Where ctid keeps files (recordings, SQLite).")
 

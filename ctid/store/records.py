@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ctid.model import Call, CallEvent, Task, utcnow
+from ctid.reports.columns import DEFAULT, ReportColumns
 
 
 def event_key(connector: str, key: str) -> str:
@@ -30,7 +31,8 @@ def event_row(event: CallEvent) -> dict[str, Any]:
     }
 
 
-def call_row(call: Call) -> dict[str, Any]:
+def call_row(call: Call, columns: ReportColumns = DEFAULT) -> dict[str, Any]:
+    """The ``calls`` row of ``call``, with the report columns ``columns`` derives (ctid.reports.columns)."""
     return {
         "id": call.id,
         "connector": call.connector,
@@ -50,6 +52,7 @@ def call_row(call: Call) -> dict[str, Any]:
         "hold_seconds": call.hold_seconds,
         "updated_at": call.updated_at or utcnow(),
         "data": call.to_json(),
+        **columns.values(call),
     }
 
 

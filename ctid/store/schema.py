@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -141,7 +142,34 @@ calls = Table(
     Column("hold_seconds", Float(), nullable=True),
     _ts("updated_at", nullable=False, index=True),
     Column("data", JSONText(), nullable=False),
+    # Report columns (ctid.reports.columns), derived when the row is written: local date / hour /
+    # minute of the day / ISO weekday of started_at in ``reports.timezone``, times as epoch seconds
+    # (portable differences), who answered, the PBX's facts and the cost.
+    Column("local_date", Unicode(10), nullable=True),
+    Column("local_hour", Integer(), nullable=True),
+    Column("local_minute", Integer(), nullable=True),
+    Column("local_weekday", Integer(), nullable=True),
+    Column("started_epoch", Float(), nullable=True),
+    Column("ended_epoch", Float(), nullable=True),
+    Column("answered_by", Unicode(100), nullable=True),
+    Column("transfers", Integer(), nullable=True),
+    Column("campaign", Unicode(200), nullable=True),
+    Column("channel", Unicode(100), nullable=True),
+    Column("utm_source", Unicode(200), nullable=True),
+    Column("utm_medium", Unicode(200), nullable=True),
+    Column("utm_campaign", Unicode(200), nullable=True),
+    Column("cost", Float(), nullable=True),
+    Column("cost_currency", Unicode(3), nullable=True),
+    Column("cost_source", Unicode(10), nullable=True),
+    Column("rating", Float(), nullable=True),
+    Column("new_contact", Boolean(create_constraint=False), nullable=True),
     UniqueConstraint("connector", "pbx_call_id"),
+    # Covering indexes of the reports (docs/reports.md, "Indexes"): a period's calls by day, the
+    # follow-up of a missed call (the next answered call with the same number), an agent's calls.
+    Index("ix_calls_report_day", "local_date", "direction", "outcome", "group_name", "wait_seconds",
+          "talk_seconds"),
+    Index("ix_calls_followup", "remote_number", "started_epoch", "outcome", "direction", "answered_by"),
+    Index("ix_calls_agent_day", "answered_by", "local_date"),
 )
 
 #: Each agent's status (available / away / dnd / offline) and since when; who set it (``user``,

@@ -30,6 +30,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ctid.errors import StoreError
 from ctid.model import Call, CallEvent, Presence, Task, TaskStatus, call_from_json, task_from_json, utcnow
+from ctid.reports.columns import DEFAULT as DEFAULT_COLUMNS
+from ctid.reports.columns import ReportColumns
 from ctid.store import engine as engines
 from ctid.store import migrate
 from ctid.store import statements as st
@@ -60,15 +62,19 @@ class Store:
     :param commit_batch: the most events one grouped commit takes from waiting callers.
     :param threads: worker threads running SQL at once (1 for in-memory SQLite: one connection).
     :param migrate: upgrade the schema to the newest revision on :meth:`open`.
+    :param columns: how the report columns of a call row are derived (time zone, tariffs, number
+        pools; ``ctid.reports.columns``); UTC and nothing else by default.
     """
 
     def __init__(
-        self, url: str, *, pool_size: int = 5, commit_batch: int = 500, threads: int = 4, migrate: bool = True
+        self, url: str, *, pool_size: int = 5, commit_batch: int = 500, threads: int = 4, migrate: bool = True,
+        columns: ReportColumns = DEFAULT_COLUMNS,
     ):
         self.url = engines.normalize_url(url)
         self.pool_size = pool_size
         self.commit_batch = commit_batch
         self.migrate = migrate
+        self.columns = columns
         if engines.is_memory_sqlite(self.url):
             threads = 1
         self.limiter = trio.CapacityLimiter(threads)
@@ -214,7 +220,7 @@ class Store:
         """
         try:
             try:
-                await self._thread(write_group, self.engine, group, utcnow())
+                await self._thread(write_group, self.engine, group, utcnow(), self.columns)
             except StoreError as exc:
                 self.stats.failures += 1
                 if len(group) == 1 and not isinstance(exc.__cause__, IntegrityError):
@@ -222,7 +228,7 @@ class Store:
                     return
                 for batch in group:
                     try:
-                        await self._thread(write_group, self.engine, [batch], utcnow())
+                        await self._thread(write_group, self.engine, [batch], utcnow(), self.columns)
                     except StoreError as single:
                         self.stats.failures += 1
                         batch.error = single

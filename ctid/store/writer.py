@@ -20,6 +20,7 @@ import trio
 from sqlalchemy import Connection, Engine
 
 from ctid.model import Call, CallEvent, Task
+from ctid.reports.columns import DEFAULT, ReportColumns
 from ctid.store import statements as st
 from ctid.store.engine import WRITE
 from ctid.store.records import OutboxJob, call_row, event_key, event_row, task_row
@@ -59,7 +60,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def write_group(engine: Engine, group: Sequence[Batch], now: datetime) -> None:
+def write_group(engine: Engine, group: Sequence[Batch], now: datetime, columns: ReportColumns = DEFAULT) -> None:
     """Write every batch of ``group`` in one transaction (blocking; call from a worker thread).
 
     On success each batch's ``new_keys`` holds the keys of its events that were stored now.
@@ -76,7 +77,7 @@ def write_group(engine: Engine, group: Sequence[Batch], now: datetime) -> None:
             jobs: list[OutboxJob] = []
             for batch in group:  # later batches (and later items) win
                 for call in batch.calls:
-                    calls[call.id] = call_row(call)
+                    calls[call.id] = call_row(call, columns)
                 for task in batch.tasks:
                     tasks[task.id] = task_row(task, now)
                 jobs.extend(batch.jobs)
