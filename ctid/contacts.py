@@ -1,5 +1,6 @@
 """Screen-pop contact lookups: the CRM's ``lookup`` behind a short-TTL cache, a time budget and
-in-flight de-duplication (ten calls from one number cost one CRM request)."""
+in-flight de-duplication (ten calls from one number cost one CRM request). The lookup is plugin code
+and runs supervised (ctid/supervise.py): whatever it raises, the pop shows the CRM as unavailable."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from typing import Any
 import trio
 
 from ctid.crm import LOOKUP, ContactMatch, CRMAdapter
-from ctid.errors import CtidError
+from ctid.errors import CtidError, PluginError
+from ctid.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +31,11 @@ def contact_json(matches: list[ContactMatch] | None, new_contact_url: str | None
 class ContactService:
     """Cached CRM lookups; implements :class:`ctid.services.ContactLookup`."""
 
-    def __init__(self, crm: CRMAdapter | None, *, ttl: float = 300, budget: float = 1.5, max_entries: int = 50_000):
+    def __init__(self, crm: CRMAdapter | None, *, ttl: float = 300, budget: float = 1.5, max_entries: int = 50_000,
+                 supervisor: Supervisor | None = None, name: str = "crm"):
         self.crm = crm
+        self.supervisor = supervisor or Supervisor()
+        self.name = name  # the CRM plugin, as health and ctid_plugin_errors_total name it
         self.ttl = ttl
         self.budget = budget
         self.max_entries = max_entries
@@ -69,7 +74,11 @@ class ContactService:
             done = self._inflight[phone] = trio.Event()
             try:
                 self.requests += 1
-                matches = await self.crm.lookup(phone)
+                matches = await self.supervisor.call(self.name, "lookup", self.crm.lookup, phone)
+                if not isinstance(matches, list) or not all(isinstance(m, ContactMatch) for m in matches):
+                    error = PluginError(f"lookup returned {type(matches).__name__}, not a list of ContactMatch")
+                    self.supervisor.failed(self.name, "lookup", error)
+                    raise error
             except CtidError as exc:
                 log.warning("CRM lookup for a caller failed: %s", exc)
                 return None

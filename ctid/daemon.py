@@ -32,9 +32,12 @@ from ctid.model import Call, CallEvent, CallState, call_from_json, utcnow
 from ctid.outbox import LOG_CALL, RECORDING, TASK, OutboxWorker
 from ctid.services import Services
 from ctid.store import Store
+from ctid.store.deadletters import DeadLetters
 from ctid.store.records import OutboxJob
 from ctid.storedcalls import StoredCalls
+from ctid.supervise import Supervisor
 from ctid.switchboard import Changes, Switchboard
+from ctid.webhooks import clean_events
 
 log = logging.getLogger("ctid")
 
@@ -47,10 +50,13 @@ class Daemon:
         self.settings = settings
         self.pm = pm
         self.metrics = Metrics()
+        # every call into plugin code (ctid/supervise.py), recorded with the observers' failures
+        self.supervisor = Supervisor(self.metrics, errors=getattr(pm, "errors", None))
         pm.errors.counter = self.metrics.plugin_errors  # plugin failures count in this daemon's /metrics
         self.directory = StaticDirectory(core.agents)
         db = core.database
         self.store = Store(db.url, pool_size=db.pool_size, commit_batch=db.commit_batch, threads=db.threads)
+        self.dead_letters = DeadLetters(self.store)
         self.switchboard = Switchboard(
             self.directory,
             default_region=core.phone.default_region,
@@ -77,7 +83,8 @@ class Daemon:
             self.crm = crm_cls(settings.crm, self.services)
         budget = settings.crm.lookup_budget if settings.crm else 1.5
         ttl = settings.crm.cache_ttl if settings.crm else 300
-        self.contacts = ContactService(self.crm, ttl=ttl, budget=budget)
+        self.contacts = ContactService(self.crm, ttl=ttl, budget=budget, supervisor=self.supervisor,
+                                       name=settings.crm.plugin if settings.crm else "crm")
         self.services.contacts = self.contacts
         classes = pm.connector_classes()
         self.connectors: dict[str, Connector] = {
@@ -233,10 +240,19 @@ class Daemon:
             self._http_done.set()
 
     async def _run_connector(self, connector: Connector, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        try:
-            await connector.run(task_status=task_status)
-        except CtidError as exc:
-            log.error("connector %s stopped: %s", connector.name, exc)
+        """A connector's background task, restarted with backoff whenever it fails (supervise.py)."""
+        await self.supervisor.keep_running(connector.name, "run", connector.run, task_status=task_status)
+
+    def _spawn(self, where: str, fn, *args: Any) -> None:
+        """Start a background task whose failure is logged and counted, never the daemon's end."""
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception as exc:
+                self.supervisor.failed("core", where, exc)
+
+        self._nursery.start_soon(guarded)
 
     async def _reconcile_loop(self, connector: Connector) -> None:
         """Pull the connector's history every ``reconcile_interval`` seconds over the last
@@ -249,8 +265,9 @@ class Daemon:
         while True:
             await trio.sleep(interval)
             try:
-                events = await connector.history(self.clock() - lookback)
-                added = await self.submit(events)
+                events = await self.supervisor.call(connector.name, "history", connector.history,
+                                                    self.clock() - lookback)
+                added = await self.submit(clean_events(connector.name, events))
             except CtidError as exc:
                 level = logging.DEBUG if str(exc) == last_error else logging.WARNING
                 log.log(level, "reconciliation of %s failed: %s", connector.name, exc)
@@ -334,7 +351,7 @@ class Daemon:
                     self.metrics.crm_lookups.labels(result="cache").inc()
                 elif lookup and call.state is not CallState.ENDED and self._nursery is not None:
                     call.contact = self._contact_of[call.id] = {"status": "pending", "matches": []}
-                    self._nursery.start_soon(self._enrich, call.id, call.remote_number)
+                    self._spawn("enrich", self._enrich, call.id, call.remote_number)
 
     def _decorate_tasks(self, tasks) -> list:
         """Give callback tasks the CRM match of their caller (the panel shows who to call back)."""

@@ -26,6 +26,8 @@ class Metrics:
         # registration hooks, plugin routes; connectors and CRM adapters (hardening) use it too.
         self.plugin_errors = Counter("ctid_plugin_errors_total", "Exceptions raised by plugin code, by plugin and place",
                                      ["plugin", "where"], registry=r)
+        self.dead_letters = Counter("ctid_dead_letters_total", "Webhooks kept as dead letters", ["connector"],
+                                    registry=r)
         self.commands = Counter("ctid_commands_total", "Call commands by name and result", ["command", "result"],
                                 registry=r)
 

@@ -38,6 +38,7 @@ from ctid.connector import (
 )
 from ctid.errors import AuthError, PBXError, RequestError
 from ctid.facts import clean_facts
+from ctid.limits import loads
 from ctid.model import Call, CallEvent, Capability, Direction, EventKind, Outcome
 
 SCENARIOS = ("answered", "missed", "group", "transfer", "hold", "outbound_no_answer")
@@ -156,10 +157,7 @@ class GenericConnector(Connector):
             raise AuthError(f"missing {self.config.signature_header} header", error_id="signature_missing")
         if not hmac.compare_digest(given.strip().lower().encode(), sign(self._secret, request.body).encode()):
             raise AuthError("signature does not match the body", error_id="bad_signature")
-        try:
-            data = json.loads(request.body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise RequestError(f"body is not JSON: {exc}", error_id="bad_json") from exc
+        data = loads(request.body)  # JSON in UTF-8 only (no UTF-16), within ctid's input limits
         if isinstance(data, dict) and "events" in data:
             data = data["events"]
         items = data if isinstance(data, list) else [data]

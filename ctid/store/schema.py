@@ -28,6 +28,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     Table,
@@ -246,4 +247,22 @@ settings = Table(
     metadata,
     Column("key", Unicode(100), primary_key=True),
     Column("value", UnicodeText(), nullable=False),
+)
+
+#: Webhooks whose connector raised (ctid/store/deadletters.py): the raw request, kept for an admin to
+#: re-submit or delete through ``/api/dead-letters``.
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("connector", Unicode(100), nullable=False, index=True),
+    _ts("received_at", nullable=False),
+    Column("error_id", Unicode(100), nullable=False),
+    Column("error", UnicodeText(), nullable=False),
+    Column("method", Unicode(10), nullable=False),
+    Column("subpath", Unicode(1000), nullable=True),
+    Column("remote_addr", Unicode(100), nullable=True),
+    Column("headers", JSONText(), nullable=False),
+    Column("query", JSONText(), nullable=False),
+    Column("body", LargeBinary(), nullable=False),
 )

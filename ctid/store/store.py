@@ -18,6 +18,7 @@ Lifecycle::
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from ctid.store.engine import WRITE
 from ctid.store.plugin_storage import SQLPluginStorage
 from ctid.store.records import Job, OutboxJob, task_row
 from ctid.store.writer import Batch, enqueue_rows, upsert_rows, write_group
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -142,6 +145,11 @@ class Store:
             raise
         except SQLAlchemyError as exc:
             raise StoreError(f"database error: {engines.describe_error(exc)}") from exc
+        except (UnicodeError, ValueError, TypeError, OverflowError) as exc:
+            # A value the driver cannot write (text with lone surrogates, an integer beyond 64 bits):
+            # that one transaction fails, as any database error; the writer task lives on.
+            log.error("the database driver refused a value: %s: %s", type(exc).__name__, exc, exc_info=exc)
+            raise StoreError(f"cannot store a value: {type(exc).__name__}: {exc}", error_id="store_rejected") from exc
 
     async def _read(self, fn: Callable[[Any], T]) -> T:
         engine = self.engine

@@ -6,7 +6,6 @@ command only their own calls and status; supervisors and admins see everything.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +13,9 @@ from quart import Response, jsonify, request
 
 from ctid.auth import Principal, bearer
 from ctid.errors import AuthError, CapabilityError, NotFoundError, RequestError
+from ctid.limits import loads
 from ctid.model import Capability
+from ctid.web.deadletters_api import register_dead_letters
 from ctid.web.openapi import document
 
 SCHEMAS: dict[str, Any] = {
@@ -89,10 +90,7 @@ async def _json_object() -> dict[str, Any]:
     raw = await request.get_data(cache=True)
     if not raw:
         raise RequestError("body must be a JSON object", error_id="bad_json")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RequestError(f"body is not JSON: {exc}", error_id="bad_json") from exc
+    data = loads(raw)  # UTF-8 JSON within ctid's input limits (ctid/limits.py), else 400
     if not isinstance(data, dict):
         raise RequestError("body must be a JSON object", error_id="bad_json")
     return data
@@ -233,6 +231,8 @@ def register_api(app, daemon) -> None:
     @app.get("/api/snapshot")
     async def snapshot():
         return jsonify(await commands.snapshot(principal()))
+
+    register_dead_letters(app, daemon)
 
     from ctid.web.presence_api import register_presence_api
 

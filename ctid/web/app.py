@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from ctid.connector import WebhookRequest
 from ctid.errors import CtidError, NotFoundError, RequestError
 from ctid.web.openapi import document, openapi_document
+from ctid.webhooks import take
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +74,11 @@ def create_app(daemon) -> QuartTrio:
     async def _http_error(exc: HTTPException):
         ids = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large", 408: "request_timeout"}
         status = exc.code or 500
-        return error_response(CtidError(exc.description or exc.name, error_id=ids.get(status, "http_error"),
-                                        status=status))
+        response = error_response(CtidError(exc.description or exc.name, error_id=ids.get(status, "http_error"),
+                                            status=status))
+        if status == 405 and getattr(exc, "valid_methods", None):  # RFC 9110 §15.5.6: 405 carries Allow
+            response.headers["Allow"] = ", ".join(sorted(exc.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     async def _unexpected(exc: Exception):
@@ -96,9 +100,7 @@ def create_app(daemon) -> QuartTrio:
                 body=body if isinstance(body, bytes) else body.encode(),
                 remote_addr=request.remote_addr,
             )
-            result = await connector.handle_webhook(hook_request)
-            if result.events:
-                await daemon.submit(result.events)
+            result = await take(daemon, connector, hook_request)
         except CtidError as exc:
             daemon.metrics.webhooks.labels(connector=instance, status=str(exc.status)).inc()
             raise
@@ -129,11 +131,13 @@ def create_app(daemon) -> QuartTrio:
         except CtidError as exc:
             problems.append(f"database: {exc}")
         hub = daemon.hub.health() if daemon.hub is not None else None
+        plugins = daemon.supervisor.health()  # plugin instances failing now, each with the exception named
         if problems:
-            response = jsonify({"status": "not_ready", "error": "not_ready", "message": "; ".join(problems)})
+            response = jsonify({"status": "not_ready", "error": "not_ready", "message": "; ".join(problems),
+                                "plugins": plugins})
             response.status_code = 503
             return response
-        return jsonify({"status": "ready", "hub": hub})
+        return jsonify({"status": "ready", "hub": hub, "plugins": plugins})
 
     @app.get("/metrics")
     async def metrics():

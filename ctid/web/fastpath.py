@@ -18,6 +18,7 @@ import trio
 
 from ctid.connector import WebhookRequest
 from ctid.errors import CtidError
+from ctid.webhooks import take
 
 log = logging.getLogger("ctid.web.app")
 
@@ -84,9 +85,7 @@ class WebhookFastPath:
                     method="POST", subpath="", headers=headers, query=query, body=b"".join(chunks),
                     remote_addr=client[0] if client else None,
                 )
-                result = await connector.handle_webhook(hook_request)
-                if result.events:
-                    await daemon.submit(result.events)
+                result = await take(daemon, connector, hook_request)
             except CtidError as exc:
                 daemon.metrics.webhooks.labels(connector=instance, status=str(exc.status)).inc()
                 if exc.status >= 500:

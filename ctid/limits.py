@@ -1,0 +1,160 @@
+"""Input limits at ctid's boundary: JSON decoding that every entry (webhooks, REST, hub) shares.
+
+Every JSON document a client sends is decoded here, once, with the same rules (docs/input-limits.md):
+
+- UTF-8 only (``json.loads`` of bytes would also take UTF-16 and UTF-32), and no lone surrogate
+  code points (``"\\udc00"``): Python keeps them in ``str``, but no database driver, log handler or
+  JSON encoder downstream can write them, so they would fail *after* the request was accepted;
+- nesting at most :data:`MAX_DEPTH` levels (deeper input made the C decoder raise RecursionError);
+- numbers of at most :data:`MAX_NUMBER_CHARS` characters (thousands of digits made ``int()`` raise
+  ValueError, and cost quadratic time), no ``NaN`` / ``Infinity`` (not JSON);
+- strings and keys of at most :data:`MAX_STRING_CHARS` characters.
+
+A violation raises :class:`~ctid.errors.RequestError` with a stable ``error`` id (HTTP 400), so it
+is refused before anything is acknowledged. The checks that walk the decoded value run only when the
+raw text could break a rule (cheap tests on the bytes first): a webhook pays a few microseconds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from ctid.errors import RequestError
+
+MAX_DEPTH = 32
+MAX_NUMBER_CHARS = 100
+MAX_STRING_CHARS = 65_536
+
+#: Stable error ids of this module (documented in docs/input-limits.md).
+BAD_ENCODING = "bad_encoding"
+BAD_JSON = "bad_json"
+TOO_DEEP = "too_deep"
+NUMBER_TOO_LONG = "number_too_long"
+STRING_TOO_LONG = "string_too_long"
+
+_INF = float("inf")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class LimitError(RequestError):
+    """Input that breaks one of ctid's input limits (HTTP 400)."""
+
+
+def _int(text: str) -> int:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise LimitError(f"a number has more than {MAX_NUMBER_CHARS} characters", error_id=NUMBER_TOO_LONG)
+    return int(text)
+
+
+def _float(text: str) -> float:
+    if len(text) > MAX_NUMBER_CHARS:
+        raise LimitError(f"a number has more than {MAX_NUMBER_CHARS} characters", error_id=NUMBER_TOO_LONG)
+    value = float(text)
+    if value in (_INF, -_INF):
+        raise LimitError(f"{text} is out of a number's range", error_id=NUMBER_TOO_LONG)
+    return value
+
+
+def _constant(name: str) -> Any:
+    raise LimitError(f"{name} is not a JSON number", error_id=BAD_JSON)
+
+
+def decode_text(body: bytes) -> str:
+    """``body`` as UTF-8 (a BOM is refused too: JSON senders must not add one, RFC 8259 §8.1)."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LimitError(f"body is not UTF-8: {exc.reason} at byte {exc.start}", error_id=BAD_ENCODING) from exc
+    if text.startswith("\ufeff"):
+        raise LimitError("body starts with a byte order mark; send UTF-8 without one", error_id=BAD_ENCODING)
+    return text
+
+
+def loads(body: bytes | str) -> Any:
+    """Decode a JSON document under ctid's input limits; :class:`LimitError` (400) when it breaks one,
+    ``RequestError("bad_json")`` when it is not JSON."""
+    if isinstance(body, str):
+        text = clean_text(body, limit=len(body))  # a str may hold lone surrogates unescaped
+        raw = body.encode("utf-8")
+    else:
+        text, raw = decode_text(body), body
+    try:
+        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+    except RecursionError as exc:
+        raise LimitError(f"JSON nested deeper than {MAX_DEPTH} levels", error_id=TOO_DEEP) from exc
+    except json.JSONDecodeError as exc:
+        raise RequestError(f"body is not JSON: {exc}", error_id=BAD_JSON) from exc
+    check(value, raw)
+    return value
+
+
+def check(value: Any, raw: bytes | None = None) -> None:
+    """Check a decoded JSON ``value`` against the limits on depth, strings and surrogates.
+
+    With ``raw`` (the bytes it was decoded from) the walk is skipped when the bytes show it cannot
+    break a rule: few brackets, no surrogate escape, a short body.
+    """
+    if raw is not None and (raw.count(b"[") + raw.count(b"{") <= MAX_DEPTH and len(raw) <= MAX_STRING_CHARS
+                            and not _SURROGATE_ESCAPE.search(raw)):
+        return
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_string(item)
+        elif isinstance(item, dict | list):
+            if depth > MAX_DEPTH:
+                raise LimitError(f"JSON nested deeper than {MAX_DEPTH} levels", error_id=TOO_DEEP)
+            if isinstance(item, dict):
+                for key, member in item.items():
+                    _check_string(key)
+                    stack.append((member, depth + 1))
+            else:
+                stack.extend((member, depth + 1) for member in item)
+
+
+def _check_string(text: str) -> None:
+    if len(text) > MAX_STRING_CHARS:
+        raise LimitError(f"a string has more than {MAX_STRING_CHARS} characters", error_id=STRING_TOO_LONG)
+    if _LONE_SURROGATE.search(text):
+        raise LimitError("a string holds a lone surrogate code point (not Unicode text)", error_id=BAD_ENCODING)
+
+
+def looks_like_json(body: bytes, content_type: str) -> bool:
+    """Whether a webhook body claims to be JSON (its type, or a first byte ``{`` / ``[``)."""
+    return "json" in content_type or body.lstrip()[:1] in (b"{", b"[")
+
+
+def screen_json(body: bytes, content_type: str) -> Any:
+    """The core's check of a webhook body before its connector sees it.
+
+    A body that looks like JSON and decodes as JSON must keep the limits (else :class:`LimitError`);
+    its value is returned for the connector (``WebhookRequest.json()``). Anything else (a form, a
+    body that is not valid JSON or not UTF-8) returns ``None``: the connector parses and answers it
+    in its PBX's own way, and what it finds there is checked again when events are made.
+    """
+    if not body or not looks_like_json(body, content_type):
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    try:
+        return loads(text)
+    except LimitError:
+        raise
+    except RequestError:
+        return None
+
+
+def clean_text(text: str, limit: int = MAX_STRING_CHARS) -> str:
+    """A string from outside that is about to be kept (event fields, headers): refused when it holds
+    lone surrogates or is longer than ``limit``."""
+    if len(text) > limit:
+        raise LimitError(f"a value has more than {limit} characters", error_id=STRING_TOO_LONG)
+    if _LONE_SURROGATE.search(text):
+        raise LimitError("a value holds a lone surrogate code point (not Unicode text)", error_id=BAD_ENCODING)
+    return text

@@ -1,0 +1,187 @@
+"""Plugins fail alone (ctid/supervise.py): a CRM lookup, a webhook parser, a connector's task or its
+history pull that raises anything leaves ``ctid serve`` up and every other connector working; the
+failure is logged once with its traceback, counted in ``ctid_plugin_errors_total`` and shown in
+``/readyz`` with the exception named. A webhook whose plugin raised is kept as a dead letter."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Literal
+
+import trio
+
+from ctid import hookimpl
+from ctid.builtins.directory import DirectoryConfig, DirectoryCRM
+from ctid.builtins.generic import GenericConfig, GenericConnector, sign
+from ctid.testing.daemon import eventually, running_daemon
+
+from .conftest import API_KEY, SECRET, post_events
+
+ADMIN = {"Authorization": f"Bearer {API_KEY}"}
+RING = {"event": "ring", "call_id": "s-1", "from": "+79161234567", "to": "+74951234567", "agent": "101",
+        "timestamp": "2026-11-25T10:00:00Z"}
+
+
+class FlakyCRMConfig(DirectoryConfig):
+    plugin: Literal["flaky-crm"] = "flaky-crm"  # type: ignore[assignment]
+
+
+class FlakyCRM(DirectoryCRM):
+    """The directory CRM whose lookup raises a KeyError while ``broken`` is set."""
+
+    plugin_name = "flaky-crm"
+    Config = FlakyCRMConfig
+    broken = True
+
+    async def lookup(self, phone):
+        if FlakyCRM.broken:
+            raise KeyError("mobilephone")
+        return await super().lookup(phone)
+
+
+class FlakyConfig(GenericConfig):
+    plugin: Literal["flaky"] = "flaky"  # type: ignore[assignment]
+
+
+class FlakyConnector(GenericConnector):
+    """The generic connector with bugs switched on by class flags."""
+
+    plugin_name = "flaky"
+    Config = FlakyConfig
+    parse_raises: BaseException | None = None
+    run_failures = 0  # how many runs raise before one stays up
+    runs = 0
+
+    async def handle_webhook(self, request):
+        if FlakyConnector.parse_raises is not None:
+            raise FlakyConnector.parse_raises
+        return await super().handle_webhook(request)
+
+    async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
+        FlakyConnector.runs += 1
+        if FlakyConnector.runs <= FlakyConnector.run_failures:
+            raise RuntimeError(f"socket gone (run {FlakyConnector.runs})")
+        task_status.started()
+        await trio.sleep_forever()
+
+
+class Plugin:
+    @hookimpl
+    def ctid_register_crms(self):
+        return [FlakyCRM]
+
+    @hookimpl
+    def ctid_register_connectors(self):
+        return [FlakyConnector]
+
+
+def _config(config: dict[str, Any]) -> dict[str, Any]:
+    config["crm"] = {**config["crm"], "plugin": "flaky-crm"}
+    config["connectors"]["flaky"] = {"plugin": "flaky", "secret": SECRET}
+    return config
+
+
+def _reset(**flags: Any) -> None:
+    FlakyCRM.broken = flags.get("crm_broken", False)
+    FlakyConnector.parse_raises = flags.get("parse_raises")
+    FlakyConnector.run_failures = flags.get("run_failures", 0)
+    FlakyConnector.runs = 0
+
+
+async def _post(app, instance: str, events: list[dict[str, Any]]):
+    body = json.dumps(events).encode()
+    return await app.client.post(f"/hooks/{instance}", content=body, headers={"X-Ctid-Signature": sign(SECRET, body)})
+
+
+async def test_a_crm_lookup_that_raises_leaves_the_daemon_serving(config, caplog):
+    _reset(crm_broken=True)
+    caplog.set_level(logging.DEBUG, logger="ctid")
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        await post_events(app, [RING])
+
+        async def unavailable():
+            call = next(iter(app.daemon.switchboard.calls.values()), None)
+            return call is not None and (call.contact or {}).get("status") == "unavailable"
+
+        await eventually(unavailable)
+        # a second caller: the daemon still takes webhooks and looks up again (same failure, no new traceback)
+        await post_events(app, [{**RING, "call_id": "s-2", "from": "+74957770000"}])
+        await eventually(lambda: _has_failures(app, "flaky-crm", 2))
+        ready = (await app.client.get("/readyz")).json()
+        assert ready["status"] == "ready"
+        failure = ready["plugins"]["flaky-crm"]["failures"][0]
+        assert failure["where"] == "lookup" and failure["error"].startswith("KeyError") and failure["count"] == 2
+        metrics = (await app.client.get("/metrics")).text
+        assert 'ctid_plugin_errors_total{plugin="flaky-crm",where="lookup"} 2.0' in metrics
+        tracebacks = [r for r in caplog.records if r.exc_info and "flaky-crm" in r.getMessage()]
+        assert len(tracebacks) == 1, "logged once with its traceback"
+        # fixed: the next lookup works and health is green again
+        FlakyCRM.broken = False
+        await post_events(app, [{**RING, "call_id": "s-3", "from": "+74957770001"}])
+        await eventually(lambda: _green(app, "flaky-crm"))
+
+
+async def _has_failures(app, plugin: str, count: int) -> bool:
+    return any(f.count >= count for (p, _), f in app.daemon.supervisor.failures.items() if p == plugin)
+
+
+async def _green(app, plugin: str) -> bool:
+    return plugin not in (await app.client.get("/readyz")).json()["plugins"]
+
+
+async def test_a_webhook_parser_that_raises_is_kept_as_a_dead_letter(config):
+    _reset(parse_raises=KeyError("cmd"))
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        response = await _post(app, "flaky", [RING])
+        assert response.status_code == 202
+        answer = response.json()
+        assert answer["error"] == "plugin_failed" and isinstance(answer["dead_letter"], int)
+        # the other connector is untouched
+        assert (await _post(app, "office", [RING])).status_code == 200
+        letters = (await app.client.get("/api/dead-letters", headers=ADMIN)).json()["items"]
+        assert [(d["id"], d["connector"], d["error"]) for d in letters] == [(answer["dead_letter"], "flaky",
+                                                                              "plugin_failed")]
+        assert "KeyError" in letters[0]["message"]
+        ready = (await app.client.get("/readyz")).json()
+        assert ready["plugins"]["flaky"]["failures"][0]["error"] == "KeyError: 'cmd'"
+        # agents may not see them
+        agent = await app.headers_for("alice", "alice-pw")
+        assert (await app.client.get("/api/dead-letters", headers=agent)).status_code == 403
+        # the plugin is fixed: re-submitting takes the events and removes the letter
+        FlakyConnector.parse_raises = None
+        letter = answer["dead_letter"]
+        retried = await app.client.post(f"/api/dead-letters/{letter}/retry", headers=ADMIN)
+        assert retried.status_code == 200, retried.text
+        assert retried.json()["status"] == 200
+        assert any(c.connector == "flaky" for c in app.daemon.switchboard.calls.values())
+        assert (await app.client.get("/api/dead-letters", headers=ADMIN)).json()["items"] == []
+        assert (await app.client.get(f"/api/dead-letters/{letter}", headers=ADMIN)).status_code == 404
+
+
+async def test_a_dead_letter_can_be_read_and_deleted(config):
+    _reset(parse_raises=RuntimeError("boom"))
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        body = b'{"anything": "\xd0\x9f\xd1\x80\xd0\xb8\xd0\xb2\xd0\xb5\xd1\x82"}'
+        response = await app.client.post("/hooks/flaky?x=1", content=body, headers={"X-Test": "yes"})
+        letter = response.json()["dead_letter"]
+        one = (await app.client.get(f"/api/dead-letters/{letter}", headers=ADMIN)).json()
+        import base64
+
+        assert base64.b64decode(one["body_base64"]) == body
+        assert one["query"] == {"x": "1"} and one["headers"]["x-test"] == "yes"
+        # a retry that still fails keeps it
+        again = await app.client.post(f"/api/dead-letters/{letter}/retry", headers=ADMIN)
+        assert again.status_code == 502 and again.json()["error"] == "plugin_failed"
+        assert (await app.client.delete(f"/api/dead-letters/{letter}", headers=ADMIN)).status_code == 204
+        assert (await app.client.delete(f"/api/dead-letters/{letter}", headers=ADMIN)).status_code == 404
+
+
+async def test_a_connector_task_that_raises_is_restarted_and_the_rest_serves(config):
+    _reset(run_failures=2)
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        # start-up did not wait for the broken task; webhooks are served meanwhile
+        assert (await _post(app, "office", [RING])).status_code == 200
+        ready = (await app.client.get("/readyz")).json()
+        assert "RuntimeError: socket gone" in ready["plugins"]["flaky"]["failures"][0]["error"]
+        # (the restart schedule is tested with a mock clock in tests/test_supervise.py)
