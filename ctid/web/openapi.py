@@ -26,8 +26,6 @@ class RouteDoc:
     query: dict[str, dict[str, Any]] = field(default_factory=dict)
     status: int = 200  # the success status (204: no body)
     media_type: str = "application/json"  # of the success answer
-    status: int = 200  # the success status (204: no body)
-    media_type: str = "application/json"  # of the success answer
 
 
 DOCS: list[RouteDoc] = []
