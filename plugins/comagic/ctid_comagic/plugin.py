@@ -1,0 +1,12 @@
+"""Registration of the CoMagic / UIS connector with ctid (entry point ``comagic`` in group ``ctid``)."""
+
+from __future__ import annotations
+
+from ctid import hookimpl
+
+
+@hookimpl
+def ctid_register_connectors():
+    from ctid_comagic.connector import ComagicConnector
+
+    return [ComagicConnector]

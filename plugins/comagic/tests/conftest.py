@@ -1,0 +1,57 @@
+"""Fixtures for the CoMagic connector tests: the fake account and a connector wired to it in-process
+(``httpx.ASGITransport``), with services built from ``comagic_kit``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from comagic_kit import API_KEY, BODY_SECRET, INSTANCE, PATH_SECRET, FakeDirectory, FakeSink, FakeStorage, employee_rows, make_config, transport
+from ctid.services import Services
+from ctid_comagic.connector import ComagicConnector
+from ctid_comagic.testing.fake_server import FakeComagic
+
+
+@pytest.fixture
+def storage() -> FakeStorage:
+    return FakeStorage()
+
+
+@pytest.fixture
+def sink() -> FakeSink:
+    return FakeSink()
+
+
+@pytest.fixture
+def services(tmp_path, storage, sink) -> Services:
+    return Services(directory=FakeDirectory(), storage_factory=lambda plugin: storage, events=sink,
+                    public_url="https://ctid.example.com", data_dir=tmp_path)
+
+
+@pytest.fixture
+def fake() -> FakeComagic:
+    return FakeComagic(api_key=API_KEY, instance=INSTANCE, webhook_secret=PATH_SECRET, body_secret=BODY_SECRET,
+                       employees=employee_rows())
+
+
+@pytest.fixture
+async def make_connector(fake, services):
+    made: list[ComagicConnector] = []
+
+    def factory(*, clock: Any = None, **overrides: Any) -> ComagicConnector:
+        connector = ComagicConnector(INSTANCE, make_config(fake, **overrides), services, transport=transport(fake),
+                                     clock=clock)
+        made.append(connector)
+        return connector
+
+    yield factory
+    for connector in made:
+        await connector.aclose()
+
+
+@pytest.fixture
+async def connector(make_connector) -> ComagicConnector:
+    connector = make_connector()
+    await connector.read_account()
+    return connector
