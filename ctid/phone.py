@@ -5,16 +5,27 @@ digits without ``+``, as MegaFon sends them), ``+7 (910) 123-45-67``, ``0049…`
 (international prefixes), short internal extensions (``101``), and plain garbage. :func:`normalize`
 turns the ones that are phone numbers into E.164 with a leading ``+`` (using the ``phonenumbers``
 library, Google's libphonenumber metadata), keeps extensions as they are, and never raises.
+
+This is the one normalisation of ctid and of its plugins: connectors normalise the numbers they put
+in events with it and CRM adapters the numbers they look up, so the same number is the same string
+everywhere (a plugin must not carry its own). Results are cached (parsing costs ~30 µs a number and
+every leg of a call repeats its numbers); inputs longer than any phone number are not cached.
+:func:`variants` gives the spellings of a number a person may have typed into a CRM's free-text
+phone field, for exact-match lookups.
 """
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
+from phonenumbers import PhoneNumberFormat
 
 #: Digit strings of at most this length (without ``+``) are internal extensions, kept as they are.
 MAX_EXTENSION_DIGITS = 6
+#: Inputs longer than this are normalised without the cache (no phone number is this long).
+MAX_CACHED_LENGTH = 64
 
 
 def _parse(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
@@ -33,7 +44,6 @@ def _e164(number: phonenumbers.PhoneNumber) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
-@lru_cache(maxsize=8192)  # the switchboard re-reads a call's numbers on every event of the call
 def normalize(number: str | None, region: str = "RU") -> str | None:
     """The canonical form of ``number``: E.164 (``+79101234567``), an extension, or its digits.
 
@@ -48,7 +58,14 @@ def normalize(number: str | None, region: str = "RU") -> str | None:
     """
     if number is None:
         return None
-    text = str(number).strip()
+    text = str(number)
+    if len(text) > MAX_CACHED_LENGTH:  # not a phone number: kept out of the cache
+        return _normalize(text, region)
+    return _normalize_cached(text, region)
+
+
+def _normalize(text: str, region: str) -> str | None:
+    text = text.strip()
     digits = "".join(ch for ch in text if ch.isdigit())
     if not digits:
         return None
@@ -77,3 +94,43 @@ def _stable(formatted: str, international_text: str, international: phonenumbers
     text (the usual case), its reading back is that reading, not parsed a second time."""
     again = international if formatted == international_text else _parse(formatted, None)
     return again is not None and _e164(again) == formatted
+
+
+# The switchboard re-reads a call's numbers on every event, connectors every leg's: bounded in
+# entries, and in size by MAX_CACHED_LENGTH.
+_normalize_cached = lru_cache(maxsize=65_536)(_normalize)
+
+
+def variants(phone: str, region: str = "RU") -> list[str]:
+    """The spellings of ``phone`` a CRM user may have typed, most likely first, for exact lookups.
+
+    E.164 (``+74951234567``), its digits (``74951234567``), national digits with the trunk prefix
+    (``84951234567``), the national significant number (``4951234567``) and the two formatted
+    forms libphonenumber produces (``+7 495 123-45-67``, ``8 (495) 123-45-67``). A string that is
+    not a possible number gives itself and its digits. Exact values only: CRMs throttle or time
+    out on leading-wildcard filters.
+    """
+    raw = phone.strip()
+    found: list[str] = []
+
+    def add(value: str) -> None:
+        if value and value not in found:
+            found.append(value)
+
+    try:
+        number = phonenumbers.parse(raw, region.upper())
+    except phonenumbers.NumberParseException:
+        number = None
+    if number is None or not phonenumbers.is_possible_number(number):
+        add(raw)
+        add(re.sub(r"\D", "", raw))
+        return found
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    national = phonenumbers.format_number(number, PhoneNumberFormat.NATIONAL)
+    add(e164)
+    add(e164.lstrip("+"))
+    add(re.sub(r"\D", "", national))
+    add(phonenumbers.national_significant_number(number))
+    add(phonenumbers.format_number(number, PhoneNumberFormat.INTERNATIONAL))
+    add(national)
+    return found

@@ -18,11 +18,11 @@ from ctid.connector import Health
 from ctid.crm import LOG_CALL, LOOKUP, RECORDINGS, TASKS, ContactMatch, CRMAdapter
 from ctid.errors import ConfigError, CRMError
 from ctid.model import Agent, Call, Direction, Task
+from ctid.phone import normalize, variants
 
 from . import payloads
 from .client import DynamicsClient, error_from_response, odata_quote
 from .config import DynamicsConfig, EntityConfig
-from .phones import e164, variants
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +189,7 @@ class DynamicsAdapter(CRMAdapter):
     def _lookup_query(self, entity: EntityConfig, phone: str, values: list[str]) -> dict[str, str]:
         """``$select``/``$filter``/``$top`` of one entity: ``eq`` on every phone column and spelling."""
         if entity.normalized_field:
-            fields, values = [entity.normalized_field], [e164(phone, self.region)]
+            fields, values = [entity.normalized_field], [normalize(phone, self.region) or phone.strip()]
         else:
             fields = entity.phone_fields
         select = [entity.id_field, entity.name_field, "_ownerid_value", *fields]
@@ -231,7 +231,7 @@ class DynamicsAdapter(CRMAdapter):
         return matches
 
     def new_contact_url(self, phone: str) -> str | None:
-        extraqs = f"{self.config.new_contact_field}={e164(phone, self.region)}"
+        extraqs = f"{self.config.new_contact_field}={normalize(phone, self.region) or phone.strip()}"
         url = (f"{self.config.url}/main.aspx?etn={self.config.new_contact_entity}&pagetype=entityrecord"
                f"&extraqs={quote(extraqs, safe='')}")
         return url + (f"&appid={self.config.app_id}" if self.config.app_id else "")

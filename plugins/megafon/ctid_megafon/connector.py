@@ -31,6 +31,7 @@ from ctid.connector import (
 )
 from ctid.errors import CtidError, PBXError, RequestError
 from ctid.model import Call, CallEvent, Capability, Direction, EventKind, call_id_for, utcnow
+from ctid.phone import normalize
 from ctid_megafon import simulate as _simulate
 from ctid_megafon.client import MegafonClient, PbxGroup, PbxUserInfo
 from ctid_megafon.config import MegafonConfig
@@ -42,7 +43,6 @@ from ctid_megafon.events import (
     Summary,
     dial_digits,
     event_from_push,
-    normalize_phone,
     parse_body,
     summary_from_push,
 )
@@ -361,7 +361,7 @@ class MegafonConnector(Connector):
         fields.require(*REQUIRED["contact"])
         fields.check()
         callid = fields.get("callid")
-        phone = normalize_phone(fields.get("phone"), self.services.default_region)
+        phone = normalize(fields.get("phone"), self.services.default_region)
         ring = CallEvent(
             connector=self.name,
             pbx_call_id=callid,  # type: ignore[arg-type]
@@ -370,7 +370,7 @@ class MegafonConnector(Connector):
             received_at=request.received_at,
             direction=Direction.INBOUND,  # the PBX asks only for incoming calls
             remote_number=phone,
-            line_number=normalize_phone(fields.get("diversion"), self.services.default_region),
+            line_number=normalize(fields.get("diversion"), self.services.default_region),
             extra={"state": "CONTACT"},
         )
         now = trio.current_time()
@@ -423,7 +423,7 @@ class MegafonConnector(Connector):
     async def dial(self, agent_login: str, number: str) -> str | None:
         self.require(Capability.DIAL)
         try:
-            e164 = normalize_phone(number, self.services.default_region)
+            e164 = normalize(number, self.services.default_region)
             digits = dial_digits(e164 or number)
         except InvalidParameters as exc:
             raise RequestError(f"cannot dial {number!r}: {exc}", error_id="bad_number") from exc

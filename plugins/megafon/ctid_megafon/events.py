@@ -21,7 +21,6 @@ Facts the mapping relies on:
 from __future__ import annotations
 
 import csv
-import functools
 import hashlib
 import io
 import json
@@ -31,9 +30,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-import phonenumbers
-
 from ctid.model import CallEvent, Direction, EventKind, Outcome
+from ctid.phone import normalize
 
 COMMANDS = ("event", "history", "contact", "rating")
 MAX_FIELDS = 100
@@ -173,36 +171,6 @@ def parse_body(method: str, content_type: str, body: bytes, query: dict[str, str
 
 
 # -- values -----------------------------------------------------------------------------------------
-
-
-def normalize_phone(raw: str | None, region: str = "RU") -> str | None:
-    """E.164 with ``+`` when the number parses (``79101234567`` → ``+79101234567``); else the digits."""
-    if not raw:
-        return None
-    if len(raw) > _CACHED_PHONE:  # not a phone a push can carry; kept out of the cache
-        return _normalize_phone(raw, region)
-    return _normalize_phone_cached(raw, region)
-
-
-def _normalize_phone(raw: str, region: str) -> str | None:
-    text = raw.strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if not digits:
-        return text or None
-    try:
-        number = phonenumbers.parse(text if text.startswith("+") else digits, region)
-    except phonenumbers.NumberParseException:
-        return digits
-    if phonenumbers.is_valid_number(number):
-        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-    return digits
-
-
-# Each push normalizes its caller's number and the line's, and every leg of a call repeats the
-# caller's; parsing costs ~30 us a number. The result depends only on (raw, region), so it is
-# cached, bounded in entries and (by _CACHED_PHONE, above Fields.check's 40) in size.
-_CACHED_PHONE = 64
-_normalize_phone_cached = functools.lru_cache(maxsize=65_536)(_normalize_phone)
 
 
 def dial_digits(number: str) -> str:
@@ -366,8 +334,8 @@ def event_from_push(connector: str, fields: Fields, received_at: datetime, regio
         at=None,
         received_at=received_at,
         direction=direction,
-        remote_number=normalize_phone(fields.get("phone"), region),
-        line_number=normalize_phone(fields.get("diversion") or fields.get("telnum"), region),
+        remote_number=normalize(fields.get("phone"), region),
+        line_number=normalize(fields.get("diversion") or fields.get("telnum"), region),
         agent_login=user.login,
         group=fields.get("groupRealName") or user.group,
         outcome=outcome,
@@ -508,8 +476,8 @@ def _summary(fields: Fields, region: str, *, callid: str, phone: str, groups: tu
         total=total,
         wait=wait,
         talk=talk,
-        phone=normalize_phone(fields.get(phone), region),
-        line=normalize_phone(fields.get("diversion"), region),
+        phone=normalize(fields.get(phone), region),
+        line=normalize(fields.get("diversion"), region),
         user=classify_user(fields.get("user")),
         group=next((fields.get(name) for name in groups if fields.get(name)), None),
         link=fields.get(link),
@@ -560,8 +528,8 @@ def summaries_from_csv(text: str, region: str = "RU") -> list[Summary]:
                 total=total,
                 wait=wait,
                 talk=talk,
-                phone=normalize_phone(client, region),
-                line=normalize_phone(via, region),
+                phone=normalize(client, region),
+                line=normalize(via, region),
                 user=user if outcome is Outcome.ANSWERED or direction is Direction.OUTBOUND else PbxUser(account),
                 group=group or user.group,
                 link=record or None,
