@@ -1,6 +1,6 @@
 """Who is calling the REST API or the hub: access tokens, API keys and the authorization rules.
 
-Access tokens are signed and time-limited (itsdangerous, already a Quart dependency) with a secret
+Access tokens are signed and time-limited (itsdangerous, a declared dependency) with a secret
 from ``auth.secret`` or, when unset, one generated once and kept in the database, so every ctid
 instance sharing the database accepts every other instance's tokens. API keys from
 ``auth.api_keys`` are accepted as bearer tokens too, compared in constant time.
@@ -12,8 +12,12 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+import trio
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
+from ctid.auth_hash import verify_password
+from ctid.auth_links import LinkSigner
+from ctid.auth_throttle import LoginThrottle
 from ctid.config.models import AuthConfig, Role
 from ctid.errors import AuthError, ForbiddenError
 
@@ -45,17 +49,38 @@ class Authenticator:
             hashlib.sha256(key.key.get_secret_value().encode()).digest(): key for key in config.api_keys
         }
         self.ttl = config.token_ttl
+        self.throttle = LoginThrottle(config.throttle)
+        self.links = LinkSigner(secret, config.link_ttl)
+        self._limiter: trio.CapacityLimiter | None = None  # made inside Trio, on first use
 
-    def login(self, username: str, password: str) -> tuple[str, Principal]:
-        from ctid.auth_hash import verify_password
+    async def login(self, username: str, password: str, source: str | None = None) -> tuple[str, Principal]:
+        """A token for a right password; ``AuthError`` for a wrong one, ``LoginThrottled`` (429) while
+        ``username`` or ``source`` (the client's address) must wait (``ctid.auth_throttle``).
 
+        The password check (scrypt: tens of ms of CPU) runs in a worker thread, at most
+        ``auth.throttle.password_threads`` at once, so the event loop keeps serving meanwhile."""
+        keys = self.throttle.begin(username, source)
         user = self._users.get(username)
         # Verify against a dummy hash for unknown users too, so timing does not reveal usernames.
         stored = user.password_hash.get_secret_value() if user else _DUMMY_HASH
-        if not verify_password(password, stored) or user is None:
+        if self._limiter is None:
+            self._limiter = trio.CapacityLimiter(self._config.throttle.password_threads)
+        right = await trio.to_thread.run_sync(verify_password, password, stored, limiter=self._limiter)
+        if not right or user is None:
             raise AuthError("wrong username or password", error_id="bad_credentials")
+        self.throttle.succeeded(keys)
         principal = Principal(subject=user.username, role=user.role, agent=user.agent)
         return self.issue(principal), principal
+
+    def principal_of(self, subject: str) -> Principal:
+        """The principal a signed link names (``ctid.auth_links``), as configured *now*."""
+        if subject.startswith("key:"):
+            for key in self._keys.values():
+                if key.name == subject[4:]:
+                    return Principal(subject=subject, role=key.role, agent=key.agent)
+        elif (user := self._users.get(subject)) is not None:
+            return Principal(subject=user.username, role=user.role, agent=user.agent)
+        raise AuthError("the link's user is no longer configured", error_id="bad_link")
 
     def issue(self, principal: Principal) -> str:
         return self._serializer.dumps({"sub": principal.subject, "role": principal.role.value, "agent": principal.agent})

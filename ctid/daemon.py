@@ -190,6 +190,8 @@ class Daemon:
                     if self.hub.backplane.kind != "memory":
                         await nursery.start(self._sync_loop)
                         nursery.start_soon(self._keep_stored_calls)
+                        # login throttle counters are shared by every instance (ctid.auth_throttle)
+                        await nursery.start(self.auth.throttle.share, self.hub.backplane, self.instance_id)
                 nursery.start_soon(self._housekeeping)
                 nursery.start_soon(self._lease_loop)
                 for connector in self.connectors.values():

@@ -148,6 +148,23 @@ class ApiKeyConfig(Strict):
         return value
 
 
+class LoginThrottleConfig(Strict):
+    """Soft lockout of password guessing (OWASP ASVS 2.2.1); docs/security.md explains it."""
+
+    enabled: bool = Field(default=True, description="Throttle wrong passwords at all.")
+    user_failures: int = Field(default=5, ge=1, description="Wrong passwords for one username (from any "
+                               "address) before further attempts for it wait.")
+    source_failures: int = Field(default=20, ge=1, description="Wrong passwords from one client address (any "
+                                 "username; IPv6 by /64) before further attempts from it wait.")
+    lockout_seconds: float = Field(default=30, gt=0, description="The first wait; it doubles with each "
+                                   "further wrong password.")
+    max_lockout_seconds: float = Field(default=900, gt=0, description="The longest wait.")
+    forget_seconds: float = Field(default=3600, gt=0, description="A counter with no wrong password for this "
+                                  "long starts over.")
+    password_threads: int = Field(default=2, ge=1, le=64, description="Password checks (scrypt) running at "
+                                  "once, in worker threads off the event loop.")
+
+
 class AuthConfig(Strict):
     users: list[UserConfig] = Field(default_factory=list)
     api_keys: list[ApiKeyConfig] = Field(default_factory=list)
@@ -157,6 +174,42 @@ class AuthConfig(Strict):
         description="Token signing secret; when unset one is generated and kept in the database "
         "(shared by every instance using that database).",
     )
+    throttle: LoginThrottleConfig = Field(default_factory=LoginThrottleConfig)
+    link_ttl: int = Field(default=300, ge=10, le=86_400, description="Seconds a signed link (a recording "
+                          "for the panel's player) stays valid.")
+
+
+def _origin(value: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL or origin; ValueError otherwise."""
+    try:
+        parts = urlsplit(value.strip())
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{value!r} is not an http(s) origin such as https://contoso.crm4.dynamics.com")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+class PanelConfig(Strict):
+    """Who may host the panel and where its Dynamics CIF library may come from (docs/panel.md)."""
+
+    cif_origins: list[str] | None = Field(
+        default=None, description="Origins the CIF library (?ucilib=) may be loaded from; default: the "
+        "Dynamics organization of the crm section (none without one).")
+    frame_ancestors: list[str] | None = Field(
+        default=None, description="Origins allowed to frame the panel (Content-Security-Policy "
+        "frame-ancestors); default: the CIF origins. The panel's own origin always may; '*' lets any page.")
+
+    @field_validator("cif_origins")
+    @classmethod
+    def _origins(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [_origin(item) for item in value]
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _ancestors(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else [item if item == "*" else _origin(item) for item in value]
 
 
 class AgentConfig(Strict):
@@ -284,7 +337,23 @@ class CtidConfig(Strict):
     callbacks: CallbackConfig = Field(default_factory=CallbackConfig)
     reports: ReportsConfig = Field(default_factory=ReportsConfig)
     log: LogConfig = Field(default_factory=LogConfig)
+    panel: PanelConfig = Field(default_factory=PanelConfig)
     data_dir: Path = Field(default=Path("var"), description="Where ctid keeps files (recordings, SQLite).")
+
+    def cif_origins(self) -> list[str]:
+        """``panel.cif_origins``, else the Dynamics organization named by ``crm.url``."""
+        if self.panel.cif_origins is not None:
+            return list(self.panel.cif_origins)
+        crm = self.crm or {}
+        if crm.get("plugin") == "dynamics" and isinstance(crm.get("url"), str):
+            try:
+                return [_origin(crm["url"])]
+            except ValueError:
+                return []  # the plugin's own model reports a bad url
+        return []
+
+    def frame_ancestors(self) -> list[str]:
+        return list(self.panel.frame_ancestors) if self.panel.frame_ancestors is not None else self.cif_origins()
 
     @model_validator(mode="after")
     def _references(self) -> CtidConfig:

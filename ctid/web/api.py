@@ -43,7 +43,8 @@ _doc("POST", "/api/auth/token", "Exchange username and password for an access to
               "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
      response={"type": "object", "properties": {"access_token": {"type": "string"},
                                                 "token_type": {"const": "bearer"}, "expires_in": {"type": "integer"}}},
-     errors={400: "malformed body", 401: "wrong username or password"})
+     errors={400: "malformed body", 401: "wrong username or password",
+             429: "too many wrong passwords for this username or from this address (Retry-After)"})
 _doc("GET", "/api/me", "Who the token belongs to", "auth")
 _doc("GET", "/api/calls", "Calls changed since a time, newest changes last", "calls", response=_ITEMS,
      query={"since": {"type": "string", "format": "date-time"}, "limit": {"type": "integer"},
@@ -64,8 +65,16 @@ _doc("POST", "/api/calls/{id}/transfer", "Transfer a call to an agent, or to the
      request={"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}},
      errors={400: "bad target", 403: "another agent's call", 404: "no such call or agent",
              409: "capability missing, call ended or no free agent", 502: "PBX refused"})
-_doc("GET", "/api/calls/{id}/recording", "The call's recording (audio)", "calls",
-     errors={403: "another agent's call", 404: "no recording", 409: "connector has no recordings"})
+_doc("GET", "/api/calls/{id}/recording", "The call's recording (audio); a bearer token or a signed link",
+     "calls", query={"u": {"type": "string"}, "exp": {"type": "integer"}, "sig": {"type": "string",
+                     "description": "from POST /api/calls/{id}/recording-link"}},
+     errors={401: "no token, or a bad or expired link", 403: "another agent's call", 404: "no recording",
+             409: "connector has no recordings", 502: "the PBX did not hand the recording over"})
+_doc("POST", "/api/calls/{id}/recording-link", "A short-lived signed URL of the call's recording, for players "
+     "that cannot send headers (docs/panel.md)", "calls",
+     response={"type": "object", "properties": {"url": {"type": "string"}, "path": {"type": "string"},
+                                                "expires_in": {"type": "integer"}}},
+     errors={403: "another agent's call", 404: "no such call or no recording"})
 _doc("GET", "/api/agents", "Agents with live presence", "agents",
      response={"type": "object", "properties": {"items": {"type": "array",
                                                           "items": {"$ref": "#/components/schemas/Agent"}}}})
@@ -124,8 +133,8 @@ def register_api(app, daemon) -> None:
     commands = daemon.commands
 
     def principal() -> Principal:
-        token = bearer(request.headers.get("Authorization")) or request.args.get("access_token")
-        return daemon.auth.authenticate(token)
+        # Never a token from the query string: URLs end up in logs, history and Referer headers.
+        return daemon.auth.authenticate(bearer(request.headers.get("Authorization")))
 
     @app.post("/api/auth/token")
     async def token():
@@ -133,7 +142,7 @@ def register_api(app, daemon) -> None:
         username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
             raise RequestError("username and password are required strings", error_id="bad_credentials_format")
-        access_token, who = daemon.auth.login(username, password)
+        access_token, who = await daemon.auth.login(username, password, request.remote_addr)
         return jsonify({"access_token": access_token, "token_type": "bearer", "expires_in": daemon.auth.ttl,
                         "user": who.to_json()})
 
@@ -189,9 +198,23 @@ def register_api(app, daemon) -> None:
         data = await _json_object()
         return jsonify(await commands.transfer(who, call_id, data.get("to")))
 
+    @app.post("/api/calls/<call_id>/recording-link")
+    async def recording_link(call_id: str):
+        who = principal()
+        call = await commands.call_for(who, call_id)  # checks the caller may see this call
+        if not call.recording_url:
+            raise NotFoundError("no recording for this call", error_id="recording_not_found")
+        query = daemon.auth.links.query("recording", call.id, who.subject)
+        path = f"/api/calls/{call.id}/recording?{query}"
+        return jsonify({"url": daemon.public_url + path, "path": path, "expires_in": daemon.auth.links.ttl})
+
     @app.get("/api/calls/<call_id>/recording")
     async def recording(call_id: str):
-        who = principal()
+        if "sig" in request.args and "Authorization" not in request.headers:
+            subject = daemon.auth.links.check("recording", call_id, dict(request.args.items()))
+            who = daemon.auth.principal_of(subject)
+        else:
+            who = principal()
         call = await commands.call_for(who, call_id)  # checks the caller may see this call
         connector = daemon.connectors.get(call.connector)
         if connector is None or Capability.RECORDINGS not in connector.capabilities:

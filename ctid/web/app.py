@@ -7,20 +7,19 @@ Every error becomes JSON ``{"error": <stable id>, "message": ...}`` with a 4xx/5
 from __future__ import annotations
 
 import logging
-from pathlib import Path
+import math
 
-from quart import Response, jsonify, request, send_from_directory
+from quart import Response, jsonify, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from ctid.connector import WebhookRequest
 from ctid.errors import CtidError, NotFoundError, RequestError
 from ctid.web.openapi import document, openapi_document
+from ctid.web.panel import register_panel
 from ctid.webhooks import take
 
 log = logging.getLogger(__name__)
-
-PANEL_DIR = Path(__file__).resolve().parents[2] / "panel"
 
 document(path="/hooks/{instance}", method="POST", tag="webhooks", auth=False,
          summary="PBX webhook of a connector instance (body and verification per connector)",
@@ -51,6 +50,9 @@ def error_response(exc: CtidError) -> Response:
     response.status_code = exc.status if 400 <= exc.status < 600 else 500
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="ctid"'
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None and exc.status in (429, 503):
+        response.headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     return response
 
 
@@ -149,17 +151,7 @@ def create_app(daemon) -> QuartTrio:
 
         return jsonify(openapi_document(SCHEMAS, app.plugin_route_docs))
 
-    @app.get("/")
-    async def root():
-        return Response("", status=302, headers={"Location": "/panel/"})
-
-    @app.get("/panel/")
-    @app.get("/panel/<path:name>")
-    async def panel(name: str = "index.html"):
-        if not PANEL_DIR.is_dir():
-            raise NotFoundError("the panel is not installed", error_id="not_found")
-        return await send_from_directory(PANEL_DIR, name)
-
+    register_panel(app, daemon)
     register_api(app, daemon)
     from ctid.web.plugin_routes import mount_plugin_routes
 

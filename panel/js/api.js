@@ -122,9 +122,12 @@ export async function callsSince(sinceIso, limit = 1000) {
   return [...seen.values()];
 }
 
-/** A recording URL playable by an <audio> element (which cannot send headers). */
-export function recordingSrc(url) {
-  const full = new URL(url, base);
-  if (full.origin === new URL(base).origin) full.searchParams.set("access_token", auth.token || "");
-  return full.href;
+/**
+ * A URL of a call's recording an <audio> element can play (it cannot send headers): a short-lived
+ * link ctid signs for this user and call. No token ever goes into a URL.
+ * @returns {Promise<{url: string, expiresIn: number}>}
+ */
+export async function recordingLink(callId) {
+  const answer = await request("POST", `api/calls/${encodeURIComponent(callId)}/recording-link`);
+  return { url: new URL(answer.path.replace(/^\//, ""), base).href, expiresIn: answer.expires_in };
 }

@@ -3,7 +3,12 @@
 // click-to-dial. Without CIF every function here reports "not available" and the panel uses links.
 //
 // The library comes from the host page, or from ?ucilib=<org>/webresources/Widget/msdyn_ciLibrary.js
-// (with ?base=<org> for data-crmurl), after which we wait for the CIFInitDone event.
+// (with ?base=<org> for data-crmurl), after which we wait for the CIFInitDone event. A library URL is
+// loaded only from an origin ctid allows (/panel/config.json: panel.cif_origins, by default the
+// Dynamics organization of ctid's CRM settings); any other is refused with a visible message, since
+// a script it loaded would run with the operator's token within reach.
+
+import { t } from "./i18n.js";
 
 const SELECT = { contact: "fullname,telephone1", account: "name,telephone1", lead: "fullname,telephone1" };
 const WIDTH = 360;
@@ -25,6 +30,36 @@ function loadLibrary(src, crmUrl) {
   document.head.append(script);
 }
 
+/** The origins ctid allows the CIF library from ([] when ctid cannot be asked). */
+async function allowedOrigins() {
+  try {
+    const response = await fetch(new URL("config.json", new URL("../", import.meta.url)), { cache: "no-store" });
+    const config = response.ok ? await response.json() : {};
+    return Array.isArray(config.cif_origins) ? config.cif_origins : [];
+  } catch {
+    return [];
+  }
+}
+
+/** Whether ``url`` is an https (or http) URL of one of ``origins``; never throws. */
+export function fromAllowedOrigin(url, origins) {
+  try {
+    const parsed = new URL(url);
+    return ["https:", "http:"].includes(parsed.protocol) && origins.includes(parsed.origin);
+  } catch {
+    return false;
+  }
+}
+
+function refuse(src) {
+  const note = document.createElement("p");
+  note.className = "cif-refused";
+  note.setAttribute("role", "alert");
+  note.textContent = t("cifRefused", { url: src });
+  document.body.prepend(note);
+  console.warn(`ctid: refused the CIF library ${src}: its origin is not in panel.cif_origins`);
+}
+
 /**
  * Detect CIF and wire it: width, click-to-act. Resolves true in CIF mode, false otherwise.
  * @param {(number: string) => void} onDial called with the number of a clicked phone field
@@ -32,12 +67,19 @@ function loadLibrary(src, crmUrl) {
 export async function initCif(onDial) {
   const params = new URLSearchParams(window.location.search);
   if (!library() && params.get("ucilib")) {
+    const src = params.get("ucilib");
+    const origins = await allowedOrigins();
+    const base = params.get("base");
+    if (!fromAllowedOrigin(src, origins) || (base && !fromAllowedOrigin(base, origins))) {
+      refuse(base && fromAllowedOrigin(src, origins) ? base : src);
+      return false;
+    }
     const ready = new Promise((resolve) => {
       window.addEventListener("CIFInitDone", () => resolve(true), { once: true });
       setTimeout(() => resolve(false), INIT_TIMEOUT);
     });
     try {
-      loadLibrary(params.get("ucilib"), params.get("base"));
+      loadLibrary(src, base);
     } catch (error) {
       console.warn("cannot load the CIF library", error);
       return false;

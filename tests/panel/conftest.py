@@ -30,6 +30,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "panel"
 CHROMIUM = os.environ.get("CTID_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CIF_ORIGIN = "https://org.crm.example"
 CONTACTS = """
 - {id: c-1, name: Anna Kuznetsova, company: Romashka LLC, phones: ["+79161234567"], owner: alice}
 - {id: c-2, name: Dmitry Volkov, company: Vector Trade, phones: ["+74957770000"], owner: bob}
@@ -155,6 +156,8 @@ def panel_config(tmp_path: Path, port: int, command_url: str | None) -> dict[str
         "connectors": {"office": {"plugin": "generic", "secret": SECRET,
                                   **({"command_url": command_url} if command_url else {})}},
         "crm": {"plugin": "directory", "contacts": str(contacts)},
+        # the Dynamics organization test_cif.py's ?ucilib= library comes from, and that may frame the panel
+        "panel": {"cif_origins": [CIF_ORIGIN]},
     }
 
 
@@ -221,17 +224,33 @@ def open_page(browser, ctid):
         contexts.append(context)
         if init_script:
             context.add_init_script(init_script)
+        context.on("page", watch_policy)  # popups too
         page = context.new_page()
         page.errors = []  # type: ignore[attr-defined]
         page.on("pageerror", lambda exc: page.errors.append(str(exc)))
+        watch_policy(page)
         page.goto(ctid.url + path)
         if user:
             sign_in(page, user)
         return page
 
     yield _open
+    pages = [page for context in contexts for page in context.pages]
     for context in contexts:
         context.close()
+    # Every panel flow runs under the panel's Content-Security-Policy: nothing may violate it.
+    assert [v for page in pages for v in page.csp_violations] == []
+
+
+def watch_policy(page) -> None:
+    """Collect Content-Security-Policy violations and 404 answers the page meets in ``page.csp_violations``."""
+    if hasattr(page, "csp_violations"):
+        return
+    page.csp_violations = []  # type: ignore[attr-defined]
+    page.on("console", lambda message: page.csp_violations.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    page.on("response", lambda response: page.csp_violations.append(f"404 {response.url}")
+            if response.status == 404 and "/api/" not in response.url else None)
 
 
 def sign_in(page, user: str, password: str | None = None) -> None:

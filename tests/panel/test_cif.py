@@ -8,7 +8,7 @@ import json
 
 from playwright.sync_api import expect
 
-from .conftest import shot, sign_in
+from .conftest import CIF_ORIGIN, shot, sign_in, watch_policy
 
 # Records [method, ...arguments] in window.__cif; functions are kept in window.__cifHandlers.
 STUB = """
@@ -47,7 +47,7 @@ def test_cif_pop_click_to_act_and_panel_mode(open_page, ctid, fake_pbx):
     page.on("popup", lambda popup: popups.append(popup.url))
     ctid.ring("cif-1", "+79161234567")
     expect(page.locator("article.card .contact-name")).to_have_text("Anna Kuznetsova")
-    page.wait_for_function("window.__cif.some((c) => c[0] === 'searchAndOpenRecords')")
+    page.wait_for_function("() => window.__cif.some((c) => c[0] === 'searchAndOpenRecords')")
     assert cif_calls(page, "searchAndOpenRecords") == [
         ["contact", "?$select=fullname,telephone1&$filter=contactid eq c-1", False]]
     assert [1] in cif_calls(page, "setMode")
@@ -59,11 +59,11 @@ def test_cif_pop_click_to_act_and_panel_mode(open_page, ctid, fake_pbx):
     assert cif_calls(page, "searchAndOpenRecords") == []  # not popped again after a reload
     # "Open in CRM" goes through CIF too.
     page.get_by_role("button", name="Open in CRM").click()
-    page.wait_for_function("window.__cif.some((c) => c[0] === 'searchAndOpenRecords')")
+    page.wait_for_function("() => window.__cif.some((c) => c[0] === 'searchAndOpenRecords')")
 
     # An unknown caller: a new contact form with the number prefilled.
     ctid.ring("cif-2", "+79005554433")
-    page.wait_for_function("window.__cif.some((c) => c[0] === 'openForm')")
+    page.wait_for_function("() => window.__cif.some((c) => c[0] === 'openForm')")
     form = cif_calls(page, "openForm")
     assert [[json.loads(a) for a in args] for args in form] == [[{"entityName": "contact"},
                                                                  {"telephone1": "+79005554433"}]]
@@ -79,7 +79,7 @@ def test_cif_pop_click_to_act_and_panel_mode(open_page, ctid, fake_pbx):
 
 def test_cif_library_from_ucilib_parameter(browser, ctid, fake_pbx):
     """The channel URL may name the library (?ucilib=...); the panel loads it and waits for CIFInitDone."""
-    library = "https://org.crm.example/webresources/Widget/msdyn_ciLibrary.js"
+    library = f"{CIF_ORIGIN}/webresources/Widget/msdyn_ciLibrary.js"
     context = browser.new_context(viewport={"width": 360, "height": 800})
     try:
         loaded = []
@@ -91,15 +91,17 @@ def test_cif_library_from_ucilib_parameter(browser, ctid, fake_pbx):
 
         context.route(library, serve_library)
         page = context.new_page()
-        page.goto(f"{ctid.url}/panel/?ucilib={library}&base=https://org.crm.example")
+        watch_policy(page)
+        page.goto(f"{ctid.url}/panel/?ucilib={library}&base={CIF_ORIGIN}")
         page.get_by_label("Username").fill("alice")
         page.get_by_label("Password").fill("alice-pw")
         page.get_by_role("button", name="Sign in").click()
         page.wait_for_selector("html[data-ready=true]")
         assert loaded == [library]
         script = page.locator("script[data-cifid=CIFMainLibrary]")
-        expect(script).to_have_attribute("data-crmurl", "https://org.crm.example")
+        expect(script).to_have_attribute("data-crmurl", CIF_ORIGIN)
         assert cif_calls(page, "setWidth") == [[360]]
+        assert page.csp_violations == []  # the allowed library loads under the panel's policy
     finally:
         context.close()
 

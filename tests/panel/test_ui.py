@@ -277,7 +277,7 @@ def test_a_same_origin_dynamics_page_opens_records_with_xrm(browser, ctid):
         frame.get_by_role("button", name="Open in CRM").click()
         ctid.ring("xrm-2", "+79005554433")
         frame.get_by_role("button", name="Create contact").click()
-        page.wait_for_function("window.opened.length === 2")
+        page.wait_for_function("() => window.opened.length === 2")
         assert page.evaluate("window.opened") == [
             [{"entityName": "contact", "entityId": "c-1"}, None],
             [{"entityName": "contact"}, {"telephone1": "+79005554433"}],

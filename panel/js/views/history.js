@@ -1,6 +1,6 @@
 // Call history: own calls (supervisors: everyone's), newest first, with a player for recordings.
 
-import { recordingSrc, request } from "../api.js";
+import { recordingLink, request } from "../api.js";
 import { fmtDuration, fmtPhone, fmtTime, h, replace } from "../dom.js";
 import { t } from "../i18n.js";
 import { canDial, isSupervisor } from "../state.js";
@@ -43,10 +43,33 @@ export function renderHistory(root, ctx) {
 
 function player(call) {
   const audio = h("audio", {
-    controls: true, preload: "none", src: recordingSrc(call.recording_url), dataset: { callId: call.id },
+    controls: true, preload: "none", dataset: { callId: call.id },
     "aria-label": t("recordingOf", { number: fmtPhone(call.remote_number) }),
   });
-  // ctid answers 404/409 when the PBX has no recording (yet): say so instead of a dead player.
-  audio.addEventListener("error", () => audio.replaceWith(h("span.meta.no-recording", {}, t("noRecording"))));
+  const unavailable = () => audio.replaceWith(h("span.meta.no-recording", {}, t("noRecording")));
+  let expires = 0;
+  let renewed = false;
+  const link = async () => {
+    try {
+      const { url, expiresIn } = await recordingLink(call.id);
+      expires = Date.now() + expiresIn * 1000;
+      audio.src = url;
+      return true;
+    } catch {
+      unavailable();
+      return false;
+    }
+  };
+  // ctid answers 404/409/502 when the PBX has no recording (yet): say so instead of a dead player.
+  // A link that expired while the page stood open is renewed once, then played.
+  audio.addEventListener("error", async () => {
+    if (!renewed && Date.now() >= expires) {
+      renewed = true;
+      if (await link()) audio.play().catch(() => {});
+      return;
+    }
+    unavailable();
+  });
+  link();
   return audio;
 }
