@@ -55,7 +55,10 @@ class Daemon:
         pm.errors.counter = self.metrics.plugin_errors  # plugin failures count in this daemon's /metrics
         self.directory = StaticDirectory(core.agents)
         db = core.database
-        self.store = Store(db.url, pool_size=db.pool_size, commit_batch=db.commit_batch, threads=db.threads)
+        from ctid.reports.columns import ReportColumns
+
+        self.store = Store(db.url, pool_size=db.pool_size, commit_batch=db.commit_batch, threads=db.threads,
+                           columns=ReportColumns.from_config(core.reports, core.phone.default_region))
         self.dead_letters = DeadLetters(self.store)
         self.switchboard = Switchboard(
             self.directory,

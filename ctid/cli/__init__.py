@@ -39,13 +39,23 @@ def _root(
     """ctid command line."""
 
 
-_CORE_COMMANDS = frozenset({"serve", "simulate-call", "check", "plugins", "config", "db", "auth", "watch"})
+_CORE_COMMANDS = frozenset({"serve", "simulate-call", "check", "plugins", "config", "db", "auth", "watch", "report"})
 
 
 def _register() -> None:
-    from ctid.cli import auth_cmd, check_cmd, config_cmd, db_cmd, plugins_cmd, serve_cmd, sim_cmd, watch_cmd
+    from ctid.cli import (
+        auth_cmd,
+        check_cmd,
+        config_cmd,
+        db_cmd,
+        plugins_cmd,
+        report_cmd,
+        serve_cmd,
+        sim_cmd,
+        watch_cmd,
+    )
 
-    for module in (serve_cmd, sim_cmd, check_cmd, plugins_cmd, config_cmd, db_cmd, auth_cmd, watch_cmd):
+    for module in (serve_cmd, sim_cmd, check_cmd, plugins_cmd, config_cmd, db_cmd, auth_cmd, watch_cmd, report_cmd):
         module.register(app)
 
 

@@ -153,6 +153,9 @@ def create_app(daemon) -> QuartTrio:
 
     register_panel(app, daemon)
     register_api(app, daemon)
+    from ctid.web.reports_api import register_reports
+
+    register_reports(app, daemon)
     from ctid.web.plugin_routes import mount_plugin_routes
 
     app.plugin_route_docs = mount_plugin_routes(app, daemon)  # type: ignore[attr-defined]

@@ -1,0 +1,190 @@
+"""Running a report: the context it reads (database, KPI settings, agents, CRM), the shared
+row builders, and :func:`run_report`, which checks nothing (``ctid.reports.params`` did) and
+returns a :class:`~ctid.reports.result.ReportResult`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import trio
+from sqlalchemy import Engine
+
+from ctid import kpi
+from ctid.errors import CtidError, StoreError
+from ctid.reports.labels import label
+from ctid.reports.params import ReportParams
+from ctid.reports.queries import Knobs, Scope
+from ctid.reports.result import Column, ReportResult
+
+
+@dataclass
+class ReportContext:
+    """What reports read. ``sales_facts`` is the CRM's ``sales_facts`` (or None without one)."""
+
+    engine: Engine
+    settings: Any  # ctid.config.models.ReportsConfig
+    agent_names: dict[str, str] = field(default_factory=dict)
+    sales_facts: Callable[[Sequence[str], datetime, datetime], Any] | None = None
+    limiter: trio.CapacityLimiter | None = None
+
+    @property
+    def knobs(self) -> Knobs:
+        return Knobs.from_config(self.settings)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.timezone)
+
+    def local_start(self, day: date) -> datetime:
+        return datetime(day.year, day.month, day.day, tzinfo=self.zone).astimezone(UTC)
+
+    async def rows(self, statement: Any) -> list[Any]:
+        """Run one report statement in a worker thread; database errors become StoreError."""
+
+        def run() -> list[Any]:
+            from sqlalchemy.exc import SQLAlchemyError
+
+            try:
+                with self.engine.connect() as conn:
+                    return list(conn.execute(statement))
+            except SQLAlchemyError as exc:
+                raise StoreError(f"the report query failed: {type(exc).__name__}") from exc
+
+        return await trio.to_thread.run_sync(run, limiter=self.limiter)
+
+
+def scope_of(params: ReportParams) -> Scope:
+    return Scope(params.date_from, params.date_to, agent=params.agent, group=params.group)
+
+
+def col(key: str, kind: str, lang: str) -> Column:
+    return Column(key, label(key, lang), kind)
+
+
+def kpi_values(row: Any, settings: Any) -> dict[str, Any]:
+    """Figures of one aggregate row of :func:`ctid.reports.queries.kpis` (docs/reports.md, formulas)."""
+    get = row._mapping.get if hasattr(row, "_mapping") else row.get
+    n = lambda name: int(get(name) or 0)  # noqa: E731
+    offered = n("offered_all") - n("short_abandons")
+    answered, abandoned = n("answered"), n("abandoned")
+    rating_n = n("rating_n")
+    return {
+        "offered": offered,
+        "answered": answered,
+        "missed": abandoned,
+        "abandoned": abandoned,
+        "short_abandons": n("short_abandons"),
+        "answer_rate": kpi.ratio(answered, offered),
+        "abandon_rate": kpi.ratio(abandoned, offered),
+        "answered_in_sl": n("answered_in_sl"),
+        "abandoned_in_sl": n("abandoned_in_sl"),
+        "service_level": kpi.service_level(n("answered_in_sl"), n("abandoned_in_sl"), offered, abandoned,
+                                           settings.abandon_treatment),
+        "asa": kpi.mean(get("wait_sum"), answered),
+        "wait_max": get("wait_max"),
+        "avg_abandon_wait": kpi.mean(get("abandon_wait_sum"), abandoned),
+        "avg_talk": kpi.mean(get("talk_sum"), answered),
+        "avg_hold": kpi.mean(get("hold_sum"), answered),
+        "talk": float(get("talk_sum") or 0.0),
+        "short_calls": n("short_calls"),
+        "short_share": kpi.ratio(n("short_calls"), answered),
+        "target": n("target"),
+        "transfers": n("transfers"),
+        "outbound": n("outbound"),
+        "outbound_connected": n("outbound_connected"),
+        "outbound_rate": kpi.ratio(n("outbound_connected"), n("outbound")),
+        "rating": kpi.mean(get("rating_sum"), rating_n),
+        "ratings": rating_n,
+        "cost": round(float(get("cost_sum")), 2) if get("cost_sum") is not None else None,
+    }
+
+
+def key_text(group_by: str | None, value: Any, lang: str) -> Any:
+    """How a grouping key is shown: weekday names, ``(none)`` for a missing key."""
+    if value is None or value == "":
+        return label("none", lang)
+    if group_by == "weekday":
+        from ctid.reports.labels import WEEKDAYS
+
+        return WEEKDAYS[lang][int(value) - 1]
+    if group_by == "hour":
+        return f"{int(value):02d}:00"
+    return value
+
+
+def key_kind(group_by: str | None) -> str:
+    return "date" if group_by == "day" else "text"
+
+
+def definitions(settings: Any, *terms: str) -> list[tuple[str, str]]:
+    """The definitions block: the formula of each figure used, with the settings' values filled in."""
+    s = settings
+    text = {
+        "period": f"Calls belong to the local date and hour their first event reached ctid (started_at) in "
+                  f"{s.timezone}; a call crossing midnight counts on the day it started. Only ended calls count.",
+        "offered": f"Offered = inbound calls − short abandons (unanswered within {s.short_abandon_seconds:g} s).",
+        "answered": "Answered = inbound calls an agent answered"
+                    + (f" and talked on for at least {s.answered_min_talk_seconds:g} s"
+                       if s.answered_min_talk_seconds else "")
+                    + "; a transferred call counts once, for the agent who answered first.",
+        "missed": "Missed / abandoned = offered calls not answered (short abandons left out). A callback is a "
+                  "call of its own and never makes the missed call answered.",
+        "answer_rate": "Answer rate = answered / offered.",
+        "abandon_rate": "Abandon rate = abandoned / offered.",
+        "service_level": f"Service level ({s.abandon_treatment}) = "
+                         + {"ignore": "answered within T / (offered − abandoned)",
+                            "negative": "answered within T / offered",
+                            "positive": "(answered within T + abandoned within T) / offered"}[s.abandon_treatment]
+                         + f", T = {s.service_level_seconds:g} s of wait (queue + ring).",
+        "asa": "Avg. speed of answer = Σ wait of answered calls / answered; wait runs from the first event "
+               "(queue and ring time included) to the first answer.",
+        "percentiles": "Wait percentiles: nearest rank over whole seconds of wait of answered calls.",
+        "avg_talk": "Avg. talk = Σ talk / answered; talk excludes hold and covers every agent of a transferred call.",
+        "short_calls": f"Short calls = answered calls with talk < {s.short_call_seconds:g} s.",
+        "target": f"Target calls = answered calls with talk ≥ {s.target_talk_seconds:g} s.",
+        "transfers": "Transfers = hand-overs from one agent to another within a call.",
+        "outbound": "Outbound answer rate = outbound calls answered by the callee / outbound calls.",
+        "agent": "Per agent: answered calls are the first answering agent's; missed calls are the agent's "
+                 "the call rang alone (a group call nobody answered has no agent); outbound calls are the dialer's.",
+        "callbacks": f"Follow-up of a missed call: the first answered call with the same number after it. "
+                     f"'Called back in time' = we called and reached the caller within {s.callback_sla_minutes:g} "
+                     f"min of the missed call's end; 'customer called again' = the caller's next answered call "
+                     f"was inbound (whoever answered it). Callbacks done count for the agent who made them, "
+                     f"whoever the missed call rang. Working hours: {s.working_hours}, days "
+                     f"{','.join(map(str, s.working_days))}.",
+        "rating": "Avg. rating = mean of the ratings the PBX stated (facts.rating), over rated calls only.",
+        "cost": f"Cost = the PBX's stated cost (facts.cost) when it gives one, else priced from reports.tariffs "
+                f"(billed seconds = 0 below free_below_s, else max(first_block_s, ceil(talk / increment_s) × "
+                f"increment_s); cost = billed / 60 × per_minute + connect_fee) in {s.currency}.",
+        "presence": "Time per status from the presence history, clipped to the period; occupancy = time on "
+                    "answered calls (talk + hold) / time available.",
+        "campaign": "Campaign = the PBX's facts.campaign (or utm_campaign), else the campaign whose number pool "
+                    "holds the dialled line; calls with neither are '(none)'. New contacts: the PBX's first_call "
+                    "fact, else no earlier stored call from that number. Spend from reports.campaigns; "
+                    "ROI = (revenue − spend) / spend.",
+        "funnel": "Funnel: inbound calls → answered → target calls → distinct target callers → CRM records of "
+                  "those callers (CRMAdapter.sales_facts) created from the period's start to 30 days after its "
+                  "end: contacts, leads, opportunities, won (revenue = Σ amount of won).",
+    }
+    return [(term, text[term]) for term in ("period", *terms)]
+
+
+async def run_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
+    """Build report ``params.name`` (parameters already checked by ``ctid.reports.params.parse``)."""
+    from ctid.reports.catalogue import CATALOGUE
+
+    spec = CATALOGUE[params.name]
+    try:
+        result = await spec.build(ctx, params)
+    except CtidError:
+        raise
+    result.generated_at = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return result
+
+
+def days_between(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
