@@ -146,13 +146,8 @@ def ongoing_event(instance: str, row: ReportRow, received_at: datetime) -> CallE
 async def calls(client: RpcClient, since: datetime, until: datetime, tz: ZoneInfo, *, limit: int,
                 ongoing: bool = True, session: str | None = None) -> list[dict[str, Any]]:
     """Every calls-report row that started in ``[since, until]``, all pages, windows split as needed."""
-    out: list[dict[str, Any]] = []
-    windows = []
-    start = since
-    while start < until:  # the documented window cap
-        end = min(start + MAX_WINDOW, until)
-        windows.append((start, end))
-        start = end
+    out: dict[Any, dict[str, Any]] = {}  # by id: windows share their boundary second (both ends included)
+    windows = _windows(since, until)
     while windows:
         low, high = windows.pop(0)
         params: dict[str, Any] = {"date_from": utc_to_local(low, tz), "date_till": utc_to_local(high, tz),
@@ -165,41 +160,55 @@ async def calls(client: RpcClient, since: datetime, until: datetime, tz: ZoneInf
             middle = low + (high - low) / 2
             windows[:0] = [(low, middle), (middle, high)]
             continue
-        out.extend(rows)
+        out.update((row.get("id"), row) for row in rows)
         offset = len(rows)
         while rows and offset < total and offset <= MAX_OFFSET:
             rows, total = await client.rows("get.calls_report", {**params, "offset": offset}, limit=limit)
-            out.extend(rows)
+            out.update((row.get("id"), row) for row in rows)
             offset += len(rows)
-    return out
+    return list(out.values())
+
+
+def _windows(since: datetime, until: datetime) -> list[tuple[datetime, datetime]]:
+    """``[since, until]`` cut into windows the Data API accepts (at most 3 months each)."""
+    windows, start = [], since
+    while start < until:
+        end = min(start + MAX_WINDOW, until)
+        windows.append((start, end))
+        start = end
+    return windows
 
 
 async def costs(client: RpcClient, since: datetime, until: datetime, tz: ZoneInfo, *, limit: int,
                 session: str | None = None) -> dict[str, float]:
     """Σ ``total_charge`` per call session of the legs that started in the window [guess §3.5]."""
-    params: dict[str, Any] = {"date_from": utc_to_local(since, tz), "date_till": utc_to_local(until, tz),
-                              "fields": ["call_session_id", "leg_id", "total_charge", "start_time"]}
-    if session is not None:
-        params["filter"] = {"field": "call_session_id", "operator": "=",
-                            "value": int(session) if session.isdigit() else session}
+    legs: dict[Any, dict[str, Any]] = {}  # by leg: windows share their boundary second
+    for low, high in _windows(since, until):
+        params: dict[str, Any] = {"date_from": utc_to_local(low, tz), "date_till": utc_to_local(high, tz),
+                                  "fields": ["call_session_id", "leg_id", "total_charge", "start_time"]}
+        if session is not None:
+            params["filter"] = {"field": "call_session_id", "operator": "=",
+                                "value": int(session) if session.isdigit() else session}
+        offset, total = 0, 1
+        while offset < total and offset <= MAX_OFFSET:
+            rows, total = await client.rows("get.financial_call_legs_report", {**params, "offset": offset},
+                                            limit=limit)
+            if not rows:
+                break
+            offset += len(rows)
+            legs.update(((row.get("call_session_id"), row.get("leg_id")), row) for row in rows)
     sums: dict[str, float] = {}
-    offset, total = 0, 1
-    while offset < total and offset <= MAX_OFFSET:
-        rows, total = await client.rows("get.financial_call_legs_report", {**params, "offset": offset}, limit=limit)
-        if not rows:
-            break
-        offset += len(rows)
-        for row in rows:
-            charge = row.get("total_charge")
-            if isinstance(charge, str):
-                try:
-                    charge = float(charge)
-                except ValueError:
-                    charge = None
-            if row.get("call_session_id") is None or isinstance(charge, bool) or not isinstance(charge, int | float):
-                continue
-            key = str(row["call_session_id"])
-            sums[key] = round(sums.get(key, 0.0) + float(charge), 4)
+    for row in legs.values():
+        charge = row.get("total_charge")
+        if isinstance(charge, str):
+            try:
+                charge = float(charge)
+            except ValueError:
+                charge = None
+        if row.get("call_session_id") is None or isinstance(charge, bool) or not isinstance(charge, int | float):
+            continue
+        key = str(row["call_session_id"])
+        sums[key] = round(sums.get(key, 0.0) + float(charge), 4)
     return sums
 
 

@@ -7,7 +7,18 @@ from typing import Any
 
 import pytest
 
-from comagic_kit import API_KEY, BODY_SECRET, INSTANCE, PATH_SECRET, FakeDirectory, FakeSink, FakeStorage, employee_rows, make_config, transport
+from comagic_kit import (
+    API_KEY,
+    BODY_SECRET,
+    INSTANCE,
+    PATH_SECRET,
+    FakeDirectory,
+    FakeSink,
+    FakeStorage,
+    employee_rows,
+    make_config,
+    transport,
+)
 from ctid.services import Services
 from ctid_comagic.connector import ComagicConnector
 from ctid_comagic.testing.fake_server import FakeComagic
