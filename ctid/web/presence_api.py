@@ -1,4 +1,4 @@
-"""REST routes of the desktop launcher: the presence lease and one-time sign-in codes.
+"""REST routes of the desktop launcher: the presence lease, token refresh and one-time sign-in codes.
 
 ``PUT /api/agents/{id}/status`` (in :mod:`ctid.web.api`) takes ``source`` and ``lease_seconds``
 too; these routes renew or end the lease alone, and hand a session to the browser without a token
@@ -28,6 +28,9 @@ document(path="/api/agents/{id}/lease", method="POST", tag="agents", response=_A
 document(path="/api/agents/{id}/lease", method="DELETE", tag="agents", response=_AGENT,
          summary="End the launcher's presence lease without a fallback (the launcher signs out or quits)",
          errors={403: "not your agent", 404: "no such agent"})
+document(path="/api/auth/refresh", method="POST", tag="auth", response=_TOKEN,
+         summary="A fresh access token for the user of this one (the launcher renews its kept token before it "
+                 "expires)", errors={400: "API keys do not expire: nothing to refresh"})
 document(path="/api/auth/handoff", method="POST", tag="auth",
          summary="A one-time sign-in code (60 s) to open the panel signed in: /panel/#code=<code>",
          response={"type": "object", "properties": {"code": {"type": "string"}, "expires_in": {"type": "integer"},
@@ -54,6 +57,15 @@ def register_presence_api(app, daemon, json_object) -> None:
     @app.delete("/api/agents/<agent_id>/lease")
     async def end_lease(agent_id: str):
         return jsonify(await commands.end_lease(principal(), agent_id))
+
+    @app.post("/api/auth/refresh")
+    async def refresh():
+        who = principal()
+        if who.subject.startswith("key:"):
+            raise RequestError("API keys do not expire: nothing to refresh", error_id="refresh_needs_user")
+        token = daemon.auth.issue(who)
+        return jsonify({"access_token": token, "token_type": "bearer", "expires_in": daemon.auth.ttl,
+                        "user": who.to_json()})
 
     @app.post("/api/auth/handoff")
     async def handoff():

@@ -235,7 +235,7 @@ async def test_rest_status_source_lease_and_errors(tmp_path):
         assert "lease_seconds" in json.dumps(doc["paths"]["/api/agents/{id}/status"]["put"])
 
 
-async def test_a_one_time_code_opens_the_panel_signed_in_once(tmp_path):
+async def test_a_one_time_code_and_a_refreshed_token(tmp_path):
     async with running_daemon(make_config(tmp_path)) as app:
         alice = await _token(app, "alice")
         issued = (await app.client.post("/api/auth/handoff", headers=alice)).json()
@@ -248,6 +248,12 @@ async def test_a_one_time_code_opens_the_panel_signed_in_once(tmp_path):
         assert (again.status_code, again.json()["error"]) == (401, "bad_code")
         forged = await app.client.post("/api/auth/handoff/redeem", json={"code": issued["code"][:-2] + "xx"})
         assert (forged.status_code, forged.json()["error"]) == (401, "bad_code")
+        fresh = await app.client.post("/api/auth/refresh", headers=alice)
+        assert fresh.status_code == 200 and fresh.json()["expires_in"] > 0
+        me = await app.client.get("/api/me", headers={"Authorization": f"Bearer {fresh.json()['access_token']}"})
+        assert me.json()["agent"] == "alice"
+        keyed = await app.client.post("/api/auth/refresh", headers={"Authorization": f"Bearer {AGENT_KEY}"})
+        assert (keyed.status_code, keyed.json()["error"]) == (400, "refresh_needs_user")
         key = await app.client.post("/api/auth/handoff", headers={"Authorization": f"Bearer {AGENT_KEY}"})
         assert (key.status_code, key.json()["error"]) == (400, "handoff_needs_user")
         assert (await app.client.post("/api/auth/handoff")).status_code == 401
