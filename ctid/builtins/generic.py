@@ -27,6 +27,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from ctid import hookimpl
+from ctid.builtins.generic_recordings import RecordingLinks, fetch, fetchable
 from ctid.connector import (
     Connector,
     ConnectorConfig,
@@ -52,6 +53,8 @@ class GenericConfig(ConnectorConfig):
     command_url: str | None = Field(default=None, description="Where ctid POSTs signed commands.")
     command_timeout: float = Field(default=5, gt=0)
     max_events: int = Field(default=500, ge=1, description="Most events accepted in one request.")
+    recording_timeout: float = Field(default=30, gt=0, description="Seconds to fetch a recording from its recording_url.")
+    max_recording_bytes: int = Field(default=200_000_000, ge=1024, description="Largest recording fetched.")
 
     @field_validator("secret")
     @classmethod
@@ -78,6 +81,13 @@ class GenericEvent(BaseModel):
     target: str | None = Field(default=None, max_length=100)
     outcome: Outcome | None = None
     recording_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("recording_url")
+    @classmethod
+    def _fetchable(cls, value: str | None) -> str | None:
+        if value is not None and not fetchable(value):
+            raise ValueError("must be an http:// or https:// URL ctid can fetch the recording from")
+        return value
     facts: dict[str, Any] | None = Field(default=None, description="Facts about the call (ctid.facts).")
 
     @field_validator("timestamp", mode="before")
@@ -138,10 +148,11 @@ class GenericConnector(Connector):
         self._secret = config.secret.get_secret_value()
         self._header = config.signature_header.lower()
         self._http: httpx.AsyncClient | None = None
+        self._recordings = RecordingLinks(name, services)
 
     @property
     def capabilities(self) -> frozenset[Capability]:  # type: ignore[override]
-        return _COMMANDS if self.config.command_url else frozenset()
+        return (_COMMANDS if self.config.command_url else frozenset()) | {Capability.RECORDINGS}
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -166,6 +177,9 @@ class GenericConnector(Connector):
         if len(items) > self.config.max_events:
             raise RequestError(f"more than {self.config.max_events} events", error_id="too_many_events")
         events = [self._event(item, index, request) for index, item in enumerate(items)]
+        for event in events:
+            if event.recording:
+                await self._recordings.remember(event.pbx_call_id, event.recording)
         return WebhookResult(events=events, status=200, body={"accepted": len(events)})
 
     def _event(self, item: Any, index: int, request: WebhookRequest) -> CallEvent:
@@ -260,6 +274,15 @@ class GenericConnector(Connector):
     async def hangup(self, call: Call, agent_login: str) -> None:
         self.require(Capability.HANGUP)
         await self._command("hangup", call_id=call.pbx_call_id, agent=agent_login)
+
+    async def recording(self, call: Call) -> tuple[bytes, str] | None:
+        """The recording at the ``recording_url`` the PBX gave, fetched now (ctid.builtins.generic_recordings)."""
+        url = await self._recordings.url(call.pbx_call_id)
+        if url is None:
+            return None
+        async with httpx.AsyncClient(timeout=self.config.recording_timeout, follow_redirects=True,
+                                     max_redirects=3) as http:
+            return await fetch(http, url, max_bytes=self.config.max_recording_bytes)
 
     async def health(self) -> Health:
         checks = {"webhook": "signed with HMAC-SHA256 (secret configured)"}

@@ -168,7 +168,7 @@ async def test_too_many_events():
 
 
 def test_capabilities_follow_command_url():
-    assert connector().capabilities == frozenset()
+    assert connector().capabilities == frozenset({Capability.RECORDINGS})  # recording_url is fetched
     assert Capability.HOLD in connector(command_url="http://127.0.0.1:9/x").capabilities
 
 
