@@ -3,11 +3,13 @@
 It checks requests the way Dynamics does: OData headers, bearer tokens, case-sensitive entity set
 names, ``@odata.bind`` syntax and targets, activity party masks, state/status pairs, column types
 (Boolean, DateTimeOffset, Int32, String) and MaxLength (``0x80044331``), read-only closed activities, ``If-None-Match``/``If-Match`` semantics, leading-wildcard filters, and answers
-with OData error bodies. Tests can make it throttle (429 + Retry-After), fail (5xx) or go down
-(503 on everything). Records live in memory; every request is recorded for assertions.
+with OData error bodies. Tests can make it throttle (429 + Retry-After), fail (5xx), lose answers or
+go down (503 on everything): the fault script of ctid's fake-server scaffolding
+(:class:`ctid.testing.fakes.FaultScript`) with Dynamics' error bodies. Records live in memory;
+every request is recorded for assertions.
 
-Serve it with :func:`serve_fake` (hypercorn on a free port, TLS from a throw-away CA, since msal
-accepts only https authorities).
+Serve it with :func:`serve_fake` (:func:`ctid.testing.fakes.serve` on a free port, TLS from a
+throw-away CA, since msal accepts only https authorities).
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ import email.policy
 import json
 import os
 import uuid
-from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from urllib.parse import parse_qsl
 import trio
 from quart import Response, request
 from quart_trio import QuartTrio
+
+from ctid.testing.fakes import Fault, FaultScript, serve, tls_files
 
 from .fake_identity import IdentityMixin
 from .fake_schema import (
@@ -66,7 +69,7 @@ class Seen:
 
 
 @dataclass
-class FakeDynamics(IdentityMixin):
+class FakeDynamics(IdentityMixin, FaultScript):
     """The fake organization. ``url`` is set by :func:`serve_fake`."""
 
     tenant: str = "contoso-tenant"
@@ -95,29 +98,16 @@ class FakeDynamics(IdentityMixin):
         self._ntlm_ok: set[Any] = set()  # connections that completed NTLM (IIS authenticates the connection)
         self.ntlm_handshakes = 0
         self.lost: list[Any] = []  # answers lost_answers() swallowed
-        self._faults: deque[tuple[int, dict[str, str], dict[str, Any]] | None] = deque()
         self.app_user = self.add_user("ctid application user", domainname="ctid-app@contoso.example")
         self.app = self._build_app()
 
     # -- controls --------------------------------------------------------------------------------
-    def throttle(self, times: int = 1, retry_after: int = 1, *, after: int = 0) -> None:
-        """``times`` API requests, after the next ``after`` ones, get 429 with ``Retry-After``."""
-        body = {"error": {"code": THROTTLED_REQUESTS, "message": "Number of requests exceeded the limit of 6000 over time window of 300 seconds."}}
-        self._faults.extend([None] * after)
-        self._faults.extend([(429, {"Retry-After": str(retry_after)}, body)] * times)
-
-    def fail(self, times: int = 1, status: int = 503, retry_after: int | None = None, *, after: int = 0) -> None:
-        """``times`` API requests, after the next ``after`` ones, fail with ``status`` (5xx)."""
-        headers = {"Retry-After": str(retry_after)} if retry_after is not None else {}
-        body = {"error": {"code": UNEXPECTED, "message": "An unexpected error occurred."}}
-        self._faults.extend([None] * after)
-        self._faults.extend([(status, headers, body)] * times)
-
-    def lose_answers(self, times: int = 1, *, after: int = 0) -> None:
-        """``times`` API requests, after the next ``after`` ones, are carried out but answered with
-        504 (a proxy timed out): the client cannot know that the write happened."""
-        self._faults.extend([None] * after)
-        self._faults.extend([(504, {}, {})] * times)
+    def fault_body(self, fault: Fault) -> Any:
+        """Dynamics' OData error of a scripted answer (throttle, fail, lose_answers)."""
+        if fault.status == 429:
+            return {"error": {"code": THROTTLED_REQUESTS, "message": "Number of requests exceeded the limit of "
+                                                                      "6000 over time window of 300 seconds."}}
+        return {"error": {"code": UNEXPECTED, "message": "An unexpected error occurred."}}
 
     def revoke_tokens(self) -> None:
         """Make every issued token invalid (as if it expired)."""
@@ -203,10 +193,11 @@ class FakeDynamics(IdentityMixin):
         """The outer request: outage and fault injection, authentication, protocol headers."""
         if self.down:
             raise ODataError(503, "", "Service Unavailable")
-        fault = self._faults.popleft() if self._faults else None
-        if fault is not None and fault[0] != 504:
-            status, fault_headers, fault_body = fault
-            raise ODataError(status, fault_body["error"]["code"], fault_body["error"]["message"], fault_headers)
+        fault = self.next_fault()
+        if fault is not None and not fault.lose:
+            error = self.fault_body(fault)["error"]
+            headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+            raise ODataError(fault.status, error["code"], error["message"], headers)
         self._authenticate(headers.get("authorization", ""))
         if version != f"v{self.api_version}":
             raise ODataError(404, RESOURCE_NOT_FOUND, f"Resource not found for the segment '{version}'.")
@@ -468,23 +459,7 @@ class FakeDynamics(IdentityMixin):
 @asynccontextmanager
 async def serve_fake(fake: FakeDynamics, workdir: Path) -> AsyncIterator[Path]:
     """Serve ``fake`` over https on 127.0.0.1 (free port); yield the CA file clients must trust."""
-    import trustme
-    from hypercorn.config import Config
-    from hypercorn.trio import serve
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    ca_file, cert_file, key_file = workdir / "ca.pem", workdir / "cert.pem", workdir / "key.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    cert.private_key_pem.write_to_path(str(key_file))
-    with cert_file.open("wb") as out:
-        for blob in cert.cert_chain_pems:
-            out.write(blob.bytes())
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.certfile, config.keyfile = str(cert_file), str(key_file)
-    config.accesslog = config.errorlog = None
-    config.graceful_timeout = 0.2
+    tls = tls_files(workdir)
     # pyspnego's NTLM acceptor reads its accounts from the file named by NTLM_USER_FILE.
     users_file = workdir / "ntlm-users.txt"
     users_file.write_text("".join(f"{user.replace(chr(92), ':', 1)}:{password}\n" for user, password in fake.ntlm_users.items()))
@@ -492,10 +467,10 @@ async def serve_fake(fake: FakeDynamics, workdir: Path) -> AsyncIterator[Path]:
     os.environ["NTLM_USER_FILE"] = str(users_file)
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(lambda task_status: serve(fake.app, config, shutdown_trigger=stop.wait, task_status=task_status))
-        fake.url = binds[0].rstrip("/")
+        fake.url = await nursery.start(lambda task_status: serve(fake.app, tls=tls, shutdown_trigger=stop.wait,
+                                                                 task_status=task_status))
         try:
-            yield ca_file
+            yield tls.ca
         finally:
             stop.set()
             if previous is None:

@@ -4,7 +4,8 @@ It follows ``reference/megafon.md`` §4, errors included: a bad key is 401 (REST
 legacy ``{"error": "Invalid token"}``), an unknown user 404, ``+`` in ``phone`` 400, history
 export switched off 501, unknown paths an HTML page, and a recording that is not written yet 404
 until it appears. Throttling is not documented for MegaFon; ``throttle(n)`` makes the next ``n``
-requests answer 429 with ``Retry-After`` so clients can be tested against it anyway.
+requests answer 429 with ``Retry-After`` so clients can be tested against it anyway (``fail`` and
+``lose_answers`` script other trouble: ctid's fake-server scaffolding, :mod:`ctid.testing.fakes`).
 
 Use it in-process with ``httpx.ASGITransport(app=fake)`` or serve it with hypercorn
 (:func:`serve`). Every request is recorded in ``fake.commands`` for assertions.
@@ -14,14 +15,15 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl
 
 import trio
+
+from ctid.testing.fakes import Answer, FakeRequest, FakeServer, Fault, json_answer
+from ctid.testing.fakes import serve as serve_app
 
 REST = "/crmapi/v1"
 LEGACY = "/sys/crm_api.wcgp"
@@ -29,19 +31,16 @@ RECORDS = "/api/v2/call-records/"
 DATE_FORMS = {"compact": "%Y%m%dT%H%M%SZ", "extended": "%Y-%m-%dT%H:%M:%SZ"}
 
 
-@dataclass
-class Command:
-    """One request the fake received."""
+class Command(FakeRequest):
+    """One request the fake received; ``api`` is rest | legacy | recording | other."""
 
-    api: str  # rest | legacy | recording | other
-    method: str
-    path: str
-    query: dict[str, str]
-    form: dict[str, str]
-    json: Any
-    headers: dict[str, str]
-    status: int = 0
-    at: float = 0.0  # trio clock time of receipt (MockClock time in tests)
+    __slots__ = ()
+
+    @property
+    def api(self) -> str:
+        path = self.path
+        return "rest" if path.startswith(REST) else "legacy" if path == LEGACY else (
+            "recording" if path.startswith(RECORDS) else "other")
 
     @property
     def name(self) -> str:
@@ -58,8 +57,10 @@ class Recording:
 
 
 @dataclass
-class FakeMegafon:
+class FakeMegafon(FakeServer):
     """State of the fake tenant; mutate it freely in tests."""
+
+    request_class = Command
 
     api_key: str = "fake-api-key-0123456789"
     host: str = "vats100.megapbx.ru"
@@ -72,15 +73,22 @@ class FakeMegafon:
     page_size: int = 50
     recordings: dict[str, Recording] = field(default_factory=dict)  # path -> recording
     dnd: dict[str, bool] = field(default_factory=dict)
-    commands: list[Command] = field(default_factory=list)
-    _throttle: int = 0
 
     @property
     def base_url(self) -> str:
         return f"https://{self.host}"
 
-    def throttle(self, count: int) -> None:
-        self._throttle = count
+    @property
+    def commands(self) -> list[Command]:
+        return self.requests  # type: ignore[return-value]
+
+    def throttle(self, times: int = 1, retry_after: float = 2, *, after: int = 0) -> None:
+        """The next ``times`` requests (after ``after``) answer 429 ``{"message": ...}`` with Retry-After."""
+        super().throttle(times, retry_after, after=after)
+
+    def fault_body(self, fault: Fault) -> Any:
+        return {"message": {429: "Too Many Requests", 504: "Gateway Timeout"}.get(fault.status,
+                                                                                   "Service Unavailable")}
 
     def add_recording(self, name: str, data: bytes, *, missing_for: int = 0, day: str = "2026-11-25") -> str:
         path = f"{RECORDS}record/{day}/{uuid.uuid4().hex}/{name}"
@@ -96,49 +104,8 @@ class FakeMegafon:
                 return user
         return None
 
-    # -- ASGI ------------------------------------------------------------------------------------
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        query = dict(parse_qsl(scope.get("query_string", b"").decode(), keep_blank_values=True))
-        ctype = headers.get("content-type", "")
-        form: dict[str, str] = {}
-        data: Any = None
-        if body and "json" in ctype:
-            try:
-                data = json.loads(body)
-            except ValueError:
-                data = None
-        elif body:
-            form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
-        path = scope["path"]
-        api = "rest" if path.startswith(REST) else "legacy" if path == LEGACY else (
-            "recording" if path.startswith(RECORDS) else "other")
-        command = Command(api, scope["method"], path, query, form, data, headers, at=trio.current_time())
-        self.commands.append(command)
-        status, out_headers, out = self._route(command)
-        command.status = status
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode(), v.encode()) for k, v in out_headers.items()]})
-        await send({"type": "http.response.body", "body": out})
-
-    def _route(self, c: Command) -> tuple[int, dict[str, str], bytes]:
-        if self._throttle > 0:
-            self._throttle -= 1
-            return _json(429, {"message": "Too Many Requests"}, {"retry-after": "2"})
+    # -- the API (FakeServer records the request and applies scripted faults first) ----------------
+    def handle(self, c: Command) -> Answer:  # type: ignore[override]
         if c.api == "rest":
             if c.headers.get("x-api-key") != self.api_key:
                 return _json(401, {"message": "Unauthorized"})
@@ -286,24 +253,10 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     return out.getvalue()
 
 
-def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    return status, {"content-type": "application/json", **(headers or {})}, json.dumps(body).encode()
+_json = json_answer
 
 
 async def serve(fake: FakeMegafon, *, host: str = "127.0.0.1", port: int = 0,
                 task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
     """Serve ``fake`` over real HTTP with hypercorn until cancelled; ``task_status`` gets the base URL."""
-    from hypercorn.config import Config
-    from hypercorn.trio import serve as hypercorn_serve
-
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-
-    async def run(*, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
-        await hypercorn_serve(fake, config, task_status=task_status)  # type: ignore[arg-type]
-
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(run)
-        task_status.started(binds[0] if binds else f"http://{host}:{port}")
+    await serve_app(fake, host=host, port=port, task_status=task_status)
