@@ -111,7 +111,8 @@ def render_hook_reference(module: ModuleType | None = None) -> str:
     for hook in hooks:
         if hook.section != section:
             section = hook.section
-            lines += [f"## {section}", ""]
+            title, _, about = section.partition(": ")  # "Observers: react to ..." -> heading + sentence
+            lines += [f"## {title}", ""] + ([about[:1].upper() + about[1:] + ".", ""] if about else [])
         lines += _hook(hook)
     summary = ["| hook | since | pluggy options |", "| --- | --- | --- |"]
     for hook in hooks:
