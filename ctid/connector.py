@@ -15,6 +15,7 @@ instantiated, naming the plugin and the method (:func:`contract_problems`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -263,3 +264,30 @@ class Connector:
     def simulate(self, scenario: str, context: SimulationContext) -> list[SimulatedRequest]:
         """The PBX's native wire traffic for ``scenario``, in order, for ``ctid simulate-call``."""
         raise CapabilityError(f"connector {self.name!r} cannot simulate calls", error_id="no_simulation")
+
+    async def send_simulation(self, scenario: str, context: SimulationContext, *, base_url: str,
+                              report: Callable[[str], None] = print) -> None:
+        """Deliver :meth:`simulate`'s traffic to the running ctid at ``base_url``; ``report`` gets one
+        line per message sent.
+
+        The default posts each :class:`SimulatedRequest` over HTTP (webhook PBXs). A PBX that
+        reaches ctid over its own sockets (a TCP event stream, a CDR feed) overrides this to play the
+        PBX side of those sockets. Raises ``PBXError`` (ctid unreachable) or ``RequestError``
+        (``simulation_rejected``: ctid refused a message).
+        """
+        import httpx
+
+        from ctid.errors import PBXError, RequestError
+
+        base = base_url.rstrip("/")
+        async with httpx.AsyncClient(timeout=10) as client:
+            for req in self.simulate(scenario, context):
+                try:
+                    response = await client.request(req.method, base + req.path, headers=req.headers,
+                                                    content=req.body)
+                except httpx.HTTPError as exc:
+                    raise PBXError(f"cannot reach ctid at {base}: {exc}", error_id="unreachable") from exc
+                report(f"{response.status_code} {req.method} {req.path}  {req.description}")
+                if response.status_code >= 400:
+                    raise RequestError(f"ctid answered {response.status_code}: {response.text[:300]}",
+                                       error_id="simulation_rejected")

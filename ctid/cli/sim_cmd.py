@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import typer
@@ -23,7 +24,7 @@ def register(app: typer.Typer) -> None:
         url: str | None = typer.Option(None, help="Base URL of the running ctid (default: server.public_url)."),
         dry_run: bool = typer.Option(False, "--dry-run", help="Print the requests instead of sending them."),
     ) -> None:
-        """Drive a running ctid through a call scenario with the connector's native webhooks."""
+        """Drive a running ctid through a call scenario with the connector's native traffic (webhooks, or its own sockets)."""
         from ctid.cli import fail
         from ctid.errors import CtidError
 
@@ -34,12 +35,10 @@ def register(app: typer.Typer) -> None:
 
 
 def _simulate(config, instance, scenario, caller, agent_id, transfer_to, line, url, dry_run) -> None:
-    import httpx
-
     from ctid.config.loader import load_config
     from ctid.connector import SimulationContext
     from ctid.directory import StaticDirectory
-    from ctid.errors import PBXError, RequestError
+    from ctid.errors import RequestError
     from ctid.plugins import get_plugin_manager
     from ctid.services import Services
 
@@ -89,16 +88,9 @@ def _simulate(config, instance, scenario, caller, agent_id, transfer_to, line, u
             typer.echo(req.body.decode(errors="replace"))
             typer.echo("")
         return
-    with httpx.Client(timeout=10) as client:
-        for req in requests:
-            try:
-                response = client.request(req.method, base + req.path, headers=req.headers, content=req.body)
-            except httpx.HTTPError as exc:
-                raise PBXError(f"cannot reach ctid at {base}: {exc}", error_id="unreachable") from exc
-            typer.echo(f"{response.status_code} {req.method} {req.path}  {req.description}")
-            if response.status_code >= 400:
-                raise RequestError(f"ctid answered {response.status_code}: {response.text[:300]}",
-                                   error_id="simulation_rejected")
+    import trio
+
+    trio.run(functools.partial(conn.send_simulation, scenario, context, base_url=base, report=typer.echo))
 
 
 def _colleague(directory, instance: str, agent_id: str) -> str:
