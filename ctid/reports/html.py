@@ -20,9 +20,20 @@ dl{font-size:13px;color:#3d444d}dt{font-weight:600}dd{margin:0 0 6px 16px}.note{
 """
 
 
+def _pygal():
+    """pygal, without the legacy ``sys.meta_path`` finder it installs for its map plugins (unused
+    here): that finder makes every later failed import lookup raise an ImportWarning."""
+    import sys
+
+    import pygal
+
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
+    return pygal
+
+
 def chart_svg(chart: Chart, table: Table) -> str:
     """An SVG chart of ``table`` (pygal, no JavaScript: native <title> tooltips remain)."""
-    import pygal
+    pygal = _pygal()
     from pygal.style import Style
 
     style = Style(background="white", plot_background="white", font_family="system-ui, sans-serif",
