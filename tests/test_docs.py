@@ -35,6 +35,8 @@ KNOWN_UNDESCRIBED = {
     "crm.auth", "crm.entities.<name>.entity_set", "crm.entities.<name>.id_field", "crm.entities.<name>.name_field",
     "crm.new_contact_entity", "crm.new_contact_field", "crm.phonecall", "crm.callback_task", "crm.recording",
     "crm.recording.mode", "crm.connect_timeout",
+    # ctid-comagic
+    "connectors.<instance>.hold_message.type", "connectors.<instance>.hold_message.value",
 }
 
 
