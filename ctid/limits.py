@@ -36,6 +36,7 @@ STRING_TOO_LONG = "string_too_long"
 
 _INF = float("inf")
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
+_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89abcdefABCDEF]")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -43,13 +44,13 @@ class LimitError(RequestError):
     """Input that breaks one of ctid's input limits (HTTP 400)."""
 
 
-def _int(text: str) -> int:
+def parse_int(text: str) -> int:
     if len(text) > MAX_NUMBER_CHARS:
         raise LimitError(f"a number has more than {MAX_NUMBER_CHARS} characters", error_id=NUMBER_TOO_LONG)
     return int(text)
 
 
-def _float(text: str) -> float:
+def parse_float(text: str) -> float:
     if len(text) > MAX_NUMBER_CHARS:
         raise LimitError(f"a number has more than {MAX_NUMBER_CHARS} characters", error_id=NUMBER_TOO_LONG)
     value = float(text)
@@ -58,7 +59,7 @@ def _float(text: str) -> float:
     return value
 
 
-def _constant(name: str) -> Any:
+def parse_constant(name: str) -> Any:
     raise LimitError(f"{name} is not a JSON number", error_id=BAD_JSON)
 
 
@@ -82,7 +83,7 @@ def loads(body: bytes | str) -> Any:
     else:
         text, raw = decode_text(body), body
     try:
-        value = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_constant)
+        value = json.loads(text, parse_int=parse_int, parse_float=parse_float, parse_constant=parse_constant)
     except RecursionError as exc:
         raise LimitError(f"JSON nested deeper than {MAX_DEPTH} levels", error_id=TOO_DEEP) from exc
     except json.JSONDecodeError as exc:
@@ -114,6 +115,15 @@ def check(value: Any, raw: bytes | None = None) -> None:
                     stack.append((member, depth + 1))
             else:
                 stack.extend((member, depth + 1) for member in item)
+
+
+def check_text(value: Any, text: str) -> None:
+    """:func:`check` for a value decoded from the str ``text`` (hub records: wsproto already
+    refused text frames that are not UTF-8, so only escapes can make lone surrogates)."""
+    if (text.count("[") + text.count("{") <= MAX_DEPTH and len(text) <= MAX_STRING_CHARS
+            and not _SURROGATE_ESCAPE_TEXT.search(text)):
+        return
+    check(value)
 
 
 def _check_string(text: str) -> None:

@@ -21,6 +21,8 @@ import werkzeug.urls  # noqa: F401  # registers the "werkzeug.url_quote" codec e
 
 from ctid.hub.connection import Disconnected, HubConnection
 from ctid.hub.hub import Hub
+from ctid.hub.protocol import ProtocolError
+from ctid.web.serving import TOO_LARGE
 
 log = logging.getLogger("ctid.hub")
 
@@ -48,6 +50,8 @@ class AsgiSocket:
             event = await self._receive()
             kind = event["type"]
             if kind == "websocket.receive":
+                if event.get(TOO_LARGE):  # ctid.web.serving.BoundedWebsocketBuffer: answered, then closed
+                    raise ProtocolError(f"Message exceeds the maximum size ({event[TOO_LARGE]} bytes).")
                 return event.get("bytes") or event.get("text")  # as Quart: an empty binary frame is None
             if kind == "websocket.disconnect":
                 self.gone = True

@@ -356,6 +356,9 @@ class HubConnection:
         method = _METHODS.get(target.lower())
         if method is None:
             return p.record(p.completion(invocation_id or "", error=f"Unknown hub method '{target}'"))
+        if message.refused is not None:  # arguments beyond ctid's input limits (ctid/limits.py)
+            exc = message.refused
+            return p.record(p.completion(invocation_id or "", error=f"{exc.error_id}: {exc}"))
         try:
             result = await self.backend.invoke(self.principal, method, list(message.arguments))
             return p.record(p.completion(invocation_id or "", result=result))

@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from ctid import limits
+
 RS = "\x1e"
 
 INVOCATION = 1
@@ -40,7 +42,22 @@ class ProtocolError(Exception):
 def dumps(value: Any) -> str:
     """Compact JSON, non-ASCII kept as is (orjson: every pop is encoded on the hot path, several
     times faster than the standard library's encoder)."""
-    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:  # text that is not Unicode (lone surrogates): escaped, never a crash
+        return json.dumps(value, ensure_ascii=True, separators=(",", ":"), default=str)
+
+
+def _loads(text: str) -> Any:
+    """JSON under ctid's input limits (ctid/limits.py): numbers of at most 100 characters, nesting
+    at most 32 levels; a violation is a ProtocolError like any malformed record."""
+    try:
+        return json.loads(text, parse_int=limits.parse_int, parse_float=limits.parse_float,
+                          parse_constant=limits.parse_constant)
+    except RecursionError:
+        raise ProtocolError(f"Error parsing message: nested deeper than {limits.MAX_DEPTH} levels.") from None
+    except limits.LimitError as exc:
+        raise ProtocolError(f"Error parsing message: {exc}.") from None
 
 
 def record(message: dict[str, Any]) -> str:
@@ -79,8 +96,9 @@ def parse_handshake(text: str) -> int:
     """Validate a handshake request record; return the protocol version or raise ProtocolError
     with the text ASP.NET uses (sent back as ``{"error": ...}``)."""
     try:
-        message = json.loads(text)
-    except ValueError:
+        message = _loads(text)
+        limits.check_text(message, text)
+    except (ValueError, ProtocolError, limits.LimitError):
         raise ProtocolError("An unexpected error occurred during connection handshake.") from None
     if not isinstance(message, dict):
         raise ProtocolError("An unexpected error occurred during connection handshake.")
@@ -102,6 +120,7 @@ class Message:
 
     type: int
     raw: dict[str, Any]
+    refused: limits.LimitError | None = None  # arguments break ctid's input limits: answered, not run
 
     @property
     def invocation_id(self) -> str | None:
@@ -120,12 +139,24 @@ class Message:
 def parse_message(text: str) -> Message:
     """Decode one record (without its separator). Raises ProtocolError for anything malformed."""
     try:
-        message = json.loads(text)
+        message = _loads(text)
     except ValueError:
         raise ProtocolError("Error parsing message: invalid JSON.") from None
     if not isinstance(message, dict):
         raise ProtocolError("Error parsing message: a message must be a JSON object.")
     message.pop("headers", None)
+    refused = None
+    try:
+        limits.check_text(message, text)
+    except limits.LimitError as exc:
+        # The fields of the protocol itself must be text; bad arguments get a completion error.
+        arguments = message.pop("arguments", None)
+        try:
+            limits.check(message)
+        except limits.LimitError:
+            raise ProtocolError(f"Error parsing message: {exc}.") from None
+        message["arguments"] = arguments if isinstance(arguments, list) else []
+        refused = exc
     kind = message.get("type")
     if isinstance(kind, bool) or not isinstance(kind, int):
         raise ProtocolError("Error parsing message: missing or invalid 'type'.")
@@ -141,7 +172,7 @@ def parse_message(text: str) -> Message:
             raise ProtocolError("Error parsing message: missing or invalid 'invocationId'.")
         if kind == COMPLETION and "result" in message and "error" in message:
             raise ProtocolError("Error parsing message: a completion has both 'result' and 'error'.")
-    return Message(kind, message)
+    return Message(kind, message, refused)
 
 
 def invocation(target: str, arguments: list[Any], invocation_id: str | None = None) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from typing import Any
 
 import trio
 from hypercorn.events import Event, RawData, Updated
+from hypercorn.protocol import ws_stream
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import serve as hypercorn_serve
 from hypercorn.trio.tcp_server import TCPServer
@@ -87,6 +88,58 @@ class KeepAliveTCPServer(TCPServer):
             await self._initiate_server_close()
 
 
+#: The key :class:`BoundedWebsocketBuffer` sets in the ``websocket.receive`` event of a message that
+#: was larger than ``websocket_max_message_size`` (its value: the message's size in bytes).
+TOO_LARGE = "ctid.too_large"
+
+
+class BoundedWebsocketBuffer(ws_stream.WebsocketBuffer):
+    """hypercorn's buffer of one incoming WebSocket message, telling the app about an oversized one.
+
+    hypercorn closes the connection with 1009 the moment a message grows past
+    ``websocket_max_message_size``, so the hub could never send the error record its protocol
+    promises (docs/hub-protocol.md: a handshake larger than the limit gets ``{"error": ...}``, a
+    message a Close with an error). This buffer drops what it kept of such a message, discards the
+    rest as it arrives (memory stays bounded), and hands the app an empty message marked
+    :data:`TOO_LARGE` when it ends; the app answers and closes.
+    """
+
+    def __init__(self, max_length: int) -> None:
+        super().__init__(max_length)
+        self.too_large = False
+
+    def extend(self, event: Any) -> None:
+        if self.too_large:
+            self.length += len(event.data)
+            return
+        try:
+            super().extend(event)
+        except ws_stream.FrameTooLargeError:
+            self.too_large = True
+            self.value = None
+
+    def clear(self) -> None:
+        super().clear()
+        self.too_large = False
+
+    def to_message(self) -> dict:
+        if self.too_large:
+            return {"type": "websocket.receive", "bytes": None, "text": None, TOO_LARGE: self.length}
+        return super().to_message()
+
+
+def _install_websocket_buffer() -> bool:
+    current = getattr(ws_stream, "WebsocketBuffer", None)
+    if current is BoundedWebsocketBuffer:
+        return True
+    if (current is None or not hasattr(ws_stream, "FrameTooLargeError")
+            or not all(callable(getattr(current, name, None)) for name in ("extend", "clear", "to_message"))):
+        log.debug("hypercorn's WebSocket buffer is not the one ctid knows; oversized messages close with 1009")
+        return False
+    ws_stream.WebsocketBuffer = BoundedWebsocketBuffer
+    return True
+
+
 def install() -> bool:
     """Make hypercorn on Trio use :class:`KeepAliveTCPServer` (process-wide; idempotent). Returns
     whether it is in use: false when this hypercorn lacks what it builds on."""
@@ -104,4 +157,5 @@ async def serve(app: Any, config: Any, *, shutdown_trigger: Callable[[], Awaitab
                 task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
     """``hypercorn.trio.serve`` with :class:`KeepAliveTCPServer` when it can be installed."""
     install()
+    _install_websocket_buffer()
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
