@@ -65,6 +65,7 @@ class ComagicConnector(Connector):
         self._media: httpx.AsyncClient | None = None
         self.tz: ZoneInfo | None = None
         self.account: dict[str, Any] = {}
+        self.account_read = trio.Event()  # set once the account's time zone is known
         self._targets: dict[str, str] = {}  # employee id -> make.call target
         self.recordings = RecordingStore(name, config, services)
         self.control = CallControl(name, lambda: self.client, config, self._submit, self._storage, self._dial_target,
@@ -142,6 +143,7 @@ class ComagicConnector(Connector):
             raise PBXError(f"CoMagic get.account: unknown time zone {name!r}", error_id="pbx_bad_answer",
                            retryable=False) from exc
         self.account, self.tz = account, tz
+        self.account_read.set()
         return tz
 
     async def _zone(self) -> ZoneInfo:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
@@ -232,8 +232,14 @@ def local_to_utc(text: str | None, tz: ZoneInfo | None) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def utc_to_local(value: datetime, tz: ZoneInfo) -> str:
-    """A UTC time as the Data API writes dates: ``YYYY-MM-DD hh:mm:ss`` in the account's zone."""
+def utc_to_local(value: datetime, tz: ZoneInfo, *, ceil: bool = False) -> str:
+    """A UTC time as the Data API writes dates: ``YYYY-MM-DD hh:mm:ss`` in the account's zone.
+
+    ``ceil``: the end of a window, rounded up to the whole second (a call that started at
+    12:00:00.600 is not "before 12:00:00").
+    """
+    if ceil and value.microsecond:
+        value = value.replace(microsecond=0) + timedelta(seconds=1)
     return value.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
 
 

@@ -12,6 +12,7 @@ Planned downloads are kept too (kind ``download``), so a restart resumes them.
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -114,7 +115,8 @@ class RecordingStore:
     async def save(self, call_id: str, data: bytes, media: str) -> None:
         path = self.directory / f"{call_id}{_EXT.get(media, '.mp3')}"
         await trio.Path(path.parent).mkdir(parents=True, exist_ok=True)
-        partial = trio.Path(path.with_suffix(path.suffix + ".part"))
+        # A name of its own per write: the background download and an on-demand fetch may race.
+        partial = trio.Path(path.with_suffix(f"{path.suffix}.{uuid.uuid4().hex[:8]}.part"))
         await partial.write_bytes(data)
         await partial.replace(path)
 

@@ -85,7 +85,9 @@ def read_row(row: dict[str, Any], tz: ZoneInfo, region: str) -> ReportRow | None
     if talk is None:
         talk = _num(row.get("talk_duration"))
     reason = _text(row.get("finish_reason")) or ""
-    if row.get("is_lost") is True or not talk:
+    talked = (row.get("last_talked_employee_id") is not None or bool(_num(row.get("talk_duration")))
+              or any(isinstance(e, dict) and e.get("is_talked") is True for e in row.get("employees") or []))
+    if row.get("is_lost") is True or not talked:  # [guess] a 0-second talk is still an answer
         outcome = (Outcome.BUSY if reason in _BUSY else Outcome.FAILED if reason in _FAILED
                    else Outcome.MISSED if direction is Direction.INBOUND else Outcome.NO_ANSWER)
     else:
@@ -150,7 +152,7 @@ async def calls(client: RpcClient, since: datetime, until: datetime, tz: ZoneInf
     windows = _windows(since, until)
     while windows:
         low, high = windows.pop(0)
-        params: dict[str, Any] = {"date_from": utc_to_local(low, tz), "date_till": utc_to_local(high, tz),
+        params: dict[str, Any] = {"date_from": utc_to_local(low, tz), "date_till": utc_to_local(high, tz, ceil=True),
                                   "fields": CALL_FIELDS, "include_ongoing_calls": ongoing,
                                   "sort": [{"field": "start_time", "order": "asc"}]}
         if session is not None:
@@ -184,7 +186,7 @@ async def costs(client: RpcClient, since: datetime, until: datetime, tz: ZoneInf
     """Σ ``total_charge`` per call session of the legs that started in the window [guess §3.5]."""
     legs: dict[Any, dict[str, Any]] = {}  # by leg: windows share their boundary second
     for low, high in _windows(since, until):
-        params: dict[str, Any] = {"date_from": utc_to_local(low, tz), "date_till": utc_to_local(high, tz),
+        params: dict[str, Any] = {"date_from": utc_to_local(low, tz), "date_till": utc_to_local(high, tz, ceil=True),
                                   "fields": ["call_session_id", "leg_id", "total_charge", "start_time"]}
         if session is not None:
             params["filter"] = {"field": "call_session_id", "operator": "=",

@@ -1,0 +1,1 @@
+"""A local fake CoMagic account (Call API, Data API, notifications sender) for tests."""
