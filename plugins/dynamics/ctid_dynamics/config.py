@@ -11,13 +11,13 @@ from pydantic import (
     ConfigDict,
     Field,
     FilePath,
-    SecretStr,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from ctid.crm import CRMConfig
+from ctid.secret import AnySecret
 
 
 class _Strict(BaseModel):
@@ -30,7 +30,7 @@ class ClientCredentialsAuth(_Strict):
     type: Literal["client_credentials"]
     tenant: str = Field(min_length=1, description="Entra tenant id or domain.")
     client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = Field(default=None, description="The app registration's secret.")
+    client_secret: AnySecret | None = Field(default=None, description="The app registration's secret.")
     certificate: FilePath | None = Field(default=None, description="PEM file with the private key (instead of a secret).")
     thumbprint: str | None = Field(default=None, description="SHA-1 thumbprint of the certificate (hex).")
     authority: str | None = Field(
@@ -59,7 +59,7 @@ class NTLMAuth(_Strict):
     type: Literal["ntlm"]
     domain: str = Field(min_length=1)
     username: str = Field(min_length=1)
-    password: SecretStr
+    password: AnySecret
 
 
 class ADFSAuth(_Strict):
@@ -68,9 +68,9 @@ class ADFSAuth(_Strict):
     type: Literal["adfs"]
     authority: str = Field(description="AD FS authority, e.g. https://adfs.example.com/adfs")
     client_id: str = Field(min_length=1)
-    client_secret: SecretStr | None = None
+    client_secret: AnySecret | None = None
     username: str | None = None
-    password: SecretStr | None = None
+    password: AnySecret | None = None
     scope: str | None = Field(default=None, description="Defaults to <url>/user_impersonation.")
 
     @field_validator("authority")

@@ -6,9 +6,10 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, IPvAnyNetwork, SecretStr, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, field_validator, model_validator
 
 from ctid.connector import ConnectorConfig
+from ctid.secret import AnySecret, SecretValue
 
 REST_PATH = "/crmapi/v1"
 LEGACY_PATH = "/sys/crm_api.wcgp"
@@ -18,14 +19,14 @@ class MegafonConfig(ConnectorConfig):
     """Keys of a MegaFon (ITooLabs white-label VATS) connector instance."""
 
     plugin: Literal["megafon"] = "megafon"
-    crm_token: SecretStr = Field(
+    crm_token: SecretValue = Field(
         description="The token entered in the PBX cabinet (Integrations -> CRM API -> Token); every push carries it."
     )
     api_url: str = Field(
         description="Tenant URL, e.g. https://vats123456.megapbx.ru (the API path is added unless given: "
         "/crmapi/v1 for rest, /sys/crm_api.wcgp for legacy)."
     )
-    api_key: SecretStr = Field(description="The PBX's API key (X-API-KEY for rest, token= for legacy).")
+    api_key: AnySecret = Field(description="The PBX's API key (X-API-KEY for rest, token= for legacy).")
     api_generation: Literal["rest", "legacy"] = Field(
         default="rest", description="'rest' = CRM API v1 (/crmapi/v1), 'legacy' = command API (crm_api.wcgp)."
     )
@@ -63,13 +64,6 @@ class MegafonConfig(ConnectorConfig):
     )
     history_limit: int = Field(default=500, ge=1, le=10_000, description="Rows asked per history request.")
     timeout: float = Field(default=10, gt=0, description="HTTP timeout of API requests, seconds.")
-
-    @field_validator("crm_token")
-    @classmethod
-    def _token_length(cls, value: SecretStr) -> SecretStr:
-        if len(value.get_secret_value()) < 8:
-            raise ValueError("the crm_token must be at least 8 characters")
-        return value
 
     @field_validator("api_url")
     @classmethod

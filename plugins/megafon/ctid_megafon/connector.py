@@ -11,7 +11,6 @@ Hold, transfer and hangup are not offered by this API, so they are not declared.
 from __future__ import annotations
 
 import dataclasses
-import hmac
 import ipaddress
 import logging
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from ctid.connector import (
 from ctid.errors import CtidError, PBXError, RequestError
 from ctid.model import Call, CallEvent, Capability, Direction, EventKind, call_id_for, utcnow
 from ctid.phone import normalize
+from ctid.secret import secrets_equal
 from ctid_megafon import simulate as _simulate
 from ctid_megafon.client import MegafonClient, PbxGroup, PbxUserInfo
 from ctid_megafon.config import MegafonConfig
@@ -216,8 +216,7 @@ class MegafonConnector(Connector):
             fields = parse_body(request.method, request.content_type, request.body, request.query)
         except InvalidParameters as exc:
             return _answer(400, "Invalid parameters", str(exc))
-        token = (fields.get("crm_token") or "").encode()
-        if not hmac.compare_digest(token, self._token):
+        if not secrets_equal(fields.get("crm_token"), self.config.crm_token):
             return _answer(401, "Invalid token", "crm_token is missing or does not match")
         cmd = (fields.get("cmd") or "").lower()
         if cmd not in COMMANDS:
