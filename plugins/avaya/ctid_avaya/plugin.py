@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from ctid import hookimpl
 
+#: The plugin contract this plugin is written for (ctid.CONTRACT_VERSION, checked at load).
+CTID_CONTRACT = "2.0"
+
 
 @hookimpl
 def ctid_register_connectors():

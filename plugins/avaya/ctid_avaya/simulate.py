@@ -76,7 +76,7 @@ def smdr_line(start: datetime, *, connected: int, ring: int, caller: str, direct
 def traffic(connector, scenario: str, ctx: SimulationContext) -> list[SimulatedRequest]:
     ip = _ipv4(connector.config.host)
     node = node_of(ip)
-    seed = int(ctx.start.timestamp()) % 1_000_000
+    seed = int(ctx.start.timestamp() * 1000) % 1_000_000  # distinct legs and Call IDs per run
     leg = 100_000 + seed * 8
     call_id = 1_000_000 + seed
     ext = connector.extension_for(ctx.agent)
