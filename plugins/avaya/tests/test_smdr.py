@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from samples import AVAYA_EXAMPLES, IP500, REBOOT, TRANSFER
 
 from ctid.model import Direction, EventKind, Outcome
 from ctid_avaya.calllog import CallLog, LegIndex
 from ctid_avaya.smdr import CallGrouper, LineSplitter, SmdrError, decode, parse_record
-from samples import AVAYA_EXAMPLES, IP500, REBOOT, TRANSFER
 
 ZONE = ZoneInfo("Europe/Warsaw")
 
