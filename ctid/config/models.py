@@ -6,6 +6,7 @@ The keys documented in the README are public: external tests and users write the
 from __future__ import annotations
 
 import enum
+import importlib.util
 import re
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,9 @@ class DatabaseConfig(Strict):
             raise ValueError(f"unsupported database {backend!r}: ctid supports sqlite, postgresql and mssql")
         if driver not in ("", *_DRIVERS[backend]):
             raise ValueError(_DRIVERS[backend][1].format(driver=driver))
+        if backend in ("postgresql", "postgres") and importlib.util.find_spec("psycopg") is None:
+            raise ValueError("PostgreSQL needs the psycopg driver, an optional part of ctid: "
+                             "pip install 'ctid[postgres]'")
         return value
 
 
