@@ -92,9 +92,11 @@ class FrameReader:
         return frames
 
     def _split(self, frames: list[bytes]) -> None:
-        while len(self._buffer) >= 3:
-            if self._buffer[0] != DISCRIMINATOR:
+        while self._buffer:
+            if self._buffer[0] != DISCRIMINATOR:  # checked on the first byte: no waiting for a length
                 raise FrameError(f"frame starts with 0x{self._buffer[0]:02X}, not 0x49")
+            if len(self._buffer) < 3:
+                break
             if self._buffer[1] & 0x80:
                 if len(self._buffer) < 4:
                     break
