@@ -222,3 +222,76 @@ async def test_tapi_controls_from_rest_reach_the_fake_boundary(tmp_path, nursery
 
 async def _true(value):
     return value
+
+
+async def test_aes_backends_from_rest_click_to_call_transfer_hold(tmp_path, nursery):
+    from test_aes import start_tws
+
+    from ctid_avaya import simulate as s
+    from ctid_avaya.testing.fake_dmcc import FakeDmcc
+    from ctid_avaya.testing.fake_tws import FakeTelephonyService
+
+    tws = FakeTelephonyService("ctid@CM1", "pw-1")
+    url = await start_tws(nursery, tws)
+    dmcc = FakeDmcc("ctid", "pw-2", calls={"201": [["77", "connected", "79160001122"]]})
+    dmcc_port = await nursery.start(dmcc.serve)
+    fake = FakeDevLink3({"ctid": "s3cret-pass"})
+    port = await nursery.start(fake.serve)
+    cfg = config(tmp_path, port, control=[
+        {"backend": "aes-tws", "wsdl_url": url + "?wsdl", "username": "ctid@CM1", "password": "pw-1"},
+        {"backend": "aes-dmcc", "host": "127.0.0.1", "port": dmcc_port, "tls": False, "username": "ctid",
+         "password": "pw-2", "switch_name": "CM1"},
+    ])
+    async with running_daemon(cfg) as app:
+        connector = app.daemon.connectors["ipo"]
+        assert {c.value: b.name for c, b in connector.routes.items()} == {
+            "dial": "aes-tws", "transfer": "aes-tws", "hangup": "aes-tws", "hold": "aes-dmcc"}
+        response = await app.client.post("/api/calls", json={"number": "+79161234567", "agent": "a1"}, headers=ADMIN)
+        assert response.status_code == 200, response.text
+        assert tws.calls("makeCall") == [{"originatingExtension": "201", "originatingNumber": "+79161234567"}]
+        await fake.wait_subscribed()
+        node = s.node_of("127.0.0.1")
+        a_end, b_end = s.end_id(node, 8000), s.end_id(node, 8002)
+        trunk = s.party(a_end, inbound=True, state=2, cls=5, cli="79160001122", public=1)
+        await fake.send(s.detail(node, 11, trunk, s.party(b_end, inbound=False, state=2, cls=10, identity="201")))
+
+        async def live():
+            calls = await _calls(app)
+            return next((c for c in calls.values() if c["state"] == "talking"), None)
+
+        call = await eventually(live)
+        snapshot = (await app.client.get(f"/api/calls/{call['id']}", headers=ADMIN)).json()
+        assert snapshot["capabilities"] == ["dial", "hangup", "hold", "transfer"]
+
+        async def dmcc_ready():
+            return connector.routes["hold"]._ready.is_set()
+
+        await eventually(dmcc_ready)
+        for command in ("hold", "unhold"):
+            response = await app.client.post(f"/api/calls/{call['id']}/{command}", json={}, headers=ADMIN)
+            assert response.status_code == 200, (command, response.text)
+        assert dmcc.requests[-4:] == ["SnapshotDevice", "HoldCall", "SnapshotDevice", "RetrieveCall"]
+        response = await app.client.post(f"/api/calls/{call['id']}/transfer", json={"to": "a2"}, headers=ADMIN)
+        assert response.status_code == 200, response.text
+        assert tws.calls("transferCall") == [{"deviceExtension": "201", "destinationNumber": "202"}]
+        tws.refuse["dropCall"] = "No active call at 201"
+        response = await app.client.post(f"/api/calls/{call['id']}/hangup", json={}, headers=ADMIN)
+        assert response.status_code == 409 and response.json()["error"] == "pbx_refused"
+        assert "No active call at 201" in response.json()["message"]
+        health = await connector.health()
+        assert health.checks["control:aes-tws"].startswith("session") and "started" in health.checks["control:aes-dmcc"]
+
+
+async def test_without_a_backend_the_connector_monitors_and_logs_only(tmp_path, nursery):
+    fake = FakeDevLink3({"ctid": "s3cret-pass"})
+    port = await nursery.start(fake.serve)
+    async with running_daemon(config(tmp_path, port)) as app:
+        connector = app.daemon.connectors["ipo"]
+        assert connector.capabilities == frozenset()
+        response = await app.client.post("/api/calls", json={"number": "+79161234567", "agent": "a1"}, headers=ADMIN)
+        assert response.status_code == 409 and response.json()["error"] == "capability_missing:dial"
+        await fake.wait_subscribed()
+        health = await connector.health()
+        assert health.checks["control"].startswith("none configured")
+        assert health.checks["devlink3"].startswith("authenticated, receiving")
+        assert not health.ok and health.checks["smdr"].startswith("no record within")

@@ -43,19 +43,24 @@ class TwsBackend(ControlBackend):
             verify = self.config.tls_verify
             timeout = self.config.timeout
 
+            transport = AsyncTransport(
+                client=httpx.AsyncClient(auth=auth, verify=verify, timeout=timeout),
+                wsdl_client=httpx.Client(auth=auth, verify=verify, timeout=timeout),
+            )
+
             def load():
-                transport = AsyncTransport(
-                    client=httpx.AsyncClient(auth=auth, verify=verify, timeout=timeout),
-                    wsdl_client=httpx.Client(auth=auth, verify=verify, timeout=timeout),
-                )
                 return zeep.AsyncClient(self.config.wsdl_url, transport=transport)
 
             try:
                 self._client = await trio.to_thread.run_sync(load)
-            except (httpx.HTTPError, OSError) as exc:
-                raise unreachable("the AES Telephony Web Service", f"WSDL not loaded: {exc}") from exc
-            except Exception as exc:  # zeep's own parse errors (an unexpected WSDL style)
-                raise unreachable("the AES Telephony Web Service", f"WSDL not usable by zeep: {exc}") from exc
+            except BaseException as exc:
+                await transport.aclose()
+                transport.wsdl_client.close()
+                if isinstance(exc, httpx.HTTPError | OSError):
+                    raise unreachable("the AES Telephony Web Service", f"WSDL not loaded: {exc}") from exc
+                if isinstance(exc, Exception):  # zeep's own parse errors (an unexpected WSDL style)
+                    raise unreachable("the AES Telephony Web Service", f"WSDL not usable by zeep: {exc}") from exc
+                raise
         return self._client
 
     async def _attach(self) -> str:
