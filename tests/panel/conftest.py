@@ -156,8 +156,9 @@ def panel_config(tmp_path: Path, port: int, command_url: str | None) -> dict[str
         "connectors": {"office": {"plugin": "generic", "secret": SECRET,
                                   **({"command_url": command_url} if command_url else {})}},
         "crm": {"plugin": "directory", "contacts": str(contacts)},
-        # the Dynamics organization test_cif.py's ?ucilib= library comes from, and that may frame the panel
-        "panel": {"cif_origins": [CIF_ORIGIN]},
+        # the Dynamics organization test_cif.py's ?ucilib= library comes from; it and test_ui.py's CRM
+        # page (another origin: localhost) may frame the panel
+        "panel": {"cif_origins": [CIF_ORIGIN], "frame_ancestors": [CIF_ORIGIN, f"http://localhost:{port}"]},
     }
 
 

@@ -25,7 +25,8 @@ def test_panel_responses_carry_a_strict_policy(ctid):
     for path in ("/panel/", "/panel/js/app.js", "/panel/css/panel.css", "/panel/config.json"):
         policy = policy_of(ctid, path)
         assert policy["script-src"] == ["'self'", CIF_ORIGIN]
-        assert policy["frame-ancestors"] == ["'self'", CIF_ORIGIN]  # Dynamics may still embed it
+        # Dynamics and the configured CRM page may still embed it; nobody else
+        assert policy["frame-ancestors"] == ["'self'", CIF_ORIGIN, ctid.url.replace("127.0.0.1", "localhost")]
         assert policy["object-src"] == ["'none'"] and policy["base-uri"] == ["'none'"]
         assert not any("unsafe" in value for values in policy.values() for value in values)
     assert ctid.http.get("/panel/config.json").json() == {"cif_origins": [CIF_ORIGIN]}

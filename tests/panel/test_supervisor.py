@@ -99,7 +99,7 @@ def test_rest_additions_the_panel_relies_on(ctid):
     """Snapshot lists each connector's capabilities; /api/calls?order=desc gives the newest first."""
     headers = {"Authorization": f"Bearer {ctid.token('super')}"}
     snapshot = ctid.http.get("/api/snapshot", headers=headers).json()
-    assert snapshot["connectors"] == {"office": ["dial", "hangup", "hold", "transfer"]}
+    assert snapshot["connectors"] == {"office": ["dial", "hangup", "hold", "recordings", "transfer"]}
     for index in range(3):
         ctid.ring(f"order-{index}", f"+7999000000{index}")
     newest = ctid.http.get("/api/calls", params={"order": "desc", "limit": 2}, headers=headers).json()["items"]
