@@ -51,12 +51,14 @@ class RunningDaemon:
 
 @contextlib.asynccontextmanager
 async def running_daemon(
-    config: dict[str, Any], *, base_dir: Path | None = None, plugins: list[Any] = ()
+    config: dict[str, Any], *, base_dir: Path | None = None, plugins: list[Any] = (), clock: Any = None
 ) -> AsyncIterator[RunningDaemon]:
     """Start ``ctid serve`` in-process on a free port with ``config`` (a dict shaped like the YAML).
 
     ``plugins`` are extra plugin objects (modules or instances with ``@hookimpl`` methods) registered
-    before the configuration is validated, as an installed plugin would be.
+    before the configuration is validated, as an installed plugin would be. ``clock`` (a function
+    returning UTC datetimes, e.g. :class:`ctid.testing.kit.WallClock`) replaces the wall clock of
+    the daemon's timers and of its CRM outbox.
     """
     from ctid.config.loader import load_config_dict
     from ctid.daemon import Daemon
@@ -71,6 +73,8 @@ async def running_daemon(
     settings = load_config_dict(config, pm, base_dir=base_dir or ".")
     pm.ensure_enabled_ok(settings)
     daemon = Daemon(settings, pm)
+    if clock is not None:
+        daemon.clock = daemon.outbox.clock = clock
     url = f"http://127.0.0.1:{port}"
     async with trio.open_nursery() as nursery:
         await nursery.start(daemon.run)
