@@ -8,6 +8,7 @@ from datetime import datetime
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from samples import IP500
 
 from ctid.testing.daemon import eventually
 from ctid_avaya import simulate as s
@@ -16,7 +17,6 @@ from ctid_avaya.config import SmdrConfig
 from ctid_avaya.smdr import SmdrRecord
 from ctid_avaya.stats import Stats
 from ctid_avaya.testing.fake_ipo import FakeSmdr
-from samples import IP500
 
 
 def collector(**kw) -> tuple[SmdrCollector, list[SmdrRecord]]:
