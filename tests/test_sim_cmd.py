@@ -80,3 +80,55 @@ def test_simulated_traffic_ends_now(app, tmp_path, scenario, length) -> None:
     assert times == sorted(times)
     assert before - timedelta(seconds=1) <= times[-1] <= after  # not up to 95 s in the future
     assert times[-1] - times[0] == timedelta(seconds=length)  # durations unchanged
+
+
+async def test_send_simulation_posts_the_simulated_requests_and_reports_each(nursery) -> None:
+    """The default ``Connector.send_simulation`` (what simulate-call calls): HTTP posts in order;
+    a 4xx answer is ``simulation_rejected``; an unreachable ctid is ``unreachable``."""
+    from hypercorn.config import Config as HyperConfig
+    from hypercorn.trio import serve
+
+    from ctid.connector import Connector, SimulatedRequest, SimulationContext
+    from ctid.errors import PBXError, RequestError
+    from ctid.testing.daemon import free_port
+
+    seen: list[tuple[str, bytes]] = []
+
+    async def asgi(scope, receive, send):
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                await send({"type": message["type"] + ".complete"})
+                if message["type"] == "lifespan.shutdown":
+                    return
+        body = (await receive()).get("body", b"")
+        seen.append((scope["path"], body))
+        status = 422 if body == b"bad" else 200
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    port = free_port()
+    config = HyperConfig()
+    config.bind = [f"127.0.0.1:{port}"]
+    config.accesslog = config.errorlog = None
+    await nursery.start(serve, asgi, config)
+
+    class Webhooky(Connector):
+        bodies: list[bytes] = [b"one", b"two"]
+
+        def simulate(self, scenario, context):
+            return [SimulatedRequest("POST", "/hooks/x", {}, body, f"#{i}") for i, body in enumerate(self.bodies)]
+
+    conn = Webhooky("x", None, None)  # type: ignore[arg-type]
+    lines: list[str] = []
+    ctx = SimulationContext(caller="+79161234567", agent="101")
+    await conn.send_simulation("answered", ctx, base_url=f"http://127.0.0.1:{port}/", report=lines.append)
+    assert seen == [("/hooks/x", b"one"), ("/hooks/x", b"two")]
+    assert lines == ["200 POST /hooks/x  #0", "200 POST /hooks/x  #1"]
+    conn.bodies = [b"bad", b"never sent"]
+    with pytest.raises(RequestError) as rejected:
+        await conn.send_simulation("answered", ctx, base_url=f"http://127.0.0.1:{port}", report=lines.append)
+    assert rejected.value.error_id == "simulation_rejected" and seen[-1] == ("/hooks/x", b"bad")
+    with pytest.raises(PBXError) as down:
+        await conn.send_simulation("answered", ctx, base_url=f"http://127.0.0.1:{free_port()}", report=lines.append)
+    assert down.value.error_id == "unreachable"
