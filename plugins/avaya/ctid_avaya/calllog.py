@@ -30,6 +30,7 @@ class _Entry:
     pbx_call_id: str
     start: datetime  # UTC
     end: datetime | None  # UTC; None while DevLink3 still tracks it
+    call_ids: set[int] = field(default_factory=set)  # SMDR Call IDs already joined to it
 
 
 @dataclass(slots=True)
@@ -39,20 +40,27 @@ class LegIndex:
     tolerance: timedelta = timedelta(seconds=120)
     _legs: dict[tuple[str, int], list[_Entry]] = field(default_factory=dict)
 
-    def register(self, leg: tuple[str, int], pbx_call_id: str, start: datetime, end: datetime | None = None) -> None:
+    def register(self, leg: tuple[str, int], pbx_call_id: str, start: datetime, end: datetime | None = None,
+                 call_ids: set[int] = frozenset()) -> None:
         entries = self._legs.setdefault(leg, [])
         for entry in entries:
             if entry.pbx_call_id == pbx_call_id:
                 if end is not None:
                     entry.end = end if entry.end is None else max(entry.end, end)
+                entry.call_ids |= call_ids
                 return
-        entries.append(_Entry(pbx_call_id, start, end))
+        entries.append(_Entry(pbx_call_id, start, end, set(call_ids)))
 
-    def find(self, leg: tuple[str, int], start: datetime, *, tail: bool = False) -> str | None:
+    def find(self, leg: tuple[str, int], start: datetime, *, tail: bool = False,
+             call_id: int | None = None) -> str | None:
         """The call of ``leg`` that started at ``start`` (± tolerance); with ``tail``, also one whose
-        span covers ``start`` (a transfer continuing under a new Call ID)."""
+        span covers ``start`` (a transfer continuing under a new Call ID). With ``call_id``, a call
+        that SMDR already joined under another Call ID is not a candidate: two Call IDs are two calls
+        (a transfer's tail aside)."""
         best: tuple[float, str] | None = None
         for entry in self._legs.get(leg, ()):
+            if call_id is not None and entry.call_ids and call_id not in entry.call_ids:
+                continue
             offset = abs((entry.start - start).total_seconds())
             if offset <= self.tolerance.total_seconds():
                 candidate = (offset, entry.pbx_call_id)
@@ -110,13 +118,15 @@ class CallLog:
         first = records[0]
         start = self.utc(first.call_start)
         primary_leg = first.caller_leg_key()
-        primary = (self.index.find(primary_leg, start, tail=True) if primary_leg else None) \
+        # the group's own call: the DevLink3 (or earlier SMDR) call that started with this caller leg;
+        # never a mere overlap (an analog trunk's caller leg id is always 2 in real data, §1.3)
+        primary = (self.index.find(primary_leg, start, call_id=first.call_id) if primary_leg else None) \
             or pbx_call_id_for(primary_leg, first.call_start, first.call_id)
         touched: list[str] = []
         for record in records:
             pbx = primary
             leg = record.caller_leg_key()
-            if leg is not None and leg != primary_leg:
+            if leg is not None and leg != primary_leg:  # a transfer's tail under a new Call ID (§1.6)
                 pbx = self.index.find(leg, self.utc(record.call_start), tail=True) or primary
             call = self._calls.get(pbx)
             if call is None:
@@ -135,7 +145,8 @@ class CallLog:
             leg = call.records[0].caller_leg_key()
             if leg is not None:
                 total = event.total_seconds or 0.0
-                self.index.register(leg, pbx, event.at, event.at + timedelta(seconds=total))
+                self.index.register(leg, pbx, event.at, event.at + timedelta(seconds=total),
+                                    {r.call_id for r in call.records if r.caller_leg_key() == leg})
             events.append(event)
         self._prune(start)
         return events

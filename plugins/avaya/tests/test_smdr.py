@@ -177,3 +177,10 @@ def test_cp1251_falls_back():
 def test_summary_kind():
     events, _ = pipeline([stream(IP500[:1])])
     assert events[0].kind is EventKind.SUMMARY
+
+
+def test_analog_trunk_calls_sharing_caller_leg_2_stay_apart():
+    first = IP500[3]  # 11:01:57, caller leg 2, ring 26
+    second = first.replace("11:01:57", "11:02:05").replace(",1005817,", ",1005818,")
+    events, _ = pipeline([stream([first, second])])
+    assert len(final(events)) == 2
