@@ -12,6 +12,7 @@ from typing import Any
 
 from ctid.model import Call, CallEvent, Task, utcnow
 from ctid.reports.columns import DEFAULT, ReportColumns
+from ctid.store import participants
 
 
 def event_key(connector: str, key: str) -> str:
@@ -52,6 +53,7 @@ def call_row(call: Call, columns: ReportColumns = DEFAULT) -> dict[str, Any]:
         "hold_seconds": call.hold_seconds,
         "updated_at": call.updated_at or utcnow(),
         "data": call.to_json(),
+        "participants": participants.key(call.participants()),
         **columns.values(call),
     }
 

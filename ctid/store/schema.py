@@ -164,6 +164,8 @@ calls = Table(
     Column("cost_source", Unicode(10), nullable=True),
     Column("rating", Float(), nullable=True),
     Column("new_contact", Boolean(create_constraint=False), nullable=True),
+    # every agent entitled to see the call, "|a|b|": an agent's /api/calls filters on it (ctid.store.participants)
+    Column("participants", UnicodeText(), nullable=True),
     UniqueConstraint("connector", "pbx_call_id"),
     # Covering indexes of the reports (docs/reports.md, "Indexes"): a period's calls by day, the
     # follow-up of a missed call (the next answered call with the same number), an agent's calls.

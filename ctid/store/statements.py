@@ -24,11 +24,13 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from ctid.store import participants
 from ctid.store.schema import (
     agents_presence,
     calls,
@@ -131,8 +133,10 @@ def list_calls(
     number: str | None = None,
     state: str | None = None,
     descending: bool = False,
+    participant: str | None = None,
 ) -> Select:
-    """Calls filtered by the given fields, ordered by ``updated_at`` (then id); ``since`` is inclusive."""
+    """Calls filtered by the given fields, ordered by ``updated_at`` (then id); ``since`` is inclusive.
+    ``participant``: calls that agent takes part in (ctid.store.participants), not only as ``agent``."""
     stmt = select(calls.c.data)
     if since is not None:
         stmt = stmt.where(calls.c.updated_at >= since)
@@ -140,6 +144,10 @@ def list_calls(
         stmt = stmt.where(calls.c.updated_at < until)
     if agent is not None:
         stmt = stmt.where(calls.c.agent == agent)
+    if participant is not None:
+        stmt = stmt.where(or_(calls.c.agent == participant,  # rows written before the column existed
+                              calls.c.participants.like(participants.pattern(participant),
+                                                        escape=participants.ESCAPE)))
     if connector is not None:
         stmt = stmt.where(calls.c.connector == connector)
     if pbx_call_id is not None:

@@ -329,15 +329,17 @@ class Store:
         number: str | None = None,
         state: str | None = None,
         descending: bool = False,
+        participant: str | None = None,
     ) -> list[dict[str, Any]]:
         """Call JSONs ordered by ``updated_at`` (then id), oldest first unless ``descending``.
 
         ``since`` (inclusive) / ``until`` (exclusive) bound ``updated_at``; the other arguments
-        filter on equality (``number`` is the remote number).
+        filter on equality (``number`` is the remote number); ``participant`` keeps the calls that
+        agent rang on, talked on or transferred away (ctid.store.participants).
         """
         stmt = st.list_calls(
             since=since, until=until, limit=limit, agent=agent, connector=connector,
-            pbx_call_id=pbx_call_id, number=number, state=state, descending=descending,
+            pbx_call_id=pbx_call_id, number=number, state=state, descending=descending, participant=participant,
         )  # fmt: skip
         return await self._read(lambda conn: list(conn.execute(stmt).scalars()))
 

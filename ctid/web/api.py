@@ -48,7 +48,8 @@ _doc("POST", "/api/auth/token", "Exchange username and password for an access to
 _doc("GET", "/api/me", "Who the token belongs to", "auth")
 _doc("GET", "/api/calls", "Calls changed since a time, newest changes last", "calls", response=_ITEMS,
      query={"since": {"type": "string", "format": "date-time"}, "limit": {"type": "integer"},
-            "state": {"type": "string"}, "agent": {"type": "string"},
+            "state": {"type": "string"},
+            "agent": {"type": "string", "description": "calls this agent rang on, talked on or transferred away"},
             "order": {"enum": ["asc", "desc"], "description": "by last change; desc gives the newest first"}},
      errors={400: "bad query"})
 _doc("GET", "/api/calls/{id}", "One call", "calls", response=_CALL, errors={403: "another agent's call",
@@ -166,7 +167,8 @@ def register_api(app, daemon) -> None:
             if agent not in (None, who.agent):
                 raise AuthError("agents can list only their own calls", error_id="forbidden", status=403)
             agent = who.agent or "\x00none"
-        items = await daemon.store.list_calls(since=since, limit=limit, agent=agent, state=state,
+        # the calls the agent may open (Call.participants): also ones they answered and transferred away
+        items = await daemon.store.list_calls(since=since, limit=limit, participant=agent, state=state,
                                               descending=order == "desc")
         return jsonify({"items": [_live(daemon, item) for item in items]})
 
