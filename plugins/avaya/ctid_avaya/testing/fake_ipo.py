@@ -27,6 +27,7 @@ class FakeDevLink3:
     refused: int = 0
     answer_tests: bool = True
     subscribed_event: trio.Event = field(default_factory=trio.Event)
+    open: int = 0  # connections in any state (a login in progress holds a slot too)
 
     async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
@@ -35,7 +36,8 @@ class FakeDevLink3:
 
     async def _connection(self, stream) -> None:
         session = IpoSession(stream, self.users, plain=self.plain, answer_tests=self.answer_tests)
-        if len([s for s in self.sessions if s.subscribed]) >= LIMIT:
+        self.open += 1
+        if self.open > LIMIT:
             session.refuse_login = 0x80000042  # limits exceeded
         try:
             async with stream:
@@ -51,6 +53,7 @@ class FakeDevLink3:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         finally:
+            self.open -= 1
             if session in self.sessions:
                 self.sessions.remove(session)
 

@@ -1,1 +1,0 @@
-"""Local fakes of IP Office (DevLink3, SMDR), TAPI, AES TelephonyService and AES DMCC for tests."""
