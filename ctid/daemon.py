@@ -53,6 +53,7 @@ class Daemon:
         # every call into plugin code (ctid/supervise.py), recorded with the observers' failures
         self.supervisor = Supervisor(self.metrics, errors=getattr(pm, "errors", None))
         pm.errors.counter = self.metrics.plugin_errors  # plugin failures count in this daemon's /metrics
+        pm.reporter = self.supervisor  # observers' failures show in health until they stop (plugin_guard.py)
         self.directory = StaticDirectory(core.agents)
         db = core.database
         from ctid.reports.columns import ReportColumns

@@ -27,7 +27,6 @@ alone. :meth:`CtidPluginManager.notify` calls an observer hook and also survives
 from __future__ import annotations
 
 import difflib
-import functools
 import importlib
 import importlib.metadata
 import os
@@ -40,6 +39,7 @@ import pluggy
 from ctid import CONTRACT_VERSION, __version__, hookspecs
 from ctid.errors import ConfigError, PluginLoadError
 from ctid.plugin_errors import PluginErrors
+from ctid.plugin_guard import GuardedHooks, describe_exception
 
 if TYPE_CHECKING:
     from ctid.config.loader import Settings
@@ -113,12 +113,7 @@ class _Origin:
     builtin: bool
 
 
-def _describe_exception(exc: BaseException) -> str:
-    text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-class CtidPluginManager(pluggy.PluginManager):
+class CtidPluginManager(GuardedHooks, pluggy.PluginManager):
     """pluggy's manager plus ctid's bookkeeping: origins, failures and the registered classes."""
 
     def __init__(self) -> None:
@@ -132,6 +127,11 @@ class CtidPluginManager(pluggy.PluginManager):
         self.skipped: dict[str, _Origin] = {}
         #: Exceptions plugin code raised while ctid called it (logged, counted, shown in health).
         self.errors = PluginErrors()
+        #: Where observer failures go besides :attr:`errors`: an object with ``failed(plugin, where,
+        #: exc)`` and ``succeeded(plugin, where)`` (``ctid serve``: its :class:`ctid.supervise.Supervisor`,
+        #: which records in :attr:`errors` and shows failures in health until they stop).
+        self.reporter: Any = None
+        self._failing: set[tuple[str, str]] = set()
         self._contracts: dict[str, str] = {}
         self._collecting: dict[str, list[type]] | None = None  # plugin -> classes, while collecting
         self._base: type = object  # the base class _collect_hook wants
@@ -145,108 +145,6 @@ class CtidPluginManager(pluggy.PluginManager):
         if registered is not None:
             self._guard(plugin)
         return registered
-
-    def _guard(self, plugin: Any) -> None:
-        """Wrap the plugin's non-wrapper implementations of observer and registration hooks so a
-        failure stays the plugin's own (see the module docstring)."""
-        for caller in self.get_hookcallers(plugin) or []:
-            guard = (self._guard_observer if caller.name in hookspecs.OBSERVER_HOOKS
-                     else self._guard_registration if caller.name in hookspecs.REGISTRATION_HOOKS else None)
-            if guard is None:
-                continue
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
-                    impl.function = guard(impl.function, impl.plugin_name, caller.name)
-
-    def _guard_observer(self, function: Any, plugin: str, hook: str) -> Any:
-        @functools.wraps(function)
-        def guarded(*args: Any) -> Any:
-            try:
-                return function(*args)
-            except Exception as exc:
-                self.errors.record(plugin, hook, exc)
-                return None
-
-        return guarded
-
-    def _guard_registration(self, function: Any, plugin: str, hook: str) -> Any:
-        if hook == "ctid_register_routes":
-            return self._guard_routes(function, plugin, hook)
-
-        @functools.wraps(function)
-        def guarded(*args: Any) -> Any:
-            try:
-                return self._accept(plugin, hook, function(*args))
-            except Exception as exc:
-                self._pending_failures.append((plugin, f"{hook}: {_describe_exception(exc)}"))
-                return None
-
-        return guarded
-
-    def _guard_routes(self, function: Any, plugin: str, hook: str) -> Any:
-        from ctid.routes import _PLUGIN_NAME, check_routes, url_name
-
-        @functools.wraps(function)
-        def guarded(*args: Any) -> Any:
-            try:
-                routes = check_routes(function(*args))
-                if routes and not _PLUGIN_NAME.match(url_name(plugin)):
-                    raise TypeError(f"plugin name {plugin!r} cannot be part of a URL")
-            except Exception as exc:  # the plugin's routes are left out; the plugin keeps working
-                self.errors.record(plugin, hook, exc)
-                return None
-            if self._routes is not None:
-                self._routes.setdefault(url_name(plugin), []).extend(routes)
-            return routes
-
-        return guarded
-
-    def routes(self) -> dict[str, list[PluginRoute]]:
-        """``{plugin}`` URL name -> the routes that plugin serves under ``/plugins/{plugin}/``.
-
-        A plugin whose ``ctid_register_routes`` raised or returned garbage mounts no route; its
-        error is in :attr:`errors` (and the log, and ``ctid_plugin_errors_total``)."""
-        self._routes = {}
-        hook = self.hook.ctid_register_routes
-        try:
-            hook()
-        except Exception as exc:  # a wrapper raised
-            culprit, cause = self._culprit(hook, exc)
-            self.errors.record(culprit, "ctid_register_routes", cause)
-        found, self._routes = self._routes, None
-        return found
-
-    def notify(self, hook_name: str, **kwargs: Any) -> None:
-        """Call observer hook ``hook_name`` through pluggy. Implementations are guarded one by one;
-        a wrapper that raises is recorded too (under the wrapper's plugin) and never reaches ctid."""
-        hook = getattr(self.hook, hook_name)
-        try:
-            hook(**kwargs)
-        except Exception as exc:
-            culprit, cause = self._culprit(hook, exc)
-            self.errors.record(culprit, hook_name, cause)
-
-    @staticmethod
-    def _culprit(hook: Any, exc: BaseException) -> tuple[str, BaseException]:
-        """The plugin whose implementation raised ``exc`` (its frame is in the traceback of ``exc``
-        or of an exception it was raised while handling, as pluggy's warning about a failing
-        old-style hookwrapper is) and that exception; ``"unknown"`` when no frame is a plugin's."""
-        codes = {}
-        for impl in hook.get_hookimpls():
-            function = getattr(impl.function, "__wrapped__", impl.function)
-            codes[getattr(function, "__code__", None)] = impl.plugin_name
-        seen: set[int] = set()
-        current: BaseException | None = exc
-        while current is not None and id(current) not in seen:
-            seen.add(id(current))
-            tb, culprit = current.__traceback__, None
-            while tb is not None:
-                culprit = codes.get(tb.tb_frame.f_code, culprit)
-                tb = tb.tb_next
-            if culprit is not None:
-                return culprit, current
-            current = current.__cause__ or current.__context__
-        return "unknown", exc
 
     def _fail(self, name: str, error: str) -> None:
         origin = self._origins.get(name, _Origin(None, None, False))
@@ -271,7 +169,7 @@ class CtidPluginManager(pluggy.PluginManager):
                                                 if hasattr(module, CONTRACT_ATTRIBUTE) else CONTRACT_VERSION)
                 self.register(module, name=module_name)
             except Exception as exc:
-                self._fail(module_name, _describe_exception(exc))
+                self._fail(module_name, describe_exception(exc))
 
     def load_entry_points(self) -> None:
         """Load every ``ctid`` entry point allowed by ``CTID_LOAD_PLUGINS``, each in its own try."""
@@ -294,7 +192,7 @@ class CtidPluginManager(pluggy.PluginManager):
             except PluginLoadError as exc:
                 self._fail(name, str(exc))
             except (Exception, SystemExit) as exc:
-                self._fail(name, _describe_exception(exc))
+                self._fail(name, describe_exception(exc))
 
     def check_hooks(self) -> None:
         """Run ``check_pending`` until it passes, failing each plugin with a misspelled hook."""
@@ -328,7 +226,7 @@ class CtidPluginManager(pluggy.PluginManager):
             culprit, cause = self._culprit(getattr(self.hook, hook_name), exc)
             if culprit == "unknown":
                 self.errors.record(culprit, hook_name, exc)
-            self._pending_failures.append((culprit, f"{hook_name}: {_describe_exception(cause)}"))
+            self._pending_failures.append((culprit, f"{hook_name}: {describe_exception(cause)}"))
         results, self._collecting = self._collecting, None
         failures, self._pending_failures = self._pending_failures, []
         found: dict[str, type] = {}

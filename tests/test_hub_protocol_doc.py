@@ -26,6 +26,9 @@ def test_every_error_id_of_the_hub_methods_is_documented() -> None:
     raised -= {"no_webhooks", "no_history", "no_simulation", "bad_credentials", "token_expired", "bad_token",
                "unauthorized"}  # not reachable from a hub method (webhooks, simulation, sign-in)
     raised -= {"bad_source", "bad_lease", "status_set_by_user"}  # REST only: the launcher's presence lease
+    # a connector declaring a command it does not implement is refused when it is loaded and built
+    # (ctid/connector.py contract_problems), so its method is never reached from the hub
+    raised -= {"contract_broken"}
     documented = documented_ids()
     assert raised <= documented, sorted(raised - documented)
     commands = (Capability.DIAL, Capability.HOLD, Capability.TRANSFER, Capability.HANGUP)

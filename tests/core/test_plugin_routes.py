@@ -156,3 +156,26 @@ def test_garbage_from_ctid_register_routes_never_escapes(result):
     assert set(routes) <= {"fuzz"}
     for route in routes.get("fuzz", []):
         route.check()
+
+
+async def test_a_failing_observer_shows_in_health_until_it_works_again(config):
+    class Flaky:
+        broken = True
+
+        @ctid.hookimpl
+        def ctid_agent_status(self, agent, previous):
+            if self.broken:
+                raise RuntimeError("observer down")
+
+    flaky = Flaky()
+    admin = {"Authorization": f"Bearer {API_KEY}"}
+    async with running_daemon(config, plugins=[flaky]) as app:
+        name = app.daemon.pm.get_name(flaky)
+        await app.client.put("/api/agents/bob/status", json={"status": "available"}, headers=admin)
+        plugins = (await app.client.get("/readyz")).json()["plugins"]
+        assert plugins[name]["failures"][0]["where"] == "ctid_agent_status"
+        assert "RuntimeError: observer down" in plugins[name]["failures"][0]["error"]
+        flaky.broken = False
+        await app.client.put("/api/agents/bob/status", json={"status": "away"}, headers=admin)
+        assert name not in (await app.client.get("/readyz")).json()["plugins"]
+        assert app.daemon.pm.errors.count(name, "ctid_agent_status") == 1
