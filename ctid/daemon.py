@@ -237,7 +237,8 @@ class Daemon:
         self._http_stop = trio.Event()
         self._http_done = trio.Event()
         try:
-            await serve(app, config, shutdown_trigger=self._http_stop.wait, task_status=task_status)
+            await serve(app, config, shutdown_trigger=self._http_stop.wait, task_status=task_status,
+                        max_body=self.settings.core.server.max_body_bytes)
         except* OSError as group:
             exc = _first_leaf(group)
             raise CtidError(f"cannot listen on {self.settings.core.server.listen}: {exc.strerror or exc}",

@@ -23,21 +23,28 @@ still has the parts it builds on (:func:`install`); otherwise hypercorn's own ru
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from hypercorn.events import Event, RawData, Updated
+from hypercorn.events import Closed, Event, RawData, Updated
 from hypercorn.protocol import ws_stream
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import serve as hypercorn_serve
-from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
 
 log = logging.getLogger(__name__)
 
 #: The methods of hypercorn's handler :class:`KeepAliveTCPServer` builds on (checked before installing;
 #: the attributes it reads, ``config``, ``context``, ``idle_task``, are exercised by tests/test_serving.py).
-_RELIES_ON = ("run", "protocol_send", "_idle_timeout", "_initiate_server_close")
+_RELIES_ON = ("run", "protocol_send", "_idle_timeout", "_initiate_server_close", "_read_data", "_close")
+
+#: Seconds a connection closed while the client may still be sending (a request body ctid answered
+#: without reading) goes on reading and dropping what arrives before it is closed: closing a socket
+#: with unread data makes the kernel send a reset, which can destroy the answer before the client
+#: reads it (RFC 9112 §9.6, "lingering close").
+LINGER = 2.0
 
 #: Seconds a busy connection keeps its watchdog: requests shorter than this cost no task operation;
 #: a connection busy for longer is watched again, with a new task, once it is idle.
@@ -49,6 +56,7 @@ class KeepAliveTCPServer(TCPServer):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self._lingering = False
         self._busy = False
         self._idle_deadline = trio.current_time() + self.config.keep_alive_timeout  # idle until a request
         self._idle_scope: trio.CancelScope | None = None
@@ -67,7 +75,50 @@ class KeepAliveTCPServer(TCPServer):
             return
         if isinstance(event, RawData) and not event.data:
             return  # h11's EndOfMessage after a content-length body: nothing to write
+        if isinstance(event, Closed):
+            # Shielded: the close is often asked for from the app's task, which its framework may be
+            # cancelling at that moment (quart-trio cancels a handler when the request ends); a close
+            # cut halfway left the socket open and its next request unanswered (issue W2-1).
+            with trio.CancelScope(shield=True):
+                await self._linger_close()
+            return
         await super().protocol_send(event)
+
+    async def _linger_close(self) -> None:
+        """Close after the answer: send FIN now, drop what the client still sends, and close the
+        socket when it closes its side or :data:`LINGER` seconds later (the watchdog)."""
+        if self._lingering:
+            return
+        self._lingering = True
+        try:
+            await self.stream.send_eof()
+        except (trio.BrokenResourceError, trio.BusyResourceError, trio.ClosedResourceError, AttributeError):
+            pass  # gone already, or TLS (no half-close): the watchdog closes it
+        await self.protocol.handle(Closed())
+        self._busy = False
+        self._idle_deadline = trio.current_time() + LINGER
+        if self._idle_scope is not None:
+            self._idle_scope.deadline = self._idle_deadline
+        else:
+            await self.idle_task.restart(self._task_group, self._idle_timeout)
+
+    async def _read_data(self) -> None:
+        # hypercorn's loop, which also drops what arrives while the connection lingers (the protocol
+        # is closed then: fed more data, h11 could wait for a reader that never comes)
+        while True:
+            try:
+                with trio.fail_after(self.config.read_timeout or math.inf):
+                    data = await self.stream.receive_some(MAX_RECV)
+            except (trio.ClosedResourceError, trio.BrokenResourceError, trio.TooSlowError):
+                break
+            if data == b"":
+                if not self._lingering:
+                    await self.protocol.handle(RawData(b""))
+                break
+            if not self._lingering:
+                await self.protocol.handle(RawData(bytes(data)))
+        if not self._lingering:
+            await self.protocol.handle(Closed())
 
     async def _idle_timeout(self) -> None:
         # Started when the connection opens (TCPServer.run), and again after a long busy spell;
@@ -153,9 +204,69 @@ def install() -> bool:
     return True
 
 
+class AnswerAfterBody:
+    """ASGI wrapper: an answer given before its request's body arrived keeps the connection usable.
+
+    An app may answer before reading the body (401 before the JSON, 404, 405, 413). HTTP/1.1 has no
+    way to reuse the connection until the client has sent that body, and hypercorn then closed it in
+    a way that could be cut off halfway (issue W2-1: the next request was never answered). Here:
+
+    - a body the server would accept (``Content-Length`` at most ``max_body``): the end of the answer
+      waits until the body has arrived (the app's framework reads it meanwhile; at most
+      :data:`BODY_WAIT` seconds), so the request completes normally and the connection is reused;
+    - a larger or unsized body: the answer carries ``Connection: close``, and the connection is closed
+      after it without waiting for the body (lingering, :data:`LINGER`).
+    """
+
+    BODY_WAIT = 10.0
+
+    def __init__(self, app: Any, max_body: int):
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length: int | None = None
+        chunked = False
+        for name, value in scope["headers"]:
+            name = name.lower()
+            if name == b"content-length":
+                length = int(value) if value.isdigit() else -1
+            elif name == b"transfer-encoding":
+                chunked = True
+        if not chunked and not length:
+            await self.app(scope, receive, send)  # no body: nothing to wait for
+            return
+        arrived = trio.Event()
+        drain = not chunked and length is not None and 0 < length <= self.max_body
+
+        async def tracked_receive() -> dict:
+            message = await receive()
+            if message["type"] != "http.request" or not message.get("more_body"):
+                arrived.set()
+            return message
+
+        async def guarded_send(message: dict) -> None:
+            kind = message["type"]
+            if kind == "http.response.start" and not arrived.is_set() and not drain:
+                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]
+                message = {**message, "headers": [*headers, (b"connection", b"close")]}
+            elif kind == "http.response.body" and not message.get("more_body") and drain and not arrived.is_set():
+                with trio.move_on_after(self.BODY_WAIT):
+                    await arrived.wait()
+            await send(message)
+
+        await self.app(scope, tracked_receive, guarded_send)
+
+
 async def serve(app: Any, config: Any, *, shutdown_trigger: Callable[[], Awaitable[Any]] | None = None,
-                task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED) -> None:
-    """``hypercorn.trio.serve`` with :class:`KeepAliveTCPServer` when it can be installed."""
+                task_status: trio.TaskStatus[Any] = trio.TASK_STATUS_IGNORED, max_body: int | None = None) -> None:
+    """``hypercorn.trio.serve`` with :class:`KeepAliveTCPServer` when it can be installed, and with
+    ``app`` behind :class:`AnswerAfterBody` when ``max_body`` (``server.max_body_bytes``) is given."""
     install()
     _install_websocket_buffer()
+    if max_body is not None:
+        app = AnswerAfterBody(app, max_body)
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)
