@@ -200,7 +200,9 @@ class Tracker:
         del self.calls[call.key]
         for end in [e for e, k in self._by_end.items() if k == call.key]:
             del self._by_end[end]
-        self.index.register(self._leg(call), call.pbx_call_id, self.now(), self.now()) if self._leg(call) else None
+        leg = self._leg(call)
+        if leg is not None:  # the call's span is known now: SMDR tails can join it (calllog.LegIndex)
+            self.index.register(leg, call.pbx_call_id, self.now(), self.now())
         outcome = Outcome.BUSY if call.cause == CAUSE_BUSY and not call.answered else None
         event = self._event(call, EventKind.END, "call", outcome=outcome)
         if extra:
