@@ -1,1 +1,0 @@
-"""A local fake CoMagic account (Call API, Data API, notifications sender) for tests."""
