@@ -233,6 +233,8 @@ class Commands:
             # What each connector instance can do, so a panel shows only the call controls that work.
             "connectors": {name: sorted(c.value for c in connector.capabilities)
                            for name, connector in sorted(self.daemon.connectors.items())},
+            # Live KPIs for the supervisor tiles (ctid.kpi_live; then kpisUpdated as they change).
+            "kpis": self.daemon.live_kpis.snapshot() if principal.is_supervisor else None,
         }
 
     def capabilities_of(self, call: Call) -> list[str]:

@@ -108,6 +108,9 @@ class Daemon:
         self._shutdown = trio.Event()
         self.instance_id = uuid.uuid4().hex
         self.clock = utcnow  # wall clock of timers; tests give one driven by trio's MockClock
+        from ctid.kpi_live import LiveKPIs
+
+        self.live_kpis = LiveKPIs(self.switchboard, settings.core.reports, clock=lambda: self.clock())
         self._publishing = False  # set once the hub runs: changes made before are not published
         self._audience: dict[str, set[str]] = {}  # call id -> agents told about it so far
         self.stored_calls = StoredCalls()  # stored calls memory may lack (read before their events)
@@ -128,6 +131,10 @@ class Daemon:
         if secret is None:
             secret = await self.store.set_setting_if_absent("auth.secret", secrets.token_urlsafe(32))
         self.auth = Authenticator(core.auth, secret)
+        # today's live KPIs survive a restart: seeded from the calls stored since local midnight
+        today = await self.store.list_calls(since=self.live_kpis.local_midnight() - timedelta(days=1),
+                                            limit=100_000)
+        self.live_kpis.seed(call_from_json(c) for c in today)
         self.handoff = HandoffCodes(secret, self.store)
         self.hub = self._make_hub(secret)
         self.services.hub = self.hub  # plugins publish their own hub events (Services.publish_plugin_event)
@@ -191,6 +198,7 @@ class Daemon:
                 if self.hub is not None:
                     await nursery.start(self.hub.run)
                     self._publishing = True
+                    await nursery.start(self.live_kpis.run, self._publish_kpis)
                     if self.hub.backplane.kind != "memory":
                         await nursery.start(self._sync_loop)
                         nursery.start_soon(self._keep_stored_calls)
@@ -424,8 +432,15 @@ class Daemon:
                 self.hub.publish_agent(agent.to_json())
             for task in changes.tasks:
                 self.hub.publish_task(task.to_json(), task.owner)
+            self.live_kpis.observe(changes)
         except Exception:  # a publishing failure must not fail the webhook nor stop later pops
             log.exception("publishing to the hub failed")
+
+    def _publish_kpis(self, kpis: dict[str, Any]) -> None:
+        """``kpisUpdated`` to supervisors and admins (ctid.kpi_live, throttled there)."""
+        from ctid.hub.hub import SUPERVISORS
+
+        self.hub.publish("kpisUpdated", kpis, {SUPERVISORS})
 
     def _publish_call(self, call: Call) -> None:
         """``callUpdated`` to everyone the call ever concerned: an agent whose group ring another

@@ -1,12 +1,11 @@
 // The operator panel: sign-in, the hub connection, and the views (cards, dialer, callbacks, history,
 // supervisor board). State comes from Snapshot() after every (re)connect and from hub events.
 
-import { auth, base, callsSince, request } from "./api.js";
+import { auth, base, request } from "./api.js";
 import { clickedNumber, cifActive, dock, initCif, openNewContact, openRecord } from "./cif.js";
 import { fmtPhone, h, refreshTicking, replace } from "./dom.js";
 import { HubClient, HubState } from "./hub.js";
 import { errorText, initLanguage, setLanguage, t } from "./i18n.js";
-import { localMidnight } from "./kpi.js";
 import {
   applySnapshot, canDial, createState, isSupervisor, putAgent, putCall, putTask, relation,
 } from "./state.js";
@@ -19,6 +18,7 @@ import { renderHeader, renderMenu } from "./views/header.js";
 import { loadHistory, renderHistory } from "./views/history.js";
 import { renderLogin } from "./views/login.js";
 import { renderTasks } from "./views/tasks.js";
+import { renderReports } from "./views/reports.js";
 import { renderTeam } from "./views/team.js";
 
 const params = new URLSearchParams(window.location.search);
@@ -182,6 +182,10 @@ function connectHub() {
     if (agent.id === ctx.state.me?.agent) reconcile(agent);
     render();
   });
+  hub.on("kpisUpdated", (kpis) => {
+    ctx.state.kpis = kpis;
+    if (ctx.ui.tab === "team") render();
+  });
   hub.on("taskUpdated", (task) => {
     putTask(ctx.state, task);
     render();
@@ -199,7 +203,7 @@ function connectHub() {
   hub.start();
 }
 
-/** After every (re)connect: the full state from Snapshot(), then today's calls and the history. */
+/** After every (re)connect: the full state from Snapshot() (for supervisors with the live KPIs), then the history. */
 async function rebuild() {
   try {
     const snapshot = await ctx.hub.invoke("Snapshot");
@@ -207,10 +211,6 @@ async function rebuild() {
     document.documentElement.dataset.role = snapshot.me?.role || "";
     for (const call of snapshot.calls) maybePop(call);
     render();
-    if (isSupervisor(ctx.state)) {
-      for (const call of await callsSince(localMidnight().toISOString())) putCall(ctx.state, call, false);
-      render();
-    }
     if (ctx.state.history !== null || ctx.ui.contactRoute) await refreshHistory();
     document.documentElement.dataset.ready = "true";
   } catch (error) {
@@ -321,10 +321,11 @@ const TABS = [
   ["callbacks", "tabCallbacks"],
   ["history", "tabHistory"],
   ["team", "tabTeam"],
+  ["reports", "tabReports"],
 ];
 
 function visibleTabs() {
-  return TABS.filter(([id]) => id !== "team" || isSupervisor(ctx.state));
+  return TABS.filter(([id]) => !["team", "reports"].includes(id) || isSupervisor(ctx.state));
 }
 
 function renderNow() {
@@ -367,6 +368,7 @@ function renderNow() {
   if (ui.tab === "callbacks") renderTasks(els.panels.callbacks, ctx);
   if (ui.tab === "history") renderHistory(els.panels.history, ctx);
   if (ui.tab === "team" && isSupervisor(state)) renderTeam(els.panels.team, ctx);
+  if (ui.tab === "reports" && isSupervisor(state)) renderReports(els.panels.reports, ctx);
   const ringing = [...state.calls.values()].some((c) => c.state === "ringing" && relation(state, c) === "mine");
   document.title = ringing ? `☎ ${t("incoming")} — ctid` : "ctid";
 }

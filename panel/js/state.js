@@ -10,7 +10,8 @@ export function createState() {
     calls: new Map(), // id -> call JSON (active, plus recently ended ones still shown)
     agents: new Map(), // id -> agent JSON
     tasks: new Map(), // id -> open task JSON
-    today: new Map(), // id -> call JSON, every call of today (supervisor KPIs)
+    today: new Map(), // id -> call JSON of today loaded from the history (shown in cards only)
+    kpis: null, // supervisors: live KPIs computed by ctid (Snapshot().kpis, then kpisUpdated)
     history: null, // [call JSON] newest first, once loaded
     dismissed: new Set(), // call ids whose ended card the operator closed
     hub: { state: "disconnected", detail: {} },
@@ -23,6 +24,7 @@ export const isSupervisor = (state) => ["supervisor", "admin"].includes(state.me
 export function applySnapshot(state, snapshot) {
   state.me = snapshot.me || state.me;
   state.connectors = snapshot.connectors || {};
+  if (snapshot.kpis) state.kpis = snapshot.kpis; // supervisors: the server's live KPIs
   const live = new Set(snapshot.calls.map((c) => c.id));
   for (const [id, call] of state.calls) {
     // A call we showed as active but ctid no longer lists has ended while we were away.

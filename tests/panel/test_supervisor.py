@@ -1,5 +1,6 @@
 """The supervisor's view end to end: presence changes seen live both ways, the agents board with current
-calls, today's KPIs computed in the page, and everyone's calls and history."""
+calls, today's KPIs computed by the server and pushed through the hub (kpisUpdated), and everyone's
+calls and history."""
 
 from __future__ import annotations
 
@@ -61,6 +62,7 @@ def test_agents_board_and_live_kpis_for_today(open_page, ctid):
     expect(kpi("asa")).to_have_text("0:05")
     expect(kpi("talk")).to_have_text("1:00")
     expect(kpi("ringing")).to_have_text("0")
+    expect(kpi("service-level")).to_have_text("50 %")  # k-1 within 20 s, k-2 abandoned: negative treatment
 
     # Live: Carol becomes available, a call rings her, she answers; the board and KPIs follow.
     ctid.http.put("/api/agents/carol/status", json={"status": "available"},
@@ -74,6 +76,7 @@ def test_agents_board_and_live_kpis_for_today(open_page, ctid):
     expect(kpi("ringing")).to_have_text("0")
     expect(kpi("answered")).to_have_text("2")
     expect(kpi("answer-rate")).to_have_text("67 %")
+    expect(kpi("service-level")).to_have_text("67 %")
     expect(kpi("busy")).to_have_text("1 / 0")
     expect(carol_row).to_have_attribute("data-presence", "busy")
     expect(carol_row.locator(".current-call")).to_contain_text("Talking: +7 495 777-00-00")

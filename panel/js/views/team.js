@@ -1,8 +1,7 @@
-// Supervisor view: live KPIs for today and the agents board (presence, current call, time in state).
+// Supervisor view: the server's live KPIs for today and the agents board (presence, current call, time in state).
 
 import { fmtDuration, fmtPercent, fmtPhone, h, replace, ticking } from "../dom.js";
 import { t } from "../i18n.js";
-import { computeKpis } from "../kpi.js";
 import { presenceOf } from "./cards.js";
 
 const STATUSES = ["available", "away", "dnd", "offline"];
@@ -10,19 +9,25 @@ const STATUSES = ["available", "away", "dnd", "offline"];
 export function renderTeam(root, ctx) {
   const { state } = ctx;
   const agents = [...state.agents.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const k = computeKpis(state.today.values(), agents);
-  const tile = (id, label, value) => h("div.kpi", { dataset: { kpi: id } },
-    h("span.kpi-value", {}, value), h("span.kpi-label", {}, label));
+  // The figures are ctid's (Snapshot().kpis, then kpisUpdated): computed by the server from the
+  // switchboard, with the formulas of the reports (docs/reports.md).
+  const k = state.kpis || { now: { agents: {} }, today: {} };
+  const now = k.now, today = k.today;
+  const value = (x) => (x === undefined || x === null ? "—" : x);
+  const tile = (id, label, shown) => h("div.kpi", { dataset: { kpi: id } },
+    h("span.kpi-value", {}, shown), h("span.kpi-label", {}, label));
   const kpis = h("section.kpis", { "aria-label": t("kpisToday") },
     h("h2", {}, t("kpisToday")),
     h("div.kpi-grid", {},
-      tile("ringing", t("kpiRinging"), k.ringing),
-      tile("busy", t("kpiBusyAvailable"), `${k.busy} / ${k.available}`),
-      tile("answered", t("kpiAnswered"), k.answered),
-      tile("missed", t("kpiMissed"), k.missed),
-      tile("answer-rate", t("kpiAnswerRate"), fmtPercent(k.answerRate)),
-      tile("asa", t("kpiAsa"), fmtDuration(k.asa)),
-      tile("talk", t("kpiTalk"), fmtDuration(k.avgTalk))));
+      tile("ringing", t("kpiRinging"), value(now.ringing)),
+      tile("oldest", t("kpiOldest"), now.oldest_ringing_since ? ticking(now.oldest_ringing_since) : "—"),
+      tile("busy", t("kpiBusyAvailable"), `${value(now.agents.busy)} / ${value(now.agents.available)}`),
+      tile("answered", t("kpiAnswered"), value(today.answered)),
+      tile("missed", t("kpiMissed"), value(today.missed)),
+      tile("answer-rate", t("kpiAnswerRate"), fmtPercent(today.answer_rate ?? null)),
+      tile("service-level", t("kpiServiceLevel"), fmtPercent(today.service_level ?? null)),
+      tile("asa", t("kpiAsa"), fmtDuration(today.asa)),
+      tile("talk", t("kpiTalk"), fmtDuration(today.avg_talk))));
   const board = h("section.board", { "aria-label": t("agentsBoard") },
     h("h2", {}, t("agentsBoard")),
     h("ul.list.agents", {}, agents.map((agent) => agentRow(agent, ctx))));
