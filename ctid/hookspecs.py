@@ -126,7 +126,10 @@ def ctid_serve_stopping(services: Services) -> None:
 def ctid_call_event(event: CallEvent, call: Call) -> None:
     """Called after the switchboard has reduced a newly accepted event into its call.
 
-    Not called for duplicates (redelivered events with a known idempotency key).
+    Not called for duplicates (redelivered events with a known idempotency key). Facts the PBX
+    states about the call (campaign, UTM tags, cost, rating: :mod:`ctid.facts`) come as
+    ``event.facts``, merged in event order into ``call.facts``; an event of kind ``facts`` changes
+    nothing else about the call.
 
     :param event: the normalized event as the connector produced it.
     :param call: the call's state after the event (do not modify it).
