@@ -233,3 +233,29 @@ async def test_ctid_simulate_call_cli_drives_every_scenario(tmp_path, account):
         ("inbound", "answered", "a1", None), ("inbound", "answered", "a2", "a1"), ("inbound", "answered", "a1", None),
         ("outbound", "no_answer", "a1", None),
     ])
+
+
+async def test_presence_is_mirrored_to_the_employee_status_and_click_to_call_starts_an_employee_call(tmp_path, account):
+    fake, url = account
+    async with running_daemon(config(tmp_path, url, dnd_sync=True)) as app:
+        await ready(app)
+        response = await app.client.put("/api/agents/a1/status", json={"status": "dnd"}, headers=ANNA)
+        assert response.status_code == 200, response.text
+        assert fake.employee(101)["status_id"] == 3  # do_not_disturb
+        await app.client.put("/api/agents/a1/status", json={"status": "available"}, headers=ANNA)
+        assert fake.employee(101)["status_id"] == 1
+        assert [r.params["status_id"] for r in fake.received("update.employees")] == [3, 1]
+        response = await app.client.post("/api/calls", json={"number": "8 (916) 123-45-67"}, headers=ANNA)
+        assert response.status_code == 200, response.text
+        (start,) = fake.received("start.employee_call")
+        assert response.json()["pbx_call_id"] == str(start_session := next(iter(fake.sessions)))
+        assert (start.params["employee"], start.params["contact"], start.params["first_call"]) == (
+            {"id": 101}, "79161234567", "employee")
+        await fake.deliver(app.client)
+        c = await call(app, start_session)
+        assert (c["direction"], c["state"], c["agent"]) == ("outbound", "ringing", "a1")
+        # an employee the account does not know: the PBX's refusal in words, with a stable id
+        fake.employees.pop(0)
+        response = await app.client.post("/api/calls", json={"number": "+79161234567"}, headers=ANNA)
+        assert (response.status_code, response.json()["error"]) == (502, "pbx_refused:employee_not_found")
+        assert response.json()["message"] == "CoMagic start.employee_call: no such employee on the PBX (field employee.id) [employee_not_found]"
