@@ -1,6 +1,7 @@
 """The plugin template renders (copier's Python API) into ruff-clean code that declares today's contract.
 
-scripts/template-check goes further: it installs a generated plugin and runs its own tests.
+scripts/template-check goes further: it installs a generated plugin and runs its own tests, ctid's
+connector conformance suite among them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def test_layout_and_entry_point(generated: Path) -> None:
     for name in LAYOUT:
         assert (generated / "ctid_tplpbx" / name).is_file(), name
     assert sorted(p.name for p in (generated / "tests").glob("test_*.py")) == [
-        "test_client.py", "test_daemon.py", "test_events.py"]
+        "test_client.py", "test_conformance.py", "test_daemon.py", "test_events.py"]
     project = tomllib.loads((generated / "pyproject.toml").read_text())
     assert project["project"]["name"] == "ctid-tplpbx"
     assert project["project"]["entry-points"]["ctid"] == {"tplpbx": "ctid_tplpbx.plugin"}
