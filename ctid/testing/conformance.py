@@ -110,8 +110,9 @@ class ConnectorConformance(_Common):
     instance: ClassVar[str] = "pbx"
     #: Agent id -> login on the PBX (``agents.<id>.pbx.<instance>``); empty: the extensions 101, 102.
     logins: ClassVar[dict[str, str]] = {}
-    #: The caller numbers of simulated calls (one per scenario, so calls do not mix).
-    caller_prefix: ClassVar[str] = "+7916123450"
+    #: The caller numbers of simulated calls: this prefix and 4 digits (one number per scenario, so
+    #: calls do not mix).
+    caller_prefix: ClassVar[str] = "+7916123"
     #: Our line number in simulated calls.
     line: ClassVar[str | None] = "+74950001122"
     #: The number dialled by the ``dial`` check.
@@ -157,7 +158,7 @@ class ConnectorConformance(_Common):
 
     def context(self, app: Any, scenario: str, index: int) -> SimulationContext:
         """Who takes part in simulated call ``index``: alice answers, bob is the other agent."""
-        return SimulationContext(caller=f"{self.caller_prefix}{index:02d}"[-12:], agent=self.login(app, "alice"),
+        return SimulationContext(caller=f"{self.caller_prefix}{4500 + index:04d}", agent=self.login(app, "alice"),
                                  others=[self.login(app, "bob")], line=self.line, group="sales")
 
     def connector(self, app: Any) -> Connector:
