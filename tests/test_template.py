@@ -39,7 +39,7 @@ def test_layout_and_entry_point(generated: Path) -> None:
     for name in LAYOUT:
         assert (generated / "ctid_tplpbx" / name).is_file(), name
     assert sorted(p.name for p in (generated / "tests").glob("test_*.py")) == [
-        "test_client.py", "test_conformance.py", "test_daemon.py", "test_events.py"]
+        "test_client.py", "test_config.py", "test_conformance.py", "test_daemon.py", "test_events.py"]
     project = tomllib.loads((generated / "pyproject.toml").read_text())
     assert project["project"]["name"] == "ctid-tplpbx"
     assert project["project"]["entry-points"]["ctid"] == {"tplpbx": "ctid_tplpbx.plugin"}
@@ -64,7 +64,7 @@ def test_generated_connector_keeps_the_contract(generated: Path, monkeypatch) ->
         [cls] = plugin.ctid_register_connectors()
         assert issubclass(cls, Connector) and cls.plugin_name == "tplpbx"
         config = cls.Config.model_validate({"plugin": "tplpbx", "webhook_token": "t" * 16,
-                                            "api_url": "http://pbx.test/api", "api_key": "k"})
+                                            "api_url": "http://pbx.test/api", "api_key": "k" * 16})
         connector = cls("office", config, services=None)
         assert connector.capabilities == {Capability.DIAL, Capability.HANGUP}
         assert contract_problems(connector) == [] and contract_problems(cls) == []
