@@ -9,10 +9,11 @@ import { local, session } from "./storage.js";
 const KEY = "ctid.token";
 
 export class ApiError extends Error {
-  constructor(status, errorId, message) {
+  constructor(status, errorId, message, retryAfter = null) {
     super(message || errorId);
     this.status = status;
     this.errorId = errorId;
+    this.retryAfter = retryAfter; // seconds, from Retry-After (429: sign-in throttled)
   }
 }
 
@@ -99,7 +100,9 @@ export async function request(method, path, body) {
     window.dispatchEvent(new CustomEvent("ctid-unauthorized"));
   }
   if (!response.ok) {
-    throw new ApiError(response.status, data?.error || `http_${response.status}`, data?.message);
+    const retryAfter = Number.parseInt(response.headers.get("Retry-After") || "", 10);
+    throw new ApiError(response.status, data?.error || `http_${response.status}`, data?.message,
+      Number.isFinite(retryAfter) ? retryAfter : null);
   }
   return data;
 }

@@ -92,3 +92,18 @@ def test_no_token_in_any_url_of_the_rest_api(ctid):
     token = ctid.token("alice")
     assert ctid.http.get("/api/me", params={"access_token": token}).status_code == 401
     assert ctid.http.get("/api/me", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_sign_in_says_how_long_to_wait_after_too_many_wrong_passwords(open_page):
+    page = open_page()
+    error = page.locator("#login-error")
+    page.get_by_label("Username").fill("alice")
+    for attempt in range(5):  # auth.throttle.user_failures (default 5) wrong passwords are answered as such
+        page.get_by_label("Password").fill(f"guess-{attempt}")
+        page.get_by_role("button", name="Sign in").click()
+        expect(error).to_have_text("Wrong username or password.")
+        page.evaluate("() => { document.getElementById('login-error').textContent = ''; }")
+    page.get_by_label("Password").fill("alice-pw")  # even the right one must wait now
+    page.get_by_role("button", name="Sign in").click()
+    expect(error).to_have_text(re.compile(r"Too many wrong passwords\. Try again in (2\d|30) s\."))
+    assert page.locator("html[data-ready=true]").count() == 0

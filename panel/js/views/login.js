@@ -25,6 +25,7 @@ export function renderLogin(root, onSignedIn, notice = "") {
         onSignedIn();
       } catch (err) {
         error.textContent = err.errorId === "bad_credentials" ? t("wrongPassword")
+          : err.errorId === "login_throttled" ? t("loginThrottled", { seconds: err.retryAfter ?? "…" })
           : err.errorId === "network" ? t("serverUnreachable") : (err.message || t("signInFailed"));
         password.select();
         password.focus();
