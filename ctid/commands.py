@@ -19,6 +19,8 @@ from ctid.switchboard import launcher_may_set
 
 log = logging.getLogger(__name__)
 
+#: Transfer modes of ``Commands.transfer`` (a connector lists the ones it offers in ``transfer_modes``).
+TRANSFER_MODES = ("blind", "consult")
 MIN_LEASE, MAX_LEASE = 10, 3600  # seconds a launcher's presence lease may be given
 
 
@@ -120,10 +122,18 @@ class Commands:
         await self._run("hangup", connector.hangup(call, login))
         return {"status": "ok", "call_id": call.id}
 
-    async def transfer(self, principal: Principal, call_id: str, to: Any) -> dict[str, Any]:
+    async def transfer(self, principal: Principal, call_id: str, to: Any, mode: Any = None) -> dict[str, Any]:
+        """Transfer to an agent or ``"free"``. ``mode`` "blind" (default) hands the call over at once;
+        "consult" (connectors whose ``transfer_modes`` offer it) puts the caller on hold and rings the
+        colleague, and :meth:`finish_transfer` then completes or cancels it."""
+        mode = "blind" if mode is None else mode
+        if mode not in TRANSFER_MODES:
+            raise RequestError("mode must be \"blind\" or \"consult\"", error_id="bad_transfer_mode")
         if not isinstance(to, str) or not to:
             raise RequestError("'to' must be an agent id or \"free\"", error_id="bad_transfer_target")
         call, connector, login = await self._call_command(principal, call_id, Capability.TRANSFER, "transfer")
+        if mode == "consult":
+            self._require_consult(connector)
         if to == "free":
             target = self.daemon.switchboard.free_agent(call.group, exclude={a for a in (call.agent,) if a})
             if target is None:
@@ -136,8 +146,30 @@ class Commands:
         if target_id == call.agent:
             raise RequestError("the call is already with that agent", error_id="bad_transfer_target")
         target_login = self._login(call.connector, target_id)
+        if mode == "consult":
+            await self._run("transfer", connector.transfer(call, login, target_login, mode="consult"))
+            return {"status": "consulting", "call_id": call.id, "to": target_id}
         await self._run("transfer", connector.transfer(call, login, target_login))
         return {"status": "ok", "call_id": call.id, "to": target_id}
+
+    @staticmethod
+    def _require_consult(connector) -> None:
+        if "consult" not in getattr(connector, "transfer_modes", ("blind",)):
+            raise CapabilityError(f"connector {connector.name!r} cannot make consultative transfers",
+                                  error_id="capability_missing:consult_transfer")
+
+    async def finish_transfer(self, principal: Principal, call_id: str, action: str) -> dict[str, Any]:
+        """Complete (``action`` "complete": the caller goes to the colleague) or cancel ("cancel": the
+        caller is back with the agent) the consultative transfer in progress on a call."""
+        if action not in ("complete", "cancel"):
+            raise RequestError("action must be complete or cancel", error_id="bad_arguments")
+        call, connector, login = await self._call_command(principal, call_id, Capability.TRANSFER, "transfer")
+        self._require_consult(connector)
+        finish = connector.complete_transfer if action == "complete" else connector.cancel_transfer
+        target_login = await self._run(f"transfer_{action}", finish(call, login))
+        target = (self.daemon.directory.agent_for_login(call.connector, target_login)
+                  if isinstance(target_login, str) else None)
+        return {"status": "ok" if action == "complete" else "cancelled", "call_id": call.id, "to": target}
 
     async def set_status(
         self,

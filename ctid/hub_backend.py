@@ -35,7 +35,10 @@ class DaemonHubBackend:
         if method in ("Hold", "Unhold", "Hangup"):
             return await getattr(commands, method.lower())(principal, arg(0, "callId"))
         if method == "Transfer":
-            return await commands.transfer(principal, arg(0, "callId"), arg(1, "to"))
+            return await commands.transfer(principal, arg(0, "callId"), arg(1, "to"), args[2] if len(args) > 2 else None)
+        if method in ("CompleteTransfer", "CancelTransfer"):
+            action = "complete" if method == "CompleteTransfer" else "cancel"
+            return await commands.finish_transfer(principal, arg(0, "callId"), action)
         if method == "Snapshot":
             return await commands.snapshot(principal)
         raise RequestError(f"unknown hub method {method!r}", error_id="unknown_method")

@@ -10,7 +10,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 Role = Literal["agent", "supervisor", "admin"]
 
 #: Client -> server hub methods, in their canonical spelling (lookup is case-insensitive, as in ASP.NET).
-HUB_METHODS = ("SetStatus", "Dial", "Hold", "Unhold", "Transfer", "Hangup", "Snapshot")
+HUB_METHODS = ("SetStatus", "Dial", "Hold", "Unhold", "Transfer", "CompleteTransfer", "CancelTransfer", "Hangup",
+               "Snapshot")
 
 
 @runtime_checkable

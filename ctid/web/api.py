@@ -63,9 +63,18 @@ for _action in ("hold", "unhold", "hangup"):
          errors={403: "another agent's call", 404: "no such call", 409: "capability missing or call ended",
                  502: "PBX refused"})
 _doc("POST", "/api/calls/{id}/transfer", "Transfer a call to an agent, or to the first free one", "commands",
-     request={"type": "object", "required": ["to"], "properties": {"to": {"type": "string"}}},
-     errors={400: "bad target", 403: "another agent's call", 404: "no such call or agent",
+     request={"type": "object", "required": ["to"], "properties": {
+         "to": {"type": "string"},
+         "mode": {"enum": ["blind", "consult"], "default": "blind",
+                  "description": "consult: hold the caller and ring the colleague first; then "
+                                 "POST .../transfer/complete or .../transfer/cancel"}}},
+     errors={400: "bad target or mode", 403: "another agent's call", 404: "no such call or agent",
              409: "capability missing, call ended or no free agent", 502: "PBX refused"})
+for _action, _summary in (("complete", "Hand the caller over to the consulted colleague"),
+                          ("cancel", "Cancel a consultative transfer: the caller is back with the agent")):
+    _doc("POST", f"/api/calls/{{id}}/transfer/{_action}", _summary, "commands",
+         errors={403: "another agent's call", 404: "no such call",
+                 409: "no consultation in progress, capability missing or call ended", 502: "PBX refused"})
 _doc("GET", "/api/calls/{id}/recording", "The call's recording (audio); a bearer token or a signed link",
      "calls", query={"u": {"type": "string"}, "exp": {"type": "integer"}, "sig": {"type": "string",
                      "description": "from POST /api/calls/{id}/recording-link"}},
@@ -198,7 +207,17 @@ def register_api(app, daemon) -> None:
     async def transfer(call_id: str):
         who = principal()
         data = await _json_object()
-        return jsonify(await commands.transfer(who, call_id, data.get("to")))
+        return jsonify(await commands.transfer(who, call_id, data.get("to"), data.get("mode")))
+
+    def _finish_transfer(action: str):
+        async def handler(call_id: str):
+            return jsonify(await commands.finish_transfer(principal(), call_id, action))
+
+        return handler
+
+    for action in ("complete", "cancel"):
+        app.add_url_rule(f"/api/calls/<call_id>/transfer/{action}", f"transfer_{action}", _finish_transfer(action),
+                         methods=["POST"])
 
     @app.post("/api/calls/<call_id>/recording-link")
     async def recording_link(call_id: str):
