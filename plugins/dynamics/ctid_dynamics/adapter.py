@@ -8,6 +8,7 @@ only brings it to the wanted state. So the outbox worker may repeat any call aft
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
@@ -15,7 +16,7 @@ from urllib.parse import quote
 import trio
 
 from ctid.connector import Health
-from ctid.crm import LOG_CALL, LOOKUP, RECORDINGS, TASKS, ContactMatch, CRMAdapter
+from ctid.crm import LOG_CALL, LOOKUP, RECORDINGS, SALES_FACTS, TASKS, ContactMatch, CRMAdapter, CRMFact
 from ctid.errors import ConfigError, CRMError
 from ctid.model import Agent, Call, Direction, Task
 from ctid.phone import normalize, variants
@@ -37,7 +38,7 @@ class DynamicsAdapter(CRMAdapter):
 
     plugin_name = "dynamics"
     Config = DynamicsConfig
-    capabilities = frozenset({LOOKUP, LOG_CALL, TASKS, RECORDINGS})
+    capabilities = frozenset({LOOKUP, LOG_CALL, TASKS, RECORDINGS, SALES_FACTS})
 
     def __init__(self, config: DynamicsConfig, services: Any, *, transport: Any = None):
         super().__init__(config, services)
@@ -242,6 +243,12 @@ class DynamicsAdapter(CRMAdapter):
             return None, 0
         matches = await self.lookup(number)
         return (matches[0] if len(matches) == 1 else None), len(matches)
+
+    async def sales_facts(self, phones: Sequence[str], since: datetime, until: datetime) -> list[CRMFact]:
+        """Contacts, leads and opportunities of these callers (ctid_dynamics.sales)."""
+        from .sales import sales_facts
+
+        return await sales_facts(self, phones, since, until)
 
     # -- idempotent writes -------------------------------------------------------------------------
     async def _read(self, entity_set: str, record_id: str, columns: list[str]) -> dict[str, Any] | None:

@@ -18,6 +18,7 @@ import email
 import email.policy
 import json
 import os
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -25,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, quote, urlencode
 
 import trio
 from quart import Response, request
@@ -142,8 +143,27 @@ class FakeDynamics(IdentityMixin, FaultScript):
             values["_parentcustomerid_value"] = account
         return self._add("contacts", values)
 
-    def add_lead(self, fullname: str, *, companyname: str | None = None, **phones: str) -> str:
-        return self._add("leads", {"fullname": fullname, "companyname": companyname, **phones})
+    def add_lead(self, fullname: str, *, companyname: str | None = None, statecode: int = 0,
+                 createdon: str | None = None, **phones: str) -> str:
+        lead = self._add("leads", {"fullname": fullname, "companyname": companyname, "statecode": statecode,
+                                   "statuscode": {0: 1, 1: 3, 2: 4}[statecode], **phones})
+        if createdon:
+            self.records["leads"][lead]["createdon"] = createdon
+        return lead
+
+    def add_opportunity(self, name: str, *, customer: str | None = None, lead: str | None = None,
+                        statecode: int = 0, estimatedvalue: float | None = None, actualvalue: float | None = None,
+                        actualclosedate: str | None = None, createdon: str | None = None,
+                        owner: str | None = None) -> str:
+        """An opportunity of a contact or account (``customer``) and/or from a lead."""
+        opportunity = self._add("opportunities", {
+            "name": name, "statecode": statecode, "statuscode": {0: 1, 1: 3, 2: 4}[statecode],
+            "estimatedvalue": estimatedvalue, "actualvalue": actualvalue, "actualclosedate": actualclosedate,
+            "_customerid_value": customer, "_originatingleadid_value": lead,
+            **({"_ownerid_value": owner} if owner else {})})
+        if createdon:
+            self.records["opportunities"][opportunity]["createdon"] = createdon
+        return opportunity
 
     def api(self, method: str | None = None, prefix: str = "") -> list[Seen]:
         return [s for s in self.seen if (method is None or s.method == method) and s.path.startswith(prefix)]
@@ -298,7 +318,7 @@ class FakeDynamics(IdentityMixin, FaultScript):
                 return 204, None, {}
             raise ODataError(405, BAD_QUERY, f"The HTTP method '{method}' is not allowed here.")
         if method == "GET":
-            return 200, self._query(entity, query, annotate), {}
+            return 200, self._query(entity, query, annotate, self._page_size(headers)), {}
         if method == "POST":
             record_id = str(uuid.uuid4())
             if isinstance(body, dict) and body.get(entity.key):
@@ -335,8 +355,16 @@ class FakeDynamics(IdentityMixin, FaultScript):
                     out[column + FORMATTED] = target[1]
         return out
 
-    def _query(self, entity: Entity, query: dict[str, str], annotate: bool) -> dict[str, Any]:
-        unknown = set(query) - {"$select", "$filter", "$top", "$orderby"}
+    @staticmethod
+    def _page_size(headers: dict[str, str]) -> int:
+        """``Prefer: odata.maxpagesize=N`` (Dynamics' default page is 5000 rows)."""
+        match = re.search(r"odata\.maxpagesize=(\d+)", headers.get("prefer", ""))
+        return max(1, min(int(match.group(1)), 5000)) if match else 5000
+
+    def _query(self, entity: Entity, query: dict[str, str], annotate: bool, page_size: int = 5000) -> dict[str, Any]:
+        """Rows of a GET on an entity set; more than a page gives ``@odata.nextLink`` with an opaque
+        ``$skiptoken`` (Dynamics' paging cookie; here the offset), which the client follows as is."""
+        unknown = set(query) - {"$select", "$filter", "$top", "$orderby", "$skiptoken"}
         if unknown:
             raise ODataError(400, BAD_QUERY, f"The query parameter '{sorted(unknown)[0]}' is not supported.")
         node = FilterParser(query["$filter"], entity).parse() if query.get("$filter") else None
@@ -344,8 +372,18 @@ class FakeDynamics(IdentityMixin, FaultScript):
             top = int(query.get("$top", "5000"))
         except ValueError:
             raise ODataError(400, BAD_QUERY, "Invalid value for $top.") from None
-        rows = [r for r in self.records[entity.entity_set].values() if node is None or matches(node, r)]
-        return {"value": [self._read(entity, r, query.get("$select"), annotate) for r in rows[:top]]}
+        rows = [r for r in self.records[entity.entity_set].values() if node is None or matches(node, r)][:top]
+        try:
+            offset = int(query.get("$skiptoken", "0"))
+        except ValueError:
+            raise ODataError(400, BAD_QUERY, "Invalid paging cookie in $skiptoken.") from None
+        page = rows[offset:offset + page_size]
+        out: dict[str, Any] = {"value": [self._read(entity, r, query.get("$select"), annotate) for r in page]}
+        if offset + page_size < len(rows):
+            following = {**query, "$skiptoken": str(offset + page_size)}
+            out["@odata.nextLink"] = (f"{self.url}/api/data/v{self.api_version}/{entity.entity_set}?"
+                                      + urlencode(following, quote_via=quote))
+        return out
 
     # -- writes ----------------------------------------------------------------------------------
     def _bind(self, entity: Entity, name: str, value: Any) -> tuple[str, str]:

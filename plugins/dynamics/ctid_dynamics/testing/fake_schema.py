@@ -61,6 +61,8 @@ class Entity:
             raise _conversion(value, "Edm.Boolean")
         if kind == "Integer" and (isinstance(value, bool) or not isinstance(value, int)):
             raise _conversion(value, "Edm.Int32")
+        if kind == "Money" and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise _conversion(value, "Edm.Decimal")
         if kind == "DateTime" and not (isinstance(value, str) and _DATETIME.match(value) and _parses(value)):
             raise _conversion(value, "Edm.DateTimeOffset")
         if kind == "String":
@@ -130,8 +132,24 @@ def build_entities(extra_columns: dict[str, set[str]] | None = None) -> dict[str
         Entity("account", "accounts", "accountid", "name", {"name", "emailaddress1", *PHONES}, dict(OWNER),
                max_lengths={**PHONE_LENGTHS, "name": 160, "emailaddress1": 100}),
         Entity("lead", "leads", "leadid", "fullname",
-               {"fullname", "firstname", "lastname", "companyname", "mobilephone", *PHONES}, dict(OWNER),
-               max_lengths={**PHONE_LENGTHS, "fullname": 160, "firstname": 50, "lastname": 50, "companyname": 100}),
+               {"fullname", "firstname", "lastname", "companyname", "mobilephone", "statecode", "statuscode",
+                *PHONES}, dict(OWNER),
+               states={0: {1, 2}, 1: {3}, 2: {4, 5, 6, 7}}, default_status={0: 1, 1: 3, 2: 4},
+               max_lengths={**PHONE_LENGTHS, "fullname": 160, "firstname": 50, "lastname": 50, "companyname": 100},
+               types={"statecode": "Integer", "statuscode": "Integer"}),
+        # opportunity.statecode 0 Open / 1 Won / 2 Lost; statuscode 1 In Progress, 2 On Hold, 3 Won,
+        # 4 Canceled, 5 Out-Sold (reports.md §1.1, from the opportunity entity reference)
+        Entity("opportunity", "opportunities", "opportunityid", "name",
+               {"name", "estimatedvalue", "actualvalue", "actualclosedate", "statecode", "statuscode",
+                "salesstage"},
+               {"customerid_contact": ("customerid", ("contacts",)),
+                "customerid_account": ("customerid", ("accounts",)),
+                "parentcontactid": ("parentcontactid", ("contacts",)),
+                "originatingleadid": ("originatingleadid", ("leads",)), **OWNER},
+               states={0: {1, 2}, 1: {3}, 2: {4, 5}}, default_status={0: 1, 1: 3, 2: 4},
+               max_lengths={"name": 300},
+               types={"statecode": "Integer", "statuscode": "Integer", "salesstage": "Integer",
+                      "estimatedvalue": "Money", "actualvalue": "Money", "actualclosedate": "DateTime"}),
         Entity("systemuser", "systemusers", "systemuserid", "fullname",
                {"fullname", "domainname", "internalemailaddress", "isdisabled", "mobilephone"},
                {"parentsystemuserid": ("parentsystemuserid", ("systemusers",))},
@@ -168,7 +186,7 @@ def build_entities(extra_columns: dict[str, set[str]] | None = None) -> dict[str
 
 # -- $filter -------------------------------------------------------------------------------------
 
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<word>[A-Za-z_][\w./]*)|(?P<num>-?\d+(?:\.\d+)?))")
+_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:[^']|'')*')|(?P<lp>\()|(?P<rp>\))|(?P<comma>,)|(?P<guid>[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})|(?P<dt>\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d))|(?P<word>[A-Za-z_][\w./]*)|(?P<num>-?\d+(?:\.\d+)?))")
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -238,11 +256,15 @@ class FilterParser:
             )
         self._column(value)
         op = self._take()[1]
-        if op not in ("eq", "ne"):
+        if op not in ("eq", "ne", "gt", "ge", "lt", "le"):
             raise ODataError(400, BAD_QUERY, f"Operator '{op}' is not supported by this fake.")
         kind, literal = self._take()
         if kind == "str":
             operand: Any = literal[1:-1].replace("''", "'")
+        elif kind == "guid":  # Edm.Guid literals are unquoted: _customerid_value eq 00000000-...
+            operand = literal.lower()
+        elif kind == "dt":  # DateTimeOffset literals are unquoted: createdon ge 2026-03-01T00:00:00Z
+            operand = datetime.fromisoformat(literal.replace("Z", "+00:00"))
         elif kind == "num":
             operand = float(literal) if "." in literal else int(literal)
         elif literal in ("true", "false", "null"):
@@ -267,6 +289,12 @@ def matches(node: Any, record: dict[str, Any]) -> bool:
         return matches(node[1], record) and matches(node[2], record)
     value = record.get(node[1])
     operand = node[2]
+    if isinstance(operand, datetime):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else None
+    if op in ("gt", "ge", "lt", "le"):
+        if value is None or operand is None:
+            return False  # null compares as unknown: the row is not returned
+        return {"gt": value > operand, "ge": value >= operand, "lt": value < operand, "le": value <= operand}[op]
     if isinstance(value, str) and isinstance(operand, str):
         equal = value.lower() == operand.lower()  # Dataverse string comparison is case-insensitive
     else:
