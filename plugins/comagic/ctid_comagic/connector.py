@@ -209,12 +209,11 @@ class ComagicConnector(Connector):
         return WebhookResult(events=events, status=200, body={"status": "ok"})
 
     async def _event(self, note: Notification, received_at: datetime) -> CallEvent:
-        consult = None
-        employee = note.get("employee_id")
-        if note.kind == "talk_started" and employee is not None:
-            consult = await self.control.consulting(note.session)
-        event = to_event(self.name, note, tz=self.tz, region=self.services.default_region, received_at=received_at,
-                         consult=bool(consult and consult.get("target") == str(employee)))
+        event = to_event(self.name, note, tz=self.tz, region=self.services.default_region, received_at=received_at)
+        if note.kind == "talk_started" and event.agent_login is not None and await self.control.consultation_talk(
+                note.session, event.agent_login, event.at):
+            event = to_event(self.name, note, tz=self.tz, region=self.services.default_region,
+                             received_at=received_at, consult=True)
         call_id = call_id_for(self.name, note.session)
         if note.kind == "recording_ready":
             link = note.get("file_link")

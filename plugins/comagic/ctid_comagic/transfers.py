@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from ctid.errors import CapabilityError, PBXError
@@ -62,13 +63,27 @@ class CallControl:
             log.warning("%s: could not record %s: %s", self.instance, [e.kind.value for e in events], exc)
 
     # -- consultations ---------------------------------------------------------------------------
-    async def consulting(self, session: str) -> dict[str, str] | None:
+    async def _record(self, session: str) -> dict[str, str] | None:
         found = self._consults.get(session)
         if found is not None:
             return found
         storage = self._storage()
         record = await storage.get("consult", f"{self.instance}:{session}") if storage is not None else None
         return record if record and record.get("target") else None
+
+    async def consulting(self, session: str) -> dict[str, str] | None:
+        """The consultation in progress on ``session`` (``{"agent", "target"}``), if any."""
+        record = await self._record(session)
+        return record if record is not None and not record.get("done_at") else None
+
+    async def consultation_talk(self, session: str, employee: str, at: datetime | None) -> bool:
+        """Whether ``employee``'s talk starting at ``at`` is the operator consulting them: during the
+        consultation, or before its completion (a notification that arrives after ctid completed it)."""
+        record = await self._record(session)
+        if record is None or record.get("target") != employee:
+            return False
+        done = record.get("done_at")
+        return not done or (at is not None and at <= datetime.fromisoformat(done))
 
     async def _remember(self, session: str, value: dict[str, str] | None) -> None:
         storage = self._storage()
@@ -147,9 +162,10 @@ class CallControl:
         """Consultative, done: the customer goes to the colleague. Returns the colleague's login."""
         consult = await self._require(call)
         await self._client().control("transfer.talk", call.pbx_call_id)
-        await self._remember(call.pbx_call_id, None)
-        await self._state([self._event(call, EventKind.TRANSFER, consult["agent"], target=consult["target"],
-                                       what="transfer")])
+        event = self._event(call, EventKind.TRANSFER, consult["agent"], target=consult["target"], what="transfer")
+        # kept a while: the colleague's "talk started" may still be on its way, and was the consultation
+        await self._remember(call.pbx_call_id, {**consult, "done_at": event.at.isoformat()})
+        await self._state([event])
         return consult["target"]
 
     async def cancel(self, call: Call, agent: str) -> str:

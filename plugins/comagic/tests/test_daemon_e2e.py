@@ -259,3 +259,40 @@ async def test_presence_is_mirrored_to_the_employee_status_and_click_to_call_sta
         response = await app.client.post("/api/calls", json={"number": "+79161234567"}, headers=ANNA)
         assert (response.status_code, response.json()["error"]) == (502, "pbx_refused:employee_not_found")
         assert response.json()["message"] == "CoMagic start.employee_call: no such employee on the PBX (field employee.id) [employee_not_found]"
+
+
+async def test_consultative_transfer_from_the_rest_api_cancelled_then_completed(tmp_path, account):
+    fake, url = account
+    async with running_daemon(config(tmp_path, url)) as app:
+        await ready(app)
+        session = fake.incoming(CALLER[1:], [101])
+        fake.answer(session, 101)
+        await fake.deliver(app.client)
+        c = await call(app, session)
+        nothing = await app.client.post(f"/api/calls/{c['id']}/transfer/cancel", headers=ANNA)
+        assert (nothing.status_code, nothing.json()["error"]) == (409, "no_transfer_in_progress")
+        bad = await app.client.post(f"/api/calls/{c['id']}/transfer", json={"to": "a2", "mode": "warm"}, headers=ANNA)
+        assert (bad.status_code, bad.json()["error"]) == (400, "bad_transfer_mode")
+        response = await app.client.post(f"/api/calls/{c['id']}/transfer", json={"to": "a2", "mode": "consult"},
+                                         headers=ANNA)
+        assert response.json() == {"status": "consulting", "call_id": c["id"], "to": "a2"}
+        fake.answer(session, 102)  # Boris talks to Anna; the customer waits
+        await fake.deliver(app.client)
+        assert ((await call(app, session))["state"], (await call(app, session))["agent"]) == ("held", "a1")
+        again = await app.client.post(f"/api/calls/{c['id']}/unhold", headers=ANNA)
+        assert (again.status_code, again.json()["error"]) == (409, "transfer_in_progress")
+        response = await app.client.post(f"/api/calls/{c['id']}/transfer/cancel", headers=ANNA)
+        assert response.json() == {"status": "cancelled", "call_id": c["id"], "to": "a2"}
+        await fake.deliver(app.client)
+        c = await call(app, session)
+        assert (c["state"], c["agent"], c["transferred_from"]) == ("talking", "a1", None)
+        # again, completed this time
+        await app.client.post(f"/api/calls/{c['id']}/transfer", json={"to": "a2", "mode": "consult"}, headers=ANNA)
+        fake.answer(session, 102)
+        response = await app.client.post(f"/api/calls/{c['id']}/transfer/complete", headers=ANNA)
+        assert response.json() == {"status": "ok", "call_id": c["id"], "to": "a2"}
+        assert [r.method for r in fake.received(api="call")] == [
+            "hold.call", "make.call", "restore.talk", "hold.call", "make.call", "transfer.talk"]
+        await fake.deliver(app.client)
+        c = await call(app, session)
+        assert (c["state"], c["agent"], c["transferred_from"], c["agents"]) == ("talking", "a2", "a1", ["a1", "a2"])
