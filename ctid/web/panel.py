@@ -19,8 +19,16 @@ from quart import Response, jsonify, send_from_directory
 
 import ctid
 from ctid.errors import NotFoundError
+from ctid.web.openapi import document
 
 _PACKAGE = Path(ctid.__file__).resolve().parent
+
+document(path="/panel/config.json", method="GET", tag="panel", auth=False,
+         summary="What the panel needs before sign-in: the origins its Dynamics CIF library may come from",
+         response={"type": "object", "properties": {"cif_origins": {"type": "array", "items": {"type": "string"}}}},
+         errors={404: "the panel is not installed"})
+document(path="/favicon.ico", method="GET", tag="panel", auth=False, summary="ctid's icon (SVG)",
+         media_type="image/svg+xml", errors={404: "the panel is not installed"})
 
 
 def panel_dir() -> Path | None:
@@ -64,7 +72,7 @@ def register_panel(app, daemon) -> None:
         return response
 
     @app.get("/")
-    async def root_redirect():
+    async def root():
         return Response("", status=302, headers={"Location": "/panel/"})
 
     @app.get("/panel/config.json")
