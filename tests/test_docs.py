@@ -19,24 +19,18 @@ from ctid.config.models import CtidConfig
 from ctid.connector import ConnectorConfig
 from ctid.crm import CRMConfig
 from ctid.docgen import pages
-from ctid.docgen.configref import config_keys, render_config_reference
+from ctid.docgen.configref import config_sections, render_config_reference
 from ctid.docgen.hookref import hook_problems, render_hook_reference
 from ctid.docgen.restref import fetch_openapi, render_rest_reference
 from ctid.plugins import get_plugin_manager
 
 REPO = Path(__file__).resolve().parent.parent
 
-#: Keys documented only by their name so far. Add a Field(description=...) (or a comment in
-#: config/example-full.yaml) and remove the key here; a NEW key without a description fails.
+#: Core keys documented only by their name so far. Add a Field(description=...) (or a comment in
+#: config/example-full.yaml) and remove the key here; a NEW core key without a description fails.
 KNOWN_UNDESCRIBED = {
     "auth.users[].username", "auth.api_keys[].name", "auth.api_keys[].role", "auth.api_keys[].agent",
     "agents.<id>.name", "agents.<id>.groups", "reports.campaigns[].name",
-    # ctid-dynamics
-    "crm.auth", "crm.entities.<name>.entity_set", "crm.entities.<name>.id_field", "crm.entities.<name>.name_field",
-    "crm.new_contact_entity", "crm.new_contact_field", "crm.phonecall", "crm.callback_task", "crm.recording",
-    "crm.recording.mode", "crm.connect_timeout",
-    # ctid-comagic
-    "connectors.<instance>.hold_message.type", "connectors.<instance>.hold_message.value",
 }
 
 
@@ -145,9 +139,22 @@ def test_every_config_key_is_in_the_reference() -> None:
     assert missing == [], f"configuration keys missing from the reference: {missing}"
 
 
-def test_every_config_key_has_a_description() -> None:
-    undescribed = sorted({key.path for key in config_keys() if not key.section and not key.description}
-                         - KNOWN_UNDESCRIBED)
+def core_sections() -> list:
+    """The reference's sections of ctid's own models and built-in plugins (installed plugins' keys
+    are listed whatever their documentation; their own tests and reviews answer for them)."""
+    builtin = {name for row in get_plugin_manager().describe() if row.get("builtin")
+               for name in [*row["connectors"], *row["crms"]]}
+    return [section for section in config_sections()
+            if " with plugin: " not in section.title or section.title.rsplit(" ", 1)[-1] in builtin]
+
+
+def test_every_core_config_key_has_a_description() -> None:
+    sections = core_sections()
+    titles = [section.title for section in sections]
+    assert "server" in titles and "connectors.<instance> with plugin: generic" in titles
+    assert "connectors.<instance> with plugin: megafon" not in titles
+    undescribed = sorted({key.path for section in sections for key in section.keys
+                          if not key.section and not key.description} - KNOWN_UNDESCRIBED)
     assert undescribed == [], (
         f"keys without a description: {undescribed}; give them Field(description=...) "
         "or a comment in config/example-full.yaml"
