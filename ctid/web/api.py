@@ -51,14 +51,13 @@ _doc("GET", "/api/calls", "Calls changed since a time, newest changes last", "ca
             "state": {"type": "string"},
             "agent": {"type": "string", "description": "calls this agent rang on, talked on or transferred away"},
             "order": {"enum": ["asc", "desc"], "description": "by last change; desc gives the newest first"}},
-     errors={400: "bad query", 403: "an agent asking for another agent's calls"})
+     errors={400: "bad query"})
 _doc("GET", "/api/calls/{id}", "One call", "calls", response=_CALL, errors={403: "another agent's call",
                                                                             404: "no such call"})
 _doc("POST", "/api/calls", "Click-to-call: ring the agent, then the number", "commands",
      request={"type": "object", "required": ["number"],
               "properties": {"number": {"type": "string"}, "agent": {"type": "string"}}},
-     errors={400: "bad number", 403: "not your agent", 404: "no such agent", 409: "no connector can dial",
-             502: "PBX refused"})
+     errors={400: "bad number", 403: "not your agent", 409: "no connector can dial", 502: "PBX refused"})
 for _action in ("hold", "unhold", "hangup"):
     _doc("POST", f"/api/calls/{{id}}/{_action}", f"{_action.capitalize()} a call", "commands",
          errors={403: "another agent's call", 404: "no such call", 409: "capability missing or call ended",
@@ -97,7 +96,7 @@ _doc("PUT", "/api/agents/{id}/status", "Set an agent's presence (by the person, 
          "source": {"enum": ["user", "launcher"], "default": "user",
                     "description": "launcher: set by the desktop launcher on its own (lock, unlock, logon); "
                                    "refused over an away or DND the person set (docs/call-model.md)"},
-         "lease_seconds": {"type": "integer", "minimum": 5, "maximum": 3600,
+         "lease_seconds": {"type": "integer", "minimum": 10, "maximum": 3600,
                            "description": "also start or renew the launcher's presence lease"}}},
      errors={400: "bad status, source or lease_seconds", 403: "not your agent", 404: "no such agent",
              409: "status_set_by_user: the launcher may not change a status the person chose"})
