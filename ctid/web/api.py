@@ -51,13 +51,14 @@ _doc("GET", "/api/calls", "Calls changed since a time, newest changes last", "ca
             "state": {"type": "string"},
             "agent": {"type": "string", "description": "calls this agent rang on, talked on or transferred away"},
             "order": {"enum": ["asc", "desc"], "description": "by last change; desc gives the newest first"}},
-     errors={400: "bad query"})
+     errors={400: "bad query", 403: "an agent asking for another agent's calls"})
 _doc("GET", "/api/calls/{id}", "One call", "calls", response=_CALL, errors={403: "another agent's call",
                                                                             404: "no such call"})
 _doc("POST", "/api/calls", "Click-to-call: ring the agent, then the number", "commands",
      request={"type": "object", "required": ["number"],
               "properties": {"number": {"type": "string"}, "agent": {"type": "string"}}},
-     errors={400: "bad number", 403: "not your agent", 409: "no connector can dial", 502: "PBX refused"})
+     errors={400: "bad number", 403: "not your agent", 404: "no such agent", 409: "no connector can dial",
+             502: "PBX refused"})
 for _action in ("hold", "unhold", "hangup"):
     _doc("POST", f"/api/calls/{{id}}/{_action}", f"{_action.capitalize()} a call", "commands",
          errors={403: "another agent's call", 404: "no such call", 409: "capability missing or call ended",

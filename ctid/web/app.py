@@ -23,15 +23,17 @@ log = logging.getLogger(__name__)
 
 document(path="/hooks/{instance}", method="POST", tag="webhooks", auth=False,
          summary="PBX webhook of a connector instance (body and verification per connector)",
-         errors={400: "malformed body", 401: "bad signature or token", 404: "unknown instance",
-                 413: "body too large"})
+         errors={202: "the connector failed: the request is kept as a dead letter (docs/input-limits.md)",
+                 400: "malformed body, or input beyond ctid's input limits", 401: "bad signature or token",
+                 404: "unknown instance", 413: "body too large", 503: "database unavailable: retry"})
 document(path="/hooks/{instance}", method="GET", tag="webhooks", auth=False,
          summary="Webhook URL check some PBXs make before sending events (answer per connector)",
          errors={404: "unknown instance", 405: "connector takes POST only"})
 document(path="/healthz", method="GET", tag="operations", auth=False, summary="Liveness")
 document(path="/readyz", method="GET", tag="operations", auth=False, summary="Readiness (database, writer)",
          errors={503: "not ready"})
-document(path="/metrics", method="GET", tag="operations", auth=False, summary="Prometheus metrics")
+document(path="/metrics", method="GET", tag="operations", auth=False, summary="Prometheus metrics",
+         media_type="text/plain; version=0.0.4; charset=utf-8")
 document(path="/openapi.json", method="GET", tag="operations", auth=False, summary="This document")
 document(path="/hub/negotiate", method="POST", tag="realtime",
          summary="SignalR negotiate: a connection id and token for the WebSocket at /hub (docs/hub-protocol.md)",

@@ -68,6 +68,9 @@ def openapi_document(schemas: dict[str, Any], extra: list[RouteDoc] = ()) -> dic
             schema = doc.response or ({"type": "object"} if doc.media_type == "application/json" else {"type": "string"})
             op["responses"][str(doc.status)] = {"description": "OK", "content": {doc.media_type: {"schema": schema}}}
         errors = dict(doc.errors)
+        if doc.request is not None:  # every JSON body passes ctid's input limits and the size limit
+            errors.setdefault(400, "malformed JSON, or input beyond ctid's input limits (docs/input-limits.md)")
+            errors.setdefault(413, "body larger than server.max_body_bytes")
         if doc.auth:
             errors.setdefault(401, "missing, bad or expired token")
             op["security"] = [{"bearer": []}]

@@ -4,6 +4,7 @@ deep nesting, huge numbers), generic-webhook events, hub handshakes and hub reco
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 from hypothesis import strategies as st
@@ -66,7 +67,25 @@ generic_event = st.fixed_dictionaries(
         "extra": json_values(4),
     },
 )
+#: Events the connector takes (so the fuzz also reaches reduce, publish and commit), some with a
+#: field made nasty.
+valid_generic_event = st.fixed_dictionaries(
+    {"event": st.sampled_from([k for k in EVENT_KINDS if k != "transfer"]),
+     "call_id": st.text(alphabet="abcdef0123456789.-", min_size=1, max_size=12),
+     "id": st.uuids().map(str),
+     "timestamp": st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2026, 1, 1),
+                               timezones=st.just(UTC)).map(lambda d: d.isoformat())},
+    optional={"from": st.sampled_from(["+79161234567", "84951234567", "101", ""]),
+              "to": st.just("+74951234567"), "agent": st.sampled_from(["101", "102", "103", "999"]),
+              "direction": st.sampled_from(["inbound", "outbound", "internal"]),
+              "group": st.text(max_size=20), "outcome": st.sampled_from(["answered", "missed", "busy"])},
+)
+spoiled_event = st.tuples(valid_generic_event, st.sampled_from(["from", "agent", "group", "call_id", "id"]),
+                          st.one_of(nasty_text, huge_numbers, json_values(3))).map(
+    lambda t: {**t[0], t[1]: t[2]})
 generic_body = st.one_of(
+    st.lists(valid_generic_event, min_size=1, max_size=5).map(dumps),
+    st.lists(st.one_of(valid_generic_event, spoiled_event), min_size=1, max_size=4).map(dumps),
     generic_event.map(dumps),
     st.lists(generic_event, max_size=5).map(dumps),
     st.lists(generic_event, max_size=3).map(lambda events: dumps({"events": events})),
