@@ -57,6 +57,8 @@ async def _run_checks(settings, pm, budget: float) -> list[dict]:
     from ctid.errors import CtidError
     from ctid.services import Services
     from ctid.store import Store
+    from ctid.store.deadletters import count_dead_letters
+    from ctid.supervise import describe
 
     core = settings.core
     results: list[dict] = []
@@ -70,7 +72,7 @@ async def _run_checks(settings, pm, budget: float) -> list[dict]:
             except CtidError as exc:
                 health = Health(ok=False, detail=str(exc))
             except Exception as exc:  # a plugin's health() must not crash the command
-                health = Health(ok=False, detail=f"{type(exc).__name__}: {exc}")
+                health = Health(ok=False, detail=describe(exc))
         if scope.cancelled_caught:
             health = Health(ok=False, detail=f"no answer within {budget:g} s")
         results.append({"name": name, **health.to_json()})
@@ -80,10 +82,15 @@ async def _run_checks(settings, pm, budget: float) -> list[dict]:
         try:
             await store.ping()
             stats = await store.outbox_stats()
+            try:
+                letters = str(await store._read(lambda conn: conn.execute(count_dead_letters()).one()[0]))
+            except CtidError:
+                letters = "unknown (run ctid db upgrade)"
         finally:
             await store.aclose()
         outbox = " ".join(f"{key}={stats[key]}" for key in ("pending", "due", "dead"))
-        return Health(ok=True, detail=_redact_url(core.database.url), checks={"outbox": outbox})
+        return Health(ok=True, detail=_redact_url(core.database.url),
+                      checks={"outbox": outbox, "dead letters": letters})
 
     await run("database", db_health)
     services = Services(directory=StaticDirectory(core.agents), public_url=core.server.url(),
@@ -104,7 +111,34 @@ async def _run_checks(settings, pm, budget: float) -> list[dict]:
             await run(f"connector {name} ({cfg.plugin})", connector.health)
         finally:
             await connector.aclose()
+    running = await _running_daemon(core.server, budget)
+    if running is not None:
+        results.append(running)
     return results
+
+
+async def _running_daemon(server, budget: float) -> dict | None:
+    """The plugins a ``ctid serve`` listening at ``server.listen`` reports failing (``/readyz``):
+    red with each failure named. None when nothing answers there (ctid is not running here)."""
+    import httpx
+
+    host = server.host if server.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
+    url = f"http://{host}:{server.port}/readyz" if ":" not in host else f"http://[{host}]:{server.port}/readyz"
+    try:
+        async with httpx.AsyncClient(timeout=min(budget, 3.0)) as client:
+            answer = (await client.get(url)).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    plugins = answer.get("plugins") if isinstance(answer, dict) else None
+    if not isinstance(plugins, dict):
+        return None
+    checks = {}
+    for plugin, state in sorted(plugins.items()):
+        for failure in state.get("failures", ()):
+            checks[f"{plugin} {failure.get('where')}"] = f"{failure.get('error')} (x{failure.get('count')})"
+    detail = "plugins failing: " + ", ".join(sorted(plugins)) if plugins else "every plugin healthy"
+    return {"name": f"running ctid ({url.rsplit('/', 1)[0]})", "ok": not plugins, "detail": detail,
+            "checks": checks}
 
 
 def _redact_url(url: str) -> str:

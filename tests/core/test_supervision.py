@@ -16,7 +16,7 @@ from ctid.builtins.directory import DirectoryConfig, DirectoryCRM
 from ctid.builtins.generic import GenericConfig, GenericConnector, sign
 from ctid.testing.daemon import eventually, running_daemon
 
-from .conftest import API_KEY, SECRET, post_events
+from .conftest import API_KEY, SECRET, make_config, post_events
 
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}
 RING = {"event": "ring", "call_id": "s-1", "from": "+79161234567", "to": "+74951234567", "agent": "101",
@@ -185,3 +185,54 @@ async def test_a_connector_task_that_raises_is_restarted_and_the_rest_serves(con
         ready = (await app.client.get("/readyz")).json()
         assert "RuntimeError: socket gone" in ready["plugins"]["flaky"]["failures"][0]["error"]
         # (the restart schedule is tested with a mock clock in tests/test_supervise.py)
+
+
+async def test_ctid_check_shows_the_running_daemons_failing_plugins(config):
+    from ctid.cli.check_cmd import _running_daemon
+
+    _reset(crm_broken=True)
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        server = app.daemon.settings.core.server
+        healthy = await _running_daemon(server, 3)
+        assert healthy["ok"] is True and healthy["checks"] == {}
+        await post_events(app, [RING])
+        await eventually(lambda: _has_failures(app, "flaky-crm", 1))
+        failing = await _running_daemon(server, 3)
+        assert failing["ok"] is False and failing["checks"]["flaky-crm lookup"].startswith("KeyError: 'mobilephone'")
+    assert await _running_daemon(server, 3) is None  # nothing listening: no entry
+
+
+def test_ctid_check_names_the_exception_of_a_health_that_raises(tmp_path):
+    from ctid.cli.check_cmd import _run_checks
+    from ctid.config.loader import load_config_dict
+    from ctid.plugins import get_plugin_manager
+
+    class BrokenHealth(FlakyCRM):
+        async def health(self):
+            raise ZeroDivisionError("division by zero")
+
+    class HealthPlugin:
+        @hookimpl
+        def ctid_register_crms(self):
+            return [BrokenHealth]
+
+        @hookimpl
+        def ctid_register_connectors(self):
+            return [FlakyConnector]
+
+    pm = get_plugin_manager()
+    pm.register(HealthPlugin())
+    settings = load_config_dict(_config(make_config(tmp_path)), pm)
+
+    async def migrate() -> None:
+        from ctid.store import Store
+
+        async with Store(settings.core.database.url):
+            pass
+
+    trio.run(migrate)
+    results = trio.run(_run_checks, settings, pm, 5.0)
+    crm = next(r for r in results if r["name"].startswith("crm"))
+    assert crm["ok"] is False and crm["detail"] == "ZeroDivisionError: division by zero"
+    database = next(r for r in results if r["name"] == "database")
+    assert database["checks"]["dead letters"] == "0"
