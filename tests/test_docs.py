@@ -54,6 +54,13 @@ def test_hook_reference_has_every_hook_and_parameter() -> None:
             assert f"| `{param}` |" in page, f"{name}: parameter {param} is missing from the hook reference"
 
 
+def test_the_plugin_author_guide_mentions_every_hook() -> None:
+    """The hand-written guide (docs/plugins.md) says what each hook is for, as datasette's docs do."""
+    guide = (REPO / "docs" / "plugins.md").read_text()
+    missing = [name for name in hook_names() if f"`{name}`" not in guide and f"{name}(" not in guide]
+    assert missing == [], f"hooks the plugin author guide (docs/plugins.md) does not mention: {missing}"
+
+
 UNDOCUMENTED_SPECS = '''
 """Hooks of a test."""
 import pluggy
