@@ -177,7 +177,8 @@ class LoginThrottle:
             self.users.reset(user)
             self.sources.take_back(addr)
 
-    async def share(self, backplane: Any, instance_id: str, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def share(self, backplane: Any, instance_id: str, *, channel: str = CHANNEL,
+                    task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Publish this instance's results on the backplane and apply the other instances' (a task)."""
         from ctid.hub.backplane import sender_prefix
 
@@ -185,9 +186,9 @@ class LoginThrottle:
 
         def publish(message: dict[str, Any]) -> None:
             data = json.dumps({"o": instance_id, **message}, separators=(",", ":")).encode()
-            backplane.publish_nowait(CHANNEL, data)
+            backplane.publish_nowait(channel, data)
 
-        async with backplane.subscribe(CHANNEL) as messages:
+        async with backplane.subscribe(channel) as messages:
             self._publish = publish
             task_status.started()
             try:
@@ -197,7 +198,7 @@ class LoginThrottle:
                     try:
                         message = json.loads(data)
                     except ValueError:
-                        log.warning("ignoring an unreadable message on %s", CHANNEL)
+                        log.warning("ignoring an unreadable message on %s", channel)
                         continue
                     if isinstance(message, dict):
                         self.apply(message)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 
 import trio
 
-from ctid.auth_throttle import LoginThrottle, LoginThrottled, source_key
+from ctid.auth_throttle import LoginThrottle, LoginThrottled, source_key, user_key
 from ctid.config.models import LoginThrottleConfig
 from ctid.hub.backplane import MemoryBackplane
 from ctid.testing.daemon import eventually, running_daemon
@@ -71,6 +72,32 @@ async def test_instances_share_counters_through_the_backplane(autojump_clock):
         await trio.testing.wait_all_tasks_blocked()
         assert refused(second, "alice", "10.0.0.2") == 30  # counted on the other instance
         assert len(first.users) == 1  # its own messages are not applied twice: still locked after 3
+        nursery.cancel_scope.cancel()
+
+
+async def test_instances_share_counters_through_redis(redis_url, redis_prefix):
+    from ctid.hub.redis_backplane import RedisBackplane
+
+    first, second = LoginThrottle(CONFIG), LoginThrottle(CONFIG)
+    one, two = RedisBackplane(redis_url), RedisBackplane(redis_url)
+    channel = f"{redis_prefix}auth"
+    async with trio.open_nursery() as nursery:
+        for backplane in (one, two):
+            await nursery.start(backplane.run)
+        await nursery.start(functools.partial(first.share, one, "one", channel=channel))
+        await nursery.start(functools.partial(second.share, two, "two", channel=channel))
+
+        async def subscribed() -> bool:  # Redis confirmed both subscriptions
+            return one.continuity(channel) is not None and two.continuity(channel) is not None
+
+        await eventually(subscribed)
+        for _ in range(3):
+            refused(first, "alice", "10.0.0.1")
+
+        async def locked_on_the_other() -> bool:
+            return second.users.wait(user_key("alice"), trio.current_time()) > 0
+
+        await eventually(locked_on_the_other)
         nursery.cancel_scope.cancel()
 
 
