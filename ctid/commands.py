@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 #: Transfer modes of ``Commands.transfer`` (a connector lists the ones it offers in ``transfer_modes``).
 TRANSFER_MODES = ("blind", "consult")
-MIN_LEASE, MAX_LEASE = 10, 3600  # seconds a launcher's presence lease may be given
+MIN_LEASE, MAX_LEASE = 5, 3600  # seconds a launcher's presence lease may be given
 
 
 def _text(value: Any, name: str) -> str:

@@ -97,7 +97,7 @@ _doc("PUT", "/api/agents/{id}/status", "Set an agent's presence (by the person, 
          "source": {"enum": ["user", "launcher"], "default": "user",
                     "description": "launcher: set by the desktop launcher on its own (lock, unlock, logon); "
                                    "refused over an away or DND the person set (docs/call-model.md)"},
-         "lease_seconds": {"type": "integer", "minimum": 10, "maximum": 3600,
+         "lease_seconds": {"type": "integer", "minimum": 5, "maximum": 3600,
                            "description": "also start or renew the launcher's presence lease"}}},
      errors={400: "bad status, source or lease_seconds", 403: "not your agent", 404: "no such agent",
              409: "status_set_by_user: the launcher may not change a status the person chose"})

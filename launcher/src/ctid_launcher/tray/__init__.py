@@ -1,0 +1,1 @@
+"""The tray icon: a protocol, a headless implementation, and pystray's."""

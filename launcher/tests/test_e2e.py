@@ -1,0 +1,205 @@
+"""End to end against a real ``ctid serve`` (subprocess, SQLite) and the real ``ctid-launcher``
+(subprocess, signed in through its CLI, no tray, a scripted session file, the browser replaced by a
+recorder through ``BROWSER``): the CRM pop-up, lock → away seen in /api/agents and by a supervisor's
+hub connection, unlock, a DND set the way the panel sets it surviving lock/unlock, and ``kill -9``
+ending the lease."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+import yaml
+
+from ctid.builtins.generic import sign
+from ctid.hub.client import open_hub
+from ctid.testing.daemon import ServeProcess, eventually
+
+SECRET = "e2e-webhook-secret"
+PASSWORDS = {"alice": "alice-pw", "super": "super-pw"}
+HERE = Path(__file__).parent
+
+
+def _hash(password: str) -> str:
+    from werkzeug.security import generate_password_hash
+
+    return generate_password_hash(password, method="pbkdf2:sha256:1000")
+
+
+@pytest.fixture
+def ctid_server(tmp_path):
+    contacts = tmp_path / "contacts.yaml"
+    contacts.write_text('- {id: c-1, name: Anna Kuznetsova, company: Romashka LLC, phones: ["+79161234567"]}\n')
+    config = {
+        "database": {"url": f"sqlite:///{tmp_path / 'ctid.db'}"},
+        "data_dir": str(tmp_path / "var"),
+        "auth": {"users": [
+            {"username": "alice", "password_hash": _hash(PASSWORDS["alice"]), "role": "agent", "agent": "alice"},
+            {"username": "super", "password_hash": _hash(PASSWORDS["super"]), "role": "supervisor"},
+        ]},
+        "agents": {"alice": {"name": "Alice", "extension": "101"}, "bob": {"name": "Bob", "extension": "102"}},
+        "connectors": {"office": {"plugin": "generic", "secret": SECRET}},
+        "crm": {"plugin": "directory", "contacts": str(contacts)},
+    }
+    path = tmp_path / "ctid.yaml"
+    path.write_text(yaml.safe_dump(config))
+    server = ServeProcess(path)
+    try:
+        server.start()
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server
+    server.stop()
+
+
+class LauncherProcess:
+    def __init__(self, tmp_path: Path, server_url: str):
+        self.home = tmp_path / "launcher"
+        self.session = tmp_path / "session.txt"
+        self.opened = tmp_path / "opened.txt"
+        self.log = tmp_path / "launcher.log"
+        self.session.write_text("")
+        self.env = {**os.environ, "CTID_LAUNCHER_HOME": str(self.home), "CTID_LAUNCHER_KEYRING": "file",
+                    "CTID_LAUNCHER_LANG": "en", "RECORDER_FILE": str(self.opened),
+                    "BROWSER": f"{sys.executable} {HERE / 'browser_recorder.py'} %s"}
+        self.server_url = server_url
+        self.proc: subprocess.Popen | None = None
+
+    def cli(self, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ctid_launcher", *args], input=stdin, env=self.env,
+                              capture_output=True, text=True, timeout=60)
+
+    def start(self) -> None:
+        with self.log.open("a") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ctid_launcher", "run", "--no-tray",
+                                          "--session-source", f"fake:{self.session}"],
+                                         env=self.env, stdout=log, stderr=subprocess.STDOUT)
+
+    def session_event(self, line: str) -> None:
+        with self.session.open("a") as out:
+            out.write(line + "\n")
+
+    def urls(self) -> list[str]:
+        return self.opened.read_text().splitlines() if self.opened.exists() else []
+
+
+async def _webhook(client: httpx.AsyncClient, url: str, events: list[dict]) -> None:
+    body = json.dumps(events).encode()
+    response = await client.post(f"{url}/hooks/office", content=body, headers={"X-Ctid-Signature": sign(SECRET, body)})
+    assert response.status_code == 200, response.text
+
+
+async def test_launcher_end_to_end(ctid_server, tmp_path):
+    url = ctid_server.url
+    launcher = LauncherProcess(tmp_path, url)
+    done = launcher.cli("login", "--server", url, "--user", "alice", "--password-stdin", stdin=PASSWORDS["alice"])
+    assert done.returncode == 0, done.stderr
+    assert "Signed in" in done.stdout and "file" in done.stdout  # no keyring in CI: the 0600 file
+    settings_file = launcher.home / "settings.json"
+    settings = json.loads(settings_file.read_text())
+    assert settings["agent"] == "alice"
+    settings["lease_seconds"] = 5
+    settings_file.write_text(json.dumps(settings))
+    wrong = launcher.cli("login", "--server", url, "--user", "alice", "--password-stdin", stdin="nope")
+    assert wrong.returncode == 1 and wrong.stderr.startswith("ctid-launcher: Sign-in failed")
+
+    async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+        super_token = (await client.post("/api/auth/token", json={"username": "super",
+                                                                  "password": PASSWORDS["super"]})).json()["access_token"]
+        alice_token = (await client.post("/api/auth/token", json={"username": "alice",
+                                                                  "password": PASSWORDS["alice"]})).json()["access_token"]
+        admin = {"Authorization": f"Bearer {super_token}"}
+
+        async def alice() -> dict:
+            items = (await client.get("/api/agents", headers=admin)).json()["items"]
+            return next(a for a in items if a["id"] == "alice")
+
+        async def alice_is(status: str, source: str | None = None) -> dict | None:
+            agent = await alice()
+            ok = agent["status"] == status and (source is None or agent["status_source"] == source)
+            return agent if ok else None
+
+        board: list[dict] = []  # what the supervisor's board receives
+
+        async def until(check, what: str, within: float = 10):
+            try:
+                return await eventually(check, within=within)
+            except trio.TooSlowError:
+                raise AssertionError(f"not within {within} s: {what}; alice is {await alice()}; "
+                                     f"opened {launcher.urls()}; board {[a['status'] for a in board]}") from None
+
+        launcher.start()
+        try:
+            async with open_hub(f"{url}/hub", super_token) as board_hub, open_hub(f"{url}/hub", alice_token) as panel:
+                board_hub.on("agentUpdated", lambda agent: board.append(agent) if agent["id"] == "alice" else None)
+                # logon: the session is unlocked, so the launcher makes alice available, with a lease
+                started = await until(lambda: alice_is("available", "launcher"), "available at logon", 20)
+                assert started["lease_until"] is not None
+
+                # a call rings alice: exactly one browser URL, the contact's CRM record
+                now = datetime.now(UTC).isoformat()
+                base = {"call_id": "e2e-1", "from": "+79161234567", "agent": "101", "timestamp": now}
+                await _webhook(client, url, [{**base, "event": "ring", "id": "r1"}])
+                await until(lambda: trio.to_thread.run_sync(launcher.urls), "the CRM record opened")
+                await _webhook(client, url, [{**base, "event": "answer", "id": "a1"}])
+                await until(lambda: _busy(alice), "alice on the call")
+                await _webhook(client, url, [{**base, "event": "end", "id": "e1"}])
+                await until(lambda: _busy(alice, False), "the call ended")
+                await trio.sleep(1.0)  # later updates of the same call must open nothing more
+                assert launcher.urls() == [f"{url}/panel/#/contact/c-1"]
+
+                # the workstation locks: away (set by the launcher), on /api/agents and on the board
+                launcher.session_event("lock")
+                await until(lambda: alice_is("away", "launcher"), "away when locked")
+                await until(lambda: _seen(board, "away"), "away on the supervisor's board", 5)
+                launcher.session_event("unlock")
+                await until(lambda: alice_is("available", "launcher"), "available again when unlocked")
+                await until(lambda: _seen(board, "available", after="away"), "available on the board", 5)
+
+                # DND chosen in the panel (hub SetStatus, as the panel does) survives lock / unlock
+                await panel.invoke("SetStatus", "dnd")
+                await until(lambda: alice_is("dnd", "user"), "DND from the panel", 5)
+                launcher.session_event("lock")
+                launcher.session_event("unlock")
+                await until(lambda: trio.to_thread.run_sync(_logged, launcher.log, "session: unlocked", 2),
+                            "the launcher saw the second unlock")
+                await trio.sleep(0.5)
+                assert (await alice())["status"] == "dnd"
+
+                # available again by hand; then the launcher is killed: its lease lapses → away
+                await panel.invoke("SetStatus", "available")
+                await until(lambda: alice_is("available", "user"), "available from the panel", 5)
+                launcher.proc.send_signal(signal.SIGKILL)
+                launcher.proc.wait(5)
+                lapsed = await until(lambda: alice_is("away", "lease"), "away after the lease lapsed", 12)
+                assert lapsed["lease_until"] is None
+        finally:
+            if launcher.proc.poll() is None:
+                launcher.proc.kill()
+                launcher.proc.wait(5)
+            print(launcher.log.read_text()[-3000:])
+
+
+async def _busy(alice, busy: bool = True) -> bool:
+    return (await alice())["busy"] is busy
+
+
+async def _seen(board: list[dict], status: str, after: str | None = None) -> bool:
+    statuses = [a["status"] for a in board]
+    if after is not None:
+        if after not in statuses:
+            return False
+        statuses = statuses[len(statuses) - 1 - statuses[::-1].index(after):]
+    return status in statuses
+
+
+def _logged(path: Path, text: str, times: int) -> bool:
+    return path.read_text().count(text) >= times
