@@ -187,13 +187,18 @@ async def send(connector, requests: list[SimulatedRequest], *, report: Callable[
                 await session.send_delta3(text)
                 report(f"DEVLINK3 {text[:100]}")
                 await trio.sleep(0.05)
+            # Half-close and wait for ctid to hang up: it reads in order, so by then every event
+            # was handled, and the SMDR lines below (sent at the call's end, as the unit does) meet it.
+            await stream.send_eof()
+            with trio.move_on_after(10):
+                while await stream.receive_some(65536):
+                    pass
     if lines:
         port = sim.smdr_port if sim.smdr_port is not None else (
             connector.config.smdr.listen_address()[1] if connector.config.smdr.mode == "listen" else None)
         if port is None:
             raise RequestError("simulation.smdr_port is needed to simulate SMDR in connect mode",
                                error_id="no_simulation")
-        await trio.sleep(0.2)  # SMDR follows the call's end
         try:
             stream = await trio.open_tcp_stream(sim.host, port)
         except OSError as exc:

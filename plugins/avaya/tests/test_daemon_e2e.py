@@ -3,10 +3,8 @@ traffic for every scenario, DevLink3 down with SMDR still flowing, and TAPI cont
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
-
-import trio
 
 from ctid.connector import SimulationContext
 from ctid.testing.daemon import eventually, running_daemon
@@ -62,12 +60,15 @@ async def test_simulate_call_drives_every_scenario(tmp_path, nursery):
         await _sim_port(connector)
         await fake.wait_subscribed()
         ids = {}
-        for scenario, others, group in [
+        base = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=70)
+        for index, (scenario, others, group) in enumerate([
             ("answered", [], None), ("missed", ["202", "203"], None), ("group", ["202", "203"], "200"),
             ("transfer", ["202"], None), ("hold", [], None), ("outbound_no_answer", [], None),
-        ]:
+        ]):
             context = SimulationContext(caller=CALLER, agent="201", others=others, line="+74950000001", group=group)
-            await trio.sleep(0.01)  # a distinct start (legs and Call IDs derive from it)
+            # 10 s apart (SMDR starts are whole seconds; tasks walk calls in start order), all within
+            # the join tolerance of the moment DevLink3 sees them
+            context.start = base + timedelta(seconds=10 * index)
             sent: list[str] = []
             await connector.send_simulation(scenario, context, base_url=app.url, report=sent.append)
             smdr = [line for line in sent if line.startswith("SMDR")]
@@ -201,7 +202,10 @@ async def test_tapi_controls_from_rest_reach_the_fake_boundary(tmp_path, nursery
             return next((c for c in calls.values() if c["state"] == "talking"), None)
 
         call = await eventually(live)
-        await trio.sleep(0.5)  # the engine's message pump sees the offered call
+        from test_tapi import knows
+
+        engine = connector.routes["dial"].engine
+        await knows(engine, "201", handle)
         for command, body in [("hold", None), ("unhold", None)]:
             response = await app.client.post(f"/api/calls/{call['id']}/{command}", json=body or {}, headers=ADMIN)
             assert response.status_code == 200, (command, response.text)
@@ -215,7 +219,7 @@ async def test_tapi_controls_from_rest_reach_the_fake_boundary(tmp_path, nursery
         assert response.status_code == 200, response.text
         assert fake_tapi.log[-1] == ("lineBlindTransfer", handle, "202")
         handle2 = fake_tapi.offer("201", "79160001122")
-        await trio.sleep(0.5)
+        await knows(engine, "201", handle2)
         response = await app.client.post(f"/api/calls/{call['id']}/hangup", json={}, headers=ADMIN)
         assert response.status_code == 200, response.text
         assert fake_tapi.log[-1] == ("lineDrop", handle2)

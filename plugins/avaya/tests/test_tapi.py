@@ -7,7 +7,7 @@ import trio
 from typer.testing import CliRunner
 
 from ctid.errors import PBXError
-from ctid.testing.daemon import free_port
+from ctid.testing.daemon import eventually, free_port
 from ctid_avaya.config import TapiControl
 from ctid_avaya.control import tapi as t
 from ctid_avaya.control.tapi import TapiBackend, TapiEngine
@@ -17,10 +17,20 @@ from ctid_avaya.testing.fake_tapi import FakeTapi
 TOKEN = "bridge-token-0123456789"
 
 
+async def knows(engine: TapiEngine, extension: str, handle: int) -> None:
+    """Wait until the engine's message pump has seen the call connected (a thread reads TAPI)."""
+    async def check():
+        line = engine.lines.get(extension)
+        return line is not None and line.calls.get(handle) == t.LINECALLSTATE_CONNECTED
+
+    await eventually(check, within=10)
+
+
 async def test_the_bridge_serves_all_five_controls_and_refusals(nursery):
     fake = FakeTapi({"201": "Anna", "202": "Boris"})
     port = free_port()
-    await nursery.start(serve, TapiEngine(fake), "127.0.0.1", port, TOKEN)
+    engine = TapiEngine(fake)
+    await nursery.start(serve, engine, "127.0.0.1", port, TOKEN)
     backend = TapiBackend(TapiControl(backend="tapi", mode="bridge", bridge_url=f"http://127.0.0.1:{port}",
                                       bridge_token=TOKEN), "ipo")
     try:
@@ -28,7 +38,7 @@ async def test_the_bridge_serves_all_five_controls_and_refusals(nursery):
         await backend.dial("201", "+79161234567")
         assert fake.log[-1] == ("lineMakeCall", "201", "+79161234567")
         call = fake.offer("202", "79160001122")
-        await trio.sleep(0.3)  # the bridge's engine pumps LINE_APPNEWCALL / LINE_CALLSTATE
+        await knows(engine, "202", call)  # the bridge's engine pumps LINE_APPNEWCALL / LINE_CALLSTATE
         await backend.hold("202", "+79160001122")
         assert fake.state_of(call) == t.LINECALLSTATE_ONHOLD
         with pytest.raises(PBXError) as refused:  # holding a held call: LINE_REPLY with LINEERR_INVALCALLSTATE
@@ -42,7 +52,7 @@ async def test_the_bridge_serves_all_five_controls_and_refusals(nursery):
             await backend.dial("201", "123")
         assert refused.value.status == 409 and "LINEERR_OPERATIONFAILED" in str(refused.value)
         other = fake.offer("201", "79165550000")
-        await trio.sleep(0.3)
+        await knows(engine, "201", other)
         await backend.hangup("201", "+79165550000")  # 201 also has the call it dialled: the remote picks
         assert fake.log[-1] == ("lineDrop", other)
         with pytest.raises(PBXError, match="no TAPI line"):
@@ -64,7 +74,7 @@ async def test_engine_picks_the_call_with_the_remote_party():
         await nursery.start(engine.run)
         first = fake.offer("201", "79160000001")
         second = fake.offer("201", "79160000002")
-        await trio.sleep(0.3)
+        await knows(engine, "201", second)
         await engine.hold("201", "+7 916 000-00-02")
         assert fake.state_of(second) == t.LINECALLSTATE_ONHOLD and fake.state_of(first) == t.LINECALLSTATE_CONNECTED
         nursery.cancel_scope.cancel()
