@@ -39,7 +39,7 @@ class LinkSigner:
         """The subject a link's query ``args`` grants ``resource`` of ``call_id`` to; ``AuthError``
         (401, ``bad_link`` / ``link_expired``) otherwise."""
         subject, expires, given = args.get("u", ""), args.get("exp", ""), args.get("sig", "")
-        if not subject or not expires.isdigit() or len(expires) > 12 or not given:
+        if not subject or not (expires.isascii() and expires.isdigit()) or len(expires) > 12 or not given:
             raise AuthError("the link is incomplete (u, exp and sig are required)", error_id="bad_link")
         if not hmac.compare_digest(given.encode("utf-8", "surrogatepass"),
                                    self._mac(resource, call_id, subject, int(expires)).encode()):

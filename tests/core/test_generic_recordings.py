@@ -9,11 +9,14 @@ import hypercorn.config
 import hypercorn.trio
 import pytest
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 from quart import Response, request
 from quart_trio import QuartTrio
 
 from ctid.auth_links import LinkSigner
 from ctid.builtins.generic import sign
+from ctid.errors import AuthError
 from ctid.testing.daemon import free_port, running_daemon
 
 from .conftest import PASSWORDS, SECRET, make_config
@@ -135,3 +138,12 @@ def test_links_expire():
         signer.check("transcript", "c1", args, now=1000)  # bound to the resource
     assert LinkSigner("other", 300).query("recording", "c1", "alice", now=1000) != signer.query(
         "recording", "c1", "alice", now=1000)
+
+
+@given(args=st.dictionaries(st.sampled_from(["u", "exp", "sig", "x"]), st.text(max_size=30)),
+       call_id=st.text(max_size=40))
+def test_any_link_query_is_refused_with_a_401_and_never_crashes(args, call_id):
+    signer = LinkSigner("secret", ttl=300)
+    with pytest.raises(AuthError) as info:
+        signer.check("recording", call_id, args)
+    assert info.value.status == 401 and info.value.error_id in ("bad_link", "link_expired")

@@ -6,6 +6,8 @@ import functools
 import threading
 
 import trio
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ctid.auth_throttle import LoginThrottle, LoginThrottled, source_key, user_key
 from ctid.config.models import LoginThrottleConfig
@@ -153,3 +155,12 @@ async def test_password_checks_run_in_threads_and_healthz_answers_meanwhile(tmp_
             assert health.status_code == 200 and running[0] == 2  # answered while both checks block
             release.set()
         assert statuses == [401] * 4 and most[0] == 2
+
+
+@given(username=st.text(max_size=300), source=st.one_of(st.none(), st.text(max_size=60)))
+def test_any_username_and_address_are_counted_without_crashing(username, source):
+    throttle = LoginThrottle(CONFIG, clock=lambda: 0.0)
+    keys = throttle.begin(username, source)
+    assert len(keys[0]) == 32 and len(keys[1]) <= 100
+    throttle.succeeded(keys)
+    assert throttle.users.wait(keys[0], 0.0) == 0
