@@ -12,9 +12,10 @@ from datetime import timedelta
 from typing import Any
 
 from ctid.auth import Principal, require_agent_access, require_call_access
-from ctid.errors import CapabilityError, CtidError, NotFoundError, RequestError
+from ctid.errors import CapabilityError, CtidError, NotFoundError, PluginError, RequestError
 from ctid.model import Call, CallState, Capability, Presence, PresenceSource, utcnow
 from ctid.phone import normalize
+from ctid.supervise import describe
 from ctid.switchboard import launcher_may_set
 
 log = logging.getLogger(__name__)
@@ -65,11 +66,21 @@ class Commands:
         return connector
 
     async def _run(self, command: str, coro) -> Any:
+        """Await a connector's command (plugin code): a CtidError is its answer; anything else is a
+        plugin bug, recorded by the daemon's supervisor (ctid/supervise.py) and answered as a
+        PluginError (502 ``plugin_failed``, the exception named)."""
+        # the connector whose method made the coroutine (its frame holds the bound ``self``)
+        owner = getattr(getattr(coro, "cr_frame", None), "f_locals", {}).get("self")
+        plugin = getattr(owner, "name", None) or "connector"
         try:
             result = await coro
         except CtidError:
             self.daemon.metrics.commands.labels(command=command, result="error").inc()
             raise
+        except Exception as exc:
+            self.daemon.metrics.commands.labels(command=command, result="error").inc()
+            self.daemon.supervisor.failed(plugin, command, exc)
+            raise PluginError(f"connector {plugin} failed in {command}: {describe(exc)}", status=502) from exc
         self.daemon.metrics.commands.labels(command=command, result="ok").inc()
         return result
 
@@ -245,7 +256,7 @@ class Commands:
             if login is None:
                 continue
             try:
-                await connector.set_dnd(login, presence in (Presence.DND, Presence.OFFLINE))
+                await self._run("set_dnd", connector.set_dnd(login, presence in (Presence.DND, Presence.OFFLINE)))
             except CtidError as exc:  # presence is ctid's; the PBX mirror is best effort
                 log.warning("could not mirror DND of %s to %s: %s", agent_id, name, exc)
 

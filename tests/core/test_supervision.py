@@ -50,6 +50,7 @@ class FlakyConnector(GenericConnector):
     plugin_name = "flaky"
     Config = FlakyConfig
     parse_raises: BaseException | None = None
+    hold_raises: BaseException | None = None
     run_failures = 0  # how many runs raise before one stays up
     runs = 0
 
@@ -57,6 +58,11 @@ class FlakyConnector(GenericConnector):
         if FlakyConnector.parse_raises is not None:
             raise FlakyConnector.parse_raises
         return await super().handle_webhook(request)
+
+    async def hold(self, call, login):
+        if FlakyConnector.hold_raises is not None:
+            raise FlakyConnector.hold_raises
+        return await super().hold(call, login)
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED):
         FlakyConnector.runs += 1
@@ -78,13 +84,15 @@ class Plugin:
 
 def _config(config: dict[str, Any]) -> dict[str, Any]:
     config["crm"] = {**config["crm"], "plugin": "flaky-crm"}
-    config["connectors"]["flaky"] = {"plugin": "flaky", "secret": SECRET}
+    config["connectors"]["flaky"] = {"plugin": "flaky", "secret": SECRET,
+                                     "command_url": config["connectors"]["office"].get("command_url")}
     return config
 
 
 def _reset(**flags: Any) -> None:
     FlakyCRM.broken = flags.get("crm_broken", False)
     FlakyConnector.parse_raises = flags.get("parse_raises")
+    FlakyConnector.hold_raises = flags.get("hold_raises")
     FlakyConnector.run_failures = flags.get("run_failures", 0)
     FlakyConnector.runs = 0
 
@@ -236,3 +244,17 @@ def test_ctid_check_names_the_exception_of_a_health_that_raises(tmp_path):
     assert crm["ok"] is False and crm["detail"] == "ZeroDivisionError: division by zero"
     database = next(r for r in results if r["name"] == "database")
     assert database["checks"]["dead letters"] == "0"
+
+
+async def test_a_command_that_raises_is_a_502_naming_it_and_the_daemon_serves(config):
+    _reset(hold_raises=AttributeError("'NoneType' object has no attribute 'json'"))
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        assert (await _post(app, "flaky", [{**RING, "event": "answer"}])).status_code == 200
+        call = next(c for c in app.daemon.switchboard.calls.values() if c.connector == "flaky")
+        response = await app.client.post(f"/api/calls/{call.id}/hold", headers=ADMIN)
+        assert response.status_code == 502 and response.json()["error"] == "plugin_failed"
+        assert "AttributeError" in response.json()["message"]
+        ready = (await app.client.get("/readyz")).json()
+        assert ready["plugins"]["flaky"]["failures"][0]["where"] == "hold"
+        FlakyConnector.hold_raises = None
+        assert (await app.client.post(f"/api/calls/{call.id}/hold", headers=ADMIN)).status_code == 200
