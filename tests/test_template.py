@@ -80,7 +80,20 @@ def test_bad_plugin_names_are_refused(tmp_path: Path, bad: str) -> None:
     assert not (tmp_path / "out" / "pyproject.toml").exists()
 
 
+@pytest.mark.parametrize("bad", ['Acme "Cloud"', "", "Back\\slash"])
+def test_bad_pbx_names_are_refused(tmp_path: Path, bad: str) -> None:
+    with pytest.raises(ValueError, match="Python strings"):
+        render(tmp_path / "out", pbx_name=bad)
+
+
 def test_names_follow_the_plugin_name(tmp_path: Path) -> None:
-    out = render(tmp_path / "out", plugin_name="big_pbx", pbx_name="Big PBX")
+    out = render(tmp_path / "out", plugin_name="big_pbx", pbx_name="Big PBX (R&D) 2.0",
+                 description='A "quoted" \\ description', author_name='O"Brien')
+    project = tomllib.loads((out / "pyproject.toml").read_text())
+    assert project["project"]["description"] == 'A "quoted" \\ description'
+    assert project["project"]["authors"] == [{"name": 'O"Brien'}]
+    compile((out / "ctid_big_pbx" / "__init__.py").read_text(), "__init__.py", "exec")
+    for module in (out / "ctid_big_pbx").rglob("*.py"):
+        compile(module.read_text(), str(module), "exec")
     assert (out / "ctid_big_pbx" / "connector.py").read_text().count("class BigPbxConnector(Connector)") == 1
-    assert tomllib.loads((out / "pyproject.toml").read_text())["project"]["name"] == "ctid-big-pbx"
+    assert project["project"]["name"] == "ctid-big-pbx"
