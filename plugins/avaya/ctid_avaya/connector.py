@@ -71,6 +71,7 @@ class AvayaConnector(Connector):
         self._nursery: trio.Nursery | None = None
         self._submit_lock = trio.Lock()
         self.lost_events = 0
+        self.started_at: float | None = None  # trio time run() began (SMDR's health window starts there)
 
     # -- logins ----------------------------------------------------------------------------------
     def login_for(self, extension: str) -> str:
@@ -90,6 +91,7 @@ class AvayaConnector(Connector):
 
     # -- running ---------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self.started_at = trio.current_time()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.devlink3 is not None:
@@ -287,6 +289,9 @@ class AvayaConnector(Connector):
             last = self.smdr.last_record
             if last is not None and now - last <= window:
                 checks["smdr"] = f"last record {now - last:.0f} s ago"
+            elif last is None and self.started_at is not None and now - self.started_at <= window \
+                    and (self.config.smdr.mode == "listen" or self.smdr.connected):
+                checks["smdr"] = f"no record yet (started {now - self.started_at:.0f} s ago)"
             else:
                 ok = False
                 where = f"listening on port {self.smdr.port}" if self.config.smdr.mode == "listen" else (

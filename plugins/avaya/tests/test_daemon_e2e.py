@@ -299,4 +299,4 @@ async def test_without_a_backend_the_connector_monitors_and_logs_only(tmp_path, 
         health = await connector.health()
         assert health.checks["control"].startswith("none configured")
         assert health.checks["devlink3"].startswith("authenticated, receiving")
-        assert not health.ok and health.checks["smdr"].startswith("no record within")
+        assert health.ok and health.checks["smdr"].startswith("no record yet")  # the window starts at start-up
