@@ -16,6 +16,7 @@ from ctid.reports.engine import (
     key_kind,
     key_text,
     kpi_values,
+    merge,
     scope_of,
 )
 from ctid.reports.labels import label, title
@@ -23,6 +24,7 @@ from ctid.reports.money import campaigns_report, cost_report, funnel_report
 from ctid.reports.params import ReportParams
 from ctid.reports.people import agents_report, load_report, missed_report
 from ctid.reports.result import Chart, ReportResult, Table
+from ctid.reports.rollup import kpi_rows
 
 Builder = Callable[[ReportContext, ReportParams], Awaitable[ReportResult]]
 
@@ -87,8 +89,8 @@ async def volume_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     scope = scope_of(params)
     figures = _VOLUME[name]
     key = None if group_by == "none" else group_by
-    rows = await ctx.rows(q.kpis(scope, ctx.knobs, key)) if key else []
-    total = (await ctx.rows(q.kpis(scope, ctx.knobs)))[0]
+    rows = await kpi_rows(ctx, scope, key) if key else []
+    total = merge(rows) if key else (await kpi_rows(ctx, scope, None))[0]
     by_key = {row.key: kpi_values(row, ctx.settings) for row in rows}
     for filler in _fill_keys(key):
         by_key.setdefault(filler, kpi_values({}, ctx.settings))
@@ -121,12 +123,12 @@ async def queue_report(ctx: ReportContext, params: ReportParams) -> ReportResult
     """Per group (or hour / day): offered, answered, abandoned, ASA, wait p50 / p90 / max, SL."""
     lang, key = params.lang, params.group_by
     scope = scope_of(params)
-    rows = await ctx.rows(q.kpis(scope, ctx.knobs, key))
+    rows = await kpi_rows(ctx, scope, key)
     hist: dict[Any, list[tuple[float, int]]] = {}
     for row in await ctx.rows(q.wait_histogram(scope, ctx.knobs, key)):
         hist.setdefault(row.key, []).append((row.seconds, row.n))
-    all_hist = [(row.seconds, row.n) for row in await ctx.rows(q.wait_histogram(scope, ctx.knobs))]
-    total = (await ctx.rows(q.kpis(scope, ctx.knobs)))[0]
+    all_hist = [pair for pairs in hist.values() for pair in pairs]
+    total = merge(rows)
     figures = [("offered", "int"), ("answered", "int"), ("abandoned", "int"), ("short_abandons", "int"),
                ("asa", "duration"), ("wait_p50", "duration"), ("wait_p90", "duration"), ("wait_max", "duration"),
                ("service_level", "percent")]

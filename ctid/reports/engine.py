@@ -30,6 +30,7 @@ class ReportContext:
     agent_names: dict[str, str] = field(default_factory=dict)
     sales_facts: Callable[[Sequence[str], datetime, datetime], Any] | None = None
     limiter: trio.CapacityLimiter | None = None
+    rollup: bool = True  # answer from the daily rollup where it can (ctid.reports.rollup)
 
     @property
     def knobs(self) -> Knobs:
@@ -101,6 +102,21 @@ def kpi_values(row: Any, settings: Any) -> dict[str, Any]:
         "ratings": rating_n,
         "cost": round(float(get("cost_sum")), 2) if get("cost_sum") is not None else None,
     }
+
+
+def merge(rows: Sequence[Any]) -> dict[str, Any]:
+    """The total of per-key aggregate rows (every figure is a sum or count, the longest wait a max),
+    so a grouped report needs no second pass over the calls."""
+    total: dict[str, Any] = {}
+    for row in rows:
+        for name, value in row._mapping.items():
+            if name == "key" or value is None:
+                continue
+            if name == "wait_max":
+                total[name] = max(total.get(name, value), value)
+            else:
+                total[name] = total.get(name, 0) + value
+    return total
 
 
 def key_text(group_by: str | None, value: Any, lang: str) -> Any:

@@ -14,6 +14,7 @@ from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_t
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
 from ctid.reports.result import Chart, ReportResult, Table
+from ctid.reports.rollup import kpi_rows
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ def _fact_counts(facts: list[Any]) -> dict[str, Any]:
 async def campaigns_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     lang, key = params.lang, params.group_by
     scope = scope_of(params)
-    rows = await ctx.rows(q.kpis(scope, ctx.knobs, key))
+    rows = await kpi_rows(ctx, scope, key)
     new = {row.key: row.n for row in await ctx.rows(q.new_contacts(scope, key))}
     callers = await ctx.rows(q.callers(scope, ctx.knobs, key))
     facts, note = await crm_facts(ctx, params, [row.remote_number for row in callers])
@@ -134,7 +135,7 @@ async def funnel_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     lang = params.lang
     key = None if params.group_by == "none" else params.group_by
     scope = scope_of(params)
-    totals_rows = await ctx.rows(q.kpis(scope, ctx.knobs, key)) if key else await ctx.rows(q.kpis(scope, ctx.knobs))
+    totals_rows = await kpi_rows(ctx, scope, key)
     callers = await ctx.rows(q.callers(scope, ctx.knobs, key))
     facts, note = await crm_facts(ctx, params, [row.remote_number for row in callers])
     stages = ["offered", "answered", "target", "target_callers", "contacts", "leads", "opportunities", "won"]

@@ -13,6 +13,7 @@ from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_t
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
 from ctid.reports.result import Chart, ReportResult, Table
+from ctid.reports.rollup import kpi_rows
 
 #: Follow-up classes of a missed call.
 IN_SLA, LATE, CUSTOMER, NOT_REACHED = "called_back_in_sla", "called_back_late", "customer_called", "not_reached"
@@ -102,7 +103,7 @@ def _local_text(ctx: ReportContext, epoch: float | None) -> str | None:
 async def agents_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     lang = params.lang
     scope = q.Scope(params.date_from, params.date_to, agent=None, group=params.group)
-    rows = await ctx.rows(q.kpis(scope, ctx.knobs, "agent"))
+    rows = await kpi_rows(ctx, scope, "agent")
     callbacks: dict[str, list[float]] = {}
     for row in await followups(ctx, params):
         cls, delay = classify(row, ctx.settings)

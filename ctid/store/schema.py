@@ -169,10 +169,41 @@ calls = Table(
     UniqueConstraint("connector", "pbx_call_id"),
     # Covering indexes of the reports (docs/reports.md, "Indexes"): a period's calls by day, the
     # follow-up of a missed call (the next answered call with the same number), an agent's calls.
-    Index("ix_calls_report_day", "local_date", "direction", "outcome", "group_name", "wait_seconds",
-          "talk_seconds"),
+    # ix_calls_report_day covers every column of the KPI aggregates (ctid.reports.queries.kpi_columns):
+    # a report reads the index alone, never the rows with their JSON (bench/reports.py).
+    Index("ix_calls_report_day", "local_date", "state", "direction", "outcome", "group_name", "answered_by", "agent",
+          "wait_seconds", "talk_seconds", "hold_seconds", "transfers", "rating", "cost", "local_hour",
+          "local_weekday", "campaign"),
     Index("ix_calls_followup", "remote_number", "started_epoch", "outcome", "direction", "answered_by"),
     Index("ix_calls_agent_day", "answered_by", "local_date"),
+)
+
+#: Daily rollup of the report aggregates (ctid.reports.rollup): per closed local day, one row per
+#: hour (dims ``total`` and ``group``) or per day (``local_hour`` -1: dims ``agent`` and ``campaign``)
+#: with the sums of ctid.reports.queries.kpi_columns. Built lazily by the first report that needs a
+#: day, rebuilt when calls of that day change or the KPI settings change. ``dim_value`` '' = none.
+report_rollup = Table(
+    "report_rollup",
+    metadata,
+    Column("local_date", Unicode(10), nullable=False),
+    Column("dim", Unicode(10), nullable=False),
+    Column("dim_value", Unicode(200), nullable=False),
+    Column("local_hour", Integer(), nullable=False),
+    *(Column(name, Integer(), nullable=False) for name in (
+        "offered_all", "answered", "short_abandons", "abandoned", "answered_in_sl", "abandoned_in_sl",
+        "short_calls", "target", "transfers", "outbound", "outbound_connected", "rating_n")),
+    *(Column(name, Float(), nullable=True) for name in (
+        "abandon_wait_sum", "wait_sum", "wait_max", "talk_sum", "hold_sum", "outbound_talk", "rating_sum",
+        "cost_sum")),
+    PrimaryKeyConstraint("local_date", "dim", "dim_value", "local_hour"),
+)
+
+#: The local days ``report_rollup`` holds, and when each was built.
+report_rollup_days = Table(
+    "report_rollup_days",
+    metadata,
+    Column("local_date", Unicode(10), primary_key=True),
+    _ts("built_at", nullable=False),
 )
 
 #: Each agent's status (available / away / dnd / offline) and since when; who set it (``user``,

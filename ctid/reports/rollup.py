@@ -1,0 +1,233 @@
+"""The daily rollup of the KPI aggregates: closed local days are summed once into ``report_rollup``
+(per hour for the dims ``total`` and ``group``, per day for ``agent`` and ``campaign``), so a report
+over months reads thousands of rollup rows instead of a million calls (bench/reports.py).
+
+:func:`kpi_rows` answers ``queries.kpis(scope, knobs, key)`` from the rollup for the built days and
+from ``calls`` for the rest (today, or a scope the rollup cannot answer, e.g. one agent), merged.
+Correctness: a day is rebuilt when any call of it changed after the last check (``calls.updated_at``),
+and the whole rollup is dropped when the KPI settings or the time zone change (a fingerprint in
+``settings``). Rows are sums, so the merge of both parts equals one live query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from ctid.errors import StoreError
+from ctid.reports import queries as q
+from ctid.store.schema import calls, report_rollup, report_rollup_days, settings
+
+FINGERPRINT = "reports.rollup.fingerprint"
+CHECKED = "reports.rollup.checked_at"
+#: Calls written this close to a check may not be visible to it yet: the next check looks back so far.
+MARGIN = timedelta(seconds=30)
+SUMS = tuple(c.name for c in report_rollup.columns if c.name not in ("local_date", "dim", "dim_value",
+                                                                      "local_hour"))
+#: dim -> (its key expression over calls, per hour?)
+DIMS = {"total": (literal(""), True), "group": (func.coalesce(calls.c.group_name, ""), True),
+        "agent": (func.coalesce(calls.c.answered_by, calls.c.agent, ""), False),
+        "campaign": (func.coalesce(calls.c.campaign, ""), False)}
+
+
+class KPIRow(dict):
+    """An aggregate row (``row.key``, ``row.answered`` ..., ``row._mapping``) like a SQL row's."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    @property
+    def _mapping(self) -> dict[str, Any]:
+        return self
+
+
+def fingerprint(knobs: q.Knobs, timezone: str) -> str:
+    data = json.dumps([knobs.__class__.__name__, [getattr(knobs, f) for f in knobs.__slots__], timezone])
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+# -- statements (compiled for MS SQL in tests) -----------------------------------------------------------
+
+def build_statement(first: date, last: date, knobs: q.Knobs, dim: str) -> Any:
+    """The rollup rows of ``dim`` for the days ``first`` .. ``last``."""
+    key, hourly = DIMS[dim]
+    hour = calls.c.local_hour if hourly else literal(-1)
+    scope = q.Scope(first, last)
+    return (select(calls.c.local_date, key.label("dim_value"), hour.label("local_hour"), *q.kpi_columns(knobs))
+            .where(*q.where(scope)).group_by(calls.c.local_date, key, *([calls.c.local_hour] if hourly else [])))
+
+
+def read_statement(first: date, last: date, dim: str, by: str | None, value: str | None = None) -> Any:
+    """Sums of the rollup rows of ``dim`` in ``first`` .. ``last`` per ``by`` (a rollup column)."""
+    r = report_rollup.c
+    columns = [func.max(r.wait_max).label("wait_max") if name == "wait_max" else func.sum(r[name]).label(name)
+               for name in SUMS]
+    cond = [r.dim == dim, r.local_date >= first.isoformat(), r.local_date <= last.isoformat()]
+    if value is not None:
+        cond.append(r.dim_value == value)
+    if by is None:
+        return select(*columns).where(*cond)
+    return select(r[by].label("key"), *columns).where(*cond).group_by(r[by])
+
+
+def changed_days(since: datetime) -> Any:
+    return select(calls.c.local_date).where(calls.c.updated_at > since).distinct()
+
+
+# -- maintenance -----------------------------------------------------------------------------------------
+
+def _setting(conn: Connection, key: str) -> str | None:
+    return conn.execute(select(settings.c.value).where(settings.c.key == key)).scalar()
+
+
+def _put_setting(conn: Connection, key: str, value: str) -> None:
+    if conn.execute(update(settings).where(settings.c.key == key).values(value=value)).rowcount == 0:
+        conn.execute(insert(settings).values(key=key, value=value))
+
+
+def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: str, today: date) -> set[str]:
+    """Make sure every closed day of ``first`` .. ``last`` (before ``today``) is in the rollup, as far as
+    the database lets us; return the days the rollup holds (blocking: run in a worker thread)."""
+    from ctid.store.engine import WRITE
+
+    now = datetime.now(UTC)
+    wanted = fingerprint(knobs, timezone)
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{WRITE: True})
+            with conn.begin():
+                if _setting(conn, FINGERPRINT) != wanted:  # other settings: every sum may differ
+                    conn.execute(delete(report_rollup))
+                    conn.execute(delete(report_rollup_days))
+                    _put_setting(conn, FINGERPRINT, wanted)
+                    _put_setting(conn, CHECKED, now.isoformat())
+                else:
+                    checked = _setting(conn, CHECKED)
+                    since = datetime.fromisoformat(checked) - MARGIN if checked else datetime.min.replace(tzinfo=UTC)
+                    stale = [row[0] for row in conn.execute(changed_days(since)) if row[0]]
+                    for start in range(0, len(stale), 500):
+                        chunk = stale[start:start + 500]
+                        conn.execute(delete(report_rollup).where(report_rollup.c.local_date.in_(chunk)))
+                        conn.execute(delete(report_rollup_days).where(report_rollup_days.c.local_date.in_(chunk)))
+                    _put_setting(conn, CHECKED, now.isoformat())
+            end = min(last, today - timedelta(days=1))
+            with conn.begin():
+                have = {row[0] for row in conn.execute(select(report_rollup_days.c.local_date).where(
+                    report_rollup_days.c.local_date >= first.isoformat(),
+                    report_rollup_days.c.local_date <= end.isoformat()))}
+            missing = [d for d in _days(first, end) if d.isoformat() not in have]
+            for run_first, run_last in _runs(missing):
+                try:
+                    with conn.begin():
+                        _build(conn, run_first, run_last, knobs, now)
+                    have.update(d.isoformat() for d in _days(run_first, run_last))
+                except IntegrityError:  # another report built these days meanwhile
+                    continue
+            return have
+    except SQLAlchemyError as exc:
+        raise StoreError(f"the report rollup failed: {type(exc).__name__}") from exc
+
+
+def _build(conn: Connection, first: date, last: date, knobs: q.Knobs, now: datetime) -> None:
+    for dim in DIMS:
+        rows = []
+        for row in conn.execute(build_statement(first, last, knobs, dim)):
+            values = dict(row._mapping)
+            values.pop("offered", None)
+            item = {"local_date": values.pop("local_date"), "dim": dim, "dim_value": (values.pop("dim_value") or "")[:200],
+                    "local_hour": values.pop("local_hour")}
+            item.update({name: (values.get(name) or 0) if report_rollup.c[name].type.python_type is int
+                         else values.get(name) for name in SUMS})
+            rows.append(item)
+        for start in range(0, len(rows), 500):
+            conn.execute(insert(report_rollup), rows[start:start + 500])
+    conn.execute(insert(report_rollup_days), [{"local_date": d.isoformat(), "built_at": now} for d in _days(first, last)])
+
+
+def _days(first: date, last: date) -> list[date]:
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)] if first <= last else []
+
+
+def _runs(days: list[date]) -> list[tuple[date, date]]:
+    runs: list[tuple[date, date]] = []
+    for day in days:
+        if runs and runs[-1][1] + timedelta(days=1) == day and (day - runs[-1][0]).days < 31:
+            runs[-1] = (runs[-1][0], day)
+        else:
+            runs.append((day, day))
+    return runs
+
+
+# -- reading ---------------------------------------------------------------------------------------------
+
+def plan(scope: q.Scope, key: str | None) -> tuple[str, str | None, str | None] | None:
+    """(dim, rollup column to group by, dim value) answering ``kpis(scope, key)``, or None."""
+    if scope.agent is not None:
+        return None
+    by = {None: None, "day": "local_date", "hour": "local_hour", "weekday": "local_date"}
+    if scope.group is not None:
+        if key in by or key == "group":
+            return "group", by.get(key, "dim_value"), scope.group
+        return None
+    if key in by:
+        return "total", by[key], None
+    if key in ("group", "agent", "campaign"):
+        return key, "dim_value", None
+    return None
+
+
+async def kpi_rows(ctx: Any, scope: q.Scope, key: str | None) -> list[KPIRow]:
+    """``queries.kpis(scope, knobs, key)`` rows, from the rollup where it can answer."""
+    import trio
+
+    knobs = ctx.knobs
+    how = plan(scope, key)
+    if how is None or not getattr(ctx, "rollup", True):
+        return [KPIRow(row._mapping) for row in await ctx.rows(q.kpis(scope, knobs, key))]
+    dim, by, value = how
+    today = datetime.now(UTC).astimezone(ctx.zone).date()
+    have = await trio.to_thread.run_sync(built_days, ctx.engine, scope.first, scope.last, knobs,
+                                         ctx.settings.timezone, today, limiter=ctx.limiter)
+    parts: list[KPIRow] = []
+    if have:
+        first, last = min(have), max(have)
+        for row in await ctx.rows(read_statement(date.fromisoformat(first), date.fromisoformat(last), dim, by,
+                                                 value)):
+            item = KPIRow(row._mapping)
+            if by == "local_hour" and item.get("key") == -1:
+                continue
+            if key == "weekday":
+                item["key"] = date.fromisoformat(item["key"]).isoweekday()
+            elif key == "group" or (by == "dim_value"):
+                item["key"] = item["key"] or None
+            parts.append(item)
+    live_days = [d for d in _days(scope.first, scope.last) if d.isoformat() not in have]
+    for run_first, run_last in _runs(live_days):
+        part = q.Scope(run_first, run_last, scope.agent, scope.group)
+        parts.extend(KPIRow(row._mapping) for row in await ctx.rows(q.kpis(part, knobs, key)))
+    return _merge_by_key(parts, key is not None)
+
+
+def _merge_by_key(rows: list[KPIRow], keyed: bool) -> list[KPIRow]:
+    merged: dict[Any, KPIRow] = {}
+    for row in rows:
+        k = row.get("key") if keyed else None
+        into = merged.setdefault(k, KPIRow({"key": k} if keyed else {}))
+        for name, value in row.items():
+            if name == "key" or value is None:
+                continue
+            if name == "wait_max":
+                into[name] = max(into.get(name, value), value)
+            else:
+                into[name] = into.get(name, 0) + value
+    if not merged and not keyed:
+        return [KPIRow()]
+    return list(merged.values())

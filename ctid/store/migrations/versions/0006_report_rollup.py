@@ -1,0 +1,56 @@
+"""Report rollup: per-day sums of the KPI aggregates (``report_rollup``, ``report_rollup_days``), and
+``ix_calls_report_day`` widened to cover every column those aggregates read.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-06
+
+The rollup starts empty: the first report over a day builds it (ctid.reports.rollup).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+_INTS = ("offered_all", "answered", "short_abandons", "abandoned", "answered_in_sl", "abandoned_in_sl",
+         "short_calls", "target", "transfers", "outbound", "outbound_connected", "rating_n")
+_FLOATS = ("abandon_wait_sum", "wait_sum", "wait_max", "talk_sum", "hold_sum", "outbound_talk", "rating_sum",
+           "cost_sum")
+_OLD_INDEX = ["local_date", "direction", "outcome", "group_name", "wait_seconds", "talk_seconds"]
+_NEW_INDEX = ["local_date", "state", "direction", "outcome", "group_name", "answered_by", "agent", "wait_seconds",
+              "talk_seconds", "hold_seconds", "transfers", "rating", "cost", "local_hour", "local_weekday",
+              "campaign"]
+
+
+def upgrade() -> None:
+    op.create_table(
+        "report_rollup",
+        sa.Column("local_date", sa.Unicode(10), nullable=False),
+        sa.Column("dim", sa.Unicode(10), nullable=False),
+        sa.Column("dim_value", sa.Unicode(200), nullable=False),
+        sa.Column("local_hour", sa.Integer(), nullable=False),
+        *(sa.Column(name, sa.Integer(), nullable=False) for name in _INTS),
+        *(sa.Column(name, sa.Float(), nullable=True) for name in _FLOATS),
+        sa.PrimaryKeyConstraint("local_date", "dim", "dim_value", "local_hour", name="pk_report_rollup"),
+    )
+    op.create_table(
+        "report_rollup_days",
+        sa.Column("local_date", sa.Unicode(10), nullable=False),
+        sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("local_date", name="pk_report_rollup_days"),
+    )
+    op.drop_index("ix_calls_report_day", table_name="calls")
+    op.create_index("ix_calls_report_day", "calls", _NEW_INDEX)
+
+
+def downgrade() -> None:
+    op.drop_index("ix_calls_report_day", table_name="calls")
+    op.create_index("ix_calls_report_day", "calls", _OLD_INDEX)
+    op.drop_table("report_rollup_days")
+    op.drop_table("report_rollup")
