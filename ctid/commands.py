@@ -274,13 +274,21 @@ class Commands:
             "agents": [a.to_json() for a in sorted(sb.agents.values(), key=lambda a: a.id)],
             "tasks": [t.to_json() for t in sorted(tasks, key=lambda t: t.id)],
             # What each connector instance can do, so a panel shows only the call controls that work.
-            "connectors": {name: sorted(c.value for c in connector.capabilities)
-                           for name, connector in sorted(self.daemon.connectors.items())},
+            "connectors": {name: offered(connector) for name, connector in sorted(self.daemon.connectors.items())},
             # Live KPIs for the supervisor tiles (ctid.kpi_live; then kpisUpdated as they change).
             "kpis": self.daemon.live_kpis.snapshot() if principal.is_supervisor else None,
         }
 
     def capabilities_of(self, call: Call) -> list[str]:
         connector = self.daemon.connectors.get(call.connector)
-        return sorted(c.value for c in connector.capabilities) if connector else []
+        return offered(connector) if connector else []
+
+
+def offered(connector) -> list[str]:
+    """What a connector offers a panel: its capabilities, plus ``consult_transfer`` when its
+    ``transfer_modes`` include ``consult`` (Transfer with mode "consult", then complete or cancel)."""
+    names = {c.value for c in connector.capabilities}
+    if Capability.TRANSFER in connector.capabilities and "consult" in getattr(connector, "transfer_modes", ()):
+        names.add("consult_transfer")
+    return sorted(names)
 

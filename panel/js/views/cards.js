@@ -111,10 +111,17 @@ function controls(call, ctx, rel) {
   if (caps.has("hold") && call.state === "talking") {
     buttons.push(button("hold", t("hold"), () => ctx.act("Hold", call.id)));
   }
-  if (caps.has("hold") && call.state === "held") {
+  const consulting = consultations(ctx).has(call.id);
+  if (consulting) {
+    // A consultative transfer runs: the caller waits on hold while the operator talks to the colleague.
+    const finish = (method) => ctx.act(method, call.id).then((ok) => { if (ok) consultations(ctx).delete(call.id); });
+    buttons.push(button("transfer-complete", t("completeTransfer"), () => finish("CompleteTransfer"), "primary"));
+    buttons.push(button("transfer-cancel", t("cancelTransfer"), () => finish("CancelTransfer")));
+  }
+  if (caps.has("hold") && call.state === "held" && !consulting) {
     buttons.push(button("unhold", t("unhold"), () => ctx.act("Unhold", call.id)));
   }
-  if (caps.has("transfer") && call.state !== "ringing") {
+  if (caps.has("transfer") && call.state !== "ringing" && !consulting) {
     const open = ctx.ui.transfer?.callId === call.id;
     buttons.push(h("button.secondary", {
       type: "button", dataset: { key: `transfer-${call.id}`, action: "transfer" },
@@ -144,21 +151,34 @@ function transferChooser(call, ctx) {
   h("option", { value: "free" }, t("firstFree")),
   colleagues.map((a) => h("option", { value: a.id }, `${a.name} — ${t(`presence_${presenceOf(a)}`)}`)));
   select.value = ctx.ui.transfer.target || "free";
+  // Connectors that offer it (consult_transfer): hold the caller and talk to the colleague first.
+  const consultId = `transfer-consult-${call.id}`;
+  const consult = capabilities(ctx.state, call).has("consult_transfer")
+    ? h("input", { type: "checkbox", id: consultId, dataset: { key: consultId } }) : null;
   return h("form.transfer", {
     "aria-label": t("transferCall"),
     onsubmit: (event) => {
       event.preventDefault();
       const target = select.value;
-      ctx.act("Transfer", call.id, target).then((ok) => {
+      const mode = consult?.checked ? "consult" : "blind";
+      ctx.act("Transfer", call.id, target, mode).then((ok) => {
+        if (ok && mode === "consult") consultations(ctx).add(call.id);
         if (ok) ctx.closeTransfer();
       });
     },
   },
   h("label", { for: selectId }, t("transferTo")), select,
+  consult ? h("div.row", {}, consult, h("label", { for: consultId }, t("consultFirst"))) : null,
   h("div.row", {},
     h("button.primary", { type: "submit", dataset: { key: `transfer-go-${call.id}`, action: "transfer-go" } },
       t("transferNow")),
     h("button.link", { type: "button", onclick: () => ctx.closeTransfer() }, t("cancel"))));
+}
+
+/** Calls with a consultative transfer in progress, as this panel started them (kept for the page's life). */
+function consultations(ctx) {
+  ctx.ui.consulting ??= new Set();
+  return ctx.ui.consulting;
 }
 
 export function presenceOf(agent) {
