@@ -44,3 +44,25 @@ class TestComagicConformance(ConnectorConformance):
                 if call is not None and call.state is CallState.TALKING:
                     return call
                 await trio.sleep(0.01)
+
+    async def test_consultative_transfer_through_the_hub(self, ctid_daemon, ctid_hub) -> None:
+        """The hub's Transfer(callId, to, "consult"), then CancelTransfer / CompleteTransfer, reach the Call API."""
+        from ctid.hub.client import HubError
+
+        call = await self.active_call(ctid_daemon, self.connector(ctid_daemon))
+        async with ctid_hub("alice") as hub:
+            snapshot = await hub.invoke("Snapshot")
+            assert "consult_transfer" in snapshot["connectors"][INSTANCE]
+            with pytest.raises(HubError) as caught:
+                await hub.invoke("CancelTransfer", call.id)
+            assert str(caught.value).startswith("no_transfer_in_progress:")
+            assert await hub.invoke("Transfer", call.id, "bob", "consult") == {
+                "status": "consulting", "call_id": call.id, "to": "bob"}
+            assert (await hub.invoke("CancelTransfer", call.id))["status"] == "cancelled"
+            await hub.invoke("Transfer", call.id, "bob", "consult")
+            assert await hub.invoke("CompleteTransfer", call.id) == {"status": "ok", "call_id": call.id, "to": "bob"}
+        assert [r.method for r in self.fake.received(api="call")] == [
+            "hold.call", "make.call", "restore.talk", "hold.call", "make.call", "transfer.talk"]
+        await self.fake.deliver(ctid_daemon.client)
+        moved = ctid_daemon.daemon.switchboard.calls[call.id]
+        assert (moved.agent, moved.transferred_from) == ("bob", "alice")

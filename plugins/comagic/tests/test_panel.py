@@ -177,11 +177,28 @@ def test_an_operator_handles_a_comagic_call_from_the_panel(browser, ctid):
     expect(card.locator(".badge")).to_have_text("Talking")
     shot(alice, "comagic-refused")
 
+    # A consultative transfer to Carol, cancelled: Alice talks to her first, then goes back to the caller.
+    card.get_by_role("button", name="Transfer", exact=True).click()
+    card.get_by_label("Transfer to").select_option("carol")
+    card.get_by_label("Talk to the colleague first").check()
+    card.locator("form.transfer").get_by_role("button", name="Transfer").click()
+    account.wait_for("make.call")
+    assert fake.received("make.call")[-1].params["to"] == "79160000103"  # Carol has no extension
+    expect(card.locator(".badge")).to_have_text("On hold")
+    fake.answer(session, 103)  # Carol picks up and talks to Alice; the customer waits
+    expect(card.get_by_role("button", name="Resume")).to_have_count(0)
+    shot(alice, "comagic-consulting")
+    card.get_by_role("button", name="Back to the caller").click()
+    account.wait_for("restore.talk")
+    expect(card.locator(".badge")).to_have_text("Talking")
+    expect(card.get_by_role("button", name="Complete transfer")).to_have_count(0)
+
     # Transfer to the first free colleague: Bob is available.
     bob.get_by_label("My status").select_option("available")
     expect(bob.get_by_label("My status")).to_have_attribute("data-presence", "available")
     card.get_by_role("button", name="Transfer", exact=True).click()
     expect(card.get_by_label("Transfer to")).to_have_value("free")
+    expect(card.get_by_label("Talk to the colleague first")).not_to_be_checked()
     card.locator("form.transfer").get_by_role("button", name="Transfer").click()
     account.wait_for("transfer.talk")
     assert [r.method for r in fake.requests if r.api == "call"][-3:] == ["hold.call", "make.call", "transfer.talk"]
