@@ -67,6 +67,7 @@ class ComagicConnector(Connector):
         self.account: dict[str, Any] = {}
         self.account_read = trio.Event()  # set once the account's time zone is known
         self._targets: dict[str, str] = {}  # employee id -> make.call target
+        self._statuses: dict[str, int] = {}  # status mnemonic -> get.statuses id
         self.recordings = RecordingStore(name, config, services)
         self.control = CallControl(name, lambda: self.client, config, self._submit, self._storage, self._dial_target,
                                    now=lambda: self.now())
@@ -242,7 +243,9 @@ class ComagicConnector(Connector):
             if row is None:
                 continue
             if not row.finished:
-                out.append(reports.ongoing_event(self.name, row, now))
+                # Only a call ctid never heard of: its report start (whole seconds) must not re-time a known one.
+                if not await self._known(row.session):
+                    out.append(reports.ongoing_event(self.name, row, now))
                 continue
             call_id = call_id_for(self.name, row.session)
             recording = None
@@ -255,6 +258,15 @@ class ComagicConnector(Connector):
             if row.session in costs:
                 out.append(reports.cost_event(self.name, row.session, costs[row.session], self.config.currency, now))
         return out
+
+    async def _known(self, session: str) -> bool:
+        reader = self.services.calls
+        if reader is None:
+            return False
+        try:
+            return await reader.find_call(self.name, session) is not None
+        except CtidError:
+            return False
 
     async def history(self, since: datetime) -> list[CallEvent]:
         """Summaries (with campaign, UTM and cost facts) of calls since ``since``; ongoing calls ring."""
@@ -337,7 +349,10 @@ class ComagicConnector(Connector):
     async def set_dnd(self, agent_login: str, enabled: bool) -> None:
         """Mirror presence to the employee's status (``update.employees`` with a ``get.statuses`` id) [guess]."""
         self.require(Capability.DND)
-        status = await reports.status_id(self.client, self.config.dnd_status if enabled else self.config.available_status)
+        mnemonic = self.config.dnd_status if enabled else self.config.available_status
+        if mnemonic not in self._statuses:  # get.statuses costs points: once per status
+            self._statuses[mnemonic] = await reports.status_id(self.client, mnemonic)
+        status = self._statuses[mnemonic]
         await self.client.data("update.employees", {"id": self._employee(agent_login), "status_id": status},
                                wait=False)
 

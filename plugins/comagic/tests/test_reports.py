@@ -151,3 +151,24 @@ async def test_import_users_suggests_agents(connector):
     data = await connector.import_users()
     assert data["agents"]["anna"] == {"name": "Anna A", "pbx": {"cm": "101"}, "extension": "201", "groups": ["sales"]}
     assert data["agents"]["vera"] == {"name": "Vera V", "pbx": {"cm": "103"}}
+
+
+async def test_an_ongoing_call_ctid_knows_is_not_rung_again_from_the_report(wired):
+    fake, connector, board, sink = wired
+
+    class Reader:
+        async def find_call(self, connector_name, pbx_call_id):
+            return board.calls.get(next(iter(board.calls), ""))
+
+        async def get_call(self, call_id):
+            return None
+
+    session = fake.incoming(CALLER, [101])
+    fake.clock.advance(0.6)
+    fake.answer(session, 101)
+    await deliver(connector, fake, sink)
+    board.apply(sink.events)
+    connector.services.calls = Reader()
+    assert await connector.history(T0 - timedelta(hours=1)) == []  # ongoing and known: nothing to recover
+    connector.services.calls = None
+    assert [e.kind for e in await connector.history(T0 - timedelta(hours=1))] == [EventKind.RING]
