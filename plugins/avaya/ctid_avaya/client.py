@@ -75,6 +75,7 @@ class DevLink3Client:
         self._stream: trio.abc.Stream | None = None
         self._reader = d3.FrameReader()
         self._packets: deque[d3.Packet] = deque()
+        self._early: list[d3.Packet] = []
         self._test_pending: int | None = None
 
     async def _connect(self) -> trio.abc.Stream:
@@ -121,6 +122,7 @@ class DevLink3Client:
         """One connection: returns True if it was subscribed (so the backoff starts over)."""
         self._reader = d3.FrameReader()
         self._packets.clear()
+        self._early.clear()
         self._test_pending = None
         with trio.fail_after(self.config.connect_timeout):
             stream = await self._open_stream()
@@ -180,6 +182,9 @@ class DevLink3Client:
                 return packet
             if packet.type == d3.TEST_R:
                 continue
+            if packet.type == d3.EVENT and self.authenticated:  # an event racing the EventRequestR: kept
+                self._early.append(packet)
+                continue
             raise LinkError("protocol", f"expected 0x{ptype:08X}, got 0x{packet.type:08X}")
 
     async def _login(self) -> None:
@@ -230,6 +235,8 @@ class DevLink3Client:
             self._test_pending = await self._send(d3.TEST, struct.pack(">I", 4) + b"ctid")
 
     async def _read_events(self) -> None:
+        self._packets.extendleft(reversed(self._early))
+        self._early.clear()
         while True:
             packet = await self._next()
             if packet.type == d3.TEST_R:

@@ -103,7 +103,7 @@ class AvayaConnector(Connector):
                 nursery.start_soon(self._supervise, f"control:{backend.name}", backend.run)
             sim = self.config.simulation
             if sim is not None:
-                if sim.devlink3_port is not None:
+                if sim.devlink3_port is not None and self.config.devlink3 is not None:
                     self.simulation_ports["devlink3"] = await self._start_supervised(
                         nursery, "simulation:devlink3", self._serve_simulated_devlink3, sim.host, sim.devlink3_port)
                 if sim.smdr_port is not None and self.smdr is not None:
@@ -290,12 +290,14 @@ class AvayaConnector(Connector):
             if last is not None and now - last <= window:
                 checks["smdr"] = f"last record {now - last:.0f} s ago"
             elif last is None and self.started_at is not None and now - self.started_at <= window \
-                    and (self.config.smdr.mode == "listen" or self.smdr.connected):
+                    and (self.smdr.port is not None if self.config.smdr.mode == "listen" else self.smdr.connected):
                 checks["smdr"] = f"no record yet (started {now - self.started_at:.0f} s ago)"
             else:
                 ok = False
-                where = f"listening on port {self.smdr.port}" if self.config.smdr.mode == "listen" else (
-                    self.smdr.last_error or "connected")
+                if self.config.smdr.mode == "listen":
+                    where = f"listening on port {self.smdr.port}" if self.smdr.port else "not listening"
+                else:
+                    where = self.smdr.last_error or "connected"
                 checks["smdr"] = f"no record within {window:.0f} s ({where})"
         for backend in self.backends:
             try:

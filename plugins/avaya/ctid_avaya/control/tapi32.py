@@ -50,6 +50,7 @@ class Tapi32:
             raise OSError("TAPI exists only on Windows: run `ctid avaya tapi-bridge` there and use mode: bridge")
         self.dll = ctypes.WinDLL("tapi32.dll")
         self.app = wintypes.DWORD()
+        self._calls: dict[int, wintypes.DWORD] = {}  # request id -> the hCall TAPI fills in on LINE_REPLY
 
     def _check(self, result: int, what: str) -> int:
         if result < 0:
@@ -90,9 +91,13 @@ class Tapi32:
         return handle.value
 
     def make_call(self, line: int, destination: str) -> int:
-        call = wintypes.DWORD()  # TAPI writes the hCall when the request completes
-        self._pending_call = call
-        return self.dll.lineMakeCallW(line, ctypes.byref(call), destination, 0, None)
+        call = wintypes.DWORD()  # TAPI writes the hCall when the request completes: keep it alive
+        request = self.dll.lineMakeCallW(line, ctypes.byref(call), destination, 0, None)
+        if request > 0:
+            self._calls[request] = call
+            while len(self._calls) > 256:  # completed long ago
+                self._calls.pop(next(iter(self._calls)))
+        return request
 
     def hold(self, call: int) -> int:
         return self.dll.lineHold(call)
