@@ -127,6 +127,9 @@ class Daemon:
         core = self.settings.core
         core.data_dir.mkdir(parents=True, exist_ok=True)
         await self.store.open()
+        from ctid.reports.rederive import rederive
+
+        await rederive(self.store)  # reports.timezone, tariffs or number pools changed: rows follow
         secret = core.auth.secret.get_secret_value() if core.auth.secret else None
         if secret is None:
             secret = await self.store.set_setting_if_absent("auth.secret", secrets.token_urlsafe(32))

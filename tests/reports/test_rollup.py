@@ -62,3 +62,20 @@ def test_statements_compile_for_mssql():
     for by in (None, "local_date", "local_hour", "dim_value"):
         str(rollup.read_statement(FIRST, LAST, "group", by, "sales").compile(dialect=mssql.dialect()))
     str(rollup.changed_days(datetime(2026, 3, 1, tzinfo=UTC)).compile(dialect=mssql.dialect()))
+
+
+async def test_changed_time_zone_rederives_stored_rows(golden):
+    """The golden rows were written for Europe/Moscow; a store configured for UTC rewrites them once."""
+    from ctid.reports.columns import ReportColumns
+    from ctid.reports.rederive import rederive_blocking
+
+    moscow = ReportColumns(timezone="Europe/Moscow")
+    assert rederive_blocking(golden.engine, moscow) == 11  # no fingerprint yet: rows are the default's
+    assert rederive_blocking(golden.engine, moscow) == 0  # done once
+    with golden.engine.connect() as conn:
+        assert conn.execute(select(calls.c.local_date, calls.c.local_hour).where(calls.c.pbx_call_id == "c5")).one() \
+            == ("2026-03-02", 23)
+    assert rederive_blocking(golden.engine, ReportColumns(timezone="UTC")) == 11
+    with golden.engine.connect() as conn:  # 23:55 in Moscow is 20:55 UTC
+        assert conn.execute(select(calls.c.local_date, calls.c.local_hour).where(calls.c.pbx_call_id == "c5")).one() \
+            == ("2026-03-02", 20)
