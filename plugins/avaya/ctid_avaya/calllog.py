@@ -35,14 +35,35 @@ class _Entry:
 
 @dataclass(slots=True)
 class LegIndex:
-    """Caller legs ``(server ip, leg id)`` -> the ctid calls they started, for joining SMDR to DevLink3."""
+    """Caller legs ``(server ip, leg id)`` -> the ctid calls they started, for joining SMDR to DevLink3.
+
+    ``changed`` collects the legs whose entries changed, for the connector to persist (so a ctid
+    restart between a call's DevLink3 events and its SMDR record still joins them)."""
 
     tolerance: timedelta = timedelta(seconds=120)
     _legs: dict[tuple[str, int], list[_Entry]] = field(default_factory=dict)
+    changed: set[tuple[str, int]] = field(default_factory=set)
+
+    def active(self, leg: tuple[str, int], now: datetime, within: timedelta = timedelta(hours=6)) -> str | None:
+        """The call this leg is in now (no end yet, started within ``within``): IP Office re-reporting
+        a call in progress after ctid restarted keeps its id."""
+        live = [e for e in self._legs.get(leg, ()) if e.end is None and now - e.start <= within]
+        return max(live, key=lambda e: e.start).pbx_call_id if live else None
+
+    def entries(self, leg: tuple[str, int]) -> list[dict]:
+        return [{"pbx": e.pbx_call_id, "start": e.start.isoformat(), "end": e.end.isoformat() if e.end else None,
+                 "call_ids": sorted(e.call_ids)} for e in self._legs.get(leg, ())][-5:]
+
+    def load(self, leg: tuple[str, int], entries: list[dict]) -> None:
+        for item in entries:
+            end = datetime.fromisoformat(item["end"]) if item.get("end") else None
+            self.register(leg, item["pbx"], datetime.fromisoformat(item["start"]), end, set(item.get("call_ids") or ()))
+        self.changed.discard(leg)
 
     def register(self, leg: tuple[str, int], pbx_call_id: str, start: datetime, end: datetime | None = None,
                  call_ids: set[int] = frozenset()) -> None:
         entries = self._legs.setdefault(leg, [])
+        self.changed.add(leg)
         for entry in entries:
             if entry.pbx_call_id == pbx_call_id:
                 if end is not None:

@@ -19,10 +19,10 @@ import trio
 
 from ctid.connector import Connector, Health, SimulatedRequest, SimulationContext
 from ctid.errors import CapabilityError, CtidError, PBXError
-from ctid.model import Call, CallEvent, Capability
+from ctid.model import Call, CallEvent, Capability, utcnow
 from ctid_avaya import control
 from ctid_avaya import simulate as _simulate
-from ctid_avaya.calllog import CallLog, LegIndex
+from ctid_avaya.calllog import KEEP, CallLog, LegIndex
 from ctid_avaya.client import DevLink3Client
 from ctid_avaya.collector import SmdrCollector
 from ctid_avaya.config import AvayaConfig
@@ -92,6 +92,7 @@ class AvayaConnector(Connector):
     # -- running ---------------------------------------------------------------------------------
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         self.started_at = trio.current_time()
+        await self._load_legs()
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if self.devlink3 is not None:
@@ -202,9 +203,48 @@ class AvayaConnector(Connector):
             if self.grouper.expire(trio.current_time()):
                 await self._flush_groups()
 
+    # -- the leg index in plugin storage ---------------------------------------------------------
+    def _storage(self):
+        try:
+            return self.services.storage(self.plugin_name)
+        except RuntimeError:  # no database in this context (tests, ctid check)
+            return None
+
+    async def _load_legs(self) -> None:
+        """Calls DevLink3 saw before a restart, so their SMDR (and IP Office's re-report) still join."""
+        storage = self._storage()
+        if storage is None:
+            return
+        cutoff = utcnow() - KEEP
+        try:
+            rows = await storage.list(f"legs:{self.name}", limit=20_000)
+            for key, value in rows:
+                ip, _, leg = key.rpartition("-")
+                entries = [e for e in value.get("entries", []) if (e.get("end") or e["start"]) >= cutoff.isoformat()]
+                if not entries:
+                    await storage.delete(f"legs:{self.name}", key)
+                elif leg.isdigit():
+                    self.index.load((ip, int(leg)), entries)
+        except (CtidError, KeyError, ValueError) as exc:
+            log.warning("%s: the stored DevLink3/SMDR leg index was not loaded: %s", self.name, exc)
+
+    async def _persist_legs(self) -> None:
+        storage = self._storage()
+        if storage is None or not self.index.changed:
+            self.index.changed.clear()
+            return
+        changed = list(self.index.changed)
+        self.index.changed.clear()
+        try:
+            for leg in changed:
+                await storage.put(f"legs:{self.name}", f"{leg[0]}-{leg[1]}", {"entries": self.index.entries(leg)})
+        except CtidError as exc:
+            self.stats.error("storage", "legs", "leg index not stored: %s", exc)
+
     # -- submitting ------------------------------------------------------------------------------
     async def _submit(self, events: list[CallEvent]) -> None:
         """Hand events to ctid; a failing store is retried a few times (the PBX will not resend)."""
+        await self._persist_legs()
         if not events:
             return
         sink = self.services.events

@@ -90,7 +90,8 @@ class Tracker:
             return None  # not resolvable yet (an extension still dialling, a voicemail leg ...)
         local = self.now().astimezone(self.zone).replace(tzinfo=None)
         leg = a.leg
-        pbx = pbx_call_id_for(leg, local) if leg else f"{detail.node}-{detail.call_id}-{local:%Y%m%d%H%M%S}"
+        pbx = (self.index.active(leg, self.now()) if leg else None) or (
+            pbx_call_id_for(leg, local) if leg else f"{detail.node}-{detail.call_id}-{local:%Y%m%d%H%M%S}")
         if leg:
             self.index.register(leg, pbx, self.now())
         group_name = detail.target_group or detail.owner_group

@@ -163,3 +163,67 @@ def test_simulate_rejects_unknown_scenarios_and_builds_native_traffic():
 
 async def _true(value):
     return value
+
+
+class Storage:
+    def __init__(self):
+        self.rows = {}
+
+    async def get(self, kind, key):
+        return self.rows.get((kind, key))
+
+    async def put(self, kind, key, value):
+        self.rows[(kind, key)] = value
+
+    async def delete(self, kind, key):
+        self.rows.pop((kind, key), None)
+
+    async def list(self, kind, *, limit=1000):
+        return [(k, v) for (kd, k), v in self.rows.items() if kd == kind][:limit]
+
+
+async def test_a_ctid_restart_mid_call_keeps_the_call_id_for_devlink3_and_smdr(nursery):
+    from datetime import datetime
+
+    from ctid_avaya.smdr import parse_record
+
+    fake = FakeDevLink3({"ctid": "s3cret-pass"})
+    port = await nursery.start(fake.serve)
+    storage = Storage()
+    node = s.node_of("127.0.0.1")
+    a_end, b_end = s.end_id(node, 4242), s.end_id(node, 4244)
+    trunk = s.party(a_end, inbound=True, state=2, cls=5, cli="79161234567", public=1)
+    talking = s.detail(node, 5, trunk, s.party(b_end, inbound=False, state=2, cls=10, identity="201"))
+
+    def connector(sink):
+        raw = {"plugin": "avaya", "host": "127.0.0.1", "devlink3": {
+            "transport": "tcp", "port": port, "username": "ctid", "password": "s3cret-pass"},
+            "smdr": {"listen": "127.0.0.1:0"}}
+        return AvayaConnector("ipo", AvayaConfig(**raw), Services(directory=Directory(), events=sink,
+                                                                   storage_factory=lambda plugin: storage))
+
+    first_sink = Sink()
+    with trio.CancelScope() as first_life:
+        async with trio.open_nursery() as inner:
+            await inner.start(connector(first_sink).run)
+            await fake.wait_subscribed()
+            await fake.send(talking)
+            await eventually(lambda: _true(first_sink.events))
+            first_life.cancel()  # ctid stops while the call goes on
+    pbx = first_sink.events[0].pbx_call_id
+    assert ("legs:ipo", "127.0.0.1-4242") in storage.rows
+
+    fake.in_progress = [talking]  # IP Office re-reports the call in progress to the new connection
+    sink = Sink()
+    conn = connector(sink)
+    await nursery.start(conn.run)
+    await eventually(lambda: _true(sink.events))
+    await fake.send(s.call_lost(node, b_end), s.call_lost(node, a_end))
+    await eventually(lambda: _true([e for e in sink.events if e.kind.value == "end"]))
+    assert {e.pbx_call_id for e in sink.events} == {pbx}
+    start = datetime.strptime(pbx.rsplit("-", 1)[1], "%Y%m%d%H%M%S")
+    record = parse_record(s.smdr_line(start, connected=30, ring=3, caller="79161234567", direction="I", called="201",
+                                      dialled="", internal=False, call_id=1000001, continuation=False,
+                                      p1=("E201", "A"), p2=("T9001", "Line 1.1"), caller_ip="127.0.0.1",
+                                      caller_leg=4242))
+    assert conn.calllog.add_group([record])[0].pbx_call_id == pbx
