@@ -32,7 +32,7 @@ def x_display():
     panel = subprocess.Popen([trayer, "--edge", "top", "--align", "right", "--width", "120", "--height", "48",
                               "--widthtype", "pixel", "--heighttype", "pixel", "--transparent", "false"],
                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(0.5)
+    time.sleep(0.5)  # trayer takes the tray selection (a real process: nothing to wait on)
     yield env
     panel.terminate()
     server.terminate()

@@ -31,9 +31,13 @@ def main(path: str) -> None:
     seen = {}
     for status in ("available", "dnd", "disconnected", "away"):
         tray.show(status, f"ctid: {status}")
-        time.sleep(0.4)
-        img = screenshot(path if status == "away" else path + f".{status}.png")
-        seen[status] = sum(1 for pixel in img.getdata() if pixel == COLOURS[status])
+        deadline = time.monotonic() + 10  # a loaded machine redraws late
+        while True:
+            time.sleep(0.2)
+            img = screenshot(path if status == "away" else path + f".{status}.png")
+            seen[status] = sum(1 for pixel in img.getdata() if pixel == COLOURS[status])
+            if seen[status] > 20 or time.monotonic() > deadline:
+                break
     title = tray._icon.title
     tray.stop()
     print(json.dumps({"pixels": seen, "title": title}))

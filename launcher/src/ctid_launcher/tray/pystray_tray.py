@@ -62,8 +62,12 @@ class PystrayTray:
             except NotImplementedError:  # xorg: no menu
                 pass
 
+    @property
+    def HAS_NOTIFICATION(self) -> bool:  # noqa: N802 - pystray's name
+        return bool(self._icon is not None and getattr(self._icon, "HAS_NOTIFICATION", False))
+
     def notify(self, title: str, text: str) -> None:
-        if self._icon is not None and getattr(self._icon, "HAS_NOTIFICATION", False):
+        if self.HAS_NOTIFICATION:
             self._icon.notify(text, title)
 
     def stop(self) -> None:
