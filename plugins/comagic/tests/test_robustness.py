@@ -90,7 +90,7 @@ def ctid(tmp_path_factory):
     }
     path = tmp / "ctid.yaml"
     path.write_text(yaml.safe_dump(config))
-    with ServeProcess(path) as server, httpx.Client(base_url=server.url, timeout=10) as client:
+    with ServeProcess(path) as server, httpx.Client(base_url=server.url, timeout=30) as client:
         yield client
 
 
@@ -98,7 +98,7 @@ def _stored(client) -> int:
     return len(client.get("/api/calls", headers={"Authorization": f"Bearer {ADMIN_KEY}"}).json()["items"])
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(body=st.one_of(st.binary(max_size=200), st.dictionaries(st.sampled_from(NAMES), VALUES, max_size=10).map(
     lambda d: json.dumps({"ctid_secret": BODY_SECRET, **d}).encode())),
     method=st.sampled_from(["POST", "GET", "PUT"]), secret=st.sampled_from([PATH_SECRET, "guess-0123456789abcdef"]))
