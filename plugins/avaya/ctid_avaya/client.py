@@ -102,7 +102,7 @@ class DevLink3Client:
             except LinkError as exc:
                 self._down(exc.reason, str(exc))
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError) as exc:
-                self._down("connect" if not self.authenticated else "broken", f"{type(exc).__name__}: {exc}")
+                self._down("connect" if not self.authenticated else "broken", describe(exc))
             except trio.TooSlowError:
                 self._down("timeout", "IP Office did not answer in time")
             except Exception as exc:  # our own bug must not end the stream task: log, count, retry
@@ -253,6 +253,15 @@ class DevLink3Client:
             self.stats.records["devlink3"] += len(texts)
             if texts:
                 await self.on_texts(texts)
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message``, with the cause trio's stream errors wrap (an SSL or socket error)."""
+    text = f"{type(exc).__name__}: {exc}".rstrip(": ")
+    cause = exc.__cause__ or exc.__context__
+    if cause is not None and not str(exc):
+        text += f" ({type(cause).__name__}: {cause})"
+    return text
 
 
 def unwrap(group: BaseExceptionGroup) -> BaseException:

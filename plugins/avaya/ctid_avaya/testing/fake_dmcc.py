@@ -25,9 +25,11 @@ class FakeDmcc:
     _ids = itertools.count(1)
     _streams: list = field(default_factory=list)
 
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(self, *, ssl_context=None, task_status=trio.TASK_STATUS_IGNORED) -> None:
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         task_status.started(listeners[0].socket.getsockname()[1])
+        if ssl_context is not None:  # TLS 4722
+            listeners = [trio.SSLListener(listener, ssl_context, https_compatible=False) for listener in listeners]
         await trio.serve_listeners(self._connection, listeners)
 
     async def drop_connections(self) -> None:

@@ -29,9 +29,12 @@ class FakeDevLink3:
     subscribed_event: trio.Event = field(default_factory=trio.Event)
     open: int = 0  # connections in any state (a login in progress holds a slot too)
 
-    async def serve(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+    async def serve(self, *, ssl_context=None, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        """Listen on a free port (TLS with ``ssl_context``, as port 50796 does); ``started(port)``."""
         listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
         task_status.started(listeners[0].socket.getsockname()[1])
+        if ssl_context is not None:
+            listeners = [trio.SSLListener(listener, ssl_context, https_compatible=False) for listener in listeners]
         await trio.serve_listeners(self._connection, listeners)
 
     async def _connection(self, stream) -> None:
