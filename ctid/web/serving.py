@@ -33,6 +33,8 @@ from hypercorn.protocol import ws_stream
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio import serve as hypercorn_serve
 from hypercorn.trio.tcp_server import MAX_RECV, TCPServer
+from wsproto.connection import ConnectionState
+from wsproto.events import CloseConnection
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +181,57 @@ class BoundedWebsocketBuffer(ws_stream.WebsocketBuffer):
         return super().to_message()
 
 
+class ClosingWSStream(ws_stream.WSStream):
+    """hypercorn's WebSocket stream, which tells the peer why before it drops a broken connection.
+
+    When wsproto finds a frame that breaks RFC 6455 (unmasked, a reserved opcode, text that is not
+    UTF-8, a bad close code) it reports a close with the reason's code, but hypercorn then closed the
+    TCP connection without a Close frame: the client saw 1006 (abnormal closure). This stream sends
+    the Close frame with wsproto's code (1002 protocol error, 1007 invalid data) first (§7.1.7).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._failed_with: int | None = None  # the close code of a protocol error wsproto reported
+        forward = self.send
+
+        async def send(event: Any) -> None:
+            if isinstance(event, ws_stream.StreamClosed) and self._failed_with is not None:
+                code, self._failed_with = self._failed_with, None
+                await self._send_wsproto_event(CloseConnection(code=code))
+            await forward(event)
+
+        self.send = send
+
+    async def _handle_events(self) -> None:
+        connection = self.connection
+        if not getattr(connection, "_ctid_watched", False):
+            events = connection.events
+
+            def watched() -> Any:
+                for event in events():
+                    if isinstance(event, CloseConnection) and connection.state is ConnectionState.OPEN:
+                        self._failed_with = event.code  # not a close the peer sent: its frame was bad
+                    yield event
+
+            connection.events = watched
+            connection._ctid_watched = True
+        await super()._handle_events()
+
+
+def _install_websocket_stream() -> bool:
+    import hypercorn.protocol.h11 as h11_protocol
+
+    current = getattr(h11_protocol, "WSStream", None)
+    if current is ClosingWSStream:
+        return True
+    if current is not ws_stream.WSStream or not callable(getattr(current, "_handle_events", None)):
+        log.debug("hypercorn's WebSocket stream is not the one ctid knows; using it unchanged")
+        return False
+    h11_protocol.WSStream = ClosingWSStream
+    return True
+
+
 def _install_websocket_buffer() -> bool:
     current = getattr(ws_stream, "WebsocketBuffer", None)
     if current is BoundedWebsocketBuffer:
@@ -267,6 +320,7 @@ async def serve(app: Any, config: Any, *, shutdown_trigger: Callable[[], Awaitab
     ``app`` behind :class:`AnswerAfterBody` when ``max_body`` (``server.max_body_bytes``) is given."""
     install()
     _install_websocket_buffer()
+    _install_websocket_stream()
     if max_body is not None:
         app = AnswerAfterBody(app, max_body)
     await hypercorn_serve(app, config, shutdown_trigger=shutdown_trigger, task_status=task_status)

@@ -87,3 +87,42 @@ async def test_fuzzed_records_after_a_handshake_never_1011_nor_internal(config):
 
         await fuzz(st.lists(records, min_size=1, max_size=4), check)
         assert (await app.client.get("/healthz")).status_code == 200
+
+
+async def test_random_bytes_on_the_wire_get_a_close_frame_never_a_drop(config):
+    """Bytes that break WebSocket framing itself (RFC 6455): the server fails the connection with a
+    Close frame (1002 / 1007), not by dropping it (1006), or waits for the rest of a frame."""
+    from wsproto import ConnectionType, WSConnection
+    from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
+
+    async with running_daemon(config) as app:
+        port = int(app.url.rsplit(":", 1)[1])
+
+        async def check(garbage: bytes) -> None:
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                ws = WSConnection(ConnectionType.CLIENT)
+                await stream.send_all(ws.send(Request(host="ctid", target="/hub",
+                                                      extra_headers=[(b"authorization", f"Bearer {API_KEY}".encode())])))
+                accepted = answered = False
+                with trio.fail_after(5):
+                    while not accepted:
+                        ws.receive_data(await stream.receive_some(65536))
+                        accepted = any(isinstance(event, AcceptConnection) for event in ws.events())
+                    await stream.send_all(ws.send(TextMessage('{"protocol":"json","version":1}' + RS)))
+                    while not answered:
+                        ws.receive_data(await stream.receive_some(65536))
+                        answered = any(isinstance(event, TextMessage) for event in ws.events())
+                await stream.send_all(garbage)
+                with trio.move_on_after(0.3):  # a server waiting for the rest of a frame says nothing
+                    while True:
+                        data = await stream.receive_some(65536)
+                        assert data, f"dropped without a Close frame after {garbage!r}"
+                        ws.receive_data(data)
+                        closes = [e for e in ws.events() if isinstance(e, CloseConnection)]
+                        if closes:
+                            assert closes[0].code in {1000, 1002, 1007, 1009}, (closes, garbage)
+                            return
+
+        await fuzz(st.binary(min_size=1, max_size=64), check)
+        assert (await app.client.get("/healthz")).status_code == 200
