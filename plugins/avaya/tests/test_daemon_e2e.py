@@ -118,6 +118,14 @@ async def test_devlink3_pop_then_smdr_corrects_and_a_down_link_leaves_smdr_only_
         trunk = s.party(a_end, inbound=True, state=1, cls=5, did="74950000001", cli="79161234567", public=1)
         # hunt group 200 rings 201 and 202; the second extension answers: the pop is on Boris's panel
         await fake.send(s.detail(node, 7, trunk, None, [s.target(t1, "201"), s.target(t2, "202")], group="200"))
+
+        async def ringing():
+            calls = await _calls(app)
+            call = next(iter(calls.values()), None)
+            return call if call and call["state"] == "ringing" and len(call["ringing_agents"]) == 2 else None
+
+        rung = await ringing_call(app, ringing)
+        assert rung["ringing_agents"] == ["a1", "a2"] and rung["remote_number"] == CALLER  # both panels pop
         answered = s.party(t2, inbound=False, state=2, cls=10, identity="202")
         await fake.send(s.detail(node, 7, trunk.replace(",1,1,", ",1,2,", 1), answered, [], group="200"))
 
@@ -223,6 +231,10 @@ async def test_tapi_controls_from_rest_reach_the_fake_boundary(tmp_path, nursery
         response = await app.client.post(f"/api/calls/{call['id']}/hangup", json={}, headers=ADMIN)
         assert response.status_code == 200, response.text
         assert fake_tapi.log[-1] == ("lineDrop", handle2)
+
+
+async def ringing_call(app, check):
+    return await eventually(check)
 
 
 async def _true(value):
