@@ -1,6 +1,6 @@
 """A thin JSON-RPC 2.0 client for CoMagic's Call API (v4.0) and Data API (v2.0): auth, errors, points.
 
-No maintained Python SDK exists (reference §4), so this is the small client the reference asks for:
+No maintained Python SDK exists (reference §4), so this is the small client the reference suggests [guess §4]:
 
 - **auth**: a permanent key, or ``login.user`` sessions that live one hour, renewed
   ``token_renew_margin`` seconds before ``expire_at`` and once more when the platform says the

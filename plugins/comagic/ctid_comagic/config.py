@@ -66,6 +66,7 @@ class ComagicConfig(ConnectorConfig):
     body_secret: SecretStr = Field(description="Secret constant every notification template carries as "
                                    "\"ctid_secret\" (at least 16 characters).")
     allowed_networks: list[IPvAnyNetwork] = Field(
+        # [guess §1.2]: no official sender list; Novofon's 37.139.38.215 is the only address seen
         default_factory=list, description="Source networks allowed to send notifications; empty = any.")
     virtual_phone_number: str | None = Field(
         default=None, description="Our virtual number shown to the customer on click-to-call (digits).")

@@ -207,6 +207,7 @@ class ComagicConnector(Connector):
             events = [await self._event(note, request.received_at)]
         except RequestError as exc:  # a fact that does not pass ctid.facts' checks
             return _answer(400, "invalid_notification", str(exc))
+        # [guess §1.2] answered at once; delivery is at-most-once, so reconciliation recovers the rest
         return WebhookResult(events=events, status=200, body={"status": "ok"})
 
     async def _event(self, note: Notification, received_at: datetime) -> CallEvent:
@@ -286,6 +287,7 @@ class ComagicConnector(Connector):
 
     # -- commands --------------------------------------------------------------------------------
     def _employee(self, login: str) -> int:
+        """An agent's login on a CoMagic instance is the employee id notifications carry [guess §3.6]."""
         if not login.isdigit():
             raise RequestError(f"CoMagic logins are employee ids (digits), not {login!r}", error_id="no_pbx_login")
         return int(login)
@@ -309,7 +311,7 @@ class ComagicConnector(Connector):
         digits = "".join(ch for ch in number if ch.isdigit())
         if not 3 <= len(digits) <= 20:
             raise RequestError(f"cannot dial {number!r}", error_id="bad_number")
-        external_id = uuid.uuid4().hex
+        external_id = uuid.uuid4().hex  # start.employee_call: employees show in reports [guess §2.5]
         params: dict[str, Any] = {"first_call": "employee", "contact": digits, "external_id": external_id,
                                   "employee": {"id": self._employee(agent_login)}, "direction": "out"}
         if self.config.virtual_phone_number:

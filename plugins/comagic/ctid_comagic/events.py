@@ -12,7 +12,7 @@ time zone from ``get.account`` (never assumed). Until that zone is known an even
 Mapping (reference §6): inbound call → ``ring`` of the caller's leg; waiting for answer → ``ring``
 of the employee's leg; talk started → ``answer``; talk ended → ``leg_end``; call finished and
 lost call → ``end``; outbound call → ``ring`` of the employee's outbound leg; recording ready →
-``facts`` (it changes nothing but the recording). There is no transfer notification: a later
+``facts`` (it changes nothing but the recording). There is no transfer notification [guess §1.3]: a later
 talk by another employee is a transfer to the core (docs/call-model.md §4), and transfers ctid makes
 through the Call API are emitted by the connector itself.
 """
@@ -254,6 +254,7 @@ def to_event(instance: str, note: Notification, *, tz: ZoneInfo | None, region: 
     employee = str(v["employee_id"]) if v.get("employee_id") is not None else None
     local = v.get("notification_time")
     legs = ",".join(str(x) for x in v.get("leg_ids") or [])
+    # [guess §1.2] idempotent by session + event (+ employee, legs, time): a repeat is a duplicate
     key = f"{note.session}:{note.kind}:{employee or ''}:{v.get('leg_id') or legs}:{local or ''}"
     kind = {
         "inbound_call": EventKind.RING, "waiting": EventKind.RING, "outbound": EventKind.RING,

@@ -2,7 +2,7 @@
 
 Links come from the "recording ready" notification (``file_link``) or are built from the report's
 ``call_records`` hashes (``{media}/system/media/talk/{communication_id}/{hash}/``, reference §3.3).
-They need no token, so whoever has one can listen: ctid keeps them in plugin storage (kind
+They need no token, so whoever has one can listen [guess §3.3]: ctid keeps them in plugin storage (kind
 ``recording``), never in a call's public JSON, downloads the file after ``recording_delay`` with
 retries (it may appear only after the notification, §5.3), and stores it under
 ``<data_dir>/<recordings_dir>/<instance>/<call id>.<ext>``. Users get ctid's URL only.

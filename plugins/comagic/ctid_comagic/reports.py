@@ -22,11 +22,11 @@ from ctid.phone import normalize
 from ctid_comagic.client import RpcClient
 from ctid_comagic.events import local_to_utc, utc_to_local
 
-MAX_OFFSET = 100_000
+MAX_OFFSET = 100_000  # a window holding more is split [guess §3.1: keep windows at 110k rows or fewer]
 MAX_WINDOW = timedelta(days=90)  # "3 months" (-32602 date_interval_limit_reached beyond)
 MIN_SPLIT = timedelta(minutes=1)
 
-CALL_FIELDS = [
+CALL_FIELDS = [  # the fields ctid reads (the request shape of §3.7 is composed [guess])
     "id", "start_time", "finish_time", "direction", "source", "is_lost", "finish_reason", "wait_duration",
     "talk_duration", "clean_talk_duration", "total_duration", "virtual_phone_number", "contact_phone_number",
     "communication_number", "employees", "first_talked_employee_id", "last_talked_employee_id",
