@@ -296,3 +296,26 @@ async def test_consultative_transfer_from_the_rest_api_cancelled_then_completed(
         await fake.deliver(app.client)
         c = await call(app, session)
         assert (c["state"], c["agent"], c["transferred_from"], c["agents"]) == ("talking", "a2", "a1", ["a1", "a2"])
+
+
+async def test_a_lost_notification_is_recovered_by_the_post_call_pull_without_duplicates(tmp_path, account):
+    fake, url = account
+    async with running_daemon(config(tmp_path, url)) as app:
+        await ready(app)
+        fake.lost = {"talk_started", "talk_ended"}  # the answer never reaches ctid
+        session = fake.incoming(CALLER[1:], [101, 102])
+        fake.answer(session, 102)
+        fake.hang_up(session)
+        c = await settle(fake, app, lambda: _answered(app, session))
+        assert (c["outcome"], c["agent"]) == ("answered", "a2")
+        tasks = [t for t in (await app.client.get("/api/tasks", headers=ADMIN)).json()["items"] if t["status"] == "open"]
+        assert tasks == []  # the transient missed call's task is void
+        stored = await app.daemon.store.list_calls(limit=100)
+        assert [row["pbx_call_id"] for row in stored] == [str(session)]
+        assert await app.daemon.submit(await app.daemon.connectors[INSTANCE].history(
+            app.daemon.clock() - timedelta(hours=1))) == 0  # a later pull: every event is a duplicate
+
+
+async def _answered(app, session: int):
+    c = await call(app, session)
+    return c if c["outcome"] == "answered" else None
