@@ -212,3 +212,23 @@ async def test_outbound_click_to_call_that_nobody_answers(wired):
     assert (call.direction, call.outcome, call.agent, call.wait_seconds) == (
         Direction.OUTBOUND, Outcome.NO_ANSWER, "a1", 30)
     assert board.tasks == {}  # unanswered outbound calls make no callback task
+
+
+async def test_a_colleague_talk_stamped_before_ctid_transfer_does_not_misname_who_transferred(wired):
+    """The PBX's clock runs 2 s behind ctid's: the colleague's "talk started" reads earlier than the
+    transfer ctid stated; the call still moves from Anna to Boris once."""
+    fake, connector, board, sink = wired
+    session = fake.incoming(CALLER, [101])
+    fake.clock.advance(3)
+    fake.answer(session, 101)
+    await flush(fake, connector, board, sink)
+    fake.clock.advance(10)
+    connector.now = lambda: fake.clock.now() + timedelta(seconds=2)  # ctid is ahead
+    await connector.transfer(only_call(board), "101", "102")
+    fake.clock.advance(1)
+    fake.answer(session, 102)
+    fake.clock.advance(30)
+    fake.hang_up(session)
+    await flush(fake, connector, board, sink)
+    call = only_call(board)
+    assert (call.agent, call.transferred_from, call.agents) == ("a2", "a1", ["a1", "a2"])
