@@ -63,7 +63,7 @@ def register_panel(app, daemon) -> None:
     core = daemon.settings.core
     cif_origins = core.cif_origins()
     policy = content_security_policy(cif_origins, core.frame_ancestors())
-    root = panel_dir()
+    files = panel_dir()
 
     def secure(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = policy
@@ -84,15 +84,15 @@ def register_panel(app, daemon) -> None:
 
     @app.get("/favicon.ico")
     async def favicon():
-        if root is None:
+        if files is None:
             raise NotFoundError("the panel is not installed", error_id="not_found")
-        response = await send_from_directory(root, "favicon.svg", mimetype="image/svg+xml")
+        response = await send_from_directory(files, "favicon.svg", mimetype="image/svg+xml")
         return secure(response)
 
     @app.get("/panel/")
     @app.get("/panel/<path:name>")
     async def panel(name: str = "index.html"):
-        if root is None:
+        if files is None:
             raise NotFoundError("the panel is not installed (no panel/ beside ctid, no ctid/panel in the wheel)",
                                 error_id="panel_missing")
-        return secure(await send_from_directory(root, name))
+        return secure(await send_from_directory(files, name))
