@@ -97,6 +97,7 @@ class Daemon:
             if cfg.enabled
         }
         self.outbox = OutboxWorker(self.store, self.crm, self.directory, metrics=self.metrics)
+        self.outbox.supervisor = self.supervisor
         self.hub = None  # created by open(), once the signing secret is known
         self.auth = None
         from ctid.commands import Commands

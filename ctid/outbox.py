@@ -50,6 +50,7 @@ class OutboxWorker:
         self.backoff = backoff or Backoff()
         self.metrics = metrics
         self.clock = clock  # wall-clock source; tests pass one driven by trio's MockClock
+        self.supervisor = None  # the daemon's (ctid/supervise.py): records CRM plugin crashes
         self._wakeup = trio.Event()
         self._delivered = trio.Event()
         self._parked = trio.Event()
@@ -116,7 +117,10 @@ class OutboxWorker:
                 await self.store.fail_job(job.id, str(exc), None)
                 continue
             except Exception as exc:  # a CRM plugin bug must not stop the worker: park the job
-                log.exception("outbox job %s (%s) crashed in the CRM plugin", job.id, job.kind)
+                if self.supervisor is not None:  # logged once, counted, in health (ctid/supervise.py)
+                    self.supervisor.failed(getattr(self.crm, "plugin_name", "crm") or "crm", job.kind, exc)
+                else:
+                    log.exception("outbox job %s (%s) crashed in the CRM plugin", job.id, job.kind)
                 await self.store.fail_job(job.id, f"plugin crashed: {type(exc).__name__}: {exc}", None)
                 continue
             await self.store.complete_job(job.id)

@@ -33,6 +33,12 @@ class FlakyCRM(DirectoryCRM):
     plugin_name = "flaky-crm"
     Config = FlakyCRMConfig
     broken = True
+    log_raises = False
+
+    async def log_call(self, call, *args, **kwargs):
+        if FlakyCRM.log_raises:
+            raise IndexError("list index out of range")
+        return await super().log_call(call, *args, **kwargs)
 
     async def lookup(self, phone):
         if FlakyCRM.broken:
@@ -91,6 +97,7 @@ def _config(config: dict[str, Any]) -> dict[str, Any]:
 
 def _reset(**flags: Any) -> None:
     FlakyCRM.broken = flags.get("crm_broken", False)
+    FlakyCRM.log_raises = flags.get("log_raises", False)
     FlakyConnector.parse_raises = flags.get("parse_raises")
     FlakyConnector.hold_raises = flags.get("hold_raises")
     FlakyConnector.run_failures = flags.get("run_failures", 0)
@@ -258,3 +265,13 @@ async def test_a_command_that_raises_is_a_502_naming_it_and_the_daemon_serves(co
         assert ready["plugins"]["flaky"]["failures"][0]["where"] == "hold"
         FlakyConnector.hold_raises = None
         assert (await app.client.post(f"/api/calls/{call.id}/hold", headers=ADMIN)).status_code == 200
+
+
+async def test_a_crm_write_that_raises_is_parked_counted_and_shown(config):
+    _reset(log_raises=True)
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        await post_events(app, [RING, {**RING, "event": "end", "timestamp": "2026-11-25T10:00:30Z"}])
+        await eventually(lambda: _has_failures(app, "flaky-crm", 1))
+        failure = (await app.client.get("/readyz")).json()["plugins"]["flaky-crm"]["failures"][0]
+        assert failure["where"] == "log_call" and failure["error"].startswith("IndexError")
+        assert (await app.client.get("/healthz")).status_code == 200
