@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from ctid import kpi
-from ctid.reports import queries as q
 from ctid.reports.engine import (
     ReportContext,
     col,
@@ -24,7 +23,7 @@ from ctid.reports.money import campaigns_report, cost_report, funnel_report
 from ctid.reports.params import ReportParams
 from ctid.reports.people import agents_report, load_report, missed_report
 from ctid.reports.result import Chart, ReportResult, Table
-from ctid.reports.rollup import kpi_rows
+from ctid.reports.rollup import kpi_rows, wait_histogram
 
 Builder = Callable[[ReportContext, ReportParams], Awaitable[ReportResult]]
 
@@ -124,9 +123,7 @@ async def queue_report(ctx: ReportContext, params: ReportParams) -> ReportResult
     lang, key = params.lang, params.group_by
     scope = scope_of(params)
     rows = await kpi_rows(ctx, scope, key)
-    hist: dict[Any, list[tuple[float, int]]] = {}
-    for row in await ctx.rows(q.wait_histogram(scope, ctx.knobs, key)):
-        hist.setdefault(row.key, []).append((row.seconds, row.n))
+    hist = await wait_histogram(ctx, scope, key)
     all_hist = [pair for pairs in hist.values() for pair in pairs]
     total = merge(rows)
     figures = [("offered", "int"), ("answered", "int"), ("abandoned", "int"), ("short_abandons", "int"),

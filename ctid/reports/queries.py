@@ -51,6 +51,15 @@ def _sum_if(cond: Any, value: Any) -> Any:
     return func.sum(case((cond, value), else_=None))
 
 
+def wait_seconds_int() -> Any:
+    """Whole seconds of wait (the histogram bucket)."""
+    return cast(func.coalesce(calls.c.wait_seconds, 0), Integer)
+
+
+def answered(knobs: Knobs, table: Any = calls) -> Any:
+    return _answered(knobs, table)
+
+
 def _answered(knobs: Knobs, table: Any = calls) -> Any:
     cond = table.c.outcome == "answered"
     if knobs.answered_min_talk_seconds > 0:

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ctid.errors import StoreError
 from ctid.reports import queries as q
-from ctid.store.schema import calls, report_rollup, report_rollup_days, settings
+from ctid.store.schema import calls, report_rollup, report_rollup_days, report_wait_rollup, settings
 
 FINGERPRINT = "reports.rollup.fingerprint"
 CHECKED = "reports.rollup.checked_at"
@@ -65,6 +65,28 @@ def build_statement(first: date, last: date, knobs: q.Knobs, dim: str) -> Any:
             .where(*q.where(scope)).group_by(calls.c.local_date, key, *([calls.c.local_hour] if hourly else [])))
 
 
+#: Wait histogram dims -> the grouping key over calls (None: the whole centre).
+WAIT_DIMS = {"total": None, "group": "group", "hour": "hour"}
+
+
+def wait_build_statement(first: date, last: date, knobs: q.Knobs, key: str | None) -> Any:
+    """Answered inbound calls per day, ``key`` and whole second of wait."""
+    seconds = q.wait_seconds_int()
+    expr = q.KEYS[key] if key else literal("")
+    cond = [*q.where(q.Scope(first, last)), calls.c.direction == q.INBOUND, q.answered(knobs)]
+    return (select(calls.c.local_date, expr.label("key"), seconds.label("seconds"), func.count().label("n"))
+            .where(*cond).group_by(calls.c.local_date, expr, seconds))
+
+
+def wait_read_statement(first: date, last: date, dim: str, value: str | None = None) -> Any:
+    w = report_wait_rollup.c
+    cond = [w.dim == dim, w.local_date >= first.isoformat(), w.local_date <= last.isoformat()]
+    if value is not None:
+        cond.append(w.dim_value == value)
+    return (select(w.dim_value.label("key"), w.wait_s.label("seconds"), func.sum(w.n).label("n"))
+            .where(*cond).group_by(w.dim_value, w.wait_s))
+
+
 def read_statement(first: date, last: date, dim: str, by: str | None, value: str | None = None) -> Any:
     """Sums of the rollup rows of ``dim`` in ``first`` .. ``last`` per ``by`` (a rollup column)."""
     r = report_rollup.c
@@ -106,6 +128,7 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
             with conn.begin():
                 if _setting(conn, FINGERPRINT) != wanted:  # other settings: every sum may differ
                     conn.execute(delete(report_rollup))
+                    conn.execute(delete(report_wait_rollup))
                     conn.execute(delete(report_rollup_days))
                     _put_setting(conn, FINGERPRINT, wanted)
                     _put_setting(conn, CHECKED, now.isoformat())
@@ -116,6 +139,7 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
                     for start in range(0, len(stale), 500):
                         chunk = stale[start:start + 500]
                         conn.execute(delete(report_rollup).where(report_rollup.c.local_date.in_(chunk)))
+                        conn.execute(delete(report_wait_rollup).where(report_wait_rollup.c.local_date.in_(chunk)))
                         conn.execute(delete(report_rollup_days).where(report_rollup_days.c.local_date.in_(chunk)))
                     _put_setting(conn, CHECKED, now.isoformat())
             end = min(last, today - timedelta(days=1))
@@ -149,6 +173,12 @@ def _build(conn: Connection, first: date, last: date, knobs: q.Knobs, now: datet
             rows.append(item)
         for start in range(0, len(rows), 500):
             conn.execute(insert(report_rollup), rows[start:start + 500])
+    for dim, key in WAIT_DIMS.items():
+        rows = [{"local_date": row.local_date, "dim": dim, "dim_value": (str(row.key) if row.key is not None else "")[:200],
+                 "wait_s": row.seconds, "n": row.n}
+                for row in conn.execute(wait_build_statement(first, last, knobs, key))]
+        for start in range(0, len(rows), 500):
+            conn.execute(insert(report_wait_rollup), rows[start:start + 500])
     conn.execute(insert(report_rollup_days), [{"local_date": d.isoformat(), "built_at": now} for d in _days(first, last)])
 
 
@@ -231,3 +261,31 @@ def _merge_by_key(rows: list[KPIRow], keyed: bool) -> list[KPIRow]:
     if not merged and not keyed:
         return [KPIRow()]
     return list(merged.values())
+
+
+async def wait_histogram(ctx: Any, scope: q.Scope, key: str | None) -> dict[Any, list[tuple[int, int]]]:
+    """``queries.wait_histogram(scope, knobs, key)`` as {key: [(seconds, count)]}, from the rollup
+    for built days (whole centre, per group or per hour; no agent filter) and calls for the rest."""
+    import trio
+
+    knobs = ctx.knobs
+    out: dict[Any, list[tuple[int, int]]] = {}
+    usable = scope.agent is None and key in (None, "group", "hour") and (scope.group is None or key in (None, "group"))
+    have: set[str] = set()
+    if usable and getattr(ctx, "rollup", True):
+        today = datetime.now(UTC).astimezone(ctx.zone).date()
+        have = await trio.to_thread.run_sync(built_days, ctx.engine, scope.first, scope.last, knobs,
+                                             ctx.settings.timezone, today, limiter=ctx.limiter)
+    if have:
+        dim = "group" if (key == "group" or scope.group is not None) else (key or "total")
+        value = scope.group if scope.group is not None else None
+        for row in await ctx.rows(wait_read_statement(date.fromisoformat(min(have)), date.fromisoformat(max(have)),
+                                                      dim, value)):
+            k = None if key is None else (int(row.key) if key == "hour" else (row.key or None))
+            out.setdefault(k, []).append((row.seconds, int(row.n)))
+    live = [d for d in _days(scope.first, scope.last) if d.isoformat() not in have]
+    for run_first, run_last in _runs(live):
+        part = q.Scope(run_first, run_last, scope.agent, scope.group)
+        for row in await ctx.rows(q.wait_histogram(part, knobs, key)):
+            out.setdefault(row.key if key else None, []).append((row.seconds, row.n))
+    return out

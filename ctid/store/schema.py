@@ -198,6 +198,20 @@ report_rollup = Table(
     PrimaryKeyConstraint("local_date", "dim", "dim_value", "local_hour"),
 )
 
+#: Answered inbound calls per whole second of wait, per closed local day and group / hour (dim
+#: ``group``: ``dim_value`` the group; ``hour``: the local hour as text; ``total``: ''), for the
+#: wait percentiles of the queue report (ctid.reports.rollup).
+report_wait_rollup = Table(
+    "report_wait_rollup",
+    metadata,
+    Column("local_date", Unicode(10), nullable=False),
+    Column("dim", Unicode(10), nullable=False),
+    Column("dim_value", Unicode(200), nullable=False),
+    Column("wait_s", Integer(), nullable=False),
+    Column("n", Integer(), nullable=False),
+    PrimaryKeyConstraint("local_date", "dim", "dim_value", "wait_s"),
+)
+
 #: The local days ``report_rollup`` holds, and when each was built.
 report_rollup_days = Table(
     "report_rollup_days",

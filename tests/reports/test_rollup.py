@@ -79,3 +79,25 @@ async def test_changed_time_zone_rederives_stored_rows(golden):
     with golden.engine.connect() as conn:  # 23:55 in Moscow is 20:55 UTC
         assert conn.execute(select(calls.c.local_date, calls.c.local_hour).where(calls.c.pbx_call_id == "c5")).one() \
             == ("2026-03-02", 20)
+
+
+@pytest.mark.parametrize("key,group", [(None, None), ("group", None), ("hour", None), (None, "sales"),
+                                       ("group", "support")])
+async def test_wait_histograms_equal_live(golden, key, group):
+    scope = q.Scope(FIRST, LAST, group=group)
+    golden.rollup = False
+    live = await rollup.wait_histogram(golden, scope, key)
+    golden.rollup = True
+    rolled = await rollup.wait_histogram(golden, scope, key)
+
+    def norm(hist):
+        merged: dict = {}
+        for k, pairs in hist.items():
+            for seconds, n in pairs:
+                merged[(k, seconds)] = merged.get((k, seconds), 0) + n
+        return merged
+
+    assert norm(rolled) == norm(live) and norm(live)
+    for dim in rollup.WAIT_DIMS:
+        str(rollup.wait_read_statement(FIRST, LAST, dim, "x").compile(dialect=mssql.dialect()))
+        str(rollup.wait_build_statement(FIRST, LAST, q.Knobs(), rollup.WAIT_DIMS[dim]).compile(dialect=mssql.dialect()))

@@ -1,4 +1,5 @@
-"""Report rollup: per-day sums of the KPI aggregates (``report_rollup``, ``report_rollup_days``), and
+"""Report rollup: per-day sums of the KPI aggregates (``report_rollup``, ``report_wait_rollup``,
+``report_rollup_days``), and
 ``ix_calls_report_day`` widened to cover every column those aggregates read.
 
 Revision ID: 0006
@@ -40,6 +41,15 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("local_date", "dim", "dim_value", "local_hour", name="pk_report_rollup"),
     )
     op.create_table(
+        "report_wait_rollup",
+        sa.Column("local_date", sa.Unicode(10), nullable=False),
+        sa.Column("dim", sa.Unicode(10), nullable=False),
+        sa.Column("dim_value", sa.Unicode(200), nullable=False),
+        sa.Column("wait_s", sa.Integer(), nullable=False),
+        sa.Column("n", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("local_date", "dim", "dim_value", "wait_s", name="pk_report_wait_rollup"),
+    )
+    op.create_table(
         "report_rollup_days",
         sa.Column("local_date", sa.Unicode(10), nullable=False),
         sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
@@ -53,4 +63,5 @@ def downgrade() -> None:
     op.drop_index("ix_calls_report_day", table_name="calls")
     op.create_index("ix_calls_report_day", "calls", _OLD_INDEX)
     op.drop_table("report_rollup_days")
+    op.drop_table("report_wait_rollup")
     op.drop_table("report_rollup")
