@@ -551,6 +551,8 @@ class Daemon:
                     log.warning("ignoring a malformed sync message: %s", exc)
                 except CtidError as exc:
                     log.warning("could not apply a sync message: %s", exc)
+                except Exception:  # one bad message from another instance must not end this one
+                    log.exception("could not apply a sync message")
 
     async def _sync_in(self, message: dict[str, Any]) -> None:
         from ctid.model import Presence

@@ -238,6 +238,8 @@ class HubConnection:
                     log.exception("hub connection %s failed", self.connection_id)
                     self.close("An unexpected error occurred.")
                 await trio.sleep_forever()  # the writer ends the connection after the Close
+        except Exception:  # a task of this connection failed: it ends alone (never a 1011 for the hub)
+            log.exception("hub connection %s failed", self.connection_id)
         finally:  # also when cancelled from outside: nothing may be sent or scheduled any more
             self._closing = True
             self._nursery = None
@@ -343,7 +345,12 @@ class HubConnection:
         try:
             while self._invocations:
                 message = self._invocations.pop(0)
-                result = await self._invoke(message)
+                try:
+                    result = await self._invoke(message)
+                except Exception:  # a bug answering one invocation: the client hears of it, the rest runs
+                    log.exception("hub invocation failed (connection %s)", self.connection_id)
+                    error = "internal: An unexpected error occurred on the server."
+                    result = p.record(p.completion(message.invocation_id or "", error=error))
                 if message.invocation_id is not None and result is not None:
                     self.send_record(result)
         finally:
