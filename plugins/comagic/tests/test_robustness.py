@@ -4,6 +4,7 @@ exception or a 5xx, and nothing from garbage is stored, in the connector and thr
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import httpx
 import pytest
@@ -15,8 +16,8 @@ from ctid.connector import WebhookRequest
 from ctid.services import Services
 from ctid.testing.daemon import ServeProcess
 from ctid_comagic.connector import ComagicConnector
-from ctid_comagic.events import TYPES, InvalidNotification, parse
-from ctid_comagic.templates import KINDS
+from ctid_comagic.events import REQUIRED, TYPES, InvalidNotification, parse
+from ctid_comagic.templates import KINDS, VARIABLES, render, template
 
 ADMIN_KEY = "fuzz-admin-key-0123456789"
 NAMES = sorted(TYPES) + ["ctid_event", "ctid_secret", "x", "Call_Session_Id", ""]
@@ -110,3 +111,30 @@ def test_the_webhook_endpoint_never_fails_and_stores_nothing_from_garbage(ctid, 
         assert response.status_code in (400, 401, 405), response.text
         assert isinstance(response.json()["error"], str)
         assert _stored(ctid) == before
+
+
+_IDS = st.integers(min_value=0, max_value=2**62)
+_VALID = {
+    "id": _IDS, "int": st.integers(min_value=0, max_value=10**6), "ids": st.lists(_IDS, max_size=4),
+    "texts": st.lists(st.text(max_size=20), max_size=3), "bool": st.booleans(),
+    "text": st.text(min_size=1, max_size=40).filter(lambda t: t.strip() == t and "{{" not in t),
+    "phone": st.from_regex(r"\A7[0-9]{10}\Z"), "direction": st.sampled_from(["in", "out"]),
+    "time": st.datetimes(min_value=datetime(2020, 1, 1)).map(
+        lambda d: d.strftime("%Y-%m-%d %H:%M:%S.") + f"{d.microsecond // 1000:03d}"),
+    "url": st.just("https://app.comagic.ru/system/media/talk/1/" + "a" * 32 + "/"),
+}
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), kind=st.sampled_from(KINDS))
+def test_what_the_platform_renders_from_a_shipped_template_parses_back(data, kind):
+    values = {name: data.draw(st.one_of(st.none(), _VALID[TYPES[name]]) if name not in REQUIRED[kind]
+                              else _VALID[TYPES[name]], label=name) for name in VARIABLES[kind]}
+    note = parse("POST", render(template(kind, BODY_SECRET), values).encode(), {})
+    assert (note.kind, note.secret) == (kind, BODY_SECRET)
+    for name, value in values.items():
+        got = note.values.get(name)
+        if isinstance(value, str) and TYPES[name] == "text":
+            value = value.strip()[:500] or None
+        assert got == value, name
+
