@@ -220,21 +220,34 @@ class TapiEngine:
         line = self._line(extension)
         await self._await("the call", self.boundary.make_call(line.handle, number))
 
+    def _completed(self, extension: str, call: int, state: int | None) -> None:
+        """A request completed (LINE_REPLY 0): the call is in its new state even if the LINE_CALLSTATE
+        saying so is still queued, so the next command sees it (None: the call left this line)."""
+        line = self.lines[extension]
+        if state is None:
+            line.calls.pop(call, None)
+        elif call in line.calls:
+            line.calls[call] = state
+
     async def hold(self, extension: str, remote: str | None) -> None:
         call = await self._call(extension, remote, LINECALLSTATE_CONNECTED)
         await self._await("hold", self.boundary.hold(call))
+        self._completed(extension, call, LINECALLSTATE_ONHOLD)
 
     async def unhold(self, extension: str, remote: str | None) -> None:
         call = await self._call(extension, remote, LINECALLSTATE_ONHOLD)
         await self._await("retrieve", self.boundary.unhold(call))
+        self._completed(extension, call, LINECALLSTATE_CONNECTED)
 
     async def transfer(self, extension: str, remote: str | None, target: str) -> None:
         call = await self._call(extension, remote, LINECALLSTATE_CONNECTED | LINECALLSTATE_ONHOLD)
         await self._await("the transfer", self.boundary.blind_transfer(call, target))
+        self._completed(extension, call, None)
 
     async def hangup(self, extension: str, remote: str | None) -> None:
         call = await self._call(extension, remote, LIVE_STATES)
         await self._await("hang-up", self.boundary.drop(call))
+        self._completed(extension, call, None)
 
 
 class TapiBackend(ControlBackend):
