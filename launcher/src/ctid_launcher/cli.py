@@ -90,7 +90,7 @@ async def _run(settings: config.Settings, args) -> None:
     from ctid_launcher.session import watcher_for
 
     tray = None
-    if settings.tray and not args.no_tray:
+    if settings.tray and not args.no_tray and sys.platform != "darwin":  # pystray's darwin backend needs the main thread
         from ctid_launcher.tray.pystray_tray import PystrayTray
 
         tray = PystrayTray()
@@ -182,5 +182,5 @@ def main(argv: list[str] | None = None, *, gui: bool = False) -> int:
 
 
 def main_gui() -> int:
-    """The Windows GUI-subsystem entry point (no console window at logon)."""
-    return main(gui=True)
+    """The Windows GUI-subsystem entry point (no console window at logon): ``run`` by default."""
+    return main(sys.argv[1:] or ["run"], gui=True)
