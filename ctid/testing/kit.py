@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import trio
+from trio.testing import MockClock
 
 #: The admin API key of :func:`base_config`.
 ADMIN_KEY = "ctid-testing-admin-key-0123456789"
@@ -99,15 +100,22 @@ class WebhookPoster:
 
 
 class WallClock:
-    """UTC datetimes that follow Trio's clock: ``start`` plus ``trio.current_time()``; with pytest-trio's
-    ``autojump_clock`` / ``mock_clock``, time passes only when the test lets it. Give it to a daemon as
-    ``daemon.clock`` (timers, reconciliation, outbox retries)."""
+    """UTC datetimes that follow the test's Trio mock clock: ``start`` at the first reading, then
+    ``start`` plus the mock time passed since. The test must run on a mock clock (ask for pytest-trio's
+    ``autojump_clock`` or ``mock_clock`` too); on the real clock the first reading raises. Give it to a
+    daemon as its wall clock: ``running_daemon(config, clock=ctid_clock)`` (timers, reconciliation,
+    outbox retries)."""
 
     def __init__(self, start: datetime = EPOCH) -> None:
         self.start = start
+        self._origin: float | None = None  # read inside the run, on its first use
 
     def __call__(self) -> datetime:
-        return self.start + timedelta(seconds=trio.current_time())
+        if self._origin is None:
+            if not isinstance(trio.lowlevel.current_clock(), MockClock):
+                raise RuntimeError("ctid_clock needs a Trio mock clock: ask for autojump_clock or mock_clock too")
+            self._origin = trio.current_time()
+        return self.start + timedelta(seconds=trio.current_time() - self._origin)
 
 
 @dataclass

@@ -11,8 +11,9 @@ them; the async ones need pytest-trio, ``trio_mode = true``):
 - ``ctid_hub``: ``async with ctid_hub("alice") as hub`` — a hub connection as a configured user.
 - ``ctid_webhooks``: ``ctid_webhooks(instance, sign=...)`` — a :class:`ctid.testing.kit.WebhookPoster`;
   ``ctid_webhooks()`` posts to the base configuration's generic connector, signed.
-- ``ctid_clock``: a :class:`ctid.testing.kit.WallClock` on pytest-trio's ``autojump_clock``; pass it
-  to ``running_daemon(..., clock=ctid_clock)`` or override ``ctid_daemon_clock`` to use it in ``ctid_daemon``.
+- ``ctid_clock``: UTC datetimes on the test's Trio mock clock (:class:`ctid.testing.kit.WallClock`;
+  ask for pytest-trio's ``autojump_clock`` or ``mock_clock`` too); pass it to
+  ``running_daemon(..., clock=ctid_clock)`` or override ``ctid_daemon_clock`` to use it in ``ctid_daemon``.
 
 The conformance suites for connector and CRM plugins are in :mod:`ctid.testing.conformance`.
 """
@@ -81,6 +82,7 @@ def ctid_webhooks(ctid_daemon: Any) -> Callable[..., kit.WebhookPoster]:
 
 
 @pytest.fixture
-def ctid_clock(autojump_clock: Any) -> kit.WallClock:
-    """UTC datetimes following Trio's autojumping mock clock (starts at :data:`ctid.testing.kit.EPOCH`)."""
+def ctid_clock() -> kit.WallClock:
+    """UTC datetimes on the test's Trio mock clock (:class:`ctid.testing.kit.WallClock`, starting at
+    :data:`ctid.testing.kit.EPOCH`); the test also asks for ``autojump_clock`` or ``mock_clock``."""
     return kit.WallClock()
