@@ -285,3 +285,19 @@ async def test_a_corrupt_event_body_is_skipped_not_fatal():
         nursery.cancel_scope.cancel()
     assert received == [s.call_lost(NODE, s.end_id(NODE, 9))]
     assert client.stats.errors[("devlink3", "bad_event")] == 1
+
+
+_pieces = st.sampled_from(["<Detail>", "</Detail>", "<Call>", "</Call>", "<PartyA>", "</PartyA>", "<PartyB>",
+                           "</PartyB>", "<Target>", "</Target>", "<CallLost>", "</CallLost>", "<AttemptReject>",
+                           "</AttemptReject>", ",", "\"", "c0a82a03", "c0a82a0300000413", "1", "2", "201", " "])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_pieces, st.text(max_size=5)), max_size=60))
+def test_any_delta3_text_parses_or_reports_and_tracking_never_raises(parts):
+    text = "".join(parts)
+    result = parse(text)
+    t = tracker()
+    for record in result.records:
+        for event in t.feed(record):
+            assert event.pbx_call_id and event.key.startswith("dl3:")

@@ -184,3 +184,10 @@ def test_analog_trunk_calls_sharing_caller_leg_2_stay_apart():
     second = first.replace("11:01:57", "11:02:05").replace(",1005817,", ",1005818,")
     events, _ = pipeline([stream([first, second])])
     assert len(final(events)) == 2
+
+
+def test_a_37_field_r12_record_and_extra_columns():
+    line = IP500[4] + ",2017/07/28 10:55:57,0,A"  # SMDR Record Time, consent directive, attestation
+    record = parse_record(line)
+    assert record.field_count == 37 and record.caller_leg_key() == ("192.168.0.201", 1025)
+    assert parse_record(line + ",,future,columns").caller == "0518012216@193.43.148.35"
