@@ -179,3 +179,5 @@ async def test_a_failing_observer_shows_in_health_until_it_works_again(config):
         await app.client.put("/api/agents/bob/status", json={"status": "away"}, headers=admin)
         assert name not in (await app.client.get("/readyz")).json()["plugins"]
         assert app.daemon.pm.errors.count(name, "ctid_agent_status") == 1
+        metrics = (await app.client.get("/metrics")).text
+        assert f'ctid_plugin_errors_total{{plugin="{name}",where="ctid_agent_status"}} 1.0' in metrics
