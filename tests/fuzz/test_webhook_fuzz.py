@@ -55,3 +55,14 @@ async def test_fuzzed_generic_webhooks_never_5xx(config):
                                  "agent": "101", "timestamp": "2026-11-25T10:00:00Z"}])
         assert any(c.pbx_call_id == "after-fuzz" for c in app.daemon.switchboard.calls.values())
         assert await app.daemon.store.list_calls(limit=1000)
+
+
+async def test_fuzzed_simulated_generic_traffic_never_5xx(config):
+    from ctid.testing.fuzz import fuzz_simulated_webhooks
+
+    def resign(headers: dict[str, str], body: bytes) -> dict[str, str]:
+        return {**headers, "X-Ctid-Signature": sign(SECRET, body)}
+
+    async with running_daemon(config) as app:
+        statuses = await fuzz_simulated_webhooks(app, "office", resign=resign)
+        assert set(statuses) <= {200, 400}, statuses
