@@ -57,6 +57,17 @@ class DevLink3Config(_Strict):
         "are ended (IP Office re-sends every call in progress at once)."
     )
 
+    @field_validator("flags")
+    @classmethod
+    def _flags(cls, value: str) -> str:
+        known = {"-SCN", "-SIPTrack", "-CMExtn", "-CONN", "-TEXT"}
+        for flag in value.split():
+            if flag in ("-CD2",):
+                raise ValueError("-CD2 switches IP Office to legacy Delta2 records, which ctid does not read")
+            if flag not in known:
+                raise ValueError(f"unknown EventRequest flag {flag!r} (known: {', '.join(sorted(known))})")
+        return " ".join(value.split())
+
     def effective_port(self) -> int:
         return self.port or (DEVLINK3_TLS_PORT if self.transport == "tls" else DEVLINK3_TCP_PORT)
 

@@ -145,8 +145,10 @@ def traffic(connector, scenario: str, ctx: SimulationContext) -> list[SimulatedR
                               dialled=caller, internal=False, call_id=call_id, continuation=False,
                               p1=(f"E{ext}", ext), p2=trunk, cause="U", targeter=ext, caller_ip=ip,
                               caller_leg=leg, called_ip=ip, called_leg=leg + 2))
-    return ([SimulatedRequest("DEVLINK3", "devlink3", {}, t.encode(), f"Delta3 {t[1:t.index('>')]}") for t in d3]
-            + [SimulatedRequest("SMDR", "smdr", {}, (line_ + "\r\n").encode(), "SMDR record") for line_ in smdr])
+    # method = the socket, path empty: these are not HTTP requests (send() plays them over TCP)
+    return ([SimulatedRequest("DEVLINK3", "", {}, t.encode(), f"Delta3 <{t[1:t.index('>')]}> on the DevLink3 link")
+             for t in d3]
+            + [SimulatedRequest("SMDR", "", {}, (line_ + "\r\n").encode(), "SMDR record") for line_ in smdr])
 
 
 def _ipv4(host: str) -> str:

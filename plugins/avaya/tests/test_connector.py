@@ -67,6 +67,8 @@ def test_config_errors_name_the_key():
         AvayaConfig(plugin="avaya", host="x", control=[{"backend": "tapi", "mode": "bridge"}])
     with pytest.raises(ValidationError, match="HOST:PORT"):
         AvayaConfig(plugin="avaya", host="x", smdr={"listen": "8808"})
+    with pytest.raises(ValidationError, match="Delta2"):
+        AvayaConfig(plugin="avaya", host="x", devlink3={"username": "u", "password": "p", "flags": "-CD2"})
     with pytest.raises(ValidationError, match="extra"):
         AvayaConfig(plugin="avaya", host="x", devlink3={"username": "u", "password": "p", "pasword": "typo"})
     assert AvayaConfig(plugin="avaya", host="x", devlink3={"username": "u", "password": "p"}
