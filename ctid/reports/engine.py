@@ -177,7 +177,7 @@ def definitions(settings: Any, *terms: str) -> list[tuple[str, str]]:
                 f"(billed seconds = 0 below free_below_s, else max(first_block_s, ceil(talk / increment_s) × "
                 f"increment_s); cost = billed / 60 × per_minute + connect_fee) in {s.currency}.",
         "presence": "Time per status from the presence history, clipped to the period; occupancy = time on "
-                    "answered calls (talk + hold) / time available.",
+                    "calls (talk + hold of answered inbound calls, talk of outbound calls) / time available.",
         "campaign": "Campaign = the PBX's facts.campaign (or utm_campaign), else the campaign whose number pool "
                     "holds the dialled line; calls with neither are '(none)'. New contacts: the PBX's first_call "
                     "fact, else no earlier stored call from that number. Spend from reports.campaigns; "

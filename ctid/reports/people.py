@@ -163,10 +163,12 @@ async def load_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
             until = following.at if following is not None else min(end, now)
             add(agent, current.status, current.at, until)
     handle: dict[Any, float] = {}
-    for row in await ctx.rows(q.handle_time_by_agent(q.Scope(params.date_from, params.date_to, params.agent,
-                                                             params.group))):
-        bucket = row.day if key == "day" else row.agent
-        handle[bucket] = handle.get(bucket, 0.0) + float(row.handle or 0)
+    scope = q.Scope(params.date_from, params.date_to, params.agent if key == "day" else None, params.group)
+    for row in await kpi_rows(ctx, scope, key):
+        if row.get("key") is None or (key == "agent" and params.agent not in (None, row["key"])):
+            continue
+        handle[row["key"]] = float(row.get("talk_sum") or 0) + float(row.get("hold_sum") or 0) + \
+            float(row.get("outbound_talk") or 0)
     buckets = sorted(set(spent) | set(handle), key=str)
     table_rows = []
     for bucket in buckets:

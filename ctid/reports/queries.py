@@ -204,13 +204,6 @@ def presence_changes(until: datetime) -> Select:
     return select(h.agent_id, h.status, h.at).where(h.at < until).order_by(h.agent_id, h.at, h.id)
 
 
-def handle_time_by_agent(scope: Scope) -> Select:
-    c = calls.c
-    return (select(c.answered_by.label("agent"), c.local_date.label("day"),
-                   func.sum(func.coalesce(c.talk_seconds, 0) + func.coalesce(c.hold_seconds, 0)).label("handle"))
-            .where(*where(scope), c.answered_by.is_not(None)).group_by(c.answered_by, c.local_date))
-
-
 _S = Scope(date(2026, 1, 1), date(2026, 1, 31), agent="a", group="g")
 _K = Knobs(answered_min_talk_seconds=3)
 
@@ -225,5 +218,4 @@ BUILDERS = {
     "callers": lambda: callers(_S, _K, "campaign"),
     "callers_total": lambda: callers(_S, _K, None),
     "presence_changes": lambda: presence_changes(datetime(2026, 2, 1).astimezone()),
-    "handle_time_by_agent": lambda: handle_time_by_agent(_S),
 }
