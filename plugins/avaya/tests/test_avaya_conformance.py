@@ -5,8 +5,8 @@ through ``ctid avaya tapi-bridge`` serving the fake TAPI boundary over real HTTP
 from __future__ import annotations
 
 import pytest
-from test_tapi import knows
 
+from avaya_kit import knows
 from ctid.model import Call, CallState
 from ctid.testing.conformance import ConnectorConformance, wait_for
 from ctid.testing.daemon import free_port

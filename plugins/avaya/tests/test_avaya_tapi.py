@@ -6,8 +6,9 @@ import pytest
 import trio
 from typer.testing import CliRunner
 
+from avaya_kit import knows
 from ctid.errors import PBXError
-from ctid.testing.daemon import eventually, free_port
+from ctid.testing.daemon import free_port
 from ctid_avaya.config import TapiControl
 from ctid_avaya.control import tapi as t
 from ctid_avaya.control.tapi import TapiBackend, TapiEngine
@@ -15,15 +16,6 @@ from ctid_avaya.control.tapi_bridge import serve
 from ctid_avaya.testing.fake_tapi import FakeTapi
 
 TOKEN = "bridge-token-0123456789"
-
-
-async def knows(engine: TapiEngine, extension: str, handle: int) -> None:
-    """Wait until the engine's message pump has seen the call connected (a thread reads TAPI)."""
-    async def check():
-        line = engine.lines.get(extension)
-        return line is not None and line.calls.get(handle) == t.LINECALLSTATE_CONNECTED
-
-    await eventually(check, within=10)
 
 
 async def test_the_bridge_serves_all_five_controls_and_refusals(nursery):

@@ -210,7 +210,7 @@ async def test_tapi_controls_from_rest_reach_the_fake_boundary(tmp_path, nursery
             return next((c for c in calls.values() if c["state"] == "talking"), None)
 
         call = await eventually(live)
-        from test_tapi import knows
+        from avaya_kit import knows
 
         engine = connector.routes["dial"].engine
         await knows(engine, "201", handle)
@@ -242,8 +242,7 @@ async def _true(value):
 
 
 async def test_aes_backends_from_rest_click_to_call_transfer_hold(tmp_path, nursery):
-    from test_aes import start_tws
-
+    from avaya_kit import start_tws
     from ctid_avaya import simulate as s
     from ctid_avaya.testing.fake_dmcc import FakeDmcc
     from ctid_avaya.testing.fake_tws import FakeTelephonyService

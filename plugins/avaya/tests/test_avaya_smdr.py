@@ -3,47 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from samples import AVAYA_EXAMPLES, IP500, REBOOT, TRANSFER
 
+from avaya_kit import final, pipeline, stream
+from avaya_samples import AVAYA_EXAMPLES, IP500, REBOOT, TRANSFER
 from ctid.model import Direction, EventKind, Outcome
-from ctid_avaya.calllog import CallLog, LegIndex
-from ctid_avaya.smdr import CallGrouper, LineSplitter, SmdrError, decode, parse_record
-
-ZONE = ZoneInfo("Europe/Warsaw")
-
-
-def pipeline(data_chunks, hunt_groups=None):
-    """Bytes -> lines -> records -> groups -> summaries, as the connector wires them."""
-    index = LegIndex()
-    log = CallLog("ipo", ZONE, index, login_for=lambda ext: f"x{ext}", hunt_groups=hunt_groups or {})
-    events = []
-    grouper = CallGrouper(lambda records, complete: events.extend(log.add_group(records, complete)))
-    splitter = LineSplitter()
-    bad = []
-    for chunk in data_chunks:
-        for line in splitter.feed(chunk):
-            try:
-                grouper.add(parse_record(decode(line)), 0.0)
-            except SmdrError as exc:
-                bad.append(str(exc))
-    return events, bad
-
-
-def final(events):
-    """The last (fullest) summary per call."""
-    calls = {}
-    for event in sorted(events, key=lambda e: e.sort_key()):
-        calls[event.pbx_call_id] = event
-    return calls
-
-
-def stream(lines):
-    return "".join(line + "\r\n" for line in lines).encode("utf-8")
+from ctid_avaya.smdr import LineSplitter, SmdrError, decode, parse_record
 
 
 def test_every_published_sample_parses_by_position():

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 import trio
-from hypercorn.config import Config as HyperConfig
-from hypercorn.trio import serve
 
+from avaya_kit import start_tws
 from ctid.errors import PBXError
 from ctid.testing.daemon import eventually, free_port
 from ctid_avaya.config import DmccControl, TwsControl
@@ -15,16 +14,6 @@ from ctid_avaya.control.dmcc import DmccBackend
 from ctid_avaya.control.tws import TwsBackend
 from ctid_avaya.testing.fake_dmcc import FakeDmcc
 from ctid_avaya.testing.fake_tws import FakeTelephonyService
-
-
-async def start_tws(nursery, fake) -> str:
-    port = free_port()
-    config = HyperConfig()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-    await nursery.start(serve, fake, config)
-    return f"http://127.0.0.1:{port}/axis/services/TelephonyService"
 
 
 def tws(url: str, password: str = "pw-1") -> TwsBackend:

@@ -8,8 +8,9 @@ from datetime import datetime
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from samples import IP500
 
+from avaya_kit import final, pipeline, stream
+from avaya_samples import IP500
 from ctid.testing.daemon import eventually
 from ctid_avaya import simulate as s
 from ctid_avaya.collector import SmdrCollector
@@ -114,7 +115,6 @@ def test_reboot_resets_call_ids_but_keeps_calls_apart():
     unit.reboot()
     second = s.smdr_line(start.replace(hour=15), call_id=unit.next_call_id(), caller_leg=1003, **line)
     assert first.split(",")[9] == second.split(",")[9] == "1000000"
-    from test_smdr import final, pipeline, stream
 
     events, _ = pipeline([stream([first, second])])
     assert len(final(events)) == 2
