@@ -168,3 +168,54 @@ async def _seen(board: list[dict], status: str, after: str | None = None) -> boo
 
 def _logged(path: Path, text: str, times: int) -> bool:
     return path.read_text().count(text) >= times
+
+
+async def test_reconnects_and_restores_available_after_ctid_was_down(ctid_server, tmp_path):
+    """ctid stops for longer than the lease: at its restart the lapsed lease makes alice away (source
+    lease); the launcher reconnects with backoff, sees that, and restores available."""
+    from ctid.testing.daemon import ServeProcess
+
+    url = ctid_server.url
+    launcher = LauncherProcess(tmp_path, url)
+    assert launcher.cli("login", "--server", url, "--user", "alice", "--password-stdin",
+                        stdin=PASSWORDS["alice"]).returncode == 0
+    settings_file = launcher.home / "settings.json"
+    settings_file.write_text(json.dumps({**json.loads(settings_file.read_text()), "lease_seconds": 5}))
+    async with httpx.AsyncClient(timeout=10) as client:
+        token = (await client.post(f"{url}/api/auth/token",
+                                   json={"username": "super", "password": PASSWORDS["super"]})).json()
+
+    async def alice() -> dict:
+        async with httpx.AsyncClient(timeout=5) as client:
+            items = (await client.get(f"{url}/api/agents",
+                                      headers={"Authorization": f"Bearer {token['access_token']}"})).json()["items"]
+        return next(a for a in items if a["id"] == "alice")
+
+    async def alice_is(status: str, source: str) -> bool:
+        try:
+            agent = await alice()
+        except httpx.HTTPError:
+            return False
+        return (agent["status"], agent["status_source"]) == (status, source)
+
+    launcher.start()
+    second = None
+    try:
+        await eventually(lambda: alice_is("available", "launcher"), within=20)
+        await eventually(lambda: trio.to_thread.run_sync(_logged, launcher.log, "connected to the hub", 1), within=10)
+        await trio.to_thread.run_sync(ctid_server.stop)
+        await trio.sleep(7)  # ctid is down longer than the 5 s lease (a real process: nothing to wait on)
+        second = ServeProcess(ctid_server.config_path, port=ctid_server.port, log_path=tmp_path / "second.log")
+        await trio.to_thread.run_sync(second.start)
+        await eventually(lambda: alice_is("available", "launcher"), within=30)
+        await eventually(lambda: trio.to_thread.run_sync(_logged, launcher.log, "connected to the hub", 2), within=30)
+        log = launcher.log.read_text()
+        assert "reconnecting in" in log
+        assert "the launcher lease of agent alice lapsed" in second.log()  # ended at ctid's start
+        assert log.count("status -> available (launcher)") >= 2  # restored after the lapse
+    finally:
+        launcher.proc.kill()
+        launcher.proc.wait(5)
+        if second is not None:
+            second.stop()
+        print(launcher.log.read_text()[-4000:])

@@ -308,3 +308,61 @@ async def test_the_token_is_renewed_before_it_expires(autojump_clock, monkeypatc
         await launcher._token_loop()
     assert launcher.api.refreshed == 1 and launcher.api.token == "new-1"
     assert tokens.load().value == "new-1"
+
+
+# --- fuzzing the inputs: settings file, session lines, hub frames, ctid's agent JSON ----------------
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(_json)
+def test_any_settings_file_loads_or_names_the_problem(data):
+    path = config.settings_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    try:
+        config.load()
+    except config.SettingsError:
+        pass
+
+
+@given(st.text())
+def test_any_session_line(line):
+    event = parse(line)
+    assert event is None or isinstance(event, Event)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.lists(st.binary(max_size=40) | st.text(max_size=40).map(lambda s: s + "\x1e"), max_size=5))
+def test_any_hub_frame_is_parsed_or_refused(frames):
+    from ctid_launcher.hub import Hub, HubDown
+
+    async def check():
+        send, _receive = trio.open_memory_channel(0)
+        hub = Hub(send, 15, 30)  # only the parsing is used: no socket I/O happens here
+        for frame in frames:
+            try:
+                for message in hub._records(frame):
+                    hub._dispatch(message)
+            except HubDown:
+                return
+
+    trio.run(check)
+
+
+@settings(suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(st.dictionaries(st.sampled_from(["status", "status_source", "busy", "id"]), _json))
+def test_any_agent_json_from_ctid_goes_through_the_policy(agent):
+    from ctid_launcher.app import Launcher
+    from ctid_launcher.policy import step
+    from ctid_launcher.session.fake import FileWatcher
+
+    launcher = Launcher(config.Settings(server="http://x", agent="alice"), TokenStore("http://x", "alice"),
+                        FileWatcher(Path("/nonexistent")))
+    launcher._told(agent)
+    state = launcher.state
+    while True:
+        try:
+            event = launcher._events.receive_nowait()
+        except trio.WouldBlock:
+            break
+        state, _commands = step(state, event)

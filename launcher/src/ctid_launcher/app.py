@@ -176,7 +176,8 @@ class Launcher:
     def _told(self, agent: dict[str, Any]) -> None:
         """ctid's word on the agent (REST answer or hub event): queue what differs from the policy's
         view, so that every change goes through the policy task in order."""
-        status, source = agent.get("status"), agent.get("status_source") or policy.USER
+        status, source = agent.get("status"), agent.get("status_source")
+        source = source if source in (policy.USER, policy.LAUNCHER, policy.LEASE) else policy.USER
         if status in policy.STATUSES and (status, source) != (self.state.status, self.state.source):
             self.feed(Event(Kind.STATUS, status=status, source=source))
         busy = bool(agent.get("busy"))
@@ -196,8 +197,8 @@ class Launcher:
             try:
                 agent = await self.api.agent(self.settings.agent)
                 if not self._started:
-                    self.state = policy.State(status=agent["status"], source=agent.get("status_source") or "user",
-                                              on_call=bool(agent.get("busy")), on_login=self.settings.on_login)
+                    self.state = policy.State(on_login=self.settings.on_login)
+                    self._told(agent)
                     self._started = True
                     self.feed(Event(Kind.STARTED, locked=await self.watcher.locked()))
                 else:

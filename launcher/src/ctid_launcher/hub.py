@@ -50,9 +50,15 @@ class Hub:
         await self._ws.send_message(json.dumps(message, separators=(",", ":")) + RS)
 
     def _records(self, data: str | bytes) -> list[dict[str, Any]]:
-        text = self._tail + (data if isinstance(data, str) else data.decode())
-        *records, self._tail = text.split(RS)
-        return [json.loads(r) for r in records if r]
+        """The complete records in ``data`` (a partial one waits for the next frame); HubDown for a
+        frame that is not the SignalR JSON protocol."""
+        try:
+            text = self._tail + (data if isinstance(data, str) else data.decode())
+            *records, self._tail = text.split(RS)
+            messages = [json.loads(r) for r in records if r]
+        except ValueError as exc:  # bad UTF-8 or JSON
+            raise HubDown(f"the hub sent a malformed frame: {exc}") from exc
+        return [m for m in messages if isinstance(m, dict)]
 
     async def _handshake(self) -> None:
         await self._ws.send_message(json.dumps({"protocol": "json", "version": 1}) + RS)
@@ -66,8 +72,11 @@ class Hub:
 
     def _dispatch(self, message: dict[str, Any]) -> None:
         if message.get("type") == INVOCATION:
+            target, arguments = message.get("target"), message.get("arguments")
+            if not isinstance(target, str) or not isinstance(arguments, list):
+                return
             try:
-                self._send_events.send_nowait((message.get("target", ""), message.get("arguments", [])))
+                self._send_events.send_nowait((target, arguments))
             except trio.WouldBlock:
                 pass  # the launcher reads as fast as they come; a burst beyond 1000 is dropped
         elif message.get("type") == CLOSE:
