@@ -306,9 +306,17 @@ class AnswerAfterBody:
             if kind == "http.response.start" and not arrived.is_set() and not drain:
                 headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != b"connection"]
                 message = {**message, "headers": [*headers, (b"connection", b"close")]}
-            elif kind == "http.response.body" and not message.get("more_body") and drain and not arrived.is_set():
-                with trio.move_on_after(self.BODY_WAIT):
-                    await arrived.wait()
+            elif kind == "http.response.body" and not message.get("more_body"):
+                if drain and not arrived.is_set():
+                    with trio.move_on_after(self.BODY_WAIT):
+                        await arrived.wait()
+                # The answer's end may close the connection (their body not read): hypercorn does that
+                # from this task, which the framework may be cancelling now (quart-trio does as the
+                # request ends); a close cut halfway wedged the connection, even with hypercorn's own
+                # handler. Shielded, bounded in time.
+                with trio.CancelScope(shield=True, deadline=trio.current_time() + self.BODY_WAIT):
+                    await send(message)
+                return
             await send(message)
 
         await self.app(scope, tracked_receive, guarded_send)

@@ -101,3 +101,40 @@ async def test_405_carries_allow(config):
         assert set(response.headers["allow"].replace(" ", "").split(",")) >= {"GET"}
         response = await app.client.delete("/hooks/office")
         assert response.status_code == 405 and "POST" in response.headers["allow"]
+
+
+async def test_with_hypercorns_own_handler_no_connection_wedges(config, clock, monkeypatch):
+    """Where ctid's connection handler cannot be installed (another hypercorn), the answer's end is
+    still sent shielded: an early answer leaves the connection answering, a 413 closes it."""
+    from hypercorn.trio import run as hypercorn_run
+    from hypercorn.trio.tcp_server import TCPServer
+
+    from ctid.web import serving
+
+    monkeypatch.setattr(hypercorn_run, "TCPServer", TCPServer)
+    monkeypatch.setattr(serving, "install", lambda: False)
+    async with running_daemon(config) as app:
+        port = int(app.url.rsplit(":", 1)[1])
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            body = b'{"number": "+79161234567"}'
+            await stream.send_all(post("/api/calls", body))
+            await trio.sleep(1)
+            await stream.send_all(body)
+            assert (await read_response(stream))[0] == 401
+            await stream.send_all(HEALTHZ)
+            with trio.fail_after(5):
+                assert (await read_response(stream))[0] == 200
+        limit = app.daemon.settings.core.server.max_body_bytes
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            try:
+                await stream.send_all(post("/hooks/office", b"x" * (limit + 1)) + b"x" * (limit + 1))
+            except trio.BrokenResourceError:
+                pass  # hypercorn's own close does not linger: the rest of the body is refused
+            with trio.fail_after(5):  # closed, not wedged
+                try:
+                    while await stream.receive_some(65536):
+                        pass
+                except trio.BrokenResourceError:
+                    pass
