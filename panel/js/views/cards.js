@@ -114,7 +114,11 @@ function controls(call, ctx, rel) {
   const consulting = consultations(ctx).has(call.id);
   if (consulting) {
     // A consultative transfer runs: the caller waits on hold while the operator talks to the colleague.
-    const finish = (method) => ctx.act(method, call.id).then((ok) => { if (ok) consultations(ctx).delete(call.id); });
+    const finish = (method) => ctx.act(method, call.id).then((ok) => {
+      if (!ok) return;
+      consultations(ctx).delete(call.id);
+      ctx.closeTransfer(); // renders again: the call's own update may have been drawn before this answer
+    });
     buttons.push(button("transfer-complete", t("completeTransfer"), () => finish("CompleteTransfer"), "primary"));
     buttons.push(button("transfer-cancel", t("cancelTransfer"), () => finish("CancelTransfer")));
   }
