@@ -14,7 +14,7 @@ from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_t
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
 from ctid.reports.result import Chart, ReportResult, Table
-from ctid.reports.rollup import kpi_rows
+from ctid.reports.rollup import kpi_rows, new_contacts
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,9 @@ async def campaigns_report(ctx: ReportContext, params: ReportParams) -> ReportRe
     lang, key = params.lang, params.group_by
     scope = scope_of(params)
     rows = await kpi_rows(ctx, scope, key)
-    new = {row.key: row.n for row in await ctx.rows(q.new_contacts(scope, key))}
-    callers = await ctx.rows(q.callers(scope, ctx.knobs, key))
+    new = await new_contacts(ctx, scope, key)
+    # the callers' numbers are only needed to ask the CRM
+    callers = await ctx.rows(q.callers(scope, ctx.knobs, key)) if ctx.sales_facts is not None else []
     facts, note = await crm_facts(ctx, params, [row.remote_number for row in callers])
     first_key: dict[str, tuple[float, Any]] = {}
     for row in callers:  # a caller belongs to the campaign of their first target call
@@ -136,7 +137,8 @@ async def funnel_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     key = None if params.group_by == "none" else params.group_by
     scope = scope_of(params)
     totals_rows = await kpi_rows(ctx, scope, key)
-    callers = await ctx.rows(q.callers(scope, ctx.knobs, key))
+    # distinct target callers: only with a CRM to ask (a costly distinct count over the period otherwise)
+    callers = await ctx.rows(q.callers(scope, ctx.knobs, key)) if ctx.sales_facts is not None else []
     facts, note = await crm_facts(ctx, params, [row.remote_number for row in callers])
     stages = ["offered", "answered", "target", "target_callers", "contacts", "leads", "opportunities", "won"]
     groups: dict[Any, dict[str, Any]] = {}
@@ -150,7 +152,7 @@ async def funnel_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     for group, values in sorted(groups.items(), key=lambda item: str(item[0])):
         phones = numbers.get(group, set())
         counts = _fact_counts([f for f in facts or [] if f.phone in phones]) if facts is not None else {}
-        figures = {**values, "target_callers": len(phones), **counts}
+        figures = {**values, "target_callers": len(phones) if facts is not None else None, **counts}
         previous = None
         for stage in stages:
             count = figures.get(stage)

@@ -174,7 +174,7 @@ def missed_followups(scope: Scope, knobs: Knobs) -> Select:
                                                 g.c.outcome == "answered"))))
 
 
-def new_contacts(scope: Scope, key: str) -> Select:
+def new_contacts(scope: Scope, key: str, by_day: bool = False) -> Select:
     """Inbound calls of the scope that are a caller's first: the PBX said so (``new_contact``), or,
     where it said nothing, no earlier call with that number is stored."""
     c = calls.c
@@ -183,8 +183,9 @@ def new_contacts(scope: Scope, key: str) -> Select:
     first = or_(c.new_contact == True,  # noqa: E712  (SQL, not Python truthiness)
                 and_(c.new_contact.is_(None), c.remote_number.is_not(None), ~earlier.exists()))
     expr = KEYS[key]
-    return (select(expr.label("key"), func.count().label("n"))
-            .where(*where(scope), c.direction == INBOUND, first).group_by(expr))
+    days = [c.local_date] if by_day else []
+    return (select(*days, expr.label("key"), func.count().label("n"))
+            .where(*where(scope), c.direction == INBOUND, first).group_by(*days, expr))
 
 
 def callers(scope: Scope, knobs: Knobs, key: str | None) -> Select:
@@ -215,6 +216,7 @@ BUILDERS = {
     "wait_histogram_total": lambda: wait_histogram(_S, _K),
     "missed_followups": lambda: missed_followups(_S, _K),
     "new_contacts": lambda: new_contacts(_S, "campaign"),
+    "new_contacts_by_day": lambda: new_contacts(_S, "campaign", by_day=True),
     "callers": lambda: callers(_S, _K, "campaign"),
     "callers_total": lambda: callers(_S, _K, None),
     "presence_changes": lambda: presence_changes(datetime(2026, 2, 1).astimezone()),

@@ -163,6 +163,8 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
 
 
 def _build(conn: Connection, first: date, last: date, knobs: q.Knobs, now: datetime) -> None:
+    new = {(row.local_date, row.key or ""): row.n
+           for row in conn.execute(q.new_contacts(q.Scope(first, last), "campaign", by_day=True))}
     for dim in DIMS:
         rows = []
         for row in conn.execute(build_statement(first, last, knobs, dim)):
@@ -172,6 +174,8 @@ def _build(conn: Connection, first: date, last: date, knobs: q.Knobs, now: datet
                     "local_hour": values.pop("local_hour")}
             item.update({name: (values.get(name) or 0) if report_rollup.c[name].type.python_type is int
                          else values.get(name) for name in SUMS})
+            if dim == "campaign":
+                item["new_contacts"] = new.get((item["local_date"], item["dim_value"]), 0)
             rows.append(item)
         for start in range(0, len(rows), 500):
             conn.execute(insert(report_rollup), rows[start:start + 500])
@@ -290,4 +294,29 @@ async def wait_histogram(ctx: Any, scope: q.Scope, key: str | None) -> dict[Any,
         part = q.Scope(run_first, run_last, scope.agent, scope.group)
         for row in await ctx.rows(q.wait_histogram(part, knobs, key)):
             out.setdefault(row.key if key else None, []).append((row.seconds, row.n))
+    return out
+
+
+async def new_contacts(ctx: Any, scope: q.Scope, key: str) -> dict[Any, int]:
+    """``queries.new_contacts(scope, key)`` as {key: count}: from the rollup's campaign rows for built
+    days (per campaign, no agent / group filter), from calls for the rest."""
+    import trio
+
+    out: dict[Any, int] = {}
+    have: set[str] = set()
+    if key == "campaign" and scope.agent is None and scope.group is None and getattr(ctx, "rollup", True):
+        today = datetime.now(UTC).astimezone(ctx.zone).date()
+        have = await trio.to_thread.run_sync(built_days, ctx.engine, scope.first, scope.last, ctx.knobs,
+                                             ctx.settings.timezone, today, limiter=ctx.limiter)
+    if have:
+        r = report_rollup.c
+        statement = (select(r.dim_value.label("key"), func.sum(r.new_contacts).label("n"))
+                     .where(r.dim == "campaign", r.local_date >= min(have), r.local_date <= max(have))
+                     .group_by(r.dim_value))
+        for row in await ctx.rows(statement):
+            out[row.key or None] = out.get(row.key or None, 0) + int(row.n or 0)
+    for run_first, run_last in _runs([d for d in _days(scope.first, scope.last) if d.isoformat() not in have]):
+        part = q.Scope(run_first, run_last, scope.agent, scope.group)
+        for row in await ctx.rows(q.new_contacts(part, key)):
+            out[row.key] = out.get(row.key, 0) + row.n
     return out

@@ -191,7 +191,7 @@ report_rollup = Table(
     Column("local_hour", Integer(), nullable=False),
     *(Column(name, Integer(), nullable=False) for name in (
         "offered_all", "answered", "short_abandons", "abandoned", "answered_in_sl", "abandoned_in_sl",
-        "short_calls", "target", "transfers", "outbound", "outbound_connected", "rating_n")),
+        "short_calls", "target", "transfers", "outbound", "outbound_connected", "rating_n", "new_contacts")),
     *(Column(name, Float(), nullable=True) for name in (
         "abandon_wait_sum", "wait_sum", "wait_max", "talk_sum", "hold_sum", "outbound_talk", "rating_sum",
         "cost_sum")),

@@ -20,7 +20,7 @@ branch_labels = None
 depends_on = None
 
 _INTS = ("offered_all", "answered", "short_abandons", "abandoned", "answered_in_sl", "abandoned_in_sl",
-         "short_calls", "target", "transfers", "outbound", "outbound_connected", "rating_n")
+         "short_calls", "target", "transfers", "outbound", "outbound_connected", "rating_n", "new_contacts")
 _FLOATS = ("abandon_wait_sum", "wait_sum", "wait_max", "talk_sum", "hold_sum", "outbound_talk", "rating_sum",
            "cost_sum")
 _OLD_INDEX = ["local_date", "direction", "outcome", "group_name", "wait_seconds", "talk_seconds"]
