@@ -34,6 +34,7 @@ class GuardedHooks:
     _failing: set[tuple[str, str]]
     _routes: dict[str, list[PluginRoute]] | None
     _pending_failures: list[tuple[str, str]]
+    _collecting: dict[str, list[type]] | None
     hook: Any  # pluggy.PluginManager's; also get_hookcallers() and the manager's _accept()
 
     def _guard(self, plugin: Any) -> None:
@@ -75,7 +76,10 @@ class GuardedHooks:
             try:
                 return self._accept(plugin, hook, function(*args))
             except Exception as exc:
-                self._pending_failures.append((plugin, f"{hook}: {describe_exception(exc)}"))
+                if self._collecting is not None:  # the manager's collection fails the plugin
+                    self._pending_failures.append((plugin, f"{hook}: {describe_exception(exc)}"))
+                else:  # a direct call of the hook: recorded, the plugin is judged when collected
+                    self.errors.record(plugin, hook, exc)
                 return None
 
         return guarded

@@ -134,7 +134,6 @@ class CtidPluginManager(GuardedHooks, pluggy.PluginManager):
         self._failing: set[tuple[str, str]] = set()
         self._contracts: dict[str, str] = {}
         self._collecting: dict[str, list[type]] | None = None  # plugin -> classes, while collecting
-        self._base: type = object  # the base class _collect_hook wants
         self._pending_failures: list[tuple[str, str]] = []
         self._routes: dict[str, list[PluginRoute]] | None = None  # filled while routes() runs
 
@@ -219,7 +218,7 @@ class CtidPluginManager(GuardedHooks, pluggy.PluginManager):
         checked by its guard (:meth:`_accept`), and a plugin that raised or returned garbage fails.
         A ``plugin_name`` two plugins provide stays with the one registered first (built-ins first),
         whatever order pluggy calls them in; the other fails."""
-        self._collecting, self._base = {}, base
+        self._collecting = {}
         try:
             getattr(self.hook, hook_name)()
         except Exception as exc:  # a wrapper of the registration hook raised
@@ -246,8 +245,13 @@ class CtidPluginManager(GuardedHooks, pluggy.PluginManager):
         return found
 
     def _accept(self, plugin: str, hook_name: str, result: Any) -> list[type]:
-        """Check the classes one implementation returned and keep them as ``plugin``'s."""
-        classes = _check_classes(result, self._base, hook_name, {})
+        """Check the classes one implementation returned and keep them as ``plugin``'s (while
+        collecting; a direct ``pm.hook.ctid_register_*()`` call gets them checked, unrecorded)."""
+        from ctid.connector import Connector
+        from ctid.crm import CRMAdapter
+
+        classes = _check_classes(result, Connector if hook_name == "ctid_register_connectors" else CRMAdapter,
+                                 hook_name, {})
         if self._collecting is not None:
             self._collecting[plugin] = classes
         return classes

@@ -151,3 +151,14 @@ def test_an_observer_may_take_a_subset_of_the_arguments(kwargs) -> None:
     pm.register(_plugin(ctid_call_event=ctid.hookimpl(**kwargs)(lambda call: got.append(call))), name="subset")
     pm.notify("ctid_call_event", event="the-event", call="the-call")
     assert got == ["the-call"]
+
+
+def test_a_direct_call_of_a_registration_hook_checks_without_failing_anyone_yet() -> None:
+    good = type("Good", (Connector,), {"plugin_name": "good", "Config": ConnectorConfig})
+    pm = CtidPluginManager()
+    pm.register(_plugin(ctid_register_connectors=ctid.hookimpl(lambda: [good])), name="good")
+    pm.register(_plugin(ctid_register_connectors=ctid.hookimpl(lambda: "junk")), name="junk")
+    assert pm.hook.ctid_register_connectors() == [[good]]  # junk's answer is dropped and recorded
+    assert pm.errors.count("junk", "ctid_register_connectors") == 1 and pm.failures == []
+    assert pm.connector_classes() == {"good": good}  # collecting judges it
+    assert [f.name for f in pm.failures] == ["junk"]
