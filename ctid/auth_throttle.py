@@ -12,7 +12,9 @@ The lockout is soft: it ends by itself, a counter with no wrong password for ``f
 starts over, and a right password resets the username's counter (not the address's, so one
 valid account does not unlock an address that guesses others). An attacker can keep one username
 waiting only by guessing on, about once per ``max_lockout_seconds``, and never reaches the password
-check while doing so; other usernames and addresses are not affected.
+check while doing so; other usernames and addresses are not affected. And even then the user is
+not locked out: an address the username signed in from successfully within ``trusted_seconds``
+(the operator's own desk) is not held by the username's wait, only by its own address's.
 
 Every attempt is counted as wrong *before* its password is checked and taken back when it was
 right, so a burst of parallel guesses cannot all pass before the first result is in.
@@ -132,6 +134,7 @@ class LoginThrottle:
         self._clock = clock or trio.current_time
         self.users = _Counters(config.user_failures, config)
         self.sources = _Counters(config.source_failures, config)
+        self.trusted: OrderedDict[tuple[str, str], float] = OrderedDict()  # (user, address) -> last success
         self._publish: Callable[[dict[str, Any]], None] | None = None
 
     def begin(self, username: str, source: str | None) -> tuple[str, str]:
@@ -141,7 +144,9 @@ class LoginThrottle:
         if not self.config.enabled:
             return user, addr
         now = self._clock()
-        wait = max(self.sources.wait(addr, now), self.users.wait(user, now))
+        wait = self.sources.wait(addr, now)
+        if not self._trusted(user, addr, now):
+            wait = max(wait, self.users.wait(user, now))
         if wait > 0:
             raise LoginThrottled(
                 f"too many wrong passwords; try again in {max(1, math.ceil(wait))} s", retry_after=wait)
@@ -153,9 +158,21 @@ class LoginThrottle:
         if not self.config.enabled:
             return
         user, addr = keys
+        self._succeeded(user, addr)
+        self._share({"k": "ok", "u": user, "s": addr})
+
+    def _succeeded(self, user: str, addr: str) -> None:
         self.users.reset(user)
         self.sources.take_back(addr)
-        self._share({"k": "ok", "u": user, "s": addr})
+        self.trusted[(user, addr)] = self._clock()
+        self.trusted.move_to_end((user, addr))
+        while len(self.trusted) > MAX_KEYS:
+            self.trusted.popitem(last=False)
+
+    def _trusted(self, user: str, addr: str, now: float) -> bool:
+        """Whether ``user`` signed in from ``addr`` within ``trusted_seconds``."""
+        since = self.trusted.get((user, addr))
+        return since is not None and now - since <= self.config.trusted_seconds
 
     def _failed(self, user: str, addr: str, now: float) -> None:
         self.users.fail(user, now)
@@ -174,8 +191,7 @@ class LoginThrottle:
         if message.get("k") == "fail":
             self._failed(user, addr, self._clock())
         elif message.get("k") == "ok":
-            self.users.reset(user)
-            self.sources.take_back(addr)
+            self._succeeded(user, addr)
 
     async def share(self, backplane: Any, instance_id: str, *, channel: str = CHANNEL,
                     task_status=trio.TASK_STATUS_IGNORED) -> None:

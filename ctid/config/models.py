@@ -167,6 +167,8 @@ class LoginThrottleConfig(Strict):
                                   "long starts over.")
     password_threads: int = Field(default=2, ge=1, le=64, description="Password checks (scrypt) running at "
                                   "once, in worker threads off the event loop.")
+    trusted_seconds: float = Field(default=30 * 86_400, ge=0, description="An address a username signed in "
+                                   "from within this long is not held by that username's wait (0: never).")
 
 
 class AuthConfig(Strict):

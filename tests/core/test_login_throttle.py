@@ -50,9 +50,9 @@ async def test_a_right_password_resets_the_username_and_old_failures_are_forgott
     for _ in range(2):
         refused(throttle, "alice", "10.0.0.1")
     throttle.succeeded(throttle.begin("alice", "10.0.0.1"))
-    assert [refused(throttle, "alice", "10.0.0.1") for _ in range(4)] == [None, None, None, 30]
+    assert [refused(throttle, "alice", "10.0.0.2") for _ in range(4)] == [None, None, None, 30]
     await trio.sleep(601)  # the lockout ended long ago and the counter is forgotten
-    assert [refused(throttle, "alice", "10.0.0.1") for _ in range(4)] == [None, None, None, 30]
+    assert [refused(throttle, "alice", "10.0.0.2") for _ in range(4)] == [None, None, None, 30]
 
 
 async def test_one_address_guessing_many_usernames_is_throttled(autojump_clock):
@@ -164,3 +164,18 @@ def test_any_username_and_address_are_counted_without_crashing(username, source)
     assert len(keys[0]) == 32 and len(keys[1]) <= 100
     throttle.succeeded(keys)
     assert throttle.users.wait(keys[0], 0.0) == 0
+
+
+async def test_a_locked_username_still_signs_in_from_an_address_it_used_before(autojump_clock):
+    """An attacker guessing from elsewhere cannot lock the operator out of their own desk."""
+    throttle = LoginThrottle(CONFIG)
+    throttle.succeeded(throttle.begin("alice", "10.0.0.7"))  # the operator's desk
+    for attempt in range(3):
+        refused(throttle, "alice", f"192.0.2.{attempt}")  # the attacker
+    assert refused(throttle, "alice", "192.0.2.9") == 30
+    keys = throttle.begin("alice", "10.0.0.7")  # not held by alice's wait
+    throttle.succeeded(keys)
+    await trio.sleep(CONFIG.trusted_seconds + 1)
+    for attempt in range(3):
+        refused(throttle, "alice", f"192.0.2.{attempt}")
+    assert refused(throttle, "alice", "10.0.0.7") == 30  # trust lapses
