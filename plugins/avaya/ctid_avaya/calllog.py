@@ -102,6 +102,11 @@ class LegIndex:
                 del self._legs[leg]
 
 
+def _voicemail(record: SmdrRecord) -> bool:
+    """A record whose party is a voicemail channel (``V95xx``, reference §1.4)."""
+    return any(d.startswith("V95") for d in (record.party1_device, record.party2_device))
+
+
 def pbx_call_id_for(leg: tuple[str, int] | None, local_start: datetime, call_id: int | None = None) -> str:
     stamp = local_start.strftime("%Y%m%d%H%M%S")
     if leg is None:  # a 17/30-field release without leg ids: the Call ID with its start
@@ -198,7 +203,9 @@ class CallLog:
             by_start[key] = by_start.get(key, 0) + record.span
         for (_cid, begun), span in by_start.items():
             total = max(total, (begun - start_local).total_seconds() + span)
-        talked = [r for r in records if r.connected > 0 and r.extensions()]
+        # talking: an extension, or an external party the unit forwarded / transferred the caller to
+        # (twinning, a split divert, a transfer's tail); a voicemail channel is not a conversation
+        talked = [r for r in records if r.connected > 0 and not _voicemail(r)]
         group = self._group(records)
         if direction is Direction.INBOUND:
             remote = first.caller_number or None
@@ -212,11 +219,13 @@ class CallLog:
             outcome = Outcome.ANSWERED if answered else Outcome.NO_ANSWER
         agent_ext = None
         if direction is Direction.INBOUND:
-            if talked:
-                agent_ext = talked[-1].extensions()[0]
-            elif group is None:  # a hunt group's miss names no single agent
-                exts = records[-1].extensions()
-                agent_ext = exts[0] if exts else None
+            with_agent = [r for r in talked if r.extensions()]
+            if with_agent:
+                agent_ext = with_agent[-1].extensions()[0]
+            elif talked:  # answered off-switch only: the extension that forwarded it
+                agent_ext = next((r.extensions()[0] for r in reversed(records) if r.extensions()), None)
+            elif group is None:  # the extension it rang last (before voicemail); a hunt group's names none
+                agent_ext = next((r.extensions()[0] for r in reversed(records) if r.extensions()), None)
         else:
             exts = first.extensions()
             agent_ext = exts[0] if exts else None

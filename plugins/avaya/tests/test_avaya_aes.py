@@ -45,6 +45,7 @@ async def test_zeep_reads_the_wsdl_attaches_and_sends_the_session_header(nursery
         assert "Destination busy" in str(refused.value)
     finally:
         await backend.aclose()
+    assert fake.requests[-1][0] == "release" and fake.sessions == set()
 
 
 async def test_wrong_credentials_and_unreachable_service_are_clear(nursery):

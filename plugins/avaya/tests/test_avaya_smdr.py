@@ -64,7 +64,8 @@ def test_external_transfer_tail_joins_the_original_call_through_the_caller_leg()
     inbound = next(e for e in calls.values() if e.direction is Direction.INBOUND)
     assert inbound.extra["smdr_call_ids"] == [1000014, 1000018]
     assert inbound.pbx_call_id == "192.168.0.201-1043-20170728125746"
-    assert inbound.agent_login == "x513" and inbound.talk_seconds == 109.0  # the tail has no agent
+    # the caller talked to 513, then (the tail, no agent) to the external number 513 transferred to
+    assert inbound.agent_login == "x513" and inbound.talk_seconds == 109.0 + 17.0
     # the first record spans 109 + 7 + 97 s (talk, ring, hold); the tail (13:00:24 + 17 s) ends inside it
     assert inbound.total_seconds == 213.0
     consult = next(e for e in calls.values() if e.direction is Direction.OUTBOUND)
@@ -159,3 +160,25 @@ def test_a_37_field_r12_record_and_extra_columns():
     record = parse_record(line)
     assert record.field_count == 37 and record.caller_leg_key() == ("192.168.0.201", 1025)
     assert parse_record(line + ",,future,columns").caller == "0518012216@193.43.148.35"
+
+
+def test_a_split_divert_keeps_one_call_although_its_times_restart():
+    # "Call Splitting for Diverts": the forwarded part keeps the Call ID, its start restarts (§1.1)
+    first = ("2026/05/04 10:00:00,00:00:00,15,79161234567,I,201,74950000001,,0,1000200,1,E201,Anna,T9001,"
+             "Line 1.1,0,0,,,,,,,,,,,,,,10.0.0.1,7001,0.0.0.0,0")
+    second = ("2026/05/04 10:00:15,00:01:00,3,79161234567,I,89160000000,89160000000,,0,1000200,0,T9002,Line 2.1,"
+              "T9001,Line 1.1,0,0,,,,,,,,,,,MT,Anna,,10.0.0.1,7001,10.0.0.1,7003")
+    events, _ = pipeline([stream([first, second])])
+    calls = final(events)
+    assert len(calls) == 1
+    (call,) = calls.values()
+    assert call.extra["records"] == 2 and call.total_seconds == 15 + 63
+    # answered on Anna's twinned mobile: answered, hers, no callback task
+    assert (call.outcome.value, call.agent_login, call.talk_seconds) == ("answered", "x201", 60.0)
+
+
+def test_a_missed_call_left_in_voicemail_belongs_to_the_extension_that_rang():
+    rang = AVAYA_EXAMPLES[1].replace(",00:00:13,", ",00:00:00,").replace(",11,0", ",0,0")
+    events, _ = pipeline([stream([rang, AVAYA_EXAMPLES[2]])])
+    (call,) = final(events).values()
+    assert (call.outcome.value, call.agent_login, call.talk_seconds) == ("missed", "x4750", None)

@@ -119,6 +119,13 @@ class TwsBackend(ControlBackend):
 
     async def aclose(self) -> None:
         if self._client is not None:
+            if self._session:  # release the AES session (best effort: ctid is stopping)
+                with trio.move_on_after(2):
+                    try:
+                        await self._client.service.release(_soapheaders={"sessionID": self._session})
+                    except Exception as exc:  # zeep / httpx errors alike: nothing to do about them now
+                        log.info("%s: AES session not released: %s", self.instance, exc)
+                self._session = None
             transport = self._client.transport
             await transport.aclose()
             transport.wsdl_client.close()
