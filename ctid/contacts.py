@@ -92,4 +92,10 @@ class ContactService:
         return None
 
     def new_contact_url(self, phone: str) -> str | None:
-        return self.crm.new_contact_url(phone) if self.crm else None
+        if self.crm is None:
+            return None
+        try:  # plugin code: a failure leaves the pop without the link, recorded like any other
+            url = self.supervisor.call_sync(self.name, "new_contact_url", self.crm.new_contact_url, phone)
+        except CtidError:
+            return None
+        return url if isinstance(url, str) or url is None else None

@@ -8,6 +8,7 @@ database), committed with their CRM jobs in one grouped transaction, and only th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -231,10 +232,13 @@ class Daemon:
                 nursery.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
+                # plugin code too: one failing to close must not keep the others or the store open
                 for connector in self.connectors.values():
-                    await connector.aclose()
+                    with contextlib.suppress(CtidError):
+                        await self.supervisor.call(connector.name, "aclose", connector.aclose)
                 if self.crm is not None:
-                    await self.crm.aclose()
+                    with contextlib.suppress(CtidError):
+                        await self.supervisor.call(self.contacts.name, "aclose", self.crm.aclose)
                 await self.store.aclose()
 
     def _notify(self, hook_name: str) -> None:

@@ -7,7 +7,7 @@ where its failures are handled, the same way for every hook and task:
   ``health``). A :class:`~ctid.errors.CtidError` is the plugin's own, expected answer and passes
   through unchanged. Any other exception is a bug in the plugin: it is logged with its traceback,
   counted in ``ctid_plugin_errors_total{plugin,where}``, remembered for health, and re-raised as a
-  :class:`~ctid.errors.PluginError` (``error_id`` ``plugin_failed``) naming the exception, which
+  :class:`~ctid.errors.PluginError` (``error_id`` ``plugin_failed``, HTTP 502) naming the exception, which
   every caller already handles like any other ctid error.
 - :meth:`Supervisor.keep_running` runs a long-lived task (a connector's ``run``) and restarts it
   after any failure with capped exponential backoff (:class:`Backoff`), for as long as ctid runs.
@@ -145,7 +145,7 @@ class Supervisor:
             raise
         except Exception as exc:
             self.failed(plugin, where, exc)
-            raise PluginError(f"plugin {plugin} failed in {where}: {describe(exc)}") from exc
+            raise PluginError(f"plugin {plugin} failed in {where}: {describe(exc)}", status=502) from exc
         if self.failures and (plugin, where) in self.failures:
             self.succeeded(plugin, where)
         return result
@@ -158,7 +158,7 @@ class Supervisor:
             raise
         except Exception as exc:
             self.failed(plugin, where, exc)
-            raise PluginError(f"plugin {plugin} failed in {where}: {describe(exc)}") from exc
+            raise PluginError(f"plugin {plugin} failed in {where}: {describe(exc)}", status=502) from exc
         if self.failures and (plugin, where) in self.failures:
             self.succeeded(plugin, where)
         return result

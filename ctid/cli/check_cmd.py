@@ -101,7 +101,7 @@ async def _run_checks(settings, pm, budget: float) -> list[dict]:
         try:
             await run(f"crm ({settings.crm.plugin})", crm.health)
         finally:
-            await crm.aclose()
+            await _close(crm)
     classes = pm.connector_classes()
     for name, cfg in settings.connectors.items():
         if not cfg.enabled:
@@ -110,11 +110,21 @@ async def _run_checks(settings, pm, budget: float) -> list[dict]:
         try:
             await run(f"connector {name} ({cfg.plugin})", connector.health)
         finally:
-            await connector.aclose()
+            await _close(connector)
     running = await _running_daemon(core.server, budget)
     if running is not None:
         results.append(running)
     return results
+
+
+async def _close(plugin_object) -> None:
+    """A connector's or CRM adapter's ``aclose``: plugin code, whose failure must not end the check."""
+    import logging
+
+    try:
+        await plugin_object.aclose()
+    except Exception as exc:
+        logging.getLogger("ctid.plugins").warning("%s failed to close: %s", type(plugin_object).__name__, exc)
 
 
 async def _running_daemon(server, budget: float) -> dict | None:

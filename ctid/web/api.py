@@ -242,7 +242,7 @@ def register_api(app, daemon) -> None:
         connector = daemon.connectors.get(call.connector)
         if connector is None or Capability.RECORDINGS not in connector.capabilities:
             raise CapabilityError("this connector has no recordings", error_id="capability_missing:recordings")
-        found = await connector.recording(call)
+        found = await daemon.supervisor.call(connector.name, "recording", connector.recording, call)
         if found is None:
             raise NotFoundError("no recording for this call (yet)", error_id="recording_not_found")
         content, media_type = found

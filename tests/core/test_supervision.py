@@ -65,6 +65,13 @@ class FlakyConnector(GenericConnector):
             raise FlakyConnector.parse_raises
         return await super().handle_webhook(request)
 
+    async def recording(self, call):
+        raise UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte")
+
+    async def aclose(self):
+        await super().aclose()
+        raise RuntimeError("close failed")
+
     async def hold(self, call, login):
         if FlakyConnector.hold_raises is not None:
             raise FlakyConnector.hold_raises
@@ -275,3 +282,17 @@ async def test_a_crm_write_that_raises_is_parked_counted_and_shown(config):
         failure = (await app.client.get("/readyz")).json()["plugins"]["flaky-crm"]["failures"][0]
         assert failure["where"] == "log_call" and failure["error"].startswith("IndexError")
         assert (await app.client.get("/healthz")).status_code == 200
+
+
+async def test_a_recording_that_raises_is_a_502_and_a_close_that_raises_stops_nothing(config):
+    _reset()
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        assert (await _post(app, "flaky", [{**RING, "event": "answer"}])).status_code == 200
+        call = next(c for c in app.daemon.switchboard.calls.values() if c.connector == "flaky")
+        response = await app.client.get(f"/api/calls/{call.id}/recording", headers=ADMIN)
+        assert response.status_code == 502 and response.json()["error"] == "plugin_failed"
+        assert "UnicodeDecodeError" in response.json()["message"]
+        daemon = app.daemon
+    # the flaky connector's aclose raised at shutdown: the store was closed all the same
+    assert ("flaky", "aclose") in daemon.supervisor.failures
+    assert daemon.store._engine is None
