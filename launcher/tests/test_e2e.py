@@ -124,14 +124,14 @@ async def test_launcher_end_to_end(ctid_server, tmp_path):
                 # the workstation locks: away (set by the launcher), on /api/agents and on the board
                 launcher.session_event("lock")
                 await until(lambda: alice_is("away", "launcher"), "away when locked")
-                await until(lambda: _seen(board, "away"), "away on the supervisor's board", 5)
+                await until(lambda: _seen(board, "away"), "away on the supervisor's board", 15)
                 launcher.session_event("unlock")
                 await until(lambda: alice_is("available", "launcher"), "available again when unlocked")
-                await until(lambda: _seen(board, "available", after="away"), "available on the board", 5)
+                await until(lambda: _seen(board, "available", after="away"), "available on the board", 15)
 
                 # DND chosen in the panel (hub SetStatus, as the panel does) survives lock / unlock
                 await panel.invoke("SetStatus", "dnd")
-                await until(lambda: alice_is("dnd", "user"), "DND from the panel", 5)
+                await until(lambda: alice_is("dnd", "user"), "DND from the panel", 15)
                 launcher.session_event("lock")
                 launcher.session_event("unlock")
                 await until(lambda: trio.to_thread.run_sync(_logged, launcher.log, "session: unlocked", 2),
@@ -141,7 +141,7 @@ async def test_launcher_end_to_end(ctid_server, tmp_path):
 
                 # available again by hand; then the launcher is killed: its lease lapses → away
                 await panel.invoke("SetStatus", "available")
-                await until(lambda: alice_is("available", "user"), "available from the panel", 5)
+                await until(lambda: alice_is("available", "user"), "available from the panel", 15)
                 launcher.proc.send_signal(signal.SIGKILL)
                 launcher.proc.wait(5)
                 lapsed = await until(lambda: alice_is("away", "lease"), "away after the lease lapsed", 12)
