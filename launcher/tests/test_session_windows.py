@@ -150,7 +150,7 @@ class FakeWin32:
 def test_window_procedure_and_message_loop():
     api = FakeWin32(flags=0)  # locked when the session reconnects
     events: list[Event] = []
-    window = w.MessageWindow(api, events.append)
+    window = w.MessageWindow(api, events.append, end_session_wait=0.05)
     api.queue.extend([(0x02B1, 0x7, 1), (0x02B1, 0x8, 1), (0x02B1, 0x5, 1), (0x02B1, 0x2, 1), (0x02B1, 0x1, 1),
                       (w.WM_POWERBROADCAST, 0x4, 0), (w.WM_QUERYENDSESSION, 0, 0), (w.WM_ENDSESSION, 1, 0),
                       (w.WM_CLOSE, 0, 0)])
@@ -161,6 +161,17 @@ def test_window_procedure_and_message_loop():
     assert api.calls.index("DestroyWindow") < api.calls.index("PostQuitMessage")
     assert api.calls[-2:] == ["WTSUnRegisterSessionNotification", "UnregisterClassW"]
     assert api.freed == 1
+
+
+def test_end_session_waits_for_the_sign_off():
+    api = FakeWin32()
+    waits: list[float] = []
+    window = w.MessageWindow(api, lambda event: None, end_session_wait=30)
+    window.signed_off.wait = lambda timeout: waits.append(timeout) or window.signed_off.is_set()
+    api.queue.extend([(w.WM_ENDSESSION, 1, 0), (w.WM_ENDSESSION, 0, 0), (w.WM_CLOSE, 0, 0)])
+    window.run()
+    assert waits == [30]  # only a real end of session (wParam TRUE) waits, at most end_session_wait
+    assert api.calls.count("result 0x16=0") == 2
 
 
 def test_registration_is_retried_while_remote_desktop_services_start():

@@ -167,10 +167,14 @@ class MessageWindow:
     CLASS_NAME = "ctid-launcher-session"
 
     def __init__(self, api, emit: Callable[[Event], None], register_retries: int = 10,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] = time.sleep, end_session_wait: float = 5.0):
         self.api, self.emit = api, emit
         self.hwnd = None
         self.registered = False
+        #: set once the launcher has signed off (offline, lease ended): WM_ENDSESSION waits for it, at
+        #: most ``end_session_wait`` seconds, because Windows may end the process as soon as it returns
+        self.signed_off = threading.Event()
+        self._end_session_wait = end_session_wait
         self._retries, self._sleep = register_retries, sleep
         self._wndproc = WNDPROC(self._window_proc)  # kept on self: a collected callback crashes the process
 
@@ -208,6 +212,8 @@ class MessageWindow:
                 self.emit(Event(kind, locked=bool(query_locked(self.api))))
             else:
                 self.emit(Event(kind))
+        if msg == WM_ENDSESSION and wparam:
+            self.signed_off.wait(self._end_session_wait)
         if msg in (WM_WTSSESSION_CHANGE, WM_ENDSESSION):
             return 0
         if msg == WM_POWERBROADCAST:
@@ -256,7 +262,8 @@ class WindowsWatcher:
         thread.start()
         try:
             await done.wait()
-        finally:
+        finally:  # cancelled once the launcher has signed off: a WM_ENDSESSION may go ahead
+            window.signed_off.set()
             window.stop()
 
 
