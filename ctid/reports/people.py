@@ -13,7 +13,7 @@ from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_t
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
 from ctid.reports.result import Chart, ReportResult, Table
-from ctid.reports.rollup import kpi_rows
+from ctid.reports.rollup import kpi_rows, missed_rows
 
 #: Follow-up classes of a missed call.
 IN_SLA, LATE, CUSTOMER, NOT_REACHED = "called_back_in_sla", "called_back_late", "customer_called", "not_reached"
@@ -40,7 +40,7 @@ def classify(row: Any, settings: Any) -> tuple[str, float | None]:
 
 async def followups(ctx: ReportContext, params: ReportParams) -> list[Any]:
     """Missed calls of the period that were not short abandons."""
-    rows = await ctx.rows(q.missed_followups(scope_of(params), ctx.knobs))
+    rows = await missed_rows(ctx, scope_of(params))
     short = ctx.settings.short_abandon_seconds
     return [row for row in rows if (row.wait_seconds or 0) >= short]
 

@@ -21,7 +21,14 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from ctid.errors import StoreError
 from ctid.reports import queries as q
-from ctid.store.schema import calls, report_rollup, report_rollup_days, report_wait_rollup, settings
+from ctid.store.schema import (
+    calls,
+    report_missed,
+    report_rollup,
+    report_rollup_days,
+    report_wait_rollup,
+    settings,
+)
 
 FINGERPRINT = "reports.rollup.fingerprint"
 CHECKED = "reports.rollup.checked_at"
@@ -100,10 +107,16 @@ def read_statement(first: date, last: date, dim: str, by: str | None, value: str
     return select(r[by].label("key"), *columns).where(*cond).group_by(r[by])
 
 
-def changed_days(since: datetime) -> Any:
-    """Local dates of the calls written after ``since`` (no DISTINCT: SQLite would then scan the
-    report index for it instead of the few recent rows of ``ix_calls_updated_at``)."""
-    return select(calls.c.local_date).where(calls.c.updated_at > since)
+def changed_calls(since: datetime) -> Any:
+    """Local date and number of the calls written after ``since`` (no DISTINCT: SQLite would then scan
+    the report index for it instead of the few recent rows of ``ix_calls_updated_at``)."""
+    return select(calls.c.local_date, calls.c.remote_number).where(calls.c.updated_at > since)
+
+
+def days_of_numbers(numbers: list[str]) -> Any:
+    """Local dates of the calls with these numbers (a new answered call changes the follow-up of the
+    caller's earlier missed calls)."""
+    return select(calls.c.local_date).where(calls.c.remote_number.in_(numbers))
 
 
 # -- maintenance -----------------------------------------------------------------------------------------
@@ -131,17 +144,25 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
                 if _setting(conn, FINGERPRINT) != wanted:  # other settings: every sum may differ
                     conn.execute(delete(report_rollup))
                     conn.execute(delete(report_wait_rollup))
+                    conn.execute(delete(report_missed))
                     conn.execute(delete(report_rollup_days))
                     _put_setting(conn, FINGERPRINT, wanted)
                     _put_setting(conn, CHECKED, now.isoformat())
                 else:
                     checked = _setting(conn, CHECKED)
                     since = datetime.fromisoformat(checked) - MARGIN if checked else datetime.min.replace(tzinfo=UTC)
-                    stale = sorted({row[0] for row in conn.execute(changed_days(since)) if row[0]})
+                    changed = conn.execute(changed_calls(since)).all()
+                    stale_days = {row.local_date for row in changed if row.local_date}
+                    numbers = sorted({row.remote_number for row in changed if row.remote_number})
+                    for start in range(0, len(numbers), 500):  # their earlier missed calls' follow-up may differ
+                        stale_days.update(r[0] for r in conn.execute(days_of_numbers(numbers[start:start + 500]))
+                                          if r[0])
+                    stale = sorted(stale_days)
                     for start in range(0, len(stale), 500):
                         chunk = stale[start:start + 500]
                         conn.execute(delete(report_rollup).where(report_rollup.c.local_date.in_(chunk)))
                         conn.execute(delete(report_wait_rollup).where(report_wait_rollup.c.local_date.in_(chunk)))
+                        conn.execute(delete(report_missed).where(report_missed.c.local_date.in_(chunk)))
                         conn.execute(delete(report_rollup_days).where(report_rollup_days.c.local_date.in_(chunk)))
                     _put_setting(conn, CHECKED, now.isoformat())
             end = min(last, today - timedelta(days=1))
@@ -179,6 +200,9 @@ def _build(conn: Connection, first: date, last: date, knobs: q.Knobs, now: datet
             rows.append(item)
         for start in range(0, len(rows), 500):
             conn.execute(insert(report_rollup), rows[start:start + 500])
+    missed = [dict(row._mapping) for row in conn.execute(q.missed_followups(q.Scope(first, last), knobs))]
+    for start in range(0, len(missed), 500):
+        conn.execute(insert(report_missed), missed[start:start + 500])
     for dim, key in WAIT_DIMS.items():
         rows = [{"local_date": row.local_date, "dim": dim, "dim_value": (str(row.key) if row.key is not None else "")[:200],
                  "wait_s": row.seconds, "n": row.n}
@@ -320,3 +344,27 @@ async def new_contacts(ctx: Any, scope: q.Scope, key: str) -> dict[Any, int]:
         for row in await ctx.rows(q.new_contacts(part, key)):
             out[row.key] = out.get(row.key, 0) + row.n
     return out
+
+
+async def missed_rows(ctx: Any, scope: q.Scope) -> list[Any]:
+    """``queries.missed_followups(scope, knobs)`` rows: kept ones for built days, live for the rest."""
+    import trio
+
+    today = datetime.now(UTC).astimezone(ctx.zone).date()
+    have: set[str] = set()
+    if getattr(ctx, "rollup", True):
+        have = await trio.to_thread.run_sync(built_days, ctx.engine, scope.first, scope.last, ctx.knobs,
+                                             ctx.settings.timezone, today, limiter=ctx.limiter)
+    rows: list[Any] = []
+    if have:
+        m = report_missed.c
+        cond = [m.local_date >= min(have), m.local_date <= max(have)]
+        if scope.agent is not None:  # missed calls have no answering agent: the call's agent
+            cond.append(m.agent == scope.agent)
+        if scope.group is not None:
+            cond.append(m.group_name == scope.group)
+        rows.extend(await ctx.rows(select(report_missed).where(*cond)))
+    for run_first, run_last in _runs([d for d in _days(scope.first, scope.last) if d.isoformat() not in have]):
+        rows.extend(await ctx.rows(q.missed_followups(q.Scope(run_first, run_last, scope.agent, scope.group),
+                                                      ctx.knobs)))
+    return rows

@@ -212,6 +212,29 @@ report_wait_rollup = Table(
     PrimaryKeyConstraint("local_date", "dim", "dim_value", "wait_s"),
 )
 
+#: Each missed inbound call of a closed local day with its follow-up (the first answered call with the
+#: same number after it): the rows of ctid.reports.queries.missed_followups, kept per day (rebuilt when
+#: a call with that number changes) for the missed-calls and agents reports.
+report_missed = Table(
+    "report_missed",
+    metadata,
+    Column("local_date", Unicode(10), nullable=False),
+    Column("id", Unicode(36), nullable=False),
+    Column("group_name", Unicode(100), nullable=True),
+    Column("agent", Unicode(100), nullable=True),
+    Column("wait_seconds", Float(), nullable=True),
+    Column("started_epoch", Float(), nullable=True),
+    Column("ended_epoch", Float(), nullable=True),
+    Column("local_minute", Integer(), nullable=True),
+    Column("local_weekday", Integer(), nullable=True),
+    Column("remote_number", Unicode(64), nullable=True),
+    Column("next_epoch", Float(), nullable=True),
+    Column("next_direction", Unicode(20), nullable=True),
+    Column("next_agent", Unicode(100), nullable=True),
+    Column("next_dialer", Unicode(100), nullable=True),
+    PrimaryKeyConstraint("local_date", "id"),
+)
+
 #: The local days ``report_rollup`` holds, and when each was built.
 report_rollup_days = Table(
     "report_rollup_days",

@@ -61,7 +61,8 @@ def test_statements_compile_for_mssql():
         str(rollup.build_statement(FIRST, LAST, q.Knobs(), dim).compile(dialect=mssql.dialect()))
     for by in (None, "local_date", "local_hour", "dim_value"):
         str(rollup.read_statement(FIRST, LAST, "group", by, "sales").compile(dialect=mssql.dialect()))
-    str(rollup.changed_days(datetime(2026, 3, 1, tzinfo=UTC)).compile(dialect=mssql.dialect()))
+    str(rollup.changed_calls(datetime(2026, 3, 1, tzinfo=UTC)).compile(dialect=mssql.dialect()))
+    str(rollup.days_of_numbers(["+7"]).compile(dialect=mssql.dialect()))
 
 
 async def test_changed_time_zone_rederives_stored_rows(golden):
@@ -109,3 +110,29 @@ async def test_new_contacts_equal_live(golden):
     live = await rollup.new_contacts(golden, scope, "campaign")
     golden.rollup = True
     assert await rollup.new_contacts(golden, scope, "campaign") == live == {"Spring": 2, "Autumn": 1, None: 6}  # c3 c4 c5 c8 c10 c11; c9 is N8 again
+
+
+async def test_missed_rows_equal_live_and_follow_a_later_callback(golden):
+    from ctid.store.records import call_row
+    from ctid.store.writer import upsert_rows
+
+    from .history import COLUMNS, N, at, call
+
+    scope = q.Scope(FIRST, LAST)
+
+    def norm(rows):
+        return sorted((r.id, r.next_epoch, r.next_direction, r.next_dialer) for r in rows)
+
+    golden.rollup = False
+    live = await rollup.missed_rows(golden, scope)
+    golden.rollup = True
+    assert norm(await rollup.missed_rows(golden, scope)) == norm(live)
+    # c10 (03-03, never reached) is called back on 03-05 by alice: its closed day's follow-up changes
+    with golden.engine.begin() as conn:
+        conn.execution_options(ctid_write=True)
+        late = call("c12", at(5, 10, 0), number=N[10], direction="outbound", wait=5, talk=30, agents=("alice",),
+                    agent="alice")
+        late.updated_at = datetime.now(UTC)
+        upsert_rows(conn, "calls", [call_row(late, COLUMNS)])
+    [c10] = [r for r in await rollup.missed_rows(golden, scope) if r.id == "id-c10"]
+    assert (c10.next_direction, c10.next_dialer) == ("outbound", "alice")

@@ -1,5 +1,5 @@
 """Report rollup: per-day sums of the KPI aggregates (``report_rollup``, ``report_wait_rollup``,
-``report_rollup_days``), and
+``report_missed``, ``report_rollup_days``), and
 ``ix_calls_report_day`` widened to cover every column those aggregates read.
 
 Revision ID: 0006
@@ -50,6 +50,24 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("local_date", "dim", "dim_value", "wait_s", name="pk_report_wait_rollup"),
     )
     op.create_table(
+        "report_missed",
+        sa.Column("local_date", sa.Unicode(10), nullable=False),
+        sa.Column("id", sa.Unicode(36), nullable=False),
+        sa.Column("group_name", sa.Unicode(100), nullable=True),
+        sa.Column("agent", sa.Unicode(100), nullable=True),
+        sa.Column("wait_seconds", sa.Float(), nullable=True),
+        sa.Column("started_epoch", sa.Float(), nullable=True),
+        sa.Column("ended_epoch", sa.Float(), nullable=True),
+        sa.Column("local_minute", sa.Integer(), nullable=True),
+        sa.Column("local_weekday", sa.Integer(), nullable=True),
+        sa.Column("remote_number", sa.Unicode(64), nullable=True),
+        sa.Column("next_epoch", sa.Float(), nullable=True),
+        sa.Column("next_direction", sa.Unicode(20), nullable=True),
+        sa.Column("next_agent", sa.Unicode(100), nullable=True),
+        sa.Column("next_dialer", sa.Unicode(100), nullable=True),
+        sa.PrimaryKeyConstraint("local_date", "id", name="pk_report_missed"),
+    )
+    op.create_table(
         "report_rollup_days",
         sa.Column("local_date", sa.Unicode(10), nullable=False),
         sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
@@ -63,5 +81,6 @@ def downgrade() -> None:
     op.drop_index("ix_calls_report_day", table_name="calls")
     op.create_index("ix_calls_report_day", "calls", _OLD_INDEX)
     op.drop_table("report_rollup_days")
+    op.drop_table("report_missed")
     op.drop_table("report_wait_rollup")
     op.drop_table("report_rollup")
