@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from ctid.model import CallEvent, Direction, EventKind, Outcome, utcnow
 from ctid_avaya.calllog import LegIndex, pbx_call_id_for
@@ -19,6 +19,8 @@ from ctid_avaya.delta3 import AttemptReject, CallLost, Detail, Party
 CONNECTED = 2
 GONE_STATES = frozenset({0, 3, 21, 23, 24})  # idle, disconnecting, IC disconnecting, completed (+tone)
 CAUSE_BUSY = 17
+FORGET_ABOVE = 5000  # calls tracked at once before silent ones are forgotten
+SILENT = timedelta(hours=12)  # no record for this long: its CallLost was lost (ctid's stale-call rule ended it)
 
 
 @dataclass(slots=True)
@@ -39,6 +41,7 @@ class _Call:
     remote: str | None = None
     line: str | None = None
     group: str | None = None
+    updated: datetime | None = None
 
 
 class Tracker:
@@ -58,6 +61,8 @@ class Tracker:
 
     # -- records ---------------------------------------------------------------------------------
     def feed(self, record) -> list[CallEvent]:
+        if len(self.calls) > FORGET_ABOVE:
+            self._forget_silent()
         if isinstance(record, Detail):
             return self._detail(record)
         if isinstance(record, CallLost):
@@ -113,6 +118,7 @@ class Tracker:
                 events.append(self._event(call, EventKind.RING, call.agent, agent_login=call.agent,
                                           leg_id=detail.party_a.end_id))
         call.generation = self.generation
+        call.updated = self.now()
         for party in (detail.party_a, detail.party_b):
             if party is not None:
                 call.parties[party.end_id] = party
@@ -216,6 +222,13 @@ class Tracker:
         if len(parts) == 3 and parts[1].isdigit():
             return parts[0], int(parts[1])
         return None
+
+    def _forget_silent(self) -> None:
+        cutoff = self.now() - SILENT
+        for key in [k for k, c in self.calls.items() if c.updated is not None and c.updated < cutoff]:
+            del self.calls[key]
+        alive = set(self.calls)
+        self._by_end = {end: key for end, key in self._by_end.items() if key in alive}
 
     # -- reconnects ------------------------------------------------------------------------------
     def begin_resync(self) -> None:

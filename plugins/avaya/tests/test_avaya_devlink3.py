@@ -301,3 +301,22 @@ def test_any_delta3_text_parses_or_reports_and_tracking_never_raises(parts):
     for record in result.records:
         for event in t.feed(record):
             assert event.pbx_call_id and event.key.startswith("dl3:")
+
+
+def test_calls_whose_end_never_came_are_forgotten_after_twelve_hours(monkeypatch):
+    from datetime import UTC, datetime, timedelta
+
+    from ctid_avaya import tracker as tracker_module
+
+    monkeypatch.setattr(tracker_module, "FORGET_ABOVE", 2)
+    clock = [datetime(2026, 5, 1, 8, 0, tzinfo=UTC)]
+    t = tracker()
+    t.now = lambda: clock[0]
+    for index in range(3):
+        trunk = s.party(s.end_id(NODE, 100 + index * 2), inbound=True, state=1, cls=5, cli="7916", public=1)
+        t.feed(parse(s.detail(NODE, 50 + index, trunk, s.party(s.end_id(NODE, 101 + index * 2), inbound=False,
+                                                                  state=1, cls=10, identity="201"))).records[0])
+    assert t.active() == 3
+    clock[0] += timedelta(hours=13)
+    t.feed(parse(s.call_lost(NODE, s.end_id(NODE, 999))).records[0])
+    assert t.active() == 0 and t._by_end == {}
