@@ -32,8 +32,9 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: Literal["media", "tts"] = "tts"
-    value: str = Field(min_length=1, max_length=1000)
+    type: Literal["media", "tts"] = Field(default="tts", description="tts: value is text to speak; media: "
+                                          "value is the id of a media file uploaded in the cabinet.")
+    value: str = Field(min_length=1, max_length=1000, description="The text, or the media file id.")
 
 
 def _url(value: str | None) -> str | None:
