@@ -43,6 +43,7 @@ class LegIndex:
     tolerance: timedelta = timedelta(seconds=120)
     _legs: dict[tuple[str, int], list[_Entry]] = field(default_factory=dict)
     changed: set[tuple[str, int]] = field(default_factory=set)
+    _registered: int = 0
 
     def active(self, leg: tuple[str, int], now: datetime, within: timedelta = timedelta(hours=6)) -> str | None:
         """The call this leg is in now (no end yet, started within ``within``): IP Office re-reporting
@@ -62,6 +63,9 @@ class LegIndex:
 
     def register(self, leg: tuple[str, int], pbx_call_id: str, start: datetime, end: datetime | None = None,
                  call_ids: set[int] = frozenset()) -> None:
+        self._registered += 1
+        if self._registered % 1000 == 0:  # bounded memory whatever feeds it (DevLink3 alone, SMDR alone)
+            self.prune(start - KEEP)
         entries = self._legs.setdefault(leg, [])
         self.changed.add(leg)
         for entry in entries:

@@ -182,3 +182,16 @@ def test_a_missed_call_left_in_voicemail_belongs_to_the_extension_that_rang():
     events, _ = pipeline([stream([rang, AVAYA_EXAMPLES[2]])])
     (call,) = final(events).values()
     assert (call.outcome.value, call.agent_login, call.talk_seconds) == ("missed", "x4750", None)
+
+
+def test_the_leg_index_forgets_calls_older_than_two_days():
+    from datetime import timedelta
+
+    from ctid_avaya.calllog import LegIndex
+
+    index = LegIndex()
+    old = datetime(2026, 5, 1, tzinfo=UTC)
+    index.register(("10.0.0.1", 1), "old-call", old, old)
+    for n in range(2, 1001):
+        index.register(("10.0.0.1", n), f"call-{n}", old + timedelta(days=3))
+    assert index.find(("10.0.0.1", 1), old) is None and index.find(("10.0.0.1", 5), old + timedelta(days=3))
