@@ -42,3 +42,11 @@ def test_help_lists_the_commands_and_errors_are_one_line():
     assert "import-users" in result.stdout and "templates" in result.stdout
     missing = run("import-users", "-c", "/nonexistent.yaml")
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1
+
+
+def test_the_readme_ships_every_template_as_the_command_prints_it():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    for kind in KINDS:
+        assert f"```json\n{template(kind)}\n```" in readme, kind
