@@ -7,7 +7,7 @@ import re
 
 from playwright.sync_api import expect
 
-from .conftest import shot, sign_in, start_ctid, stop_ctid
+from .conftest import shot, sign_in, start_ctid, stop_ctid, watch_policy
 
 
 def test_language_follows_the_browser_and_the_switch_is_remembered(open_page):
@@ -162,6 +162,7 @@ def test_works_inside_an_iframe_and_a_crm_page_can_ask_it_to_dial(browser, ctid,
           <iframe id="ctid" title="ctid" src="{panel}" style="width:320px;height:700px;border:1px solid #999"></iframe>"""
         context.route(f"{crm}/host.html", lambda route: route.fulfill(content_type="text/html", body=host))
         page = context.new_page()
+        watch_policy(page)  # the panel's frame-ancestors lets this CRM page (panel.frame_ancestors) frame it
         page.goto(f"{crm}/host.html")
         frame = page.frame_locator("#ctid")
         frame.get_by_label("Username").fill("alice")
@@ -174,6 +175,7 @@ def test_works_inside_an_iframe_and_a_crm_page_can_ask_it_to_dial(browser, ctid,
         page.evaluate("""document.getElementById('ctid').contentWindow.postMessage(
             {type: 'ctid.dial', number: '+79035550101'}, '*')""")
         assert fake_pbx.wait_for("dial")["number"] == "+79035550101"
+        assert page.csp_violations == []
     finally:
         context.close()
 
