@@ -81,6 +81,7 @@ class Daemon:
             public_url=self.public_url,
             data_dir=core.data_dir,
             default_region=core.phone.default_region,
+            metrics_registry=self.metrics.registry,
         )
         self.crm: CRMAdapter | None = None
         if settings.crm is not None:

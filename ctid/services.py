@@ -94,6 +94,9 @@ class Services:
     data_dir: Path = field(default_factory=lambda: Path("var"))
     default_region: str = "RU"
     hub: Any = None  # the running hub (None where nothing is served: ctid check, dry runs)
+    #: The ``prometheus_client.CollectorRegistry`` served at ``/metrics``: a plugin registers its
+    #: own metrics or collectors here (None where nothing is served). Name them ``ctid_<plugin>_*``.
+    metrics_registry: Any = None
 
     def storage(self, plugin: str) -> PluginStorage:
         if self.storage_factory is None:

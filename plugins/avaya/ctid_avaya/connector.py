@@ -45,7 +45,7 @@ class AvayaConnector(Connector):
 
     def __init__(self, name, config, services):
         super().__init__(name, config, services)
-        self.stats = Stats(name)
+        self.stats = Stats(name, services.metrics_registry)
         self.index = LegIndex(timedelta(seconds=config.smdr.join_tolerance))
         self.tracker = Tracker(name, config.zone, self.index, login_for=self.login_for,
                                hunt_groups=config.hunt_groups)

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import trio
+
 from ctid.connector import SimulationContext
 from ctid.testing.daemon import eventually, running_daemon
 from ctid_avaya.testing.fake_ipo import FakeDevLink3, FakeSmdr
@@ -311,3 +313,18 @@ async def test_without_a_backend_the_connector_monitors_and_logs_only(tmp_path, 
         assert health.checks["control"].startswith("none configured")
         assert health.checks["devlink3"].startswith("authenticated, receiving")
         assert health.ok and health.checks["smdr"].startswith("no record yet")  # the window starts at start-up
+
+
+async def test_bad_smdr_bytes_are_counted_on_the_daemons_metrics(tmp_path, nursery):
+    """The wire-error counters reach ctid's own /metrics (Services.metrics_registry), per instance."""
+    fake = FakeDevLink3({"ctid": "s3cret-pass"})
+    port = await nursery.start(fake.serve)
+    async with running_daemon(config(tmp_path, port)) as app:
+        connector = app.daemon.connectors["ipo"]
+        await eventually(lambda: _true(connector.smdr.port))
+        stream = await trio.open_tcp_stream("127.0.0.1", connector.smdr.port)
+        await stream.send_all(b"not,an,smdr,record\r\n")
+        await stream.aclose()
+        await eventually(lambda: _true(connector.stats.error_count("smdr")))
+        text = (await app.client.get("/metrics")).text
+        assert 'ctid_avaya_wire_errors_total{connector="ipo",reason="bad_line",stream="smdr"} 1.0' in text
