@@ -14,7 +14,7 @@ from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_t
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
 from ctid.reports.result import Chart, ReportResult, Table
-from ctid.reports.rollup import kpi_rows, new_contacts
+from ctid.reports.rollup import cost_rows, kpi_rows, new_contacts
 
 log = logging.getLogger(__name__)
 
@@ -106,17 +106,7 @@ def _unit_costs(money: float, item: dict[str, Any]) -> dict[str, Any]:
 
 async def cost_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     lang, key = params.lang, params.group_by
-    from sqlalchemy import func, select
-
-    from ctid.store.schema import calls
-
-    expr = q.KEYS[key]
-    c = calls.c
-    statement = (select(expr.label("key"), c.cost_currency, func.count().label("calls"),
-                        func.count(c.cost).label("priced"), func.sum(c.cost).label("cost"),
-                        func.sum(func.coalesce(c.talk_seconds, 0)).label("talk"))
-                 .where(*q.where(scope_of(params))).group_by(expr, c.cost_currency))
-    rows = await ctx.rows(statement)
+    rows = await cost_rows(ctx, scope_of(params), key)
     table_rows = []
     for row in sorted(rows, key=lambda r: (r.key is None, str(r.key), r.cost_currency or "")):
         name = ctx.agent_names.get(row.key, row.key) if key == "agent" else row.key

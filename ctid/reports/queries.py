@@ -199,6 +199,17 @@ def callers(scope: Scope, knobs: Knobs, key: str | None) -> Select:
             .group_by(c.remote_number, expr))
 
 
+def cost_by(scope: Scope, key: str, by_day: bool = False) -> Select:
+    """Calls, priced calls, cost and talk per ``key`` and currency (and local date)."""
+    c = calls.c
+    expr = KEYS[key]
+    days = [c.local_date] if by_day else []
+    return (select(*days, expr.label("key"), c.cost_currency, func.count().label("calls"),
+                   func.count(c.cost).label("priced"), func.sum(c.cost).label("cost"),
+                   func.sum(func.coalesce(c.talk_seconds, 0)).label("talk"))
+            .where(*where(scope)).group_by(*days, expr, c.cost_currency))
+
+
 def presence_changes(until: datetime) -> Select:
     """Every presence change up to ``until`` (the reports fold them into time per state)."""
     h = presence_history.c
@@ -218,6 +229,8 @@ BUILDERS = {
     "new_contacts": lambda: new_contacts(_S, "campaign"),
     "new_contacts_by_day": lambda: new_contacts(_S, "campaign", by_day=True),
     "callers": lambda: callers(_S, _K, "campaign"),
+    "cost_by": lambda: cost_by(_S, "agent"),
+    "cost_by_day": lambda: cost_by(_S, "direction", by_day=True),
     "callers_total": lambda: callers(_S, _K, None),
     "presence_changes": lambda: presence_changes(datetime(2026, 2, 1).astimezone()),
 }

@@ -23,6 +23,7 @@ from ctid.errors import StoreError
 from ctid.reports import queries as q
 from ctid.store.schema import (
     calls,
+    report_cost_rollup,
     report_missed,
     report_rollup,
     report_rollup_days,
@@ -71,6 +72,9 @@ def build_statement(first: date, last: date, knobs: q.Knobs, dim: str) -> Any:
     return (select(calls.c.local_date, key.label("dim_value"), hour.label("local_hour"), *q.kpi_columns(knobs))
             .where(*q.where(scope)).group_by(calls.c.local_date, key, *([calls.c.local_hour] if hourly else [])))
 
+
+#: Keys of the cost report kept per day ("day" reads the ``direction`` rows per date).
+COST_DIMS = ("direction", "agent", "group", "campaign", "cost_source")
 
 #: Wait histogram dims -> the grouping key over calls (None: the whole centre).
 WAIT_DIMS = {"total": None, "group": "group", "hour": "hour"}
@@ -145,6 +149,7 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
                     conn.execute(delete(report_rollup))
                     conn.execute(delete(report_wait_rollup))
                     conn.execute(delete(report_missed))
+                    conn.execute(delete(report_cost_rollup))
                     conn.execute(delete(report_rollup_days))
                     _put_setting(conn, FINGERPRINT, wanted)
                     _put_setting(conn, CHECKED, now.isoformat())
@@ -163,6 +168,7 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
                         conn.execute(delete(report_rollup).where(report_rollup.c.local_date.in_(chunk)))
                         conn.execute(delete(report_wait_rollup).where(report_wait_rollup.c.local_date.in_(chunk)))
                         conn.execute(delete(report_missed).where(report_missed.c.local_date.in_(chunk)))
+                        conn.execute(delete(report_cost_rollup).where(report_cost_rollup.c.local_date.in_(chunk)))
                         conn.execute(delete(report_rollup_days).where(report_rollup_days.c.local_date.in_(chunk)))
                     _put_setting(conn, CHECKED, now.isoformat())
             end = min(last, today - timedelta(days=1))
@@ -203,6 +209,13 @@ def _build(conn: Connection, first: date, last: date, knobs: q.Knobs, now: datet
     missed = [dict(row._mapping) for row in conn.execute(q.missed_followups(q.Scope(first, last), knobs))]
     for start in range(0, len(missed), 500):
         conn.execute(insert(report_missed), missed[start:start + 500])
+    for dim in COST_DIMS:
+        rows = [{"local_date": row.local_date, "dim": dim, "dim_value": (str(row.key) if row.key is not None else "")[:200],
+                 "currency": row.cost_currency or "", "calls": row.calls, "priced": row.priced, "cost": row.cost,
+                 "talk": row.talk}
+                for row in conn.execute(q.cost_by(q.Scope(first, last), dim, by_day=True))]
+        for start in range(0, len(rows), 500):
+            conn.execute(insert(report_cost_rollup), rows[start:start + 500])
     for dim, key in WAIT_DIMS.items():
         rows = [{"local_date": row.local_date, "dim": dim, "dim_value": (str(row.key) if row.key is not None else "")[:200],
                  "wait_s": row.seconds, "n": row.n}
@@ -368,3 +381,41 @@ async def missed_rows(ctx: Any, scope: q.Scope) -> list[Any]:
         rows.extend(await ctx.rows(q.missed_followups(q.Scope(run_first, run_last, scope.agent, scope.group),
                                                       ctx.knobs)))
     return rows
+
+
+async def cost_rows(ctx: Any, scope: q.Scope, key: str) -> list[KPIRow]:
+    """``queries.cost_by(scope, key)`` rows (key, cost_currency, calls, priced, cost, talk): kept ones for
+    built days (no agent / group filter), live for the rest, summed per key and currency."""
+    import trio
+
+    have: set[str] = set()
+    if scope.agent is None and scope.group is None and getattr(ctx, "rollup", True):
+        today = datetime.now(UTC).astimezone(ctx.zone).date()
+        have = await trio.to_thread.run_sync(built_days, ctx.engine, scope.first, scope.last, ctx.knobs,
+                                             ctx.settings.timezone, today, limiter=ctx.limiter)
+    parts: list[tuple[Any, Any, Any]] = []
+    if have:
+        r = report_cost_rollup.c
+        by = r.local_date if key == "day" else r.dim_value
+        statement = (select(by.label("key"), r.currency, func.sum(r.calls).label("calls"),
+                            func.sum(r.priced).label("priced"), func.sum(r.cost).label("cost"),
+                            func.sum(r.talk).label("talk"))
+                     .where(r.dim == ("direction" if key == "day" else key), r.local_date >= min(have),
+                            r.local_date <= max(have))
+                     .group_by(by, r.currency))
+        for row in await ctx.rows(statement):
+            parts.append((row.key or None, row.currency or None, row))
+    for run_first, run_last in _runs([d for d in _days(scope.first, scope.last) if d.isoformat() not in have]):
+        part = q.Scope(run_first, run_last, scope.agent, scope.group)
+        for row in await ctx.rows(q.cost_by(part, key)):
+            parts.append((row.key, row.cost_currency, row))
+    merged: dict[tuple[Any, Any], KPIRow] = {}
+    for k, currency, row in parts:
+        into = merged.setdefault((k, currency), KPIRow(key=k, cost_currency=currency, calls=0, priced=0, cost=None,
+                                                       talk=0.0))
+        into["calls"] += int(row.calls or 0)
+        into["priced"] += int(row.priced or 0)
+        into["talk"] += float(row.talk or 0)
+        if row.cost is not None:
+            into["cost"] = (into["cost"] or 0.0) + float(row.cost)
+    return list(merged.values())

@@ -235,6 +235,22 @@ report_missed = Table(
     PrimaryKeyConstraint("local_date", "id"),
 )
 
+#: Calls, priced calls, cost and talk per closed local day, cost key (``dim``: direction, agent,
+#: group, campaign, cost_source) and currency, for the cost report (ctid.reports.rollup).
+report_cost_rollup = Table(
+    "report_cost_rollup",
+    metadata,
+    Column("local_date", Unicode(10), nullable=False),
+    Column("dim", Unicode(12), nullable=False),
+    Column("dim_value", Unicode(200), nullable=False),
+    Column("currency", Unicode(3), nullable=False),
+    Column("calls", Integer(), nullable=False),
+    Column("priced", Integer(), nullable=False),
+    Column("cost", Float(), nullable=True),
+    Column("talk", Float(), nullable=True),
+    PrimaryKeyConstraint("local_date", "dim", "dim_value", "currency"),
+)
+
 #: The local days ``report_rollup`` holds, and when each was built.
 report_rollup_days = Table(
     "report_rollup_days",

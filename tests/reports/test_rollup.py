@@ -136,3 +136,17 @@ async def test_missed_rows_equal_live_and_follow_a_later_callback(golden):
         upsert_rows(conn, "calls", [call_row(late, COLUMNS)])
     [c10] = [r for r in await rollup.missed_rows(golden, scope) if r.id == "id-c10"]
     assert (c10.next_direction, c10.next_dialer) == ("outbound", "alice")
+
+
+@pytest.mark.parametrize("key", ["direction", "agent", "group", "campaign", "day", "cost_source"])
+async def test_cost_rows_equal_live(golden, key):
+    scope = q.Scope(FIRST, LAST)
+
+    def norm(rows):
+        return sorted((str(r.key), str(r.cost_currency), r.calls, r.priced, round(r.cost or 0, 6), round(r.talk, 6))
+                      for r in rows)
+
+    golden.rollup = False
+    live = await rollup.cost_rows(golden, scope, key)
+    golden.rollup = True
+    assert norm(await rollup.cost_rows(golden, scope, key)) == norm(live)

@@ -1,5 +1,6 @@
 """Report rollup: per-day sums of the KPI aggregates (``report_rollup``, ``report_wait_rollup``,
-``report_missed``, ``report_rollup_days``), and
+``report_missed``, ``report_cost_rollup``,
+``report_rollup_days``), and
 ``ix_calls_report_day`` widened to cover every column those aggregates read.
 
 Revision ID: 0006
@@ -68,6 +69,18 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("local_date", "id", name="pk_report_missed"),
     )
     op.create_table(
+        "report_cost_rollup",
+        sa.Column("local_date", sa.Unicode(10), nullable=False),
+        sa.Column("dim", sa.Unicode(12), nullable=False),
+        sa.Column("dim_value", sa.Unicode(200), nullable=False),
+        sa.Column("currency", sa.Unicode(3), nullable=False),
+        sa.Column("calls", sa.Integer(), nullable=False),
+        sa.Column("priced", sa.Integer(), nullable=False),
+        sa.Column("cost", sa.Float(), nullable=True),
+        sa.Column("talk", sa.Float(), nullable=True),
+        sa.PrimaryKeyConstraint("local_date", "dim", "dim_value", "currency", name="pk_report_cost_rollup"),
+    )
+    op.create_table(
         "report_rollup_days",
         sa.Column("local_date", sa.Unicode(10), nullable=False),
         sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
@@ -81,6 +94,7 @@ def downgrade() -> None:
     op.drop_index("ix_calls_report_day", table_name="calls")
     op.create_index("ix_calls_report_day", "calls", _OLD_INDEX)
     op.drop_table("report_rollup_days")
+    op.drop_table("report_cost_rollup")
     op.drop_table("report_missed")
     op.drop_table("report_wait_rollup")
     op.drop_table("report_rollup")
