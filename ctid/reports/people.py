@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import statistics
+from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,20 +140,24 @@ async def load_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     lang, key = params.lang, params.group_by
     start = ctx.local_start(params.date_from)
     end = ctx.local_start(params.date_to + timedelta(days=1))
-    changes = await ctx.rows(q.presence_changes(end))
+    changes = await ctx.rows(q.presence_changes(start, end))
     spent: dict[Any, dict[str, float]] = {}
-    zone = ctx.zone
+    # local midnights of the period as epoch seconds: pieces are split there without time-zone math
+    days = [params.date_from + timedelta(days=i) for i in range(params.days + 1)]
+    bounds = [ctx.local_start(day).timestamp() for day in days]
+    labels = [day.isoformat() for day in days]
+    lo, hi = start.timestamp(), end.timestamp()
 
-    def add(agent: str, status: str, since: datetime, until: datetime) -> None:
-        since, until = max(since, start), min(until, end)
+    def add(agent: str, status: str, since_at: datetime, until_at: datetime) -> None:
+        if status not in STATUSES or params.agent not in (None, agent):
+            return
+        since, until = max(since_at.timestamp(), lo), min(until_at.timestamp(), hi)
+        index = bisect_right(bounds, since) - 1
         while since < until:  # split at local midnights
-            local = since.astimezone(zone)
-            next_day = ctx.local_start(local.date() + timedelta(days=1))
-            piece_end = min(until, next_day)
-            bucket = local.date().isoformat() if key == "day" else agent
-            if params.agent in (None, agent) and status in STATUSES:
-                spent.setdefault(bucket, dict.fromkeys(STATUSES, 0.0))[status] += (piece_end - since).total_seconds()
-            since = piece_end
+            piece_end = min(until, bounds[index + 1])
+            bucket = labels[index] if key == "day" else agent
+            spent.setdefault(bucket, dict.fromkeys(STATUSES, 0.0))[status] += piece_end - since
+            since, index = piece_end, index + 1
 
     now = datetime.now(UTC)
     by_agent: dict[str, list[Any]] = {}

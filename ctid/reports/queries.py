@@ -210,10 +210,16 @@ def cost_by(scope: Scope, key: str, by_day: bool = False) -> Select:
             .where(*where(scope)).group_by(*days, expr, c.cost_currency))
 
 
-def presence_changes(until: datetime) -> Select:
-    """Every presence change up to ``until`` (the reports fold them into time per state)."""
+def presence_changes(since: datetime, until: datetime) -> Select:
+    """The presence changes of ``[since, until)`` and each agent's last one before ``since`` (its
+    state when the period starts), ordered per agent (the reports fold them into time per state)."""
     h = presence_history.c
-    return select(h.agent_id, h.status, h.at).where(h.at < until).order_by(h.agent_id, h.at, h.id)
+    inner = presence_history.alias("p")
+    last_before = (select(func.max(inner.c.at)).where(inner.c.agent_id == h.agent_id, inner.c.at < since)
+                   .scalar_subquery())
+    return (select(h.agent_id, h.status, h.at)
+            .where(h.at < until, or_(h.at >= since, h.at == last_before))
+            .order_by(h.agent_id, h.at, h.id))
 
 
 _S = Scope(date(2026, 1, 1), date(2026, 1, 31), agent="a", group="g")
@@ -232,5 +238,5 @@ BUILDERS = {
     "cost_by": lambda: cost_by(_S, "agent"),
     "cost_by_day": lambda: cost_by(_S, "direction", by_day=True),
     "callers_total": lambda: callers(_S, _K, None),
-    "presence_changes": lambda: presence_changes(datetime(2026, 2, 1).astimezone()),
+    "presence_changes": lambda: presence_changes(datetime(2026, 1, 1).astimezone(), datetime(2026, 2, 1).astimezone()),
 }

@@ -151,3 +151,13 @@ async def test_load_from_presence_history(golden):
     [alice] = [r for r in result.tables[0].rows if r["agent"] == "Alice Smirnova"]
     assert (alice["available_h"], alice["away_h"]) == (9 * 3600, 3600)
     assert alice["handle_h"] == 120 + 600 + 45  # c1, c5 and c9 (c6 was answered by bob first)
+
+
+async def test_load_carries_the_status_from_before_the_period(golden):
+    """Alice went away at 12:00 and came back at 13:00 on 03-02: a period starting at 03-02 12:00
+    cannot be asked for, but 03-03 starts with her last status of 03-02 (offline: nothing counted)."""
+    result = await run_report(golden, parse("load", date_from="2026-03-03", date_to="2026-03-03", group_by="agent"))
+    assert [r for r in result.tables[0].rows if r["available_h"]] == []
+    result = await run_report(golden, parse("load", date_from="2026-03-02", date_to="2026-03-02", group_by="day"))
+    [day] = result.tables[0].rows
+    assert (day["day"], day["available_h"], day["away_h"]) == ("2026-03-02", 9 * 3600, 3600)
