@@ -12,7 +12,6 @@ Planned downloads are kept too (kind ``download``), so a restart resumes them.
 from __future__ import annotations
 
 import logging
-import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +21,7 @@ import httpx
 import trio
 
 from ctid.errors import PBXError
+from ctid.recordings import RecordingFiles
 
 if TYPE_CHECKING:
     from ctid.services import Services
@@ -29,8 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_EXT = {"audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/ogg": ".ogg"}
-_MEDIA = {ext: media for media, ext in reversed(_EXT.items())}
 MAX_BYTES = 200 * 1024 * 1024
 
 
@@ -47,6 +45,7 @@ class RecordingStore:
         self.config = config
         self.services = services
         self.directory = Path(services.data_dir) / config.recordings_dir / instance
+        self.files = RecordingFiles(self.directory)  # written atomically: downloads may race
         self._links: dict[str, str] = {}
         media = urlsplit(config.endpoint("media")).hostname or ""
         labels = media.split(".")
@@ -106,19 +105,11 @@ class RecordingStore:
         return out
 
     async def load(self, call_id: str) -> tuple[bytes, str] | None:
-        for ext, media in _MEDIA.items():
-            path = trio.Path(self.directory / f"{call_id}{ext}")
-            if await path.exists():
-                return await path.read_bytes(), media
-        return None
+        return await self.files.load(call_id)
 
     async def save(self, call_id: str, data: bytes, media: str) -> None:
-        path = self.directory / f"{call_id}{_EXT.get(media, '.mp3')}"
-        await trio.Path(path.parent).mkdir(parents=True, exist_ok=True)
-        # A name of its own per write: the background download and an on-demand fetch may race.
-        partial = trio.Path(path.with_suffix(f"{path.suffix}.{uuid.uuid4().hex[:8]}.part"))
-        await partial.write_bytes(data)
-        await partial.replace(path)
+        """Store a downloaded recording; a background download and an on-demand fetch may both do so."""
+        await self.files.save(call_id, data, media)
 
     async def download(self, http: httpx.AsyncClient, link: str) -> tuple[bytes, str] | None:
         """The file at ``link`` (https: http answers 308, §5.3), or None while it does not exist yet."""

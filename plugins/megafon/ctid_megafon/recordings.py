@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ctid.errors import PBXError
+from ctid.recordings import RecordingFiles
 
 if TYPE_CHECKING:
     from ctid.services import Services
@@ -28,9 +29,6 @@ if TYPE_CHECKING:
     from ctid_megafon.config import MegafonConfig
 
 log = logging.getLogger(__name__)
-
-_EXT = {"audio/mpeg": ".mp3", "audio/mp3": ".mp3", "audio/wav": ".wav", "audio/x-wav": ".wav", "audio/ogg": ".ogg"}
-_MEDIA = {ext: media for media, ext in reversed(_EXT.items())}
 
 
 class RecordingStore:
@@ -41,6 +39,7 @@ class RecordingStore:
         self.config = config
         self.services = services
         self.directory = Path(services.data_dir) / config.recordings_dir / instance
+        self.files = RecordingFiles(self.directory)  # written atomically: downloads may race
         self._links: dict[str, str] = {}  # pbx call id -> link, when plugin storage is unavailable
 
     def _storage(self):
@@ -96,22 +95,14 @@ class RecordingStore:
 
     # -- files -----------------------------------------------------------------------------------
     def path_for(self, call_id: str, media: str) -> Path:
-        return self.directory / f"{call_id}{_EXT.get(media, '.mp3')}"
+        return self.files.path_for(call_id, media)
 
     async def load(self, call_id: str) -> tuple[bytes, str] | None:
-        for ext, media in _MEDIA.items():
-            path = trio.Path(self.directory / f"{call_id}{ext}")
-            if await path.exists():
-                return await path.read_bytes(), media
-        return None
+        return await self.files.load(call_id)
 
     async def save(self, call_id: str, data: bytes, media: str) -> Path:
-        path = self.path_for(call_id, media)
-        await trio.Path(path.parent).mkdir(parents=True, exist_ok=True)
-        partial = trio.Path(path.with_suffix(path.suffix + ".part"))
-        await partial.write_bytes(data)
-        await partial.replace(path)  # atomic: readers never see a half-written file
-        return path
+        """Store a downloaded recording; a background download and an on-demand fetch may both do so."""
+        return await self.files.save(call_id, data, media)
 
     # -- download --------------------------------------------------------------------------------
     async def fetch(

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pathlib
+import threading
+
 import httpx
 import pytest
 import trio
@@ -155,3 +159,55 @@ async def test_at_most_two_downloads_at_a_time(make_connector, fake, services, a
         nursery.cancel_scope.cancel()
     await connector.aclose()
     assert slow.most == 2
+
+
+async def test_background_download_and_on_demand_fetch_racing_both_succeed(make_connector, fake, services,
+                                                                          monkeypatch):
+    """Both finish a download of the same call together: neither fails, the file is whole (W2-1)."""
+
+    class Held(httpx.AsyncBaseTransport):
+        """The fake tenant, answering recordings only once two downloads are in flight."""
+
+        def __init__(self) -> None:
+            self.inner = httpx.ASGITransport(app=fake)
+            self.in_flight = 0
+            self.both = trio.Event()
+
+        async def handle_async_request(self, request):
+            if "record" in request.url.path:
+                self.in_flight += 1
+                if self.in_flight == 2:
+                    self.both.set()
+                await self.both.wait()
+            return await self.inner.handle_async_request(request)
+
+    folder = services.data_dir / "recordings" / "mf"
+    real_replace, barrier = os.replace, threading.Barrier(2, timeout=5)
+
+    def replace_together(src, dst, *args, **kwargs):
+        if pathlib.Path(dst).parent == folder:  # both writes are done before either file moves
+            barrier.wait()
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "replace", replace_together)
+    held = Held()
+    connector = MegafonConnector("mf", make_config(fake), services, transport=held)
+    link = fake.add_recording("call.mp3", AUDIO)
+    await push(connector, history_with(link))
+    call = call_for(connector)
+    results: list = []
+
+    async def background() -> None:
+        results.append(await connector.recordings.fetch(connector.client, "R1", call.id))
+
+    async def on_demand() -> None:
+        results.append(await connector.recording(call))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(background)
+        nursery.start_soon(on_demand)
+    await connector.aclose()
+    assert results == [(AUDIO, "audio/mpeg")] * 2
+    assert len(fake.received("recording")) == 2
+    assert [p.name for p in folder.iterdir()] == [f"{call.id}.mp3"]  # no temporary file left behind
+    assert (folder / f"{call.id}.mp3").read_bytes() == AUDIO
