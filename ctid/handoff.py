@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadData, SignatureExpired, URLSafeTimedSerializer
 
 from ctid.auth import Principal
 from ctid.config.models import Role
@@ -46,7 +46,7 @@ class HandoffCodes:
             data = self._serializer.loads(code, max_age=self.ttl)
         except SignatureExpired as exc:
             raise AuthError("the sign-in code has expired; open the panel again", error_id="code_expired") from exc
-        except BadSignature as exc:
+        except (BadData, UnicodeError) as exc:  # a forged code, or one with lone surrogates from JSON
             raise AuthError("not a sign-in code", error_id="bad_code") from exc
         nonce, mine = str(data.get("n", "")), secrets.token_hex(16)
         if not nonce or await self._store.set_setting_if_absent(_USED + nonce, mine) != mine:
