@@ -13,7 +13,7 @@ where its failures are handled, the same way for every hook and task:
   after any failure with capped exponential backoff (:class:`Backoff`), for as long as ctid runs.
 
 A failure is logged with its traceback once; the same failure again (same place, same exception
-type and message) is logged at debug level only, so a plugin failing on every webhook does not flood
+type) is logged at debug level only, so a plugin failing on every webhook does not flood
 the log. :meth:`Supervisor.health` is what ``/readyz`` and ``ctid check`` show: for each plugin
 instance the places where it failed last, red until the same place next succeeds.
 """
@@ -50,6 +50,7 @@ class Failure:
     at: float  # trio.current_time()
     count: int = 1
     clears_at: float | None = None  # a restarted task that runs until then is well again
+    kind: str = ""  # the exception's type: a failure of the same type again is the same failure
 
     @property
     def current(self) -> bool:
@@ -91,13 +92,19 @@ class Supervisor:
         """Record a failure of ``plugin`` at ``where``: log (traceback once), count, remember."""
         error = describe(exc)
         known = self.failures.get((plugin, where))
-        if known is not None and known.error == error:
+        if known is not None and not known.current:  # it had recovered since: a new failure
+            known = None
+        if known is not None and known.kind == type(exc).__name__:
+            # the same failure again (its message may name other data): counted, shown, not re-logged
             known.count += 1
             known.at = trio.current_time()
+            known.error = error
+            known.clears_at = None
             log.debug("plugin %s failed again in %s: %s", plugin, where, error)
             self._count(plugin, where)
             return known
-        failure = Failure(plugin, where, error, trio.current_time(), (known.count + 1) if known else 1)
+        failure = Failure(plugin, where, error, trio.current_time(), (known.count + 1) if known else 1,
+                          kind=type(exc).__name__)
         self.failures[(plugin, where)] = failure
         if self.errors is not None:
             self.errors.record(plugin, where, exc)  # logs with the traceback and counts
@@ -201,11 +208,13 @@ class Supervisor:
         error = describe(exc)
         self._count(plugin, where)
         known = self.failures.get((plugin, where))
-        if known is not None and known.error == error:
+        if known is not None and known.kind == type(exc).__name__:
             known.count += 1
+            known.error = error
+            known.clears_at = None
         else:
             self.failures[(plugin, where)] = Failure(plugin, where, error, trio.current_time(),
-                                                     (known.count + 1) if known else 1)
+                                                     (known.count + 1) if known else 1, kind=type(exc).__name__)
 
 
 class _Started:

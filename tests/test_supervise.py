@@ -23,10 +23,10 @@ async def test_call_turns_a_foreign_exception_into_a_recorded_plugin_error(caplo
     async def broken(phone):
         raise KeyError(phone)
 
-    for _ in range(3):
+    for phone in ("+7914", "+7915", "+7916"):  # the same failure, each naming other data
         with pytest.raises(PluginError, match="KeyError") as info:
-            await supervisor.call("crm", "lookup", broken, "+7916")
-        assert isinstance(info.value.__cause__, KeyError)
+            await supervisor.call("crm", "lookup", broken, phone)
+        assert isinstance(info.value.__cause__, KeyError) and info.value.status == 502
     assert supervisor.health() == {"crm": {"ok": False, "failures": [
         {"where": "lookup", "error": "KeyError: '+7916'", "count": 3}]}}
     assert metrics.plugin_errors.labels(plugin="crm", where="lookup")._value.get() == 3
