@@ -159,8 +159,16 @@ class _Fold:
         source = self.leg_of_login(event.agent_login) if event.agent_login else None
         if source is not None and source.key is not None:
             source.state = _ENDED
-        previous = self.agent or (self.resolve(event.agent_login) if event.agent_login else None)
+        source_agent = self.resolve(event.agent_login) if event.agent_login else None
         target_agent = self.resolve(event.target_login) if event.target_login else None
+        if target_agent is not None and target_agent == self.agent:
+            # The target's ANSWER sorted first (PBX clocks stamp it before the TRANSFER that caused
+            # it): that implicit transfer already moved the call. This event only says who
+            # transferred; the target never transferred to itself.
+            previous = source_agent if source_agent != target_agent else None
+            previous = previous or self.transferred_from
+        else:
+            previous = self.agent or source_agent
         if event.target_login:
             target = self.leg_of_login(event.target_login)
             if target is None:

@@ -360,6 +360,44 @@ def test_answer_by_another_phone_is_an_implicit_transfer():
     )
 
 
+@pytest.mark.parametrize("answer_at", [25, 30, 31], ids=["answer-stamped-first", "same-second", "transfer-first"])
+def test_transfer_names_who_transferred_whichever_of_it_and_the_targets_answer_is_stamped_first(answer_at):
+    # CoMagic's and other PBXs' clocks stamp the target's ANSWER before the TRANSFER that caused it
+    # (at the same second the ANSWER sorts first too): the ANSWER alone is an implicit transfer,
+    # the TRANSFER then only confirms it and must not name the target as the one who transferred.
+    sb = board()
+    c = PbxCall("t4")
+    feed(sb, [c(R, 0, agent_login="101"), c(A, 3, agent_login="101"), c(R, 20, agent_login="boris.mf"),
+              c(A, answer_at, agent_login="boris.mf"), c(X, 30, agent_login="101", target_login="boris.mf"),
+              c(L, 32, agent_login="101")])  # fmt: skip
+    call = sb.calls[c.id]
+    assert (call.state, call.agent, call.transferred_from, call.agents) == (
+        CallState.TALKING,
+        "boris",
+        "anna",
+        ["anna", "boris"],
+    )
+    assert sb.agents["boris"].current_call == c.id and not sb.agents["anna"].busy
+
+
+def test_transfer_confirming_an_answer_without_naming_who_transferred_keeps_the_previous_agent():
+    sb = board()
+    c = PbxCall("t5")
+    feed(sb, [c(R, 0, agent_login="101"), c(A, 3, agent_login="101"), c(A, 25, agent_login="103"),
+              c(X, 30, target_login="103")])  # fmt: skip
+    call = sb.calls[c.id]
+    assert (call.agent, call.transferred_from, call.agents) == ("vera", "anna", ["anna", "vera"])
+
+
+def test_transfer_before_the_answer_stamped_after_the_targets_answer():
+    # A blind transfer of a ringing call whose target's ANSWER is stamped before the TRANSFER.
+    sb = board()
+    c = PbxCall("t6")
+    feed(sb, [c(R, 0, agent_login="101"), c(A, 9, agent_login="103"), c(X, 10, agent_login="101", target_login="103")])
+    call = sb.calls[c.id]
+    assert (call.agent, call.transferred_from, call.agents) == ("vera", "anna", ["vera"])
+
+
 def test_unknown_logins_still_count_for_the_call():
     sb = board()
     c = PbxCall("u1")

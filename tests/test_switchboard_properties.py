@@ -123,6 +123,8 @@ def call_events(draw, index: int, keys: itertools.count) -> list[CallEvent]:
                 t += gap()
                 target = draw(st.sampled_from(LOGINS))
                 ev(EventKind.TRANSFER, t, agent_login=winner, target_login=target)
+                if target != winner and draw(st.booleans()):  # the target's answer, maybe stamped first
+                    ev(EventKind.ANSWER, max(t + draw(st.integers(-3, 3)), 0), agent_login=target)
                 winner = target
             t += gap()
             if draw(st.booleans()):
@@ -375,3 +377,43 @@ def test_restarting_from_stored_tasks_and_recent_calls_continues_exactly(phases,
     assert_same_tasks(restarted, reference, cutoff)
     open_tasks = {t.id for t in reference.tasks.values() if t.status.value == "open"}
     assert open_tasks <= set(restarted.tasks)
+
+
+AGENT_OF = {"101": "anna", "102": "boris", "103": "vera", "104": "gleb"}
+
+
+@st.composite
+def transfers(draw) -> tuple[list[CallEvent], str, str]:
+    """One call answered by one agent and transferred to another, with PBX clocks that disagree:
+    the target's ANSWER may be stamped before, with or after the TRANSFER; the transferring leg
+    ends at any time after it."""
+    source, target = draw(st.lists(st.sampled_from(sorted(AGENT_OF)), min_size=2, max_size=2, unique=True))
+    ev = _Builder("x", 0, {"remote_number": NUMBERS[0]}, itertools.count(), draw(st.booleans()))
+    ev(EventKind.RING, 0, agent_login=source)
+    answered = draw(st.integers(0, 10))
+    ev(EventKind.ANSWER, answered, agent_login=source)
+    transferred = answered + draw(st.integers(0, 30))
+    # the target's answer: up to 5 s after the TRANSFER or any time before it, not before the first answer
+    target_answer = transferred + draw(st.integers(answered - transferred, 5))
+    if draw(st.booleans()):
+        ev(EventKind.RING, draw(st.integers(answered, target_answer)), agent_login=target)
+    ev(EventKind.ANSWER, target_answer, agent_login=target)
+    who = draw(st.sampled_from([source, None]))  # some PBXs do not say who transferred
+    ev(EventKind.TRANSFER, transferred, agent_login=who, target_login=target)
+    settled = max(transferred, target_answer)
+    if draw(st.booleans()):
+        ev(EventKind.LEG_END, settled + draw(st.integers(0, 3)), agent_login=source)
+    if draw(st.booleans()):
+        ev(EventKind.END, settled + draw(st.integers(4, 60)))
+    return ev.events, AGENT_OF[source], AGENT_OF[target]
+
+
+@SETTINGS
+@given(transfer=transfers(), data=st.data())
+def test_a_transfer_between_two_agents_names_who_transferred_whatever_the_clocks_and_arrival(transfer, data):
+    events, source, target = transfer
+    batches = data.draw(st.lists(st.integers(1, 3), min_size=1, max_size=3))
+    sb, _ = run(data.draw(st.permutations(events)), batches)
+    (call,) = sb.calls.values()
+    assert (call.agent, call.transferred_from, call.agents) == (target, source, [source, target])
+    assert call.transferred_from != call.agent
