@@ -21,7 +21,7 @@ from ctid.errors import RequestError
 from ctid.model import Agent, Presence, PresenceSource
 from ctid.plugins import get_plugin_manager
 from ctid.switchboard import Switchboard, launcher_may_set
-from ctid.testing.daemon import running_daemon
+from ctid.testing.daemon import eventually, running_daemon
 
 from .conftest import AGENT_KEY, API_KEY, PASSWORDS, make_config
 
@@ -289,3 +289,36 @@ async def test_fuzzed_status_lease_and_code_bodies_never_500(tmp_path):
                 response = await app.client.request(method, path, headers=alice, json=body)
                 assert response.status_code in (200, 400, 401, 409), (body, response.text)
                 assert "error" in response.json() or response.status_code == 200
+
+
+async def test_a_lease_renewed_on_one_instance_holds_on_the_other(tmp_path, postgres_schema_url, redis_url,
+                                                                  redis_prefix):
+    """Two instances (PostgreSQL + Redis): the launcher talks to B only; A learns the lease and its
+    renewals through the sync channel, so A's timer does not end it early, and both end it once the
+    renewals stop."""
+    config = make_config(tmp_path, db_url=postgres_schema_url)
+    config["hub"] = {"backplane": redis_url}
+    async with running_daemon(config) as a, running_daemon(config) as b:
+        alice = await _token(b, "alice")
+        put = await b.client.put("/api/agents/alice/status", headers=alice,
+                                 json={"status": "available", "source": "launcher", "lease_seconds": 5})
+        assert put.status_code == 200
+
+        async def on_a() -> dict:
+            return a.daemon.switchboard.agents["alice"].to_json()
+
+        async def a_holds_the_lease() -> bool:
+            return (await on_a())["lease_until"] == put.json()["lease_until"]
+
+        await eventually(a_holds_the_lease)
+        for _ in range(3):  # 6 s of renewals: past the first lease's end
+            await trio.sleep(2)  # about the launcher's renewal period (real clocks on two real instances)
+            assert (await b.client.post("/api/agents/alice/lease", headers=alice, json={"lease_seconds": 5})
+                    ).status_code == 200
+            assert (await on_a())["status"] == "available"
+
+        async def both_away() -> bool:
+            seen = [(await on_a()), b.daemon.switchboard.agents["alice"].to_json()]
+            return all((x["status"], x["status_source"]) == ("away", "lease") for x in seen)
+
+        await eventually(both_away, within=10)
