@@ -77,9 +77,9 @@ class CallControl:
         return record if record is not None and not record.get("done_at") else None
 
     async def consultation_talk(self, session: str, employee: str, at: datetime | None) -> bool:
-        """Whether ``employee``'s talk starting at ``at`` is not the call's answer by them: the operator
-        consulting them, or a talk stamped before ctid's transfer to them completed (a notification
-        that arrives late, or a PBX clock behind ctid's): ctid's transfer already gave them the call."""
+        """Whether ``employee``'s talk starting at ``at`` is the operator consulting them, not the call's
+        answer by them: during the consultation, or stamped before ctid completed it (a notification
+        that arrives after the completion, or a PBX clock behind ctid's)."""
         record = await self._record(session)
         if record is None or record.get("target") != employee:
             return False
@@ -150,11 +150,9 @@ class CallControl:
         except PBXError:
             await self._back(call, agent, "restore.talk")
             raise
-        event = self._event(call, EventKind.TRANSFER, agent, target=target, what="transfer")
-        # The colleague's "talk started" is stamped by the PBX's clock: one that reads before ctid's
-        # transfer (clock skew) must not look like a talk that took the call before the transfer.
-        await self._remember(call.pbx_call_id, {"agent": agent, "target": target, "done_at": event.at.isoformat()})
-        await self._state([event])
+        # The colleague's "talk started" may be stamped before this TRANSFER (the PBX's clock behind
+        # ctid's): the core's fold takes it as the same move (docs/call-model.md §4).
+        await self._state([self._event(call, EventKind.TRANSFER, agent, target=target, what="transfer")])
 
     async def consult(self, call: Call, agent: str, target: str) -> None:
         """Consultative, step one: the customer waits on hold while the colleague's phone rings."""
