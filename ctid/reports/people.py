@@ -3,87 +3,63 @@
 
 from __future__ import annotations
 
-import statistics
 from bisect import bisect_right
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ctid import kpi
+from ctid.reports import followup as fu
 from ctid.reports import queries as q
 from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_text, kpi_values, scope_of
+from ctid.reports.followup import CUSTOMER, IN_SLA, LATE, NOT_REACHED
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
 from ctid.reports.result import Chart, ReportResult, Table
-from ctid.reports.rollup import kpi_rows, missed_rows
-
-#: Follow-up classes of a missed call.
-IN_SLA, LATE, CUSTOMER, NOT_REACHED = "called_back_in_sla", "called_back_late", "customer_called", "not_reached"
+from ctid.reports.rollup import kpi_rows, missed_sources
 
 
-def _working(settings: Any, minute: int | None, weekday: int | None) -> bool:
-    if minute is None or weekday is None:
-        return True
-    start, end = settings.working_hours.split("-")
-    lo = int(start[:2]) * 60 + int(start[3:])
-    hi = int(end[:2]) * 60 + int(end[3:])
-    return weekday in settings.working_days and lo <= minute < hi
-
-
-def classify(row: Any, settings: Any) -> tuple[str, float | None]:
-    """The follow-up class of one missed call row and the delay (seconds from its end) when reached."""
-    if row.next_epoch is None:
-        return NOT_REACHED, None
-    delay = max(row.next_epoch - (row.ended_epoch or row.started_epoch or row.next_epoch), 0.0)
-    if row.next_direction != q.OUTBOUND:
-        return CUSTOMER, delay
-    return (IN_SLA if delay <= settings.callback_sla_minutes * 60 else LATE), delay
-
-
-async def followups(ctx: ReportContext, params: ReportParams) -> list[Any]:
-    """Missed calls of the period that were not short abandons."""
-    rows = await missed_rows(ctx, scope_of(params))
-    short = ctx.settings.short_abandon_seconds
-    return [row for row in rows if (row.wait_seconds or 0) >= short]
+async def missed_figures(ctx: ReportContext, params: ReportParams, key: str | None) -> dict[Any, dict[str, Any]]:
+    """The missed-call figures per ``key`` (day / group / agent) or in total (key None), merged over the
+    kept and live sources (docs/reports.md, follow-up of a missed call)."""
+    field = {"day": "local_date", "group": "group_name", "agent": "agent", None: None}[key]
+    sums: dict[Any, dict[str, Any]] = {}
+    hist: dict[Any, list[tuple[int, int]]] = {}
+    for source in await missed_sources(ctx, scope_of(params)):
+        for row in await ctx.rows(fu.aggregate(source, field, ctx.settings)):
+            into = sums.setdefault(row.key if field else None, {})
+            for name, value in row._mapping.items():
+                if name != "key" and value is not None:
+                    into[name] = into.get(name, 0) + value
+        for row in await ctx.rows(fu.delay_histogram(source, field, ctx.settings)):
+            hist.setdefault(row.key if field else None, []).append((row.seconds, row.n))
+    out = {}
+    for k, v in sums.items():
+        n = lambda name, v=v: int(v.get(name) or 0)  # noqa: E731
+        out[k] = {"missed": n("missed"), "out_of_hours": n("out_of_hours"), **{c: n(c) for c in fu.CLASSES},
+                  "reached_in_sla": kpi.ratio(n("reached_in_sla_n"), n("working_n")),
+                  "callback_avg": kpi.mean(v.get("delay_sum"), n("delay_n")),
+                  "callback_median": kpi.percentile(hist.get(k, []), 50)}
+    return out
 
 
 async def missed_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     lang, key = params.lang, params.group_by
     settings = ctx.settings
-    rows = await followups(ctx, params)
     figures = [("missed", "int"), ("out_of_hours", "int"), (IN_SLA, "int"), (LATE, "int"), (CUSTOMER, "int"),
                (NOT_REACHED, "int"), ("reached_in_sla", "percent"), ("callback_avg", "duration"),
                ("callback_median", "duration")]
-    field = {"day": "local_date", "group": "group_name", "agent": "agent"}[key]
-    buckets: dict[Any, list[Any]] = {}
-    for row in rows:
-        buckets.setdefault(getattr(row, field), []).append(row)
-
-    def figs(items: list[Any]) -> dict[str, Any]:
-        counts = dict.fromkeys((IN_SLA, LATE, CUSTOMER, NOT_REACHED), 0)
-        delays: list[float] = []
-        out_of_hours = 0
-        in_hours = 0
-        reached_in_sla = 0
-        for row in items:
-            cls, delay = classify(row, settings)
-            counts[cls] += 1
-            if delay is not None and cls != CUSTOMER:
-                delays.append(delay)
-            if _working(settings, row.local_minute, row.local_weekday):
-                in_hours += 1
-                reached_in_sla += cls == IN_SLA
-            else:
-                out_of_hours += 1
-        return {"missed": len(items), "out_of_hours": out_of_hours, **counts,
-                "reached_in_sla": kpi.ratio(reached_in_sla, in_hours),
-                "callback_avg": statistics.fmean(delays) if delays else None,
-                "callback_median": statistics.median(delays) if delays else None}
-
-    table_rows = [{key: key_text(key, k, lang), **figs(v)}
-                  for k, v in sorted(buckets.items(), key=lambda item: (item[0] is None, str(item[0])))]
+    by_key = await missed_figures(ctx, params, key)
+    total = (await missed_figures(ctx, params, None)).get(None) or {
+        "missed": 0, "out_of_hours": 0, **dict.fromkeys(fu.CLASSES, 0), "reached_in_sla": None,
+        "callback_avg": None, "callback_median": None}
+    table_rows = [{key: key_text(key, k, lang), **v}
+                  for k, v in sorted(by_key.items(), key=lambda item: (item[0] is None, str(item[0])))]
     columns = [col(key, key_kind(key), lang)] + [col(f, kind, lang) for f, kind in figures]
-    summary = Table("missed", title("missed", lang), columns, table_rows, {key: label("total", lang), **figs(rows)})
-    open_rows = sorted((r for r in rows if r.next_epoch is None), key=lambda r: r.started_epoch or 0)[-500:]
+    summary = Table("missed", title("missed", lang), columns, table_rows, {key: label("total", lang), **total})
+    open_rows = []
+    for source in await missed_sources(ctx, scope_of(params)):
+        open_rows.extend(await ctx.rows(fu.not_reached(source, settings)))
+    open_rows = sorted(open_rows, key=lambda r: r.started_epoch or 0)[-500:]
     detail = Table("followups", title("followups", lang),
                    [col("number", "text", lang), col("missed_at", "text", lang), col("group", "text", lang),
                     col("agent", "text", lang)],
@@ -105,11 +81,11 @@ async def agents_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     lang = params.lang
     scope = q.Scope(params.date_from, params.date_to, agent=None, group=params.group)
     rows = await kpi_rows(ctx, scope, "agent")
-    callbacks: dict[str, list[float]] = {}
-    for row in await followups(ctx, params):
-        cls, delay = classify(row, ctx.settings)
-        if cls in (IN_SLA, LATE) and row.next_dialer:
-            callbacks.setdefault(row.next_dialer, []).append(delay or 0.0)
+    callbacks: dict[str, tuple[int, float]] = {}
+    for source in await missed_sources(ctx, scope):
+        for row in await ctx.rows(fu.callbacks_by_agent(source, ctx.settings)):
+            n, delay = callbacks.get(row.agent, (0, 0.0))
+            callbacks[row.agent] = (n + int(row.n), delay + float(row.delay or 0))
     figures = [("answered", "int"), ("missed", "int"), ("answer_rate", "percent"), ("asa", "duration"),
                ("avg_talk", "duration"), ("avg_hold", "duration"), ("short_calls", "int"), ("short_share", "percent"),
                ("transfers", "int"), ("outbound", "int"), ("outbound_connected", "int"), ("callbacks", "int"),
@@ -120,9 +96,9 @@ async def agents_report(ctx: ReportContext, params: ReportParams) -> ReportResul
             continue
         values = kpi_values(row, ctx.settings)
         values["answer_rate"] = kpi.ratio(values["answered"], values["answered"] + values["missed"])
-        done = callbacks.get(row.key, [])
-        values["callbacks"] = len(done)
-        values["callback_avg"] = sum(done) / len(done) if done else None
+        done, delay = callbacks.get(row.key, (0, 0.0))
+        values["callbacks"] = done
+        values["callback_avg"] = delay / done if done else None
         table_rows.append({"agent": ctx.agent_names.get(row.key, row.key), **{f: values[f] for f, _ in figures}})
     table_rows.sort(key=lambda r: str(r["agent"]))
     columns = [col("agent", "text", lang)] + [col(f, kind, lang) for f, kind in figures]

@@ -359,8 +359,9 @@ async def new_contacts(ctx: Any, scope: q.Scope, key: str) -> dict[Any, int]:
     return out
 
 
-async def missed_rows(ctx: Any, scope: q.Scope) -> list[Any]:
-    """``queries.missed_followups(scope, knobs)`` rows: kept ones for built days, live for the rest."""
+async def missed_sources(ctx: Any, scope: q.Scope) -> list[Any]:
+    """Sources with the columns of ``queries.missed_followups``: the kept rows of built days, and the
+    live query for each run of other days (ctid.reports.followup aggregates over each)."""
     import trio
 
     today = datetime.now(UTC).astimezone(ctx.zone).date()
@@ -368,7 +369,7 @@ async def missed_rows(ctx: Any, scope: q.Scope) -> list[Any]:
     if getattr(ctx, "rollup", True):
         have = await trio.to_thread.run_sync(built_days, ctx.engine, scope.first, scope.last, ctx.knobs,
                                              ctx.settings.timezone, today, limiter=ctx.limiter)
-    rows: list[Any] = []
+    sources: list[Any] = []
     if have:
         m = report_missed.c
         cond = [m.local_date >= min(have), m.local_date <= max(have)]
@@ -376,10 +377,18 @@ async def missed_rows(ctx: Any, scope: q.Scope) -> list[Any]:
             cond.append(m.agent == scope.agent)
         if scope.group is not None:
             cond.append(m.group_name == scope.group)
-        rows.extend(await ctx.rows(select(report_missed).where(*cond)))
+        sources.append(select(report_missed).where(*cond).subquery("kept"))
     for run_first, run_last in _runs([d for d in _days(scope.first, scope.last) if d.isoformat() not in have]):
-        rows.extend(await ctx.rows(q.missed_followups(q.Scope(run_first, run_last, scope.agent, scope.group),
-                                                      ctx.knobs)))
+        part = q.Scope(run_first, run_last, scope.agent, scope.group)
+        sources.append(q.missed_followups(part, ctx.knobs).subquery("live"))
+    return sources
+
+
+async def missed_rows(ctx: Any, scope: q.Scope) -> list[Any]:
+    """Every ``queries.missed_followups`` row of the scope (kept and live), for tests and exports."""
+    rows: list[Any] = []
+    for source in await missed_sources(ctx, scope):
+        rows.extend(await ctx.rows(select(source)))
     return rows
 
 

@@ -150,3 +150,17 @@ async def test_cost_rows_equal_live(golden, key):
     live = await rollup.cost_rows(golden, scope, key)
     golden.rollup = True
     assert norm(await rollup.cost_rows(golden, scope, key)) == norm(live)
+
+
+def test_followup_statements_compile_for_mssql(golden):
+    from ctid.reports import followup as fu
+    from ctid.store.schema import report_missed
+
+    sources = [select(report_missed).subquery("kept"), q.missed_followups(q.Scope(FIRST, LAST), q.Knobs())
+               .subquery("live")]
+    for source in sources:
+        for statement in (fu.aggregate(source, "group_name", golden.settings), fu.aggregate(source, None, golden.settings),
+                          fu.delay_histogram(source, "agent", golden.settings),
+                          fu.callbacks_by_agent(source, golden.settings), fu.not_reached(source, golden.settings)):
+            text = str(statement.compile(dialect=mssql.dialect()))
+            assert "LIMIT" not in text
