@@ -132,17 +132,21 @@ class HubConfig(Strict):
 
 
 class UserConfig(Strict):
-    username: str = Field(min_length=1)
+    username: str = Field(min_length=1, description="The name the person signs in with (panel, `POST /api/auth/token`).")
     password_hash: SecretStr = Field(description="From `ctid auth hash-password`.")
-    role: Role = Role.AGENT
+    role: Role = Field(default=Role.AGENT, description="`agent`: own calls, presence and tasks; "
+                       "`supervisor`: every call and agent, reports, the panel's Team section; `admin`: "
+                       "also administration (dead letters, admin-only plugin routes).")
     agent: str | None = Field(default=None, description="Agent id this user acts as.")
 
 
 class ApiKeyConfig(Strict):
-    name: str = Field(min_length=1)
+    name: str = Field(min_length=1, description="Names the key's holder in logs and signed links "
+                      "(subject `key:<name>`); give each key its own.")
     key: SecretStr
-    role: Role = Role.AGENT
-    agent: str | None = None
+    role: Role = Field(default=Role.AGENT, description="What the key may do, as a user's `role`.")
+    agent: str | None = Field(default=None, description="Agent id the key acts as (a launcher's key: its "
+                              "agent's own presence and calls).")
 
     @field_validator("key")
     @classmethod
@@ -219,9 +223,10 @@ class PanelConfig(Strict):
 
 
 class AgentConfig(Strict):
-    name: str
+    name: str = Field(description="The agent's display name (panel, reports, CRM activities).")
     extension: str | None = None
-    groups: list[str] = Field(default_factory=list)
+    groups: list[str] = Field(default_factory=list, description="Groups (queues) the agent answers for; "
+                              "a call's group picks its free agent and groups the reports.")
     pbx: dict[str, str] = Field(default_factory=dict, description="connector instance -> PBX login")
     crm_user: str | None = None
 
