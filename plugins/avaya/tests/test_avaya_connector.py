@@ -11,6 +11,7 @@ from ctid.connector import SimulationContext
 from ctid.errors import CapabilityError
 from ctid.services import Services
 from ctid.testing.daemon import eventually
+from ctid.testing.memory import MemoryStorage
 from ctid_avaya import simulate as s
 from ctid_avaya.config import AvayaConfig
 from ctid_avaya.connector import AvayaConnector
@@ -167,23 +168,6 @@ async def _true(value):
     return value
 
 
-class Storage:
-    def __init__(self):
-        self.rows = {}
-
-    async def get(self, kind, key):
-        return self.rows.get((kind, key))
-
-    async def put(self, kind, key, value):
-        self.rows[(kind, key)] = value
-
-    async def delete(self, kind, key):
-        self.rows.pop((kind, key), None)
-
-    async def list(self, kind, *, limit=1000):
-        return [(k, v) for (kd, k), v in self.rows.items() if kd == kind][:limit]
-
-
 async def test_a_ctid_restart_mid_call_keeps_the_call_id_for_devlink3_and_smdr(nursery):
     from datetime import datetime
 
@@ -191,7 +175,7 @@ async def test_a_ctid_restart_mid_call_keeps_the_call_id_for_devlink3_and_smdr(n
 
     fake = FakeDevLink3({"ctid": "s3cret-pass"})
     port = await nursery.start(fake.serve)
-    storage = Storage()
+    storage = MemoryStorage()
     node = s.node_of("127.0.0.1")
     a_end, b_end = s.end_id(node, 4242), s.end_id(node, 4244)
     trunk = s.party(a_end, inbound=True, state=2, cls=5, cli="79161234567", public=1)
@@ -213,7 +197,7 @@ async def test_a_ctid_restart_mid_call_keeps_the_call_id_for_devlink3_and_smdr(n
             await eventually(lambda: _true(first_sink.events))
             first_life.cancel()  # ctid stops while the call goes on
     pbx = first_sink.events[0].pbx_call_id
-    assert ("legs:ipo", "127.0.0.1-4242") in storage.rows
+    assert ("legs:ipo", "127.0.0.1-4242") in storage.data
 
     fake.in_progress = [talking]  # IP Office re-reports the call in progress to the new connection
     sink = Sink()

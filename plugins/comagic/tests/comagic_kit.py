@@ -1,15 +1,15 @@
-"""Helpers of the CoMagic connector tests: directory, storage, event sink, config and request builders
-(fixtures using them live in conftest.py)."""
+"""Helpers of the CoMagic connector tests: directory, config and request builders (storage and event
+sink are ctid.testing.memory's; fixtures using them live in conftest.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 
 from ctid.connector import WebhookRequest, WebhookResult
-from ctid.model import Agent, CallEvent
+from ctid.model import Agent
+from ctid.testing.memory import MemorySink
 from ctid_comagic.config import ComagicConfig
 from ctid_comagic.connector import ComagicConnector
 from ctid_comagic.testing.fake_calls import Notification
@@ -59,40 +59,6 @@ class FakeDirectory:
         return None
 
 
-class FakeStorage:
-    def __init__(self) -> None:
-        self.data: dict[tuple[str, str], dict[str, Any]] = {}
-
-    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        return self.data.get((kind, key))
-
-    async def put(self, kind: str, key: str, value: dict[str, Any]) -> None:
-        self.data[(kind, key)] = dict(value)
-
-    async def delete(self, kind: str, key: str) -> None:
-        self.data.pop((kind, key), None)
-
-    async def list(self, kind: str, *, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
-        return [(k, v) for (kd, k), v in self.data.items() if kd == kind][:limit]
-
-
-@dataclass
-class FakeSink:
-    """Accepts events idempotently by key, like the core's store."""
-
-    events: list[CallEvent] = field(default_factory=list)
-
-    async def submit(self, events: list[CallEvent]) -> int:
-        known = {e.key for e in self.events}
-        new = 0
-        for event in events:
-            if event.key not in known:
-                known.add(event.key)
-                self.events.append(event)
-                new += 1
-        return new
-
-
 def make_config(fake: FakeComagic | None = None, **overrides: Any) -> ComagicConfig:
     base = fake.base_url if fake else "http://127.0.0.1"
     values: dict[str, Any] = {
@@ -120,7 +86,7 @@ def request(note: Notification | None = None, *, body: bytes | None = None, subp
                           body or b"", remote)
 
 
-async def deliver(connector: ComagicConnector, fake: FakeComagic, sink: FakeSink | None = None,
+async def deliver(connector: ComagicConnector, fake: FakeComagic, sink: MemorySink | None = None,
                   notes: list[Notification] | None = None) -> list[WebhookResult]:
     """Hand the fake's pending notifications to the connector; accepted events go to ``sink``."""
     results = []

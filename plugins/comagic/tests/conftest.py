@@ -13,25 +13,24 @@ from comagic_kit import (
     INSTANCE,
     PATH_SECRET,
     FakeDirectory,
-    FakeSink,
-    FakeStorage,
     employee_rows,
     make_config,
     transport,
 )
 from ctid.services import Services
+from ctid.testing.memory import MemorySink, MemoryStorage
 from ctid_comagic.connector import ComagicConnector
 from ctid_comagic.testing.fake_server import FakeComagic
 
 
 @pytest.fixture
-def storage() -> FakeStorage:
-    return FakeStorage()
+def storage() -> MemoryStorage:
+    return MemoryStorage()
 
 
 @pytest.fixture
-def sink() -> FakeSink:
-    return FakeSink()
+def sink() -> MemorySink:
+    return MemorySink()
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import trio
 
-from comagic_kit import INSTANCE, FakeSink, deliver, make_config, transport
+from comagic_kit import INSTANCE, deliver, make_config, transport
 from ctid.config.models import AgentConfig
 from ctid.directory import StaticDirectory
 from ctid.model import CallState, EventKind, Outcome
 from ctid.services import Services
 from ctid.switchboard import Switchboard
+from ctid.testing.memory import MemorySink
 from ctid_comagic import reports
 from ctid_comagic.connector import ComagicConnector
 from ctid_comagic.templates import KINDS
@@ -30,7 +31,7 @@ async def wired(fake, storage, tmp_path):
     fake.clock.freeze(T0)
     directory = StaticDirectory({"a1": AgentConfig(name="Anna", pbx={INSTANCE: "101"}),
                                  "a2": AgentConfig(name="Boris", pbx={INSTANCE: "102"})})
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, storage_factory=lambda _: storage,
                         public_url="https://ctid.example.com", data_dir=tmp_path)
     connector = ComagicConnector(INSTANCE, make_config(fake), services, transport=transport(fake), now=fake.clock.now)

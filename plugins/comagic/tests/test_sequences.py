@@ -8,12 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from comagic_kit import INSTANCE, FakeSink, deliver, make_config, transport
+from comagic_kit import INSTANCE, deliver, make_config, transport
 from ctid.config.models import AgentConfig
 from ctid.directory import StaticDirectory
 from ctid.model import CallState, Direction, Outcome
 from ctid.services import Services
 from ctid.switchboard import Switchboard
+from ctid.testing.memory import MemorySink
 from ctid_comagic.connector import ComagicConnector
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)  # winter: Moscow is UTC+3, New York UTC-5
@@ -30,7 +31,7 @@ async def wired(request, fake, storage, tmp_path):
         "a2": AgentConfig(name="Boris", pbx={INSTANCE: "102"}, groups=["sales"]),
         "a3": AgentConfig(name="Vera", pbx={INSTANCE: "103"}, groups=["sales"]),
     })
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, storage_factory=lambda _: storage,
                         public_url="https://ctid.example.com", data_dir=tmp_path)
     connector = ComagicConnector(INSTANCE, make_config(fake), services, transport=transport(fake),
@@ -187,7 +188,7 @@ async def test_duplicate_and_reordered_notifications_give_the_same_call(wired):
     for seed in range(3):
         shuffled = notes + random.Random(seed).sample(notes, len(notes))  # every one twice, any order
         random.Random(seed + 10).shuffle(shuffled)
-        fresh_sink = FakeSink()
+        fresh_sink = MemorySink()
         fresh = Switchboard(board.directory, recording_url=connector.services.recording_url)
         await deliver(connector, fake, fresh_sink, shuffled)
         assert len(fresh_sink.events) == len(notes)  # duplicates have the same keys

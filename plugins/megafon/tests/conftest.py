@@ -9,9 +9,10 @@ import httpx
 import pytest
 
 from ctid.services import Services
+from ctid.testing.memory import MemorySink, MemoryStorage
 from ctid_megafon.connector import MegafonConnector
 from ctid_megafon.testing.fake_server import FakeMegafon
-from megafon_kit import API_KEY, INSTANCE, FakeContacts, FakeDirectory, FakeSink, FakeStorage, make_config
+from megafon_kit import API_KEY, INSTANCE, FakeContacts, FakeDirectory, make_config
 
 
 @pytest.fixture
@@ -25,13 +26,13 @@ def contacts() -> FakeContacts:
 
 
 @pytest.fixture
-def storage() -> FakeStorage:
-    return FakeStorage()
+def storage() -> MemoryStorage:
+    return MemoryStorage()
 
 
 @pytest.fixture
-def sink() -> FakeSink:
-    return FakeSink()
+def sink() -> MemorySink:
+    return MemorySink()
 
 
 @pytest.fixture

@@ -1,9 +1,8 @@
-"""Helpers of the MegaFon connector tests: a tiny directory, CRM lookup, storage, event sink,
-config builder and push builders (fixtures using them live in conftest.py)."""
+"""Helpers of the MegaFon connector tests: a tiny directory, CRM lookup, config builder and push
+builders (storage and event sink are ctid.testing.memory's; fixtures using them live in conftest.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -13,7 +12,7 @@ import trio
 
 from ctid.connector import WebhookRequest, WebhookResult
 from ctid.crm import ContactMatch
-from ctid.model import Agent, CallEvent
+from ctid.model import Agent
 from ctid_megafon.config import MegafonConfig
 from ctid_megafon.connector import MegafonConnector
 from ctid_megafon.testing.fake_server import FakeMegafon
@@ -66,40 +65,6 @@ class FakeContacts:
         if self.delay:
             await trio.sleep(self.delay)
         return self.matches.get(phone, [])
-
-
-class FakeStorage:
-    def __init__(self) -> None:
-        self.data: dict[tuple[str, str], dict[str, Any]] = {}
-
-    async def get(self, kind: str, key: str) -> dict[str, Any] | None:
-        return self.data.get((kind, key))
-
-    async def put(self, kind: str, key: str, value: dict[str, Any]) -> None:
-        self.data[(kind, key)] = dict(value)
-
-    async def delete(self, kind: str, key: str) -> None:
-        self.data.pop((kind, key), None)
-
-    async def list(self, kind: str, *, limit: int = 1000) -> list[tuple[str, dict[str, Any]]]:
-        return [(k, v) for (kd, k), v in self.data.items() if kd == kind][:limit]
-
-
-@dataclass
-class FakeSink:
-    """Accepts events idempotently by key, like the core's store."""
-
-    events: list[CallEvent] = field(default_factory=list)
-
-    async def submit(self, events: list[CallEvent]) -> int:
-        known = {e.key for e in self.events}
-        new = 0
-        for event in events:
-            if event.key not in known:
-                known.add(event.key)
-                self.events.append(event)
-                new += 1
-        return new
 
 
 def make_config(fake: FakeMegafon | None = None, **overrides: Any) -> MegafonConfig:

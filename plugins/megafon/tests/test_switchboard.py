@@ -14,8 +14,9 @@ from ctid.directory import StaticDirectory
 from ctid.model import CallState, Direction, Outcome
 from ctid.services import Services
 from ctid.switchboard import Switchboard
+from ctid.testing.memory import MemorySink
 from ctid_megafon.connector import MegafonConnector
-from megafon_kit import FakeSink, make_config, request
+from megafon_kit import make_config, request
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 CALLER = "79101234567"
@@ -32,7 +33,7 @@ def directory() -> StaticDirectory:
 
 @pytest.fixture
 async def wired(directory, fake, tmp_path):
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, public_url="https://ctid.example.com", data_dir=tmp_path)
     connector = MegafonConnector("mf", make_config(fake), services, transport=httpx.ASGITransport(app=fake))
     board = Switchboard(directory, recording_url=services.recording_url)
@@ -188,7 +189,7 @@ async def test_reordered_legs_without_history_still_end_right(wired):
 
 
 async def test_settle_window_closes_a_call_whose_history_never_came(directory, fake, tmp_path, autojump_clock):
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, data_dir=tmp_path)
     connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
     board = Switchboard(directory)
@@ -213,7 +214,7 @@ async def test_settle_window_closes_a_call_whose_history_never_came(directory, f
 
 
 async def test_settle_window_is_cancelled_by_a_new_leg_or_history(directory, fake, tmp_path, autojump_clock):
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, data_dir=tmp_path)
     connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
     async with trio.open_nursery() as nursery:
@@ -261,7 +262,7 @@ def test_directory_fixture_resolves_logins_case_insensitively(directory):
 
 
 async def test_settle_window_ends_an_answered_call_announced_by_contact(directory, fake, tmp_path, autojump_clock):
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, data_dir=tmp_path)
     connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
     board = Switchboard(directory)
@@ -280,7 +281,7 @@ async def test_settle_window_ends_an_answered_call_announced_by_contact(director
 
 
 async def test_queue_timeout_closes_a_call_that_never_reached_an_agent(directory, fake, tmp_path, autojump_clock):
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, data_dir=tmp_path)
     connector = MegafonConnector("mf", make_config(fake, queue_timeout=600), services)
     board = Switchboard(directory)
@@ -302,7 +303,7 @@ async def test_queue_timeout_closes_a_call_that_never_reached_an_agent(directory
 
 async def test_a_sooner_deadline_wakes_the_settle_window_asleep_until_a_later_one(directory, fake, tmp_path,
                                                                                   autojump_clock):
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, data_dir=tmp_path)
     connector = MegafonConnector("mf", make_config(fake, settle_seconds=20, queue_timeout=600), services)
     async with trio.open_nursery() as nursery:
@@ -323,7 +324,7 @@ async def test_a_sooner_deadline_wakes_the_settle_window_asleep_until_a_later_on
 
 
 async def test_settle_window_re_arms_after_a_revival(directory, fake, tmp_path, autojump_clock):
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, data_dir=tmp_path)
     connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
     board = Switchboard(directory)
@@ -407,7 +408,7 @@ async def test_transferred_leg_joins_the_call_whatever_order_the_pushes_race_in(
 
 async def test_a_new_call_from_a_talking_number_waits_only_the_race_window(directory, fake, tmp_path,
                                                                          autojump_clock):
-    sink = FakeSink()
+    sink = MemorySink()
     services = Services(directory=directory, events=sink, data_dir=tmp_path)
     connector = MegafonConnector("mf", make_config(fake, transfer_race_seconds=3), services)
     board = Switchboard(directory)
