@@ -18,28 +18,35 @@ from ctid.reports.result import Chart, ReportResult, Table
 from ctid.reports.rollup import kpi_rows, missed_sources
 
 
-async def missed_figures(ctx: ReportContext, params: ReportParams, key: str | None) -> dict[Any, dict[str, Any]]:
-    """The missed-call figures per ``key`` (day / group / agent) or in total (key None), merged over the
-    kept and live sources (docs/reports.md, follow-up of a missed call)."""
-    field = {"day": "local_date", "group": "group_name", "agent": "agent", None: None}[key]
+async def missed_figures(ctx: ReportContext, params: ReportParams, key: str) -> tuple[dict[Any, dict[str, Any]],
+                                                                                    dict[str, Any]]:
+    """The missed-call figures per ``key`` (day / group / agent) and in total, merged over the kept and
+    live sources (docs/reports.md, follow-up of a missed call): one pass per source."""
+    field = {"day": "local_date", "group": "group_name", "agent": "agent"}[key]
     sums: dict[Any, dict[str, Any]] = {}
     hist: dict[Any, list[tuple[int, int]]] = {}
     for source in await missed_sources(ctx, scope_of(params)):
         for row in await ctx.rows(fu.aggregate(source, field, ctx.settings)):
-            into = sums.setdefault(row.key if field else None, {})
+            into = sums.setdefault(row.key, {})
             for name, value in row._mapping.items():
                 if name != "key" and value is not None:
                     into[name] = into.get(name, 0) + value
         for row in await ctx.rows(fu.delay_histogram(source, field, ctx.settings)):
-            hist.setdefault(row.key if field else None, []).append((row.seconds, row.n))
-    out = {}
-    for k, v in sums.items():
-        n = lambda name, v=v: int(v.get(name) or 0)  # noqa: E731
-        out[k] = {"missed": n("missed"), "out_of_hours": n("out_of_hours"), **{c: n(c) for c in fu.CLASSES},
-                  "reached_in_sla": kpi.ratio(n("reached_in_sla_n"), n("working_n")),
-                  "callback_avg": kpi.mean(v.get("delay_sum"), n("delay_n")),
-                  "callback_median": kpi.percentile(hist.get(k, []), 50)}
-    return out
+            hist.setdefault(row.key, []).append((row.seconds, row.n))
+    total: dict[str, Any] = {}
+    for v in sums.values():
+        for name, value in v.items():
+            total[name] = total.get(name, 0) + value
+
+    def figures(v: dict[str, Any], pairs: list[tuple[int, int]]) -> dict[str, Any]:
+        n = lambda name: int(v.get(name) or 0)  # noqa: E731
+        return {"missed": n("missed"), "out_of_hours": n("out_of_hours"), **{c: n(c) for c in fu.CLASSES},
+                "reached_in_sla": kpi.ratio(n("reached_in_sla_n"), n("working_n")),
+                "callback_avg": kpi.mean(v.get("delay_sum"), n("delay_n")),
+                "callback_median": kpi.percentile(pairs, 50)}
+
+    everything = [pair for pairs in hist.values() for pair in pairs]
+    return {k: figures(v, hist.get(k, [])) for k, v in sums.items()}, figures(total, everything)
 
 
 async def missed_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
@@ -48,10 +55,7 @@ async def missed_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     figures = [("missed", "int"), ("out_of_hours", "int"), (IN_SLA, "int"), (LATE, "int"), (CUSTOMER, "int"),
                (NOT_REACHED, "int"), ("reached_in_sla", "percent"), ("callback_avg", "duration"),
                ("callback_median", "duration")]
-    by_key = await missed_figures(ctx, params, key)
-    total = (await missed_figures(ctx, params, None)).get(None) or {
-        "missed": 0, "out_of_hours": 0, **dict.fromkeys(fu.CLASSES, 0), "reached_in_sla": None,
-        "callback_avg": None, "callback_median": None}
+    by_key, total = await missed_figures(ctx, params, key)
     table_rows = [{key: key_text(key, k, lang), **v}
                   for k, v in sorted(by_key.items(), key=lambda item: (item[0] is None, str(item[0])))]
     columns = [col(key, key_kind(key), lang)] + [col(f, kind, lang) for f, kind in figures]
