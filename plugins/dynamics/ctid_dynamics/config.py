@@ -106,9 +106,10 @@ class EntityConfig(_Strict):
     """One table searched by phone. Stock entities need only ``phone_fields``."""
 
     phone_fields: list[str] = Field(min_length=1, description="Phone columns compared with eq.")
-    entity_set: str | None = None
-    id_field: str | None = None
-    name_field: str | None = None
+    entity_set: str | None = Field(default=None, description="Web API entity set (plural) name, e.g. contacts; "
+                                   "known for contact, account and lead.")
+    id_field: str | None = Field(default=None, description="Primary key column, e.g. contactid (the record link).")
+    name_field: str | None = Field(default=None, description="Column shown as the match's name, e.g. fullname.")
     company_field: str | None = Field(default=None, description="A lookup (_x_value) or text column.")
     normalized_field: str | None = Field(
         default=None, description="A custom column holding E.164 numbers; when set only it is queried."
@@ -235,7 +236,10 @@ class PhoneCallConfig(_Strict):
 
 
 class RecordingConfig(_Strict):
-    mode: Literal["note", "url_field"] = "note"
+    mode: Literal["note", "url_field"] = Field(
+        default="note", description="How ctid's recording link reaches the call's phonecall: note: a note "
+        "(annotation) on it; url_field: written to the phonecall's URL column `url_field`.",
+    )
     url_field: str | None = Field(default=None, description="URL column on phonecall, e.g. new_recordingurl.")
 
     @model_validator(mode="after")
@@ -250,7 +254,8 @@ class DynamicsConfig(CRMConfig):
 
     url: str = Field(description="Organization URL, e.g. https://contoso.crm4.dynamics.com or https://crm/ORG")
     api_version: str = Field(default="9.2", pattern=r"^\d+\.\d+$", description="8.x for CRM 2016 on-prem.")
-    auth: AuthConfig
+    auth: AuthConfig = Field(description="How ctid signs in (`type`): client_credentials (Dynamics 365 online, an "
+                             "Entra app registration), ntlm (on-premises), adfs (on-premises IFD).")
     entities: dict[str, EntityConfig] = Field(default_factory=_default_entities)
     default_region: str | None = Field(
         default=None, min_length=2, max_length=2, description="Overrides phone.default_region."
@@ -265,14 +270,16 @@ class DynamicsConfig(CRMConfig):
     )
     max_matches: int = Field(default=5, ge=2, le=50, description="$top per entity: how many matches a pop lists.")
     app_id: str | None = Field(default=None, description="Model-driven app id added to record URLs.")
-    new_contact_entity: str = "contact"
-    new_contact_field: str = "telephone1"
+    new_contact_entity: str = Field(default="contact", description="Entity of the Dynamics form the \"new contact\" link "
+                                    "opens for an unknown caller.")
+    new_contact_field: str = Field(default="telephone1", description="Column of that form filled with the "
+                                   "caller's number.")
     phonecall: PhoneCallConfig = Field(default_factory=PhoneCallConfig)
     callback_task: CallbackTaskConfig = Field(default_factory=CallbackTaskConfig)
     recording: RecordingConfig = Field(default_factory=RecordingConfig)
     max_concurrency: int = Field(default=8, ge=1, le=50, description="Parallel requests (Dynamics caps at 52).")
     timeout: float = Field(default=10, gt=0, description="Seconds per HTTP request.")
-    connect_timeout: float = Field(default=5, gt=0)
+    connect_timeout: float = Field(default=5, gt=0, description="Seconds to open a connection.")
     ca_bundle: FilePath | None = Field(default=None, description="CA file for a private CA (on-prem, AD FS).")
 
     @field_validator("url")
