@@ -150,11 +150,15 @@ class DevLink3Client:
         return True
 
     # -- packets ---------------------------------------------------------------------------------
-    async def _send(self, ptype: int, body: bytes = b"") -> int:
-        request_id = next(self._ids) & 0xFFFFFFFF
+    async def _send(self, ptype: int, body: bytes = b"", request_id: int | None = None) -> int:
+        if request_id is None:
+            request_id = self._request_id()
         assert self._stream is not None
         await self._stream.send_all(d3.encode_packet(ptype, request_id, body))
         return request_id
+
+    def _request_id(self) -> int:
+        return next(self._ids) & 0xFFFFFFFF
 
     async def _next(self) -> d3.Packet:
         while not self._packets:
@@ -232,7 +236,9 @@ class DevLink3Client:
             await trio.sleep(self.config.keepalive)
             if self._test_pending is not None:
                 raise LinkError("silent", f"no answer to a Test packet within {self.config.keepalive:g} s")
-            self._test_pending = await self._send(d3.TEST, struct.pack(">I", 4) + b"ctid")
+            # pending before the write: the TestR can be read while send_all has not returned yet
+            self._test_pending = self._request_id()
+            await self._send(d3.TEST, struct.pack(">I", 4) + b"ctid", self._test_pending)
 
     async def _read_events(self) -> None:
         self._packets.extendleft(reversed(self._early))

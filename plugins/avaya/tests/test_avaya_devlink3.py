@@ -3,6 +3,7 @@ Delta3 party tracking, and bad bytes on the socket (skipped or closed, nothing r
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from zoneinfo import ZoneInfo
 
@@ -162,6 +163,55 @@ async def test_login_subscribe_events_and_keepalive(autojump_clock):
         assert session.tests == 3 and client.subscribed and client.pbx_type.startswith("Avaya IP500v2")
         assert received == [s.call_lost(NODE, s.end_id(NODE, 1))] and subscribed == [True]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_test_answer_arriving_before_the_write_returns_counts(autojump_clock):
+    """The unit may answer a Test before the client's send_all returns (a slow write, a fast LAN):
+    that answer must still count, or the next keep-alive tick drops a healthy link."""
+    client, session, _, _ = await _pair()
+    inner = client._open_stream
+
+    class SlowWrites(trio.abc.Stream):
+        def __init__(self, stream):
+            self.stream = stream
+
+        async def send_all(self, data):
+            await self.stream.send_all(data)
+            await trio.sleep(1)  # the bytes are out; the write call returns later
+
+        async def wait_send_all_might_not_block(self):
+            await self.stream.wait_send_all_might_not_block()
+
+        async def receive_some(self, max_bytes=None):
+            return await self.stream.receive_some(max_bytes)
+
+        async def aclose(self):
+            await self.stream.aclose()
+
+    async def open_stream():
+        return SlowWrites(await inner())
+
+    client._open_stream = open_stream
+    errors = []
+
+    async def run_client():
+        try:
+            await client._session()
+        except Exception as exc:
+            errors.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(run_client)
+        await session.handshake()
+
+        async def answer_tests():
+            with contextlib.suppress(SessionClosed):  # the client hung up: its error says why
+                await session.serve_tests()
+
+        nursery.start_soon(answer_tests)
+        await trio.sleep(95)  # three keep-alives, each answered while the write was still returning
+        nursery.cancel_scope.cancel()
+    assert [str(e) for e in errors] == [] and session.tests == 3 and client.subscribed
 
 
 async def test_a_silent_unit_is_detected_by_the_keepalive(autojump_clock):
