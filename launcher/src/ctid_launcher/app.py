@@ -196,6 +196,7 @@ class Launcher:
         while True:
             try:
                 agent = await self.api.agent(self.settings.agent)
+                self.signed_in = True
                 if not self._started:
                     self.state = policy.State(on_login=self.settings.on_login)
                     self._told(agent)
