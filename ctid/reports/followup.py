@@ -70,9 +70,9 @@ def aggregate(src: Any, key: str | None, settings: Any) -> Any:
 
 
 def delay_histogram(src: Any, key: str | None, settings: Any) -> Any:
-    """Our callbacks per whole second of delay (per ``key``), for the median."""
+    """Our callbacks per whole minute of delay (per ``key``), for the median (``seconds`` = minutes × 60)."""
     classes = _classes(src, settings)
-    seconds = cast(_delay(src), Integer)
+    seconds = cast(_delay(src) / 60, Integer) * 60
     expr = src.c[key] if key else literal("")
     return (select(expr.label("key"), seconds.label("seconds"), func.count().label("n")).select_from(src)
             .where(_counted(src, settings), or_(classes[IN_SLA], classes[LATE])).group_by(expr, seconds))

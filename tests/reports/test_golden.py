@@ -120,6 +120,7 @@ async def test_missed_and_follow_up(golden):
     assert (totals["missed"], totals["called_back_in_sla"], totals["called_back_late"], totals["customer_called"],
             totals["not_reached"]) == (3, 1, 0, 1, 1)
     assert totals["reached_in_sla"] == 1 / 3 and totals["callback_avg"] == 1160.0
+    assert totals["callback_median"] == 1140  # nearest rank over whole minutes: 19 min
     assert [r["number"] for r in result.table("followups").rows] == ["+79161110010"]
     text = render(result, "table").decode()
     assert "19:20" in text and "+79161110010" in text
