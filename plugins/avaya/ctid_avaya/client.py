@@ -149,6 +149,28 @@ class DevLink3Client:
                     pass
         return True
 
+    async def probe(self) -> str:
+        """One login outside the daemon (``ctid check``): connect, authenticate, hang up; the unit's
+        type. Raises what a session would (Refused, LinkError, OSError, trio.TooSlowError)."""
+        self._reader = d3.FrameReader()
+        self._packets.clear()
+        self._early.clear()
+        with trio.fail_after(self.config.connect_timeout):
+            stream = await self._open_stream()
+            self._stream = stream
+            try:
+                await self._login()
+            finally:
+                self._stream = None
+                self.authenticated = False
+                with trio.move_on_after(1) as cleanup:
+                    cleanup.shield = True
+                    try:
+                        await stream.aclose()
+                    except (trio.BrokenResourceError, OSError, ssl.SSLError):
+                        pass
+        return self.pbx_type or "IP Office"
+
     # -- packets ---------------------------------------------------------------------------------
     async def _send(self, ptype: int, body: bytes = b"", request_id: int | None = None) -> int:
         if request_id is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
@@ -23,7 +24,7 @@ from ctid.model import Call, CallEvent, Capability, utcnow
 from ctid_avaya import control
 from ctid_avaya import simulate as _simulate
 from ctid_avaya.calllog import KEEP, CallLog, LegIndex
-from ctid_avaya.client import DevLink3Client
+from ctid_avaya.client import DevLink3Client, LinkError, Refused, describe
 from ctid_avaya.collector import SmdrCollector
 from ctid_avaya.config import AvayaConfig
 from ctid_avaya.delta3 import parse as parse_delta3
@@ -311,6 +312,8 @@ class AvayaConnector(Connector):
 
     # -- health ----------------------------------------------------------------------------------
     async def health(self) -> Health:
+        if self.started_at is None:
+            return await self._probe_health()
         checks: dict[str, str] = {}
         ok = True
         now = trio.current_time()
@@ -353,6 +356,43 @@ class AvayaConnector(Connector):
         errors = self.stats.error_count()
         if errors:
             checks["wire_errors"] = str(errors)
+        return Health(ok=ok, detail="ok" if ok else "degraded", checks=checks)
+
+    async def _probe_health(self) -> Health:
+        """Health of an instance that is not running (``ctid check`` beside ``ctid serve``): one
+        DevLink3 login (the unit's own answer, e.g. a wrong password or a missing licence), the SMDR
+        setting (its socket belongs to the daemon: connecting here would take records from it), and
+        each control backend's check."""
+        checks: dict[str, str] = {}
+        ok = True
+        if self.devlink3 is not None:
+            try:
+                pbx = await self.devlink3.probe()
+                checks["devlink3"] = f"login accepted ({pbx})"
+            except Refused as exc:
+                ok = False
+                checks["devlink3"] = str(exc)  # "login refused: 0x80000041 auth failed"
+            except trio.TooSlowError:
+                ok = False
+                checks["devlink3"] = f"unreachable: no answer within {self.config.devlink3.connect_timeout:g} s"
+            except (LinkError, OSError, trio.BrokenResourceError, ssl.SSLError) as exc:
+                ok = False
+                checks["devlink3"] = f"unreachable: {describe(exc)}"
+        if self.smdr is not None:
+            smdr = self.config.smdr
+            checks["smdr"] = (f"collected by ctid serve (listening on {smdr.listen})" if smdr.mode == "listen"
+                              else f"collected by ctid serve (connecting to {self.config.host}:{smdr.port})")
+        for backend in self.backends:
+            try:
+                with trio.move_on_after(5) as scope:
+                    checks[f"control:{backend.name}"] = await backend.check()
+                if scope.cancelled_caught:
+                    raise PBXError("no answer within 5 s", error_id="pbx_timeout")
+            except CtidError as exc:
+                ok = False
+                checks[f"control:{backend.name}"] = f"unreachable: {exc}"
+        if not self.backends:
+            checks["control"] = "none configured: monitor and call log only"
         return Health(ok=ok, detail="ok" if ok else "degraded", checks=checks)
 
     # -- simulation ------------------------------------------------------------------------------

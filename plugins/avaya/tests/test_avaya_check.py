@@ -1,0 +1,44 @@
+"""``ctid check`` beside ``ctid serve``: an instance that is not running answers its health with one
+DevLink3 login of its own (accepted, refused with the unit's reason, or unreachable), never with the
+"down: connecting" of a link it never opened."""
+
+from __future__ import annotations
+
+from ctid.directory import StaticDirectory
+from ctid.services import Services
+from ctid.testing.daemon import eventually, free_port
+from ctid_avaya.config import AvayaConfig
+from ctid_avaya.connector import AvayaConnector
+from ctid_avaya.testing.fake_ipo import FakeDevLink3
+
+
+def instance(port: int, password: str = "s3cret-pass", **extra) -> AvayaConnector:
+    raw = {"plugin": "avaya", "host": "127.0.0.1",
+           "devlink3": {"transport": "tcp", "port": port, "username": "ctid", "password": password,
+                        "connect_timeout": 2},
+           "smdr": {"listen": "127.0.0.1:8808"}, **extra}
+    return AvayaConnector("ipo", AvayaConfig(**raw), Services(directory=StaticDirectory({})))
+
+
+async def test_check_logs_in_once_and_names_the_unit(nursery):
+    fake = FakeDevLink3({"ctid": "s3cret-pass"})
+    port = await nursery.start(fake.serve)
+    health = await instance(port).health()
+    assert health.ok, health.checks
+    assert health.checks["devlink3"] == "login accepted (Avaya IP500v2 11.1.3.0 build 7)"
+    assert health.checks["smdr"] == "collected by ctid serve (listening on 127.0.0.1:8808)"
+    assert fake.logins == 0  # a login, no EventRequest: the probe never subscribed
+
+    async def hung_up():  # and it hung up, leaving the unit's connection slot free
+        return fake.open == 0
+
+    await eventually(hung_up, within=2)
+
+
+async def test_check_reports_the_units_refusal_and_an_unreachable_unit(nursery):
+    fake = FakeDevLink3({"ctid": "s3cret-pass"})
+    port = await nursery.start(fake.serve)
+    refused = await instance(port, password="wrong-password").health()
+    assert not refused.ok and refused.checks["devlink3"] == "login refused: 0x80000041 auth failed"
+    down = await instance(free_port()).health()
+    assert not down.ok and down.checks["devlink3"].startswith("unreachable: ")
