@@ -12,6 +12,7 @@ import trio.testing
 from hypercorn.trio import run as hypercorn_run
 from hypercorn.trio.tcp_server import TCPServer
 
+from ctid.asgi import lifespan
 from ctid.web import serving
 
 KEEP_ALIVE = 5.0
@@ -19,11 +20,7 @@ KEEP_ALIVE = 5.0
 
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            await send({"type": message["type"] + ".complete"})
-            if message["type"] == "lifespan.shutdown":
-                return
+        return await lifespan(receive, send)
     while (await receive()).get("more_body"):
         pass
     if scope["path"] == "/slow":

@@ -85,33 +85,24 @@ def test_simulated_traffic_ends_now(app, tmp_path, scenario, length) -> None:
 async def test_send_simulation_posts_the_simulated_requests_and_reports_each(nursery) -> None:
     """The default ``Connector.send_simulation`` (what simulate-call calls): HTTP posts in order;
     a 4xx answer is ``simulation_rejected``; an unreachable ctid is ``unreachable``."""
-    from hypercorn.config import Config as HyperConfig
-    from hypercorn.trio import serve
-
+    from ctid.asgi import lifespan
     from ctid.connector import Connector, SimulatedRequest, SimulationContext
     from ctid.errors import PBXError, RequestError
     from ctid.testing.daemon import free_port
+    from ctid.testing.fakes import serve
 
     seen: list[tuple[str, bytes]] = []
 
     async def asgi(scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                await send({"type": message["type"] + ".complete"})
-                if message["type"] == "lifespan.shutdown":
-                    return
+            return await lifespan(receive, send)
         body = (await receive()).get("body", b"")
         seen.append((scope["path"], body))
         status = 422 if body == b"bad" else 200
         await send({"type": "http.response.start", "status": status, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
-    port = free_port()
-    config = HyperConfig()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = config.errorlog = None
-    await nursery.start(serve, asgi, config)
+    url = await nursery.start(serve, asgi)
 
     class Webhooky(Connector):
         bodies: list[bytes] = [b"one", b"two"]
@@ -122,12 +113,12 @@ async def test_send_simulation_posts_the_simulated_requests_and_reports_each(nur
     conn = Webhooky("x", None, None)  # type: ignore[arg-type]
     lines: list[str] = []
     ctx = SimulationContext(caller="+79161234567", agent="101")
-    await conn.send_simulation("answered", ctx, base_url=f"http://127.0.0.1:{port}/", report=lines.append)
+    await conn.send_simulation("answered", ctx, base_url=f"{url}/", report=lines.append)
     assert seen == [("/hooks/x", b"one"), ("/hooks/x", b"two")]
     assert lines == ["200 POST /hooks/x  #0", "200 POST /hooks/x  #1"]
     conn.bodies = [b"bad", b"never sent"]
     with pytest.raises(RequestError) as rejected:
-        await conn.send_simulation("answered", ctx, base_url=f"http://127.0.0.1:{port}", report=lines.append)
+        await conn.send_simulation("answered", ctx, base_url=url, report=lines.append)
     assert rejected.value.error_id == "simulation_rejected" and seen[-1] == ("/hooks/x", b"bad")
     with pytest.raises(PBXError) as down:
         await conn.send_simulation("answered", ctx, base_url=f"http://127.0.0.1:{free_port()}", report=lines.append)

@@ -32,6 +32,8 @@ from urllib.parse import parse_qsl
 
 import trio
 
+from ctid.asgi import lifespan, read_body, respond
+
 Answer = tuple[int, dict[str, str], bytes]
 
 
@@ -149,28 +151,15 @@ class FakeServer(FaultScript):
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            return await lifespan(receive, send)
+        body = await read_body(receive)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True))
         request = self.request_class(scope["method"], scope["path"], query, headers, body, at=trio.current_time())
         self.requests.append(request)
         status, out_headers, out = self.answer(request)
         request.status = status
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode(), v.encode()) for k, v in out_headers.items()]})
-        await send({"type": "http.response.body", "body": out})
+        await respond(send, status, out_headers, out)
 
     def answer(self, request: FakeRequest) -> Answer:
         fault = self.next_fault()

@@ -13,6 +13,7 @@ import logging
 
 import trio
 
+from ctid.asgi import lifespan, read_body, respond
 from ctid.errors import CtidError
 from ctid_avaya.control.tapi import TapiEngine
 
@@ -32,24 +33,10 @@ def make_app(engine: TapiEngine, token: str):
 
     async def app(scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, answer = await _handle(engine, token, scope, body)
+            return await lifespan(receive, send)
+        status, answer = await _handle(engine, token, scope, await read_body(receive))
         data = json.dumps(answer).encode()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-        await send({"type": "http.response.body", "body": data})
+        await respond(send, status, {"content-type": "application/json", "content-length": str(len(data))}, data)
 
     return app
 

@@ -10,6 +10,8 @@ from importlib import resources
 
 from lxml import etree
 
+from ctid.asgi import lifespan, read_body, respond
+
 SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
 TNS = "http://xml.avaya.com/ws/TelephonyService"
 SES = "http://xml.avaya.com/ws/session"
@@ -37,21 +39,9 @@ class FakeTelephonyService:
     # -- ASGI ------------------------------------------------------------------------------------
     async def __call__(self, scope, receive, send):
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                await send({"type": message["type"] + ".complete"})
-                if message["type"] == "lifespan.shutdown":
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, content_type, data = self.handle(scope, body)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type.encode())]})
-        await send({"type": "http.response.body", "body": data})
+            return await lifespan(receive, send)
+        status, content_type, data = self.handle(scope, await read_body(receive))
+        await respond(send, status, {"content-type": content_type}, data)
 
     def handle(self, scope, body: bytes) -> tuple[int, str, bytes]:
         headers = dict(scope.get("headers") or [])

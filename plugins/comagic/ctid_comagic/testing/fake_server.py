@@ -30,6 +30,7 @@ from typing import Any
 
 import trio
 
+from ctid.asgi import lifespan, read_body, respond
 from ctid_comagic.testing.fake_calls import CallModel, Leg, Session, hook_path
 
 CONTROL = {"hold.call", "unhold.call", "make.call", "transfer.talk", "restore.talk", "disconnect.leg",
@@ -109,23 +110,9 @@ class FakeComagic(CallModel):
     # -- ASGI ------------------------------------------------------------------------------------
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
-        status, headers, out = self._route(scope, body)
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(k.encode(), v.encode()) for k, v in headers.items()]})
-        await send({"type": "http.response.body", "body": out})
+            return await lifespan(receive, send)
+        status, headers, out = self._route(scope, await read_body(receive))
+        await respond(send, status, headers, out)
 
     def _route(self, scope: dict[str, Any], body: bytes) -> tuple[int, dict[str, str], bytes]:
         path = scope["path"]
