@@ -11,8 +11,8 @@ import csv
 import re
 from dataclasses import dataclass, field
 
-_RECORD = re.compile(r"<(Detail|CallLost|LinkLost|AttemptReject)>(.*?)</\1>", re.S)
-_CHILD = re.compile(r"<(Call|PartyA|PartyB|Target)>(.*?)</\1>", re.S)
+_RECORD = re.compile(r"<(Detail|CallLost|LinkLost|AttemptReject)>")
+_CHILD = re.compile(r"<(Call|PartyA|PartyB|Target)>")
 
 TRUNK_CLASSES = frozenset({2, 3, 4, 5, 6, 7})  # ISDN, analog, H.323, SIP trunks, T1, R2
 PHONE_CLASSES = frozenset({8, 9, 10, 11, 21, 28})  # TDM, H.323, SIP, DECT, mobile, WebRTC
@@ -21,6 +21,28 @@ VOICEMAIL_CLASS = 12
 
 class Delta3Error(ValueError):
     """A record that cannot be read (missing ids)."""
+
+
+def _elements(opening: re.Pattern[str], text: str) -> list[tuple[str, str]]:
+    """``(tag, inner)`` of each ``<tag>inner</tag>``: the first close after each opening, as the lazy
+    regex ``<(tag)>(.*?)</\\1>`` would find them, but in linear time. That regex rescans the rest of
+    the text for every opening without a close (``"<Detail>" * 8000`` took 7 s and stalled the
+    daemon's event loop); here a tag found unclosed once is never searched for again."""
+    found: list[tuple[str, str]] = []
+    unclosed: set[str] = set()
+    pos = 0
+    while (match := opening.search(text, pos)) is not None:
+        tag = match.group(1)
+        pos = match.end()
+        if tag in unclosed:
+            continue
+        close = text.find(f"</{tag}>", pos)
+        if close < 0:
+            unclosed.add(tag)
+            continue
+        found.append((tag, text[pos:close]))
+        pos = close + len(tag) + 3
+    return found
 
 
 def _csv(text: str) -> list[str]:
@@ -150,8 +172,7 @@ class ParseResult:
 def parse(text: str) -> ParseResult:
     """Every record in ``text`` (one Event tuple may hold several); unreadable ones are listed in errors."""
     result = ParseResult()
-    for match in _RECORD.finditer(text):
-        kind, inner = match.group(1), match.group(2)
+    for kind, inner in _elements(_RECORD, text):
         try:
             result.records.append(_parse_one(kind, inner))
         except (Delta3Error, csv.Error) as exc:
@@ -174,7 +195,7 @@ def _parse_one(kind: str, inner: str) -> Record:
         return AttemptReject(_at(v, 0).lower(), _at(v, 1).lower(), _at(v, 2), _at(v, 3))
     call = party_a = party_b = None
     targets = []
-    for child, body in _CHILD.findall(inner):
+    for child, body in _elements(_CHILD, inner):
         if child == "Call":
             call = _csv(body)
         elif child == "PartyA":

@@ -4,6 +4,7 @@ Delta3 party tracking, and bad bytes on the socket (skipped or closed, nothing r
 from __future__ import annotations
 
 import contextlib
+import re
 import struct
 from zoneinfo import ZoneInfo
 
@@ -370,3 +371,28 @@ def test_calls_whose_end_never_came_are_forgotten_after_twelve_hours(monkeypatch
     clock[0] += timedelta(hours=13)
     t.feed(parse(s.call_lost(NODE, s.end_id(NODE, 999))).records[0])
     assert t.active() == 0 and t._by_end == {}
+
+
+_LAZY_RECORD = re.compile(r"<(Detail|CallLost|LinkLost|AttemptReject)>(.*?)</\1>", re.S)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_pieces, st.text(max_size=5)), max_size=60))
+def test_records_are_found_as_the_lazy_regex_finds_them(parts):
+    from ctid_avaya.delta3 import _RECORD, _elements
+
+    text = "".join(parts)
+    assert _elements(_RECORD, text) == [(m.group(1), m.group(2)) for m in _LAZY_RECORD.finditer(text)]
+
+
+@pytest.mark.parametrize("text", ["<Detail>" * 8191, "<Detail>" + "<Call>" * 8000 + "</Detail>",
+                                  "<CallLost>" * 6500 + "</Detail>"])
+def test_unclosed_tags_filling_a_tuple_parse_in_linear_time(text):
+    """A tuple holds up to 64 KB: openings without closes once took seconds each (the lazy regex
+    rescanned the rest for every opening) and stalled the daemon's event loop."""
+    import time
+
+    began = time.perf_counter()
+    result = parse(text)
+    assert time.perf_counter() - began < 0.5  # the quadratic scan took over 7 s on the first text
+    assert result.records == [] and len(result.errors) == 1
