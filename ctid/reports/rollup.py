@@ -171,25 +171,33 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
                         conn.execute(delete(report_cost_rollup).where(report_cost_rollup.c.local_date.in_(chunk)))
                         conn.execute(delete(report_rollup_days).where(report_rollup_days.c.local_date.in_(chunk)))
                     _put_setting(conn, CHECKED, now.isoformat())
-            end = min(last, today - timedelta(days=1))
-            with conn.begin():
-                have = {row[0] for row in conn.execute(select(report_rollup_days.c.local_date).where(
-                    report_rollup_days.c.local_date >= first.isoformat(),
-                    report_rollup_days.c.local_date <= end.isoformat()))}
+        end = min(last, today - timedelta(days=1))
+        # Sums are computed on a reading connection and written in a short transaction of their own:
+        # on SQLite the writer lock (which the event writer needs too) is held only for the inserts.
+        with engine.connect() as reader:
+            have = {row[0] for row in reader.execute(select(report_rollup_days.c.local_date).where(
+                report_rollup_days.c.local_date >= first.isoformat(),
+                report_rollup_days.c.local_date <= end.isoformat()))}
             missing = [d for d in _days(first, end) if d.isoformat() not in have]
             for run_first, run_last in _runs(missing):
+                computed = _compute(reader, run_first, run_last, knobs)
+                reader.rollback()  # end the read snapshot before writing
                 try:
-                    with conn.begin():
-                        _build(conn, run_first, run_last, knobs, now)
+                    with engine.connect() as writer:
+                        writer.execution_options(**{WRITE: True})
+                        with writer.begin():
+                            _store(writer, computed, run_first, run_last, now)
                     have.update(d.isoformat() for d in _days(run_first, run_last))
                 except IntegrityError:  # another report built these days meanwhile
                     continue
-            return have
+        return have
     except SQLAlchemyError as exc:
         raise StoreError(f"the report rollup failed: {type(exc).__name__}") from exc
 
 
-def _build(conn: Connection, first: date, last: date, knobs: q.Knobs, now: datetime) -> None:
+def _compute(conn: Connection, first: date, last: date, knobs: q.Knobs) -> dict[Any, list[dict[str, Any]]]:
+    """The rollup rows of the days ``first`` .. ``last``, per table (reads only)."""
+    out: dict[Any, list[dict[str, Any]]] = {}
     new = {(row.local_date, row.key or ""): row.n
            for row in conn.execute(q.new_contacts(q.Scope(first, last), "campaign", by_day=True))}
     for dim in DIMS:
@@ -204,24 +212,27 @@ def _build(conn: Connection, first: date, last: date, knobs: q.Knobs, now: datet
             if dim == "campaign":
                 item["new_contacts"] = new.get((item["local_date"], item["dim_value"]), 0)
             rows.append(item)
-        for start in range(0, len(rows), 500):
-            conn.execute(insert(report_rollup), rows[start:start + 500])
-    missed = [dict(row._mapping) for row in conn.execute(q.missed_followups(q.Scope(first, last), knobs))]
-    for start in range(0, len(missed), 500):
-        conn.execute(insert(report_missed), missed[start:start + 500])
+        out.setdefault(report_rollup, []).extend(rows)
+    out[report_missed] = [dict(row._mapping) for row in conn.execute(q.missed_followups(q.Scope(first, last), knobs))]
     for dim in COST_DIMS:
         rows = [{"local_date": row.local_date, "dim": dim, "dim_value": (str(row.key) if row.key is not None else "")[:200],
                  "currency": row.cost_currency or "", "calls": row.calls, "priced": row.priced, "cost": row.cost,
                  "talk": row.talk}
                 for row in conn.execute(q.cost_by(q.Scope(first, last), dim, by_day=True))]
-        for start in range(0, len(rows), 500):
-            conn.execute(insert(report_cost_rollup), rows[start:start + 500])
+        out.setdefault(report_cost_rollup, []).extend(rows)
     for dim, key in WAIT_DIMS.items():
         rows = [{"local_date": row.local_date, "dim": dim, "dim_value": (str(row.key) if row.key is not None else "")[:200],
                  "wait_s": row.seconds, "n": row.n}
                 for row in conn.execute(wait_build_statement(first, last, knobs, key))]
+        out.setdefault(report_wait_rollup, []).extend(rows)
+    return out
+
+
+def _store(conn: Connection, computed: dict[Any, list[dict[str, Any]]], first: date, last: date,
+           now: datetime) -> None:
+    for table, rows in computed.items():
         for start in range(0, len(rows), 500):
-            conn.execute(insert(report_wait_rollup), rows[start:start + 500])
+            conn.execute(insert(table), rows[start:start + 500])
     conn.execute(insert(report_rollup_days), [{"local_date": d.isoformat(), "built_at": now} for d in _days(first, last)])
 
 
