@@ -11,7 +11,6 @@ ctid and served under its own URL (:mod:`.recordings`).
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ import trio
 from ctid.connector import Connector, Health, SimulatedRequest, SimulationContext, WebhookRequest, WebhookResult
 from ctid.errors import CtidError, PBXError, RequestError
 from ctid.model import Call, CallEvent, Capability, call_id_for, utcnow
+from ctid.netallow import address_allowed
 from ctid_comagic import reports
 from ctid_comagic import simulate as _simulate
 from ctid_comagic.client import RpcClient
@@ -179,21 +179,12 @@ class ComagicConnector(Connector):
             self._busy.discard((job, session))
 
     # -- inbound ---------------------------------------------------------------------------------
-    def _allowed(self, remote: str | None) -> bool:
-        if not self._networks:
-            return True
-        try:
-            address = ipaddress.ip_address((remote or "").strip("[]"))
-        except ValueError:
-            return False
-        return any(address in network for network in self._networks)
-
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
         if request.method.upper() not in ("POST", "GET"):
             result = _answer(405, "method_not_allowed", "notifications are POST (or GET)")
             result.headers["allow"] = "POST, GET"
             return result
-        if not self._allowed(request.remote_addr):
+        if not address_allowed(request.remote_addr, self._networks):
             return _answer(403, "forbidden", f"source address {request.remote_addr} is not allowed")
         if not hmac.compare_digest(request.subpath.strip("/").encode(), self._path_secret):
             return _answer(401, "unauthorized", "unknown notification URL (the secret path segment does not match)")

@@ -11,7 +11,6 @@ Hold, transfer and hangup are not offered by this API, so they are not declared.
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -30,6 +29,7 @@ from ctid.connector import (
 )
 from ctid.errors import CtidError, PBXError, RequestError
 from ctid.model import Call, CallEvent, Capability, Direction, EventKind, call_id_for, utcnow
+from ctid.netallow import address_allowed
 from ctid.phone import normalize
 from ctid.secret import secrets_equal
 from ctid_megafon import simulate as _simulate
@@ -196,21 +196,12 @@ class MegafonConnector(Connector):
             self._downloading.discard(pbx_call_id)
 
     # -- inbound ---------------------------------------------------------------------------------
-    def _allowed(self, remote: str | None) -> bool:
-        if not self._networks:
-            return True
-        try:
-            address = ipaddress.ip_address((remote or "").strip("[]"))
-        except ValueError:
-            return False
-        return any(address in network for network in self._networks)
-
     async def handle_webhook(self, request: WebhookRequest) -> WebhookResult:
         if request.method.upper() not in ("POST", "GET"):
             result = _answer(405, "Method not allowed", "the CRM URL accepts POST (and GET)")
             result.headers["allow"] = "POST, GET"
             return result
-        if not self._allowed(request.remote_addr):
+        if not address_allowed(request.remote_addr, self._networks):
             return _answer(403, "Forbidden", f"source address {request.remote_addr} is not allowed")
         try:
             fields = parse_body(request.method, request.content_type, request.body, request.query)
