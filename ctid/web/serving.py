@@ -278,8 +278,8 @@ class AnswerAfterBody:
         self.max_body = max_body
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope.get("http_version") not in ("1.0", "1.1"):
+            await self.app(scope, receive, send)  # HTTP/2 streams end on their own (no Connection header)
             return
         length: int | None = None
         chunked = False
