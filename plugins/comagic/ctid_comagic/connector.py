@@ -10,7 +10,6 @@ ctid and served under its own URL (:mod:`.recordings`).
 
 from __future__ import annotations
 
-import hmac
 import logging
 import uuid
 from datetime import datetime, timedelta
@@ -24,6 +23,7 @@ from ctid.connector import Connector, Health, SimulatedRequest, SimulationContex
 from ctid.errors import CtidError, PBXError, RequestError
 from ctid.model import Call, CallEvent, Capability, call_id_for, utcnow
 from ctid.netallow import address_allowed
+from ctid.secret import secrets_equal
 from ctid_comagic import reports
 from ctid_comagic import simulate as _simulate
 from ctid_comagic.client import RpcClient
@@ -186,13 +186,13 @@ class ComagicConnector(Connector):
             return result
         if not address_allowed(request.remote_addr, self._networks):
             return _answer(403, "forbidden", f"source address {request.remote_addr} is not allowed")
-        if not hmac.compare_digest(request.subpath.strip("/").encode(), self._path_secret):
+        if not secrets_equal(request.subpath.strip("/"), self._path_secret):
             return _answer(401, "unauthorized", "unknown notification URL (the secret path segment does not match)")
         try:
             note = parse(request.method, request.body, request.query)
         except InvalidNotification as exc:
             return _answer(400, "invalid_notification", str(exc))
-        if not hmac.compare_digest(note.secret.encode(), self._body_secret):
+        if not secrets_equal(note.secret, self._body_secret):
             return _answer(401, "unauthorized", "ctid_secret is missing or does not match")
         try:
             events = [await self._event(note, request.received_at)]

@@ -7,7 +7,6 @@ target) and ``GET /v1/health``, all behind ``Authorization: Bearer <token>``. A 
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 
@@ -15,6 +14,7 @@ import trio
 
 from ctid.asgi import lifespan, read_body, respond
 from ctid.errors import CtidError
+from ctid.secret import secrets_equal
 from ctid_avaya.control.tapi import TapiEngine
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ def make_app(engine: TapiEngine, token: str):
 async def _handle(engine: TapiEngine, token: str, scope, body: bytes) -> tuple[int, dict]:
     headers = dict(scope.get("headers") or [])
     given = headers.get(b"authorization", b"").decode("latin-1")
-    if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+    if not secrets_equal(given, f"Bearer {token}"):
         return 401, {"error": "unauthorized", "message": "bad or missing bearer token"}
     path = scope.get("path", "")
     if scope.get("method") == "GET" and path == "/v1/health":
