@@ -37,11 +37,14 @@ def test_only_phone_sized_inputs_are_cached():
 
 
 def test_every_bundled_plugin_uses_the_cores_normalisation():
+    import ctid_comagic.events
+    import ctid_comagic.reports
     import ctid_dynamics.adapter
     import ctid_megafon.connector
     import ctid_megafon.events
 
-    for module in (ctid_megafon.events, ctid_megafon.connector, ctid_dynamics.adapter):
+    for module in (ctid_megafon.events, ctid_megafon.connector, ctid_dynamics.adapter, ctid_comagic.events,
+                   ctid_comagic.reports):
         assert module.normalize is phone.normalize
     assert ctid_dynamics.adapter.variants is phone.variants
 
