@@ -203,7 +203,10 @@ class RpcClient:
                 limits.update((result.get("metadata") or {}).get("limits")
                               if isinstance(result.get("metadata"), dict) else None, trio.current_time())
                 return result
-            failure = rpc_error(api, method, error if isinstance(error, dict) else {})
+            if not isinstance(error, dict):  # neither a result object nor an error object
+                raise PBXError(f"CoMagic {method}: a JSON-RPC answer without a result object or an error",
+                               error_id="pbx_bad_answer")
+            failure = rpc_error(api, method, error)
             if failure.code == "limit_exceeded":
                 limits.spent(trio.current_time())
             if failure.code == "access_token_invalid" and self.config.api_key is None and attempt == 1:

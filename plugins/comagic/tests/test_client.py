@@ -118,3 +118,20 @@ async def test_fake_refuses_batches_notifications_and_garbage(fake):
         await client.control("release.call", "1")
     assert caught.value.error_id == "pbx_bad_answer"
     await client.aclose()
+
+
+@pytest.mark.parametrize("answer", [{"jsonrpc": "2.0", "id": 1, "result": [1, 2, 3]},
+                                    {"jsonrpc": "2.0", "id": 1, "result": None},
+                                    {"jsonrpc": "2.0", "id": 1, "error": "boom"}])
+async def test_a_malformed_answer_is_a_bad_answer_not_a_refusal(answer):
+    """A JSON-RPC envelope whose result is not an object and which carries no error object is the
+    platform (or a proxy) answering nonsense: ``pbx_bad_answer``, not ``pbx_refused:unknown_error``."""
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=answer)
+
+    client = RpcClient(make_config(), transport=httpx.MockTransport(handler))
+    with pytest.raises(PBXError) as caught:
+        await client.control("hold.call", "1")
+    assert caught.value.error_id == "pbx_bad_answer"
+    assert "hold.call" in str(caught.value) and "[unknown_error]" not in str(caught.value)
+    await client.aclose()
