@@ -7,6 +7,8 @@ from pathlib import Path
 
 import typer
 
+PROG = "ctid-comagic"  # the prefix of its one-line errors
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Tools for ctid's CoMagic / UIS connector.")
 
@@ -24,17 +26,14 @@ def templates(
     as_json: bool = typer.Option(False, "--json", help="Print {kind: {url, body, query}} as JSON."),
 ) -> None:
     """Print the notification templates to paste into the cabinet (Уведомления), one per event."""
-    from ctid.errors import CtidError
+    from ctid.plugin_cli import connector_instance, exit_on_error
     from ctid_comagic import templates as shipped
 
     url, secret = "https://<ctid public URL>/hooks/<instance>/<webhook_secret>", shipped.SECRET_PLACEHOLDER
     if config is not None:
-        try:
-            name, cfg, public = _instance(config, connector)
-        except CtidError as exc:
-            typer.echo(f"ctid-comagic: error: {exc}", err=True)
-            raise typer.Exit(exc.exit_code) from None
-        url = f"{public.rstrip('/')}/hooks/{name}/{cfg.webhook_secret.get_secret_value()}"
+        with exit_on_error(PROG):
+            name, cfg, settings = connector_instance(config, "comagic", connector)
+        url = f"{settings.core.server.url().rstrip('/')}/hooks/{name}/{cfg.webhook_secret.get_secret_value()}"
         secret = cfg.body_secret.get_secret_value()
     if as_json:
         data = {kind: {"event": shipped.EVENT_NAMES[kind], "method": "POST", "url": url,
@@ -55,13 +54,10 @@ def import_users(
     import trio
     import yaml
 
-    from ctid.errors import CtidError
+    from ctid.plugin_cli import exit_on_error
 
-    try:
+    with exit_on_error(PROG):
         data = trio.run(_import, config, connector)
-    except CtidError as exc:
-        typer.echo(f"ctid-comagic: error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
@@ -69,39 +65,11 @@ def import_users(
         typer.echo(yaml.safe_dump({"agents": data["agents"]}, allow_unicode=True, sort_keys=False), nl=False)
 
 
-def _instance(path: Path, instance: str | None):
-    from ctid.config.loader import load_config
-    from ctid.errors import RequestError
-    from ctid.plugins import get_plugin_manager
-
-    settings = load_config(path, get_plugin_manager())
-    mine = sorted(name for name, cfg in settings.connectors.items() if cfg.plugin == "comagic")
-    if instance is None:
-        if len(mine) != 1:
-            raise RequestError(f"name the instance with --connector (comagic instances: {', '.join(mine) or 'none'})",
-                               error_id="bad_connector")
-        instance = mine[0]
-    if instance not in mine:
-        raise RequestError(f"{instance!r} is not a comagic connector instance (have: {', '.join(mine) or 'none'})",
-                           error_id="bad_connector")
-    return instance, settings.connectors[instance], settings.core.server.url()
-
-
 async def _import(path: Path, instance: str | None) -> dict:
-    from ctid.config.loader import load_config
-    from ctid.directory import StaticDirectory
-    from ctid.plugins import get_plugin_manager
-    from ctid.services import Services
-    from ctid_comagic.connector import ComagicConnector
+    from ctid.plugin_cli import command_connector
 
-    name, cfg, _ = _instance(path, instance)
-    settings = load_config(path, get_plugin_manager())
-    services = Services(directory=StaticDirectory(settings.core.agents), data_dir=settings.core.data_dir)
-    connector = ComagicConnector(name, cfg, services)
-    try:
+    async with command_connector(path, "comagic", instance) as connector:
         return await connector.import_users()
-    finally:
-        await connector.aclose()
 
 
 def main() -> None:

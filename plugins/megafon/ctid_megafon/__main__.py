@@ -26,13 +26,10 @@ def import_users(
     import trio
     import yaml
 
-    from ctid.errors import CtidError
+    from ctid.plugin_cli import exit_on_error
 
-    try:
+    with exit_on_error("ctid-megafon"):
         data = trio.run(_import, config, connector)
-    except CtidError as exc:
-        typer.echo(f"ctid-megafon: error: {exc}", err=True)
-        raise typer.Exit(exc.exit_code) from None
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
@@ -41,30 +38,10 @@ def import_users(
 
 
 async def _import(path: Path, instance: str | None) -> dict:
-    from ctid.config.loader import load_config
-    from ctid.directory import StaticDirectory
-    from ctid.errors import RequestError
-    from ctid.plugins import get_plugin_manager
-    from ctid.services import Services
-    from ctid_megafon.connector import MegafonConnector
+    from ctid.plugin_cli import command_connector
 
-    pm = get_plugin_manager()
-    settings = load_config(path, pm)
-    mine = sorted(name for name, cfg in settings.connectors.items() if cfg.plugin == "megafon")
-    if instance is None:
-        if len(mine) != 1:
-            raise RequestError(f"name the instance with --connector (megafon instances: {', '.join(mine) or 'none'})",
-                               error_id="bad_connector")
-        instance = mine[0]
-    if instance not in mine:
-        raise RequestError(f"{instance!r} is not a megafon connector instance (have: {', '.join(mine) or 'none'})",
-                           error_id="bad_connector")
-    services = Services(directory=StaticDirectory(settings.core.agents), data_dir=settings.core.data_dir)
-    connector = MegafonConnector(instance, settings.connectors[instance], services)
-    try:
+    async with command_connector(path, "megafon", instance) as connector:
         return (await connector.import_users()).to_json()
-    finally:
-        await connector.aclose()
 
 
 def main() -> None:
