@@ -141,12 +141,7 @@ class DevLink3Client:
                 raise unwrap(group) from None
         finally:
             self._stream = None
-            with trio.move_on_after(1) as cleanup:
-                cleanup.shield = True
-                try:
-                    await stream.aclose()
-                except (trio.BrokenResourceError, OSError, ssl.SSLError):
-                    pass
+            await _close_quietly(stream)
         return True
 
     async def probe(self) -> str:
@@ -163,12 +158,7 @@ class DevLink3Client:
             finally:
                 self._stream = None
                 self.authenticated = False
-                with trio.move_on_after(1) as cleanup:
-                    cleanup.shield = True
-                    try:
-                        await stream.aclose()
-                    except (trio.BrokenResourceError, OSError, ssl.SSLError):
-                        pass
+                await _close_quietly(stream)
         return self.pbx_type or "IP Office"
 
     # -- packets ---------------------------------------------------------------------------------
@@ -310,3 +300,13 @@ def _tuples(data: bytes) -> list[tuple[int, bytes]]:
         return d3.parse_tuples(data)
     except d3.FrameError:
         return []
+
+
+async def _close_quietly(stream: trio.abc.AsyncResource) -> None:
+    """Close ``stream`` within 1 s, even from a cancelled scope; a broken one is already closed enough."""
+    with trio.move_on_after(1) as cleanup:
+        cleanup.shield = True
+        try:
+            await stream.aclose()
+        except (trio.BrokenResourceError, OSError, ssl.SSLError):
+            pass
