@@ -42,3 +42,24 @@ async def test_check_reports_the_units_refusal_and_an_unreachable_unit(nursery):
     assert not refused.ok and refused.checks["devlink3"] == "login refused: 0x80000041 auth failed"
     down = await instance(free_port()).health()
     assert not down.ok and down.checks["devlink3"].startswith("unreachable: ")
+
+
+async def test_check_starts_a_dmcc_session_of_its_own(nursery):
+    """The daemon's DMCC session lives in ``run()``; ``ctid check`` opens one of its own (AES checks the
+    user), instead of reporting "no application session" for a backend it never started."""
+    from ctid_avaya.testing.fake_dmcc import FakeDmcc
+
+    fake = FakeDevLink3({"ctid": "s3cret-pass"})
+    port = await nursery.start(fake.serve)
+    dmcc = FakeDmcc("ctid", "dmcc-pass")
+    dmcc_port = await nursery.start(dmcc.serve)
+    control = {"backend": "aes-dmcc", "host": "127.0.0.1", "port": dmcc_port, "tls": False, "username": "ctid",
+               "switch_name": "CM1", "timeout": 2}
+    health = await instance(port, control=[{**control, "password": "dmcc-pass"}]).health()
+    assert health.ok, health.checks
+    assert health.checks["control:aes-dmcc"].startswith("application session accepted (ctid at 127.0.0.1:")
+    refused = await instance(port, control=[{**control, "password": "wrong"}]).health()
+    assert not refused.ok and "control:aes-dmcc" in refused.checks
+    assert "no application session" not in refused.checks["control:aes-dmcc"]
+    gone = await instance(port, control=[{**control, "password": "dmcc-pass", "port": free_port()}]).health()
+    assert not gone.ok and "unreachable" in gone.checks["control:aes-dmcc"]

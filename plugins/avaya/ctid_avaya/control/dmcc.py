@@ -45,6 +45,7 @@ class DmccBackend(ControlBackend):
         self._invokes = itertools.cycle(range(1, 9999))
         self._devices: dict[str, str] = {}
         self._ready = trio.Event()
+        self._running = False  # run() started: the daemon's session, not a probe's
 
     # -- the session -----------------------------------------------------------------------------
     async def _connect(self) -> trio.abc.Stream:
@@ -57,6 +58,7 @@ class DmccBackend(ControlBackend):
                                                    ssl_context=tls_context(cfg.tls_verify, cfg.ca_file))
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
+        self._running = True
         task_status.started()
         delay = 1.0
         while True:
@@ -236,5 +238,34 @@ class DmccBackend(ControlBackend):
                             f'{self._conn("connectionToBeCleared", call, device)}</ClearConnection>')
 
     async def check(self) -> str:
+        if not self._running:  # ``ctid check`` beside ``ctid serve``: a session of its own, then hang up
+            return await self._probe()
         await self._ready_or_fail()
         return f"session {str(self.session_id)[:8]}… ({self.sessions_started} started, {self.resumed} resumed)"
+
+    async def _probe(self) -> str:
+        """Connect, start an application session (AES checks the user and password), hang up; AES
+        drops the session after ``cleanup_delay``."""
+        try:
+            with trio.fail_after(self.config.timeout):
+                stream = await self._connect()
+            async with stream, trio.open_nursery() as nursery:
+                self._stream = stream
+                nursery.start_soon(self._reader, stream)
+                await self._start_session()
+                nursery.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            raise _unreachable(unwrap(group)) from None
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, trio.TooSlowError, ssl.SSLError,
+                w.WireError) as exc:
+            raise _unreachable(exc) from None
+        finally:
+            self._stream = None
+            self._waiters.clear()
+        return f"application session accepted ({self.config.username} at {self.config.host}:{self.config.port})"
+
+
+def _unreachable(exc: BaseException) -> BaseException:
+    if isinstance(exc, PBXError):
+        return exc
+    return unreachable("AES DMCC", f"{type(exc).__name__}: {exc}")
