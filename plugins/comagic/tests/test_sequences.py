@@ -127,17 +127,25 @@ async def test_hold_and_blind_transfer_through_the_call_api(wired):
         k: v for k, v in before.items() if k not in ("updated_at", "facts")}
 
 
-async def test_consultative_transfer_cancelled_with_restore_talk(wired):
+async def consulting(wired, colleague: int) -> int:
+    """A call Anna (101) answers after 3 s; 7 s later she starts a consultative transfer to
+    ``colleague``, who picks up 5 s later and talks to her while the customer waits on hold."""
     fake, connector, board, sink = wired
     session = fake.incoming(CALLER, [101])
     fake.clock.advance(3)
     fake.answer(session, 101)
     await flush(fake, connector, board, sink)
     fake.clock.advance(7)
-    await connector.transfer(only_call(board), "101", "102", mode="consult")
+    await connector.transfer(only_call(board), "101", str(colleague), mode="consult")
     fake.clock.advance(5)
-    fake.answer(session, 102)  # Boris picks up and talks to Anna; the customer waits on hold
+    fake.answer(session, colleague)
     await flush(fake, connector, board, sink)
+    return session
+
+
+async def test_consultative_transfer_cancelled_with_restore_talk(wired):
+    fake, connector, board, sink = wired
+    session = await consulting(wired, 102)  # Boris talks to Anna; the customer waits on hold
     call = only_call(board)
     assert (call.state, call.agent) == (CallState.HELD, "a1")
     fake.clock.advance(10)
@@ -155,15 +163,7 @@ async def test_consultative_transfer_cancelled_with_restore_talk(wired):
 
 async def test_consultative_transfer_completed(wired):
     fake, connector, board, sink = wired
-    session = fake.incoming(CALLER, [101])
-    fake.clock.advance(3)
-    fake.answer(session, 101)
-    await flush(fake, connector, board, sink)
-    fake.clock.advance(7)
-    await connector.transfer(only_call(board), "101", "103", mode="consult")
-    fake.clock.advance(5)
-    fake.answer(session, 103)
-    await flush(fake, connector, board, sink)
+    session = await consulting(wired, 103)
     fake.clock.advance(10)
     assert await connector.complete_transfer(only_call(board), "101") == "103"
     fake.clock.advance(30)
