@@ -120,7 +120,8 @@ async def load_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     lang, key = params.lang, params.group_by
     start = ctx.local_start(params.date_from)
     end = ctx.local_start(params.date_to + timedelta(days=1))
-    changes = await ctx.rows(q.presence_changes(start, end))
+    before = {row.agent_id: row for row in await ctx.rows(q.presence_before(start))}  # last one wins
+    changes = [*sorted(before.values(), key=lambda r: r.agent_id), *await ctx.rows(q.presence_changes(start, end))]
     spent: dict[Any, dict[str, float]] = {}
     # local midnights of the period as epoch seconds: pieces are split there without time-zone math
     days = [params.date_from + timedelta(days=i) for i in range(params.days + 1)]

@@ -211,14 +211,18 @@ def cost_by(scope: Scope, key: str, by_day: bool = False) -> Select:
 
 
 def presence_changes(since: datetime, until: datetime) -> Select:
-    """The presence changes of ``[since, until)`` and each agent's last one before ``since`` (its
-    state when the period starts), ordered per agent (the reports fold them into time per state)."""
+    """The presence changes of ``[since, until)``, ordered per agent (folded into time per state)."""
     h = presence_history.c
-    inner = presence_history.alias("p")
-    last_before = (select(func.max(inner.c.at)).where(inner.c.agent_id == h.agent_id, inner.c.at < since)
-                   .scalar_subquery())
+    return select(h.agent_id, h.status, h.at).where(h.at >= since, h.at < until).order_by(h.agent_id, h.at, h.id)
+
+
+def presence_before(since: datetime) -> Select:
+    """Each agent's last presence change before ``since``: its state when the period starts."""
+    last = (select(presence_history.c.agent_id, func.max(presence_history.c.at).label("at"))
+            .where(presence_history.c.at < since).group_by(presence_history.c.agent_id).subquery("last"))
+    h = presence_history.c
     return (select(h.agent_id, h.status, h.at)
-            .where(h.at < until, or_(h.at >= since, h.at == last_before))
+            .select_from(presence_history.join(last, and_(h.agent_id == last.c.agent_id, h.at == last.c.at)))
             .order_by(h.agent_id, h.at, h.id))
 
 
@@ -239,4 +243,5 @@ BUILDERS = {
     "cost_by_day": lambda: cost_by(_S, "direction", by_day=True),
     "callers_total": lambda: callers(_S, _K, None),
     "presence_changes": lambda: presence_changes(datetime(2026, 1, 1).astimezone(), datetime(2026, 2, 1).astimezone()),
+    "presence_before": lambda: presence_before(datetime(2026, 1, 1).astimezone()),
 }
