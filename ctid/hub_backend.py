@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ctid.errors import RequestError
+from ctid.errors import AuthError, RequestError
 
 
 class DaemonHubBackend:
@@ -15,6 +15,13 @@ class DaemonHubBackend:
 
     async def authenticate(self, token: str):
         return self.daemon.auth.authenticate(token)
+
+    async def resolve(self, subject: str):
+        try:
+            return self.daemon.auth.principal_of(subject)
+        except AuthError as exc:
+            raise AuthError("the connection token's user or API key is no longer configured",
+                            error_id="bad_token") from exc
 
     async def invoke(self, principal, method: str, args: list[Any]) -> Any:
         commands = self.daemon.commands

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -13,12 +14,12 @@ from typing import Any
 import trio
 from quart import Response, request, websocket
 
-from ctid.errors import AuthError, CtidError
+from ctid.errors import AuthError, CtidError, NotFoundError
 from ctid.hub import protocol as p
 from ctid.hub.backplane import MemoryBackplane, sender_prefix
 from ctid.hub.connection import HubConnection, KeepAlive, Socket
 from ctid.hub.interfaces import Backplane, HubBackend, Principal
-from ctid.hub.tokens import ConnectionTokens, new_connection_id
+from ctid.hub.tokens import ConnectionClaims, ConnectionTokens, new_connection_id, role_name
 
 log = logging.getLogger("ctid.hub")
 
@@ -76,6 +77,8 @@ class Hub:
         self.keepalive = KeepAlive()
         self.path: str | None = None  # where mount() put the WebSocket
         self.connections: dict[str, HubConnection] = {}
+        # connection ids admitted here, until their token expires: a token opens one WebSocket only
+        self._used: dict[str, int] = {}
         self._groups: dict[str, set[HubConnection]] = {}
         self._shutting_down = False
         self._cors_origins: set[str] = set()
@@ -101,16 +104,46 @@ class Hub:
         )
         app.add_websocket(prefix, f"hub_websocket_{name}", self._websocket)
 
-    async def _authenticate(self, headers: Any, args: Any) -> Principal:
-        token = None
+    @staticmethod
+    def _access_token(headers: Any, args: Any) -> str | None:
         header = headers.get("Authorization", "")
         if header[:7].lower() == "bearer ":
-            token = header[7:].strip()
-        if not token:
-            token = args.get("access_token")
+            return header[7:].strip() or args.get("access_token") or None
+        return args.get("access_token") or None
+
+    async def _authenticate(self, headers: Any, args: Any) -> Principal:
+        token = self._access_token(headers, args)
         if not token:
             raise AuthError("missing access token (Authorization: Bearer or access_token)")
         return await self.backend.authenticate(token)
+
+    async def _identify(self, headers: Any, args: Any) -> tuple[Principal, ConnectionClaims | None]:
+        """Who opens a WebSocket, and what its ``id`` says (None: skipNegotiation).
+
+        The connection token alone is enough: it names the principal under its MAC, and the
+        subject is resolved again now, so a user or API key removed (or whose role or agent
+        changed) since negotiate is refused. An access token, when also given (the official
+        SignalR clients send one), is checked as before and must name the same subject."""
+        token = self._access_token(headers, args)
+        principal = await self.backend.authenticate(token) if token else None
+        raw_id = args.get("id")
+        if raw_id is None:
+            if principal is None:
+                raise AuthError("missing access token (Authorization: Bearer or access_token) "
+                                "or connection token (id)")
+            return principal, None
+        claims = self.tokens.verify(raw_id)
+        if claims is None:
+            raise NotFoundError("unknown or expired connection id", error_id="not_found")
+        if principal is not None:
+            if principal.subject != claims.subject:
+                raise NotFoundError("the connection id was issued to another user", error_id="not_found")
+            return principal, claims
+        principal = await self.backend.resolve(claims.subject)  # AuthError: removed since negotiate
+        if role_name(principal.role) != claims.role or principal.agent != claims.agent:
+            raise AuthError("the user's role or agent changed since negotiate; negotiate again",
+                            error_id="bad_token")
+        return principal, claims
 
     def _json(self, body: dict[str, Any], status: int = 200) -> Response:
         response = Response(json.dumps(body), status=status, content_type="application/json")
@@ -149,7 +182,7 @@ class Hub:
                 )
             version = min(version, 1)
         connection_id = new_connection_id()
-        token = self.tokens.issue(connection_id, principal.subject)
+        token = self.tokens.issue(connection_id, principal)
         body: dict[str, Any] = {
             "negotiateVersion": version,
             "connectionId": connection_id if version > 0 else token,
@@ -171,24 +204,35 @@ class Hub:
         """Check a WebSocket upgrade (``headers`` and query ``args`` answer ``.get(name)``): the
         new connection, registered, or the JSON body and HTTP status that refuse it."""
         try:
-            principal = await self._authenticate(headers, args)
+            principal, claims = await self._identify(headers, args)
         except CtidError as exc:
             return {"error": exc.error_id, "message": str(exc)}, exc.status
         if self._shutting_down:
             return {"error": "shutting_down", "message": "the server is restarting"}, 503
-        token = args.get("id")
-        if token is None:
+        if claims is None:
             connection_id = new_connection_id()  # skipNegotiation: create the connection on the spot
         else:
-            connection_id = self.tokens.verify(token, principal.subject)
-            if connection_id is None:
-                return {"error": "not_found", "message": "unknown or expired connection id"}, 404
+            connection_id = claims.connection_id
             if connection_id in self.connections:
                 return {"error": "conflict", "message": "connection already has a WebSocket"}, 409
+            if connection_id in self._used:
+                return {"error": "not_found", "message": "the connection id was used already; negotiate again"}, 404
+            self._remember(connection_id, claims.expiry)
         conn = HubConnection(socket, principal, connection_id, self.backend, self.settings,
                              keepalive=self.keepalive, on_ready=self._join)
         self.connections[connection_id] = conn  # before the first await: a racing duplicate gets 409
         return conn
+
+    def _remember(self, connection_id: str, expiry: int) -> None:
+        """Note an admitted connection id until its token expires (then ``verify`` refuses it
+        anyway). Only this instance knows: see docs/hub-protocol.md on why the TTL bounds the rest."""
+        now = time.time()
+        while self._used:  # in admission order: drop expired ones up to the first live one
+            oldest = next(iter(self._used))
+            if self._used[oldest] >= now:
+                break
+            del self._used[oldest]
+        self._used[connection_id] = expiry
 
     async def serve_connection(self, conn: HubConnection, accept: Any) -> None:
         """Accept the WebSocket (``await accept()``) and serve an admitted connection until it ends."""

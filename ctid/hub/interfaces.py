@@ -35,6 +35,12 @@ class HubBackend(Protocol):
         missing, unknown or expired."""
         ...
 
+    async def resolve(self, subject: str) -> Principal:
+        """The principal ``subject`` names as configured now (a connection token carries only the
+        subject, role and agent of who negotiated). Raises :class:`ctid.errors.AuthError` when
+        that user or API key no longer exists."""
+        ...
+
     async def invoke(self, principal: Principal, method: str, args: list[Any]) -> Any:
         """Run a client -> server hub method (one of :data:`HUB_METHODS`, canonical spelling) for
         ``principal`` with positional ``args``. Returns a JSON-serializable result (``None`` for

@@ -42,12 +42,21 @@ class FakeBackend:
 
     calls: dict[str, dict[str, Any]] = field(default_factory=dict)
     invocations: list[tuple[str, str, list[Any]]] = field(default_factory=list)
+    removed: set[str] = field(default_factory=set)  # subjects resolve() no longer knows
+    changed: dict[str, FakePrincipal] = field(default_factory=dict)  # subject -> as configured now
 
     async def authenticate(self, token: str) -> FakePrincipal:
         await trio.lowlevel.checkpoint()
         if token not in TOKENS:
             raise AuthError("invalid or expired token")
         return TOKENS[token]
+
+    async def resolve(self, subject: str) -> FakePrincipal:
+        await trio.lowlevel.checkpoint()
+        for principal in TOKENS.values():
+            if principal.subject == subject and subject not in self.removed:
+                return self.changed.get(subject, principal)
+        raise AuthError("no such user any more", error_id="bad_token")
 
     def _own_call(self, principal: FakePrincipal, call_id: Any) -> dict[str, Any]:
         call = self.calls.get(call_id) if isinstance(call_id, str) else None

@@ -15,7 +15,7 @@ from ctid.errors import StoreError
 from ctid.hub import Hub
 from ctid.hub.asgi import HubFastPath
 
-from .conftest import FakeBackend, make_app
+from .conftest import TOKENS, FakeBackend, make_app
 
 RS = "\x1e"
 BEARER = [("Authorization", "Bearer tok-alice")]
@@ -174,7 +174,7 @@ async def test_a_second_websocket_for_one_id_and_shutting_down(autojump_clock: t
         hub = Hub(FakeBackend())
         app = make_app(hub)
         served = HubFastPath(app, hub) if fast else app
-        token = hub.tokens.issue("conn-x", "alice")
+        token = hub.tokens.issue("conn-x", TOKENS["tok-alice"])
         first, second, third = Client(), Client(), Client()
         async with trio.open_nursery() as nursery:
             await nursery.start(hub.run)

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ctid.hub import protocol as p
-from ctid.hub.tokens import ConnectionTokens
+from ctid.hub.tokens import ConnectionClaims, ConnectionTokens
+
+from .conftest import FakePrincipal
 
 
 def test_records_split_across_and_within_frames() -> None:
@@ -98,11 +102,26 @@ def test_encoders() -> None:
 def test_connection_tokens_validate_anywhere_with_the_shared_secret() -> None:
     a = ConnectionTokens(b"s" * 32, ttl=60)
     b = ConnectionTokens(b"s" * 32, ttl=60)
-    token = a.issue("conn1", "alice", now=1000)
-    assert b.verify(token, "alice", now=1030) == "conn1"
-    assert b.verify(token, "bob", now=1030) is None  # bound to the principal
-    assert b.verify(token, "alice", now=1061) is None  # expired
-    assert ConnectionTokens(b"t" * 32).verify(token, "alice", now=1030) is None  # other secret
-    assert b.verify(token.replace("conn1", "conn2"), "alice", now=1030) is None
-    assert b.verify("garbage", "alice") is None
-    assert b.verify("a.b.c", "alice") is None
+    alice = FakePrincipal("alice", "agent", "101")
+    token = a.issue("conn1", alice, now=1000)
+    assert b.verify(token, now=1030) == ConnectionClaims("conn1", "alice", "agent", "101", 1060)
+    assert b.verify(token, now=1061) is None  # expired
+    assert ConnectionTokens(b"t" * 32).verify(token, now=1030) is None  # other secret
+    assert b.verify(token.replace("conn1", "conn2"), now=1030) is None
+    conn, expiry, who, mac = token.split(".")
+    bob = a.issue("conn1", FakePrincipal("bob", "admin", None), now=1000).split(".")[2]
+    assert b.verify(f"{conn}.{expiry}.{bob}.{mac}", now=1030) is None  # the principal is under the MAC
+    assert b.verify(f"{conn}.{int(expiry) + 600}.{who}.{mac}", now=1030) is None  # so is the expiry
+    assert b.verify("garbage") is None
+    assert b.verify("a.b.c") is None
+    assert b.verify("a.b.c.d") is None
+    assert b.verify(f"{conn}.{chr(178)}.{who}.{mac}") is None  # a digit to str.isdigit, not to int()
+    assert b.verify(f"{conn}.{expiry}.{who}.{mac[:-1]}\udc00", now=1030) is None  # never a TypeError
+    assert b.verify(token + "x" * 3000, now=1030) is None
+    key = a.issue("c2", FakePrincipal("key:launcher", "agent", None), now=1000)  # an API key's subject
+    assert b.verify(key, now=1000).subject == "key:launcher"
+
+
+@given(st.text(max_size=300))
+def test_connection_token_verify_takes_any_text(text: str) -> None:
+    assert ConnectionTokens(b"s" * 32).verify(text) is None
