@@ -17,6 +17,7 @@ phone field, for exact-match lookups.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
@@ -55,6 +56,8 @@ def normalize(number: str | None, region: str = "RU") -> str | None:
       (``4915112345678`` → ``+4915112345678``); a *valid* reading wins over a merely *possible* one,
       the national reading wins a tie. ``00`` is accepted as an international prefix.
     - Anything else keeps its digits (with the ``+`` if it had one), so nothing is lost.
+    - Digits are decimal digits of any script (``"١٠١"`` is ``"101"``), always returned in ASCII;
+      superscripts and other digit-like signs are not digits.
     """
     if number is None:
         return None
@@ -66,7 +69,9 @@ def normalize(number: str | None, region: str = "RU") -> str | None:
 
 def _normalize(text: str, region: str) -> str | None:
     text = text.strip()
-    digits = "".join(ch for ch in text if ch.isdigit())
+    # Decimal digits of any script, as ASCII: str.isdigit() also holds for superscripts ("³"), which are no
+    # digit of a number (int() refuses them), and a non-ASCII result would reach the PBX as it is.
+    digits = "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
     if not digits:
         return None
     plus = text.startswith("+")

@@ -60,3 +60,31 @@ def test_normalize_never_crashes_and_is_idempotent(raw):
 def test_a_reading_that_does_not_read_back_as_itself_is_not_used():
     assert normalize("200000000000") == "200000000000"  # "+20 0…": the national prefix would eat a 0
     assert normalize(normalize("200000000000")) == "200000000000"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("³", None),  # a superscript is a digit to str.isdigit, but no decimal digit
+        ("10¹", "10"),
+        ("+7 916 123-45-67²", "+79161234567"),  # a footnote mark is not part of the number
+        ("+⁷⁹¹⁶¹²³⁴⁵⁶⁷", None),
+        ("١٠١", "101"),  # Arabic-Indic digits are digits: the result is ASCII like every other
+        ("٧٩١٦١٢٣٤٥٦٧", "+79161234567"),
+        ("７９１６１２３４５６７", "+79161234567"),  # fullwidth
+        ("1234567890١٢٣٤٥٦٧٨٩٠", "12345678901234567890"),
+    ],
+)
+def test_only_decimal_digits_count_and_the_result_is_ascii(raw, expected):
+    assert normalize(raw) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=25))
+def test_any_text_normalizes_to_ascii_digits_or_none(raw):
+    once = normalize(raw)
+    if once is None:
+        assert not any(ch.isdecimal() for ch in raw)
+    else:
+        assert once.isascii() and once.lstrip("+").isdigit(), once
+        assert normalize(once) == once
