@@ -1,6 +1,8 @@
 // A small client of ctid's hub: the ASP.NET Core SignalR JSON protocol over WebSocket.
 //
-// negotiate (POST {url}/negotiate?negotiateVersion=1) -> WebSocket {url}?id=<connectionToken>&access_token=...
+// negotiate (POST {url}/negotiate?negotiateVersion=1, the access token in the Authorization header)
+// -> WebSocket {url}?id=<connectionToken> (a short-lived, one-use token that names the user: the access
+// token never goes into a URL, where access logs and proxies would keep it)
 // -> handshake {"protocol":"json","version":1}<RS> -> records separated by 0x1E: invocations (type 1),
 // completions (3), pings (6), close (7). Reconnects with exponential backoff and reports its state so
 // the page can show it; after every (re)connect the page calls Snapshot() to rebuild its state.
@@ -141,7 +143,7 @@ export class HubClient {
       if (!token) throw new HubAuthError("not signed in");
       const connectionToken = await this.negotiate(token);
       if (this.stopped) return;
-      await this.openSocket(token, connectionToken);
+      await this.openSocket(connectionToken);
     } catch (error) {
       if (this.stopped) return;
       this.teardown(error);
@@ -179,15 +181,17 @@ export class HubClient {
     if (!response.ok) throw new Error(`negotiate answered HTTP ${response.status}`);
     const body = await response.json();
     if (body.error) throw new Error(body.error);
-    return body.connectionToken || body.connectionId;
+    const connectionToken = body.connectionToken || body.connectionId;
+    if (!connectionToken) throw new Error("negotiate answered no connection token");
+    return connectionToken;
   }
 
-  openSocket(token, connectionToken) {
+  /** Open the WebSocket with the connection token alone: it names the user, so no access token is sent. */
+  openSocket(connectionToken) {
     return new Promise((resolve, reject) => {
       const url = new URL(this.url.href);
       url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-      if (connectionToken) url.searchParams.set("id", connectionToken);
-      url.searchParams.set("access_token", token);
+      url.searchParams.set("id", connectionToken);
       const socket = new this.WebSocketImpl(url.href);
       this.socket = socket;
       this.buffer = "";
