@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
-from hypercorn.config import Config as HyperConfig
-from hypercorn.trio import serve
-
-from ctid.testing.daemon import eventually, free_port
+from ctid.testing.daemon import eventually
+from ctid.testing.fakes import serve
 from ctid_avaya.calllog import CallLog, LegIndex
 from ctid_avaya.control import tapi as t
 from ctid_avaya.control.tapi import TapiEngine
@@ -27,13 +25,8 @@ async def knows(engine: TapiEngine, extension: str, handle: int) -> None:
 
 async def start_tws(nursery, fake) -> str:
     """Serve the fake TelephonyService over real HTTP; its URL (append ``?wsdl`` for the WSDL)."""
-    port = free_port()
-    config = HyperConfig()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-    await nursery.start(serve, fake, config)
-    return f"http://127.0.0.1:{port}/axis/services/TelephonyService"
+    url = await nursery.start(serve, fake)
+    return f"{url}/axis/services/TelephonyService"
 
 
 def pipeline(data_chunks, hunt_groups=None):

@@ -20,6 +20,7 @@ Every RPC request is recorded in ``fake.requests`` for assertions. Use it in-pro
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
@@ -375,15 +376,8 @@ async def serve(fake: FakeComagic, *, deliver_to: str | None = None, host: str =
     """Serve ``fake`` over HTTP with hypercorn until cancelled; with ``deliver_to`` (ctid's base URL)
     a sender task posts its notifications there in order. ``task_status`` gets the fake's base URL."""
     import httpx
-    from hypercorn.config import Config
-    from hypercorn.trio import serve as hypercorn_serve
 
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = config.errorlog = None
-
-    async def run(*, task_status: trio.TaskStatus = trio.TASK_STATUS_IGNORED) -> None:
-        await hypercorn_serve(fake, config, task_status=task_status)  # type: ignore[arg-type]
+    from ctid.testing import fakes
 
     async def sender() -> None:
         async with httpx.AsyncClient(base_url=deliver_to, timeout=10) as client:
@@ -392,8 +386,8 @@ async def serve(fake: FakeComagic, *, deliver_to: str | None = None, host: str =
                 await trio.sleep(0.02)
 
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(run)
-        fake.port = int(binds[0].rsplit(":", 1)[1])
+        url = await nursery.start(functools.partial(fakes.serve, fake, host=host, port=port))
+        fake.port = int(url.rsplit(":", 1)[1])
         if deliver_to:
             nursery.start_soon(sender)
         task_status.started(fake.base_url)
