@@ -211,6 +211,9 @@ class Daemon:
                         # login throttle counters are shared by every instance (ctid.auth_throttle)
                         await nursery.start(self.auth.throttle.share, self.hub.backplane, self.instance_id)
                 nursery.start_soon(self._housekeeping)
+                from ctid.reports.rollup import keep_built
+
+                nursery.start_soon(keep_built, self.store.engine, self.settings.core.reports, self.store.limiter)
                 nursery.start_soon(self._lease_loop)
                 for connector in self.connectors.values():
                     await nursery.start(self._run_connector, connector)

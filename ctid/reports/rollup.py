@@ -15,6 +15,7 @@ import hashlib
 import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, delete, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -439,3 +440,28 @@ async def cost_rows(ctx: Any, scope: q.Scope, key: str) -> list[KPIRow]:
         if row.cost is not None:
             into["cost"] = (into["cost"] or 0.0) + float(row.cost)
     return list(merged.values())
+
+
+async def keep_built(engine: Any, reports: Any, limiter: Any = None, *, interval: float = 3600.0,
+                     task_status: Any = None) -> None:
+    """Build the rollup of the closed days of the last ``reports.max_days`` ahead of any report, at
+    start and then every ``interval`` seconds (``ctid serve`` runs this): a report over months then
+    reads sums only. Failures are logged and retried at the next round."""
+    import logging
+
+    import trio
+
+    from ctid.errors import CtidError
+
+    log = logging.getLogger(__name__)
+    if task_status is not None:
+        task_status.started()
+    while True:
+        today = datetime.now(UTC).astimezone(ZoneInfo(reports.timezone)).date()
+        try:
+            await trio.to_thread.run_sync(built_days, engine, today - timedelta(days=reports.max_days - 1),
+                                          today - timedelta(days=1), q.Knobs.from_config(reports),
+                                          reports.timezone, today, limiter=limiter)
+        except CtidError as exc:
+            log.warning("building the report rollup failed (retried in %.0f s): %s", interval, exc)
+        await trio.sleep(interval)

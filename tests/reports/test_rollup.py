@@ -164,3 +164,19 @@ def test_followup_statements_compile_for_mssql(golden):
                           fu.callbacks_by_agent(source, golden.settings), fu.not_reached(source, golden.settings)):
             text = str(statement.compile(dialect=mssql.dialect()))
             assert "LIMIT" not in text
+
+
+async def test_kept_built_ahead_of_reports(golden):
+    """ctid serve builds the closed days of the last max_days in the background (no report asked)."""
+    import trio
+
+    golden.settings = golden.settings.model_copy(update={"max_days": 400})
+    days: set[str] = set()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(rollup.keep_built, golden.engine, golden.settings, None)
+        with trio.fail_after(20):
+            while not {"2026-03-02", "2026-03-03", "2026-03-04"} <= days:
+                await trio.sleep(0.05)  # the build runs in a worker thread: poll its result
+                with golden.engine.connect() as conn:
+                    days = {r[0] for r in conn.execute(select(report_rollup_days.c.local_date))}
+        nursery.cancel_scope.cancel()
