@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from types import SimpleNamespace
 from urllib.parse import quote
@@ -170,7 +171,9 @@ class _Dummy:
         await trio.sleep_forever()
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# a release run raises the count with CTID_FUZZ_EXAMPLES, as the fuzz suite (docs/input-limits.md)
+@settings(max_examples=max(150, int(os.environ.get("CTID_FUZZ_EXAMPLES", "0"))), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(mutation=st.one_of(
     st.text(max_size=200),
     st.tuples(st.integers(0, 130), st.text(max_size=20)),  # a real token, cut and extended
