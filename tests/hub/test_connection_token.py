@@ -14,6 +14,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 import trio
+import trio.testing
 import trio_websocket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,7 @@ from ctid.hub.client import open_websocket
 from ctid.hub_backend import DaemonHubBackend
 
 from .conftest import TOKENS, FakeBackend, FakePrincipal, make_app, running_hub
-from .test_fastpath import Client, ws_scope
+from .test_fastpath import Client, handshake, records, run_both, ws_scope
 
 RS = "\x1e"
 SECRET = b"shared-secret-of-the-deployment"
@@ -200,3 +201,25 @@ def test_fuzzed_id_is_refused_cleanly(mutation: object, with_bearer: bool) -> No
         assert not hub.connections
 
     trio.run(main)
+
+
+async def test_the_quart_route_and_the_fast_path_answer_alike(autojump_clock: trio.testing.MockClock) -> None:
+    tokens = Hub(FakeBackend(), connection_secret=SECRET).tokens
+
+    async def accepted(hub: Hub, client: Client) -> None:
+        await handshake(client)
+        assert [c.principal.subject for c in hub.connections.values()] == ["sue"]
+        await client.say('{"type":7}' + RS)
+
+    async def refused(hub: Hub, client: Client) -> None:
+        await client.wait_for("websocket.http.response.body")
+
+    quart, fast, _ = await run_both(accepted, ws_scope(f"id={tokens.issue('c1', TOKENS['tok-sue'])}"),
+                                    connection_secret=SECRET)
+    assert fast == quart and records(fast) == [{}]
+    gone = FakeBackend(removed={"sue"})
+    for query, backend, status in ((f"id={tokens.issue('c2', TOKENS['tok-sue'])}", gone, 401),
+                                   (f"id={tokens.issue('c3', TOKENS['tok-sue'])}&access_token=tok-bob", None, 404),
+                                   ("id=c4.1.e30.AAAA", None, 404)):
+        quart, fast, _ = await run_both(refused, ws_scope(query), backend, connection_secret=SECRET)
+        assert fast == quart and fast[0][2] == status, query
