@@ -71,7 +71,11 @@ class SmdrCollector:
             return
         self.stats.records["smdr"] += 1
         self.last_record = trio.current_time()
-        await self.on_record(record)
+        try:
+            await self.on_record(record)  # store outages are retried and counted inside (connector._submit)
+        except Exception as exc:  # our bug on this record: skip it, keep the records behind it
+            log.exception("%s: smdr: record from %s failed: %r", self.instance, peer, text[:160])
+            self.stats.error("smdr", "internal", "%s: record skipped (%s: %s)", peer, type(exc).__name__, exc)
 
     # -- listen mode -----------------------------------------------------------------------------
     async def serve(self, host: str, port: int, *, check_peer: bool = True,

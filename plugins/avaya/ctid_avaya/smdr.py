@@ -71,26 +71,38 @@ class LineSplitter:
         return bytes(self._buffer).strip(b"\r\x00")
 
 
+MAX_SECONDS = 7 * 86400  # no call segment lasts a week: a bigger time is a corrupt line
+_ASCII_DIGITS = frozenset("0123456789")
+
+
+def _digits(value: str, most: int) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes ``²`` and ``٣``, which ``int`` refuses or reads), at most ``most``."""
+    return 0 < len(value) <= most and set(value) <= _ASCII_DIGITS
+
+
 def _seconds(value: str, name: str) -> int:
     value = value.strip()
     if not value:
         return 0
-    if not value.isdigit():
-        raise SmdrError(f"{name} {value!r} is not a number of seconds")
+    if not _digits(value, 7) or int(value) > MAX_SECONDS:
+        raise SmdrError(f"{name} {value[:20]!r} is not a number of seconds up to {MAX_SECONDS}")
     return int(value)
 
 
 def _hms(value: str) -> int:
     parts = value.strip().split(":")
-    if len(parts) != 3 or not all(p.isdigit() for p in parts):
-        raise SmdrError(f"connected time {value!r} is not HH:MM:SS")
+    if len(parts) != 3 or not all(_digits(p, 3) for p in parts):
+        raise SmdrError(f"connected time {value[:20]!r} is not HH:MM:SS")
     hours, minutes, secs = (int(p) for p in parts)
-    return hours * 3600 + minutes * 60 + secs
+    total = hours * 3600 + minutes * 60 + secs
+    if minutes > 59 or secs > 59 or total > MAX_SECONDS:
+        raise SmdrError(f"connected time {value[:20]!r} is not HH:MM:SS up to {MAX_SECONDS // 3600} hours")
+    return total
 
 
 def _int_or_none(value: str) -> int | None:
     value = value.strip()
-    return int(value) if value.isdigit() else None
+    return int(value) if _digits(value, 18) else None  # ids: fit in 64 bits
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +168,9 @@ def parse_record(line: str) -> SmdrRecord:
     try:
         call_start = datetime.strptime(fields[0].strip(), "%Y/%m/%d %H:%M:%S")
     except ValueError:
-        raise SmdrError(f"call start {fields[0]!r} is not YYYY/MM/DD HH:MM:SS") from None
+        raise SmdrError(f"call start {fields[0][:40]!r} is not YYYY/MM/DD HH:MM:SS") from None
+    if not 1990 <= call_start.year <= 2100:  # IP Office is younger; year 1 or 9999 is a corrupt line
+        raise SmdrError(f"call start {fields[0][:40]!r} is out of range")
     direction = fields[4].strip().upper()
     if direction not in ("I", "O"):
         raise SmdrError(f"direction {fields[4]!r} is neither I nor O")

@@ -195,3 +195,27 @@ def test_the_leg_index_forgets_calls_older_than_two_days():
     for n in range(2, 1001):
         index.register(("10.0.0.1", n), f"call-{n}", old + timedelta(days=3))
     assert index.find(("10.0.0.1", 1), old) is None and index.find(("10.0.0.1", 5), old + timedelta(days=3))
+
+
+_GOOD = ("2026/12/01 10:00:00,00:00:30,5,79160000001,I,201,74950000001,,0,1000000,0,E201,Anna,T9001,Line 1.1,0,0"
+         ",,,,,,,,,,,,,,192.168.0.201,1003,192.168.0.201,1005").split(",")
+_ODD = st.sampled_from(["18446744073709551617", "99999999999999999999999", "²", "٣", "１", "-1", "1e5", " 7 ",
+                        "99:99:99", "00:00:²", "999999999:00:00", "", "x",
+                        "9999/12/31 23:59:59", "0001/01/01 00:00:00"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.integers(0, len(_GOOD) - 1), _ODD, min_size=1, max_size=5))
+def test_odd_numbers_in_any_field_are_a_skipped_line_never_a_crash(changes):
+    """A unit (or a line noise) writing an absurd number (2**64 + 1, a superscript digit) into a time or id
+    field: the line is skipped with SmdrError, and a good record after it on the stream still counts
+    (an OverflowError / ValueError used to end the SMDR connection and lose the records behind it)."""
+    fields = list(_GOOD)
+    for index, value in changes.items():
+        fields[index] = value
+    good = ",".join(_GOOD).replace("1000000,0", "1000001,0").replace(",1003,", ",2003,")
+    events, bad = pipeline([stream([",".join(fields), good])])
+    assert any(e.pbx_call_id.startswith("192.168.0.201-2003-") for e in events)
+    for event in events:
+        assert event.wait_seconds is None or event.wait_seconds <= 7 * 86400
+        assert event.talk_seconds is None or event.talk_seconds <= 7 * 86400

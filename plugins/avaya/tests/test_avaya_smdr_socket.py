@@ -118,3 +118,25 @@ def test_reboot_resets_call_ids_but_keeps_calls_apart():
 
     events, _ = pipeline([stream([first, second])])
     assert len(final(events)) == 2
+
+
+async def test_a_record_our_code_fails_on_is_counted_and_the_next_one_still_counts(nursery):
+    """A bug while handling one record skips that record with a log line and a count; the records
+    behind it on the same stream are kept (an exception used to end the connection and drop them)."""
+    records: list[SmdrRecord] = []
+
+    async def on_record(record):
+        if not records and not getattr(on_record, "failed", False):
+            on_record.failed = True
+            raise ValueError("a bug in the call log")
+        records.append(record)
+
+    cfg = SmdrConfig(listen="127.0.0.1:0", allowed_peers=["127.0.0.1"])
+    smdr = SmdrCollector("ipo", "127.0.0.1", cfg, on_record=on_record, stats=Stats("ipo"))
+    port = await nursery.start(smdr.run_listen)
+    unit = FakeSmdr()
+    unit.add(IP500[:3])
+    await unit.send_to("127.0.0.1", port)
+    await until(lambda: len(records) == 2)
+    assert [r.raw for r in records] == IP500[1:3]
+    assert smdr.stats.errors[("smdr", "internal")] == 1
