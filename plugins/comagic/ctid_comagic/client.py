@@ -97,7 +97,7 @@ def _int_or_none(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+    if isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit():
         return int(value)
     return None
 
@@ -264,4 +264,4 @@ def _data(answer: dict[str, Any]) -> dict[str, Any]:
 
 def _session(value: str) -> int | str:
     """Call session ids are numbers on the wire (§2.5)."""
-    return int(value) if str(value).isdigit() else value
+    return int(value) if str(value).isascii() and str(value).isdigit() else value

@@ -279,7 +279,7 @@ class ComagicConnector(Connector):
     # -- commands --------------------------------------------------------------------------------
     def _employee(self, login: str) -> int:
         """An agent's login on a CoMagic instance is the employee id notifications carry [guess §3.6]."""
-        if not login.isdigit():
+        if not (login.isascii() and login.isdigit()):
             raise RequestError(f"CoMagic logins are employee ids (digits), not {login!r}", error_id="no_pbx_login")
         return int(login)
 

@@ -133,7 +133,7 @@ def _typed(name: str, value: Any, as_text: bool) -> Any:
         return None
     bad = InvalidNotification(f"{name}: {str(value)[:40]!r} is not a valid {kind}")
     if kind in ("id", "int"):
-        if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 19:
+        if isinstance(value, str) and _ascii_digits(value.strip()) and len(value.strip()) <= 19:
             value = int(value.strip())
         if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
             raise bad
@@ -158,7 +158,7 @@ def _typed(name: str, value: Any, as_text: bool) -> Any:
     if kind == "phone":
         # E.164 digits; SIP ports may send extensions, post-dial digits come after dots (§2.6)
         digits = text.split("...", 1)[0].lstrip("+")
-        if text and (not digits.isdigit() or len(digits) > 20):
+        if text and (not _ascii_digits(digits) or len(digits) > 20):
             raise bad
         return digits or None
     if kind == "direction":
@@ -175,11 +175,16 @@ def _typed(name: str, value: Any, as_text: bool) -> Any:
 
 
 def _typed_one(name: str, item: Any, bad: InvalidNotification) -> int:
-    if isinstance(item, str) and item.strip().isdigit() and len(item.strip()) <= 19:
+    if isinstance(item, str) and _ascii_digits(item.strip()) and len(item.strip()) <= 19:
         item = int(item)
     if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < 2**63:
         raise bad
     return item
+
+
+def _ascii_digits(text: str) -> bool:
+    """Digits 0-9 only: ``str.isdigit`` also holds for "³", which ``int()`` refuses (a raise, not a 400)."""
+    return text.isascii() and text.isdigit()
 
 
 def _from_text(kind: str, text: str) -> Any:

@@ -156,7 +156,7 @@ async def calls(client: RpcClient, since: datetime, until: datetime, tz: ZoneInf
                                   "fields": CALL_FIELDS, "include_ongoing_calls": ongoing,
                                   "sort": [{"field": "start_time", "order": "asc"}]}
         if session is not None:
-            params["filter"] = {"field": "id", "operator": "=", "value": int(session) if session.isdigit() else session}
+            params["filter"] = {"field": "id", "operator": "=", "value": int(session) if session.isascii() and session.isdigit() else session}
         rows, total = await client.rows("get.calls_report", {**params, "offset": 0}, limit=limit)
         if total > MAX_OFFSET + limit and high - low > MIN_SPLIT:
             middle = low + (high - low) / 2
@@ -190,7 +190,7 @@ async def costs(client: RpcClient, since: datetime, until: datetime, tz: ZoneInf
                                   "fields": ["call_session_id", "leg_id", "total_charge", "start_time"]}
         if session is not None:
             params["filter"] = {"field": "call_session_id", "operator": "=",
-                                "value": int(session) if session.isdigit() else session}
+                                "value": int(session) if session.isascii() and session.isdigit() else session}
         offset, total = 0, 1
         while offset < total and offset <= MAX_OFFSET:
             rows, total = await client.rows("get.financial_call_legs_report", {**params, "offset": offset},
