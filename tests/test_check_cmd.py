@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from ctid.cli import check_cmd
 from ctid.store import Store
+from ctid.testing.daemon import free_port
 
 
 @pytest.fixture
@@ -59,7 +60,9 @@ def test_outbox_detail_is_readable(app: typer.Typer, tmp_path: Path) -> None:
 
     trio.run(migrate)
     path = tmp_path / "ctid.yaml"
-    path.write_text(yaml.safe_dump({"database": {"url": url}}))
+    # a port nothing listens on: a ctid serving at the default address would add its own check
+    server = {"listen": f"127.0.0.1:{free_port()}"}
+    path.write_text(yaml.safe_dump({"database": {"url": url}, "server": server}))
     result = CliRunner().invoke(app, ["check", "--config", str(path), "--json"])
     assert result.exit_code == 0, result.output
     [database] = json.loads(result.stdout)["checks"]
