@@ -40,7 +40,11 @@ class GuardedHooks:
     def _guard(self, plugin: Any) -> None:
         """Wrap the plugin's non-wrapper implementations of observer and registration hooks so a
         failure stays the plugin's own (see the module docstring)."""
-        for caller in self.get_hookcallers(plugin) or []:
+        callers = {caller.name: caller for caller in self.get_hookcallers(plugin) or []}
+        # pluggy names a hook once per implementation of it: a plugin with two (an observer and its
+        # wrapper, two through specname) would get a guard around a guard, which takes the inner
+        # guard's caught failure for a success (health flapping green, every failure logged anew)
+        for caller in callers.values():
             guard = (self._guard_observer if caller.name in hookspecs.OBSERVER_HOOKS
                      else self._guard_registration if caller.name in hookspecs.REGISTRATION_HOOKS else None)
             if guard is None:
