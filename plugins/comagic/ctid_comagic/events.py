@@ -211,16 +211,23 @@ def _check_time(name: str, text: str) -> str:
 
 
 def _parse_local(text: str) -> datetime | None:
+    """A time the platform wrote, or None; years outside 2000-2100 are not a call's (and year 9999
+    overflows when moved to UTC from a zone west of it)."""
+    parsed: datetime | None = None
     for form in _TIME_FORMS:
         try:
-            return datetime.strptime(text, form)
+            parsed = datetime.strptime(text, form)
+            break
         except ValueError:
             continue
-    try:  # an offset the platform does not send today, honoured if it ever does
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+    if parsed is None:
+        try:  # an offset the platform does not send today, honoured if it ever does
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+        if parsed.tzinfo is None:
+            return None
+    return parsed if 2000 <= parsed.year <= 2100 else None
 
 
 def local_to_utc(text: str | None, tz: ZoneInfo | None) -> datetime | None:

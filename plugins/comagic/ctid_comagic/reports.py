@@ -11,6 +11,7 @@ account's local time, at most 3 months apart; ``limit`` at most 10 000 and ``off
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,10 +62,18 @@ class ReportRow:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+MAX_SECONDS = 7 * 86400  # a duration beyond a week is a broken row, not a call
+
+
 def _num(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if value >= 0 else None
+    return float(value) if 0 <= value <= MAX_SECONDS else None  # also drops NaN and infinities
+
+
+def _list(value: Any) -> list[Any]:
+    """A field the Data API documents as an array; anything else (a broken row) reads as empty."""
+    return value if isinstance(value, list) else []
 
 
 def _text(value: Any) -> str | None:
@@ -86,7 +95,7 @@ def read_row(row: dict[str, Any], tz: ZoneInfo, region: str) -> ReportRow | None
         talk = _num(row.get("talk_duration"))
     reason = _text(row.get("finish_reason")) or ""
     talked = (row.get("last_talked_employee_id") is not None or bool(_num(row.get("talk_duration")))
-              or any(isinstance(e, dict) and e.get("is_talked") is True for e in row.get("employees") or []))
+              or any(isinstance(e, dict) and e.get("is_talked") is True for e in _list(row.get("employees"))))
     if row.get("is_lost") is True or not talked:  # [guess] a 0-second talk is still an answer
         outcome = (Outcome.BUSY if reason in _BUSY else Outcome.FAILED if reason in _FAILED
                    else Outcome.MISSED if direction is Direction.INBOUND else Outcome.NO_ANSWER)
@@ -94,7 +103,7 @@ def read_row(row: dict[str, Any], tz: ZoneInfo, region: str) -> ReportRow | None
         outcome = Outcome.ANSWERED
     employee = _text(row.get("last_talked_employee_id"))
     if employee is None:
-        rung = [e for e in row.get("employees") or [] if isinstance(e, dict) and e.get("employee_id") is not None]
+        rung = [e for e in _list(row.get("employees")) if isinstance(e, dict) and e.get("employee_id") is not None]
         if len(rung) == 1:
             employee = str(rung[0]["employee_id"])
     facts: dict[str, Any] = {}
@@ -107,13 +116,13 @@ def read_row(row: dict[str, Any], tz: ZoneInfo, region: str) -> ReportRow | None
                       ("utm_content", "utm_content"), ("utm_term", "utm_term")):
         if _text(row.get(name)):
             facts[key] = _text(row.get(name))
-    tags = [t.get("tag_name") for t in row.get("tags") or [] if isinstance(t, dict) and t.get("tag_name")]
+    tags = [t.get("tag_name") for t in _list(row.get("tags")) if isinstance(t, dict) and t.get("tag_name")]
     if tags:
         facts["tags"] = [str(t)[:200] for t in tags]
     rating = _num(row.get("last_answered_employee_rating"))
     if rating is not None:
         facts["rating"] = rating
-    hashes = [h for h in row.get("call_records") or [] if isinstance(h, str) and h.isalnum() and len(h) <= 64]
+    hashes = [h for h in _list(row.get("call_records")) if isinstance(h, str) and h.isalnum() and len(h) <= 64]
     extra = {k: row[k] for k in ("finish_reason", "source", "call_api_external_id", "is_transfer", "talk_duration")
              if row.get(k) is not None}
     return ReportRow(
@@ -207,7 +216,8 @@ async def costs(client: RpcClient, since: datetime, until: datetime, tz: ZoneInf
                 charge = float(charge)
             except ValueError:
                 charge = None
-        if row.get("call_session_id") is None or isinstance(charge, bool) or not isinstance(charge, int | float):
+        if row.get("call_session_id") is None or isinstance(charge, bool) or not isinstance(charge, int | float) \
+                or not math.isfinite(charge):
             continue
         key = str(row["call_session_id"])
         sums[key] = round(sums.get(key, 0.0) + float(charge), 4)

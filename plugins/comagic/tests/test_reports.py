@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from comagic_kit import INSTANCE, deliver, make_config, transport
 from ctid.config.models import AgentConfig
@@ -173,3 +175,51 @@ async def test_an_ongoing_call_ctid_knows_is_not_rung_again_from_the_report(wire
     assert await connector.history(T0 - timedelta(hours=1)) == []  # ongoing and known: nothing to recover
     connector.services.calls = None
     assert [e.kind for e in await connector.history(T0 - timedelta(hours=1))] == [EventKind.RING]
+
+
+async def test_an_unreadable_report_row_is_skipped_and_the_others_recovered(wired, monkeypatch):
+    """One row of nonsense (tags a number, a start in year 9999) used to fail every reconciliation
+    with a TypeError / OverflowError, so no lost notification of the window was ever recovered."""
+    fake, connector, board, sink = wired
+    fake.lost = set(KINDS)
+    broken, fine = fake.incoming(CALLER, [101]), fake.incoming("79101234568", [102])
+    fake.clock.advance(5)
+    fake.answer(broken, 101)
+    fake.answer(fine, 102)
+    fake.clock.advance(30)
+    fake.hang_up(broken)
+    fake.hang_up(fine)
+    original = type(fake).report_row
+
+    def nonsense(self, s):
+        row = original(self, s)
+        if s.id == broken:
+            row.update(tags=5, employees=7, call_records={"a": 1}, wait_duration=float("inf"))
+        return row
+
+    monkeypatch.setattr(type(fake), "report_row", nonsense)
+    board.apply(await connector.history(T0 - timedelta(hours=1)))
+    calls = {c.pbx_call_id: c for c in board.calls.values()}
+    assert (calls[str(fine)].outcome, calls[str(fine)].agent, calls[str(fine)].talk_seconds) == (
+        Outcome.ANSWERED, "a2", 30)
+    assert calls[str(broken)].wait_seconds is None or calls[str(broken)].wait_seconds < 10**6
+
+
+_ODD = [None, True, -1, 10**30, 1e308, float("inf"), float("nan"), "", "²", "9999-12-31 23:59:59",
+        "0001-01-01 00:00:00", [], {}, [1, "a"], {"a": 1}, -(10**30)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.sampled_from(reports.CALL_FIELDS), st.sampled_from(_ODD), min_size=1, max_size=6))
+def test_read_row_takes_any_values_without_raising(changes):
+    from zoneinfo import ZoneInfo
+
+    row = {"id": 300000001, "start_time": "2026-12-06 10:00:00", "finish_time": "2026-12-06 10:01:00",
+           "direction": "in", "wait_duration": 5, "clean_talk_duration": 45, "talk_duration": 50,
+           "employees": [{"employee_id": 101, "is_talked": True}], "tags": [{"tag_name": "t"}],
+           "call_records": ["ab" * 16], **changes}
+    for zone in ("America/New_York", "Asia/Kamchatka"):
+        read = reports.read_row(row, ZoneInfo(zone), "RU")
+        if read is not None:
+            for value in (read.wait, read.talk, read.total):
+                assert value is None or 0 <= value < 10**7

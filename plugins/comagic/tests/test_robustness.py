@@ -119,7 +119,7 @@ _VALID = {
     "texts": st.lists(st.text(max_size=20), max_size=3), "bool": st.booleans(),
     "text": st.text(min_size=1, max_size=40).filter(lambda t: t.strip() == t and "{{" not in t),
     "phone": st.from_regex(r"\A7[0-9]{10}\Z"), "direction": st.sampled_from(["in", "out"]),
-    "time": st.datetimes(min_value=datetime(2020, 1, 1)).map(
+    "time": st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2100, 12, 31)).map(
         lambda d: d.strftime("%Y-%m-%d %H:%M:%S.") + f"{d.microsecond // 1000:03d}"),
     "url": st.just("https://app.comagic.ru/system/media/talk/1/" + "a" * 32 + "/"),
 }

@@ -116,3 +116,12 @@ async def test_source_network_allow_list_and_methods(make_connector):
     assert (outside.status, outside.events) == (403, [])
     put = await connector.handle_webhook(request(body=body(), method="PUT"))
     assert put.status == 405 and put.headers["allow"] == "POST, GET"
+
+
+@pytest.mark.parametrize("when", ["9999-12-31 23:59:59.000", "0001-01-01 00:00:00.000", "2200-01-01 00:00:00.000"])
+async def test_a_notification_time_no_call_has_is_400_naming_it(connector, when):
+    """Year 9999 overflowed when moved to UTC from a zone west of UTC (a dead letter, not a 400);
+    year 1 was stored as a call in year 1."""
+    result = await connector.handle_webhook(request(body=body(notification_time=when)))
+    assert (result.status, result.events) == (400, []), result.body
+    assert result.body["message"].startswith("notification_time"), result.body
