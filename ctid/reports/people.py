@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_right
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from ctid import kpi
@@ -14,8 +13,9 @@ from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_t
 from ctid.reports.followup import CUSTOMER, IN_SLA, LATE, NOT_REACHED
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
+from ctid.reports.presence import STATUSES
 from ctid.reports.result import Chart, ReportResult, Table
-from ctid.reports.rollup import kpi_rows, missed_sources
+from ctid.reports.rollup import kpi_rows, missed_sources, presence_seconds
 
 
 async def missed_figures(ctx: ReportContext, params: ReportParams, key: str) -> tuple[dict[Any, dict[str, Any]],
@@ -112,42 +112,16 @@ async def agents_report(ctx: ReportContext, params: ReportParams) -> ReportResul
                         [Table("agents", title("agents", lang), columns, table_rows)], [])
 
 
-STATUSES = ("available", "away", "dnd")
 
 
 async def load_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     """Hours per presence status per day (or agent) from the presence history, and occupancy."""
     lang, key = params.lang, params.group_by
-    start = ctx.local_start(params.date_from)
-    end = ctx.local_start(params.date_to + timedelta(days=1))
-    before = {row.agent_id: row for row in await ctx.rows(q.presence_before(start))}  # last one wins
-    changes = [*sorted(before.values(), key=lambda r: r.agent_id), *await ctx.rows(q.presence_changes(start, end))]
     spent: dict[Any, dict[str, float]] = {}
-    # local midnights of the period as epoch seconds: pieces are split there without time-zone math
-    days = [params.date_from + timedelta(days=i) for i in range(params.days + 1)]
-    bounds = [ctx.local_start(day).timestamp() for day in days]
-    labels = [day.isoformat() for day in days]
-    lo, hi = start.timestamp(), end.timestamp()
-
-    def add(agent: str, status: str, since_at: datetime, until_at: datetime) -> None:
-        if status not in STATUSES or params.agent not in (None, agent):
-            return
-        since, until = max(since_at.timestamp(), lo), min(until_at.timestamp(), hi)
-        index = bisect_right(bounds, since) - 1
-        while since < until:  # split at local midnights
-            piece_end = min(until, bounds[index + 1])
-            bucket = labels[index] if key == "day" else agent
-            spent.setdefault(bucket, dict.fromkeys(STATUSES, 0.0))[status] += piece_end - since
-            since, index = piece_end, index + 1
-
-    now = datetime.now(UTC)
-    by_agent: dict[str, list[Any]] = {}
-    for row in changes:
-        by_agent.setdefault(row.agent_id, []).append(row)
-    for agent, items in by_agent.items():
-        for current, following in zip(items, [*items[1:], None], strict=True):
-            until = following.at if following is not None else min(end, now)
-            add(agent, current.status, current.at, until)
+    for (day, agent, status), seconds in (await presence_seconds(ctx, params.date_from, params.date_to,
+                                                                 params.agent)).items():
+        bucket = day if key == "day" else agent
+        spent.setdefault(bucket, dict.fromkeys(STATUSES, 0.0))[status] += seconds
     handle: dict[Any, float] = {}
     scope = q.Scope(params.date_from, params.date_to, params.agent if key == "day" else None, params.group)
     for row in await kpi_rows(ctx, scope, key):

@@ -26,6 +26,7 @@ from ctid.store.schema import (
     calls,
     report_cost_rollup,
     report_missed,
+    report_presence,
     report_rollup,
     report_rollup_days,
     report_wait_rollup,
@@ -151,6 +152,7 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
                     conn.execute(delete(report_wait_rollup))
                     conn.execute(delete(report_missed))
                     conn.execute(delete(report_cost_rollup))
+                    conn.execute(delete(report_presence))
                     conn.execute(delete(report_rollup_days))
                     _put_setting(conn, FINGERPRINT, wanted)
                     _put_setting(conn, CHECKED, now.isoformat())
@@ -170,6 +172,7 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
                         conn.execute(delete(report_wait_rollup).where(report_wait_rollup.c.local_date.in_(chunk)))
                         conn.execute(delete(report_missed).where(report_missed.c.local_date.in_(chunk)))
                         conn.execute(delete(report_cost_rollup).where(report_cost_rollup.c.local_date.in_(chunk)))
+                        conn.execute(delete(report_presence).where(report_presence.c.local_date.in_(chunk)))
                         conn.execute(delete(report_rollup_days).where(report_rollup_days.c.local_date.in_(chunk)))
                     _put_setting(conn, CHECKED, now.isoformat())
         end = min(last, today - timedelta(days=1))
@@ -181,7 +184,7 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
                 report_rollup_days.c.local_date <= end.isoformat()))}
             missing = [d for d in _days(first, end) if d.isoformat() not in have]
             for run_first, run_last in _runs(missing):
-                computed = _compute(reader, run_first, run_last, knobs)
+                computed = _compute(reader, run_first, run_last, knobs, ZoneInfo(timezone))
                 reader.rollback()  # end the read snapshot before writing
                 try:
                     with engine.connect() as writer:
@@ -196,9 +199,14 @@ def built_days(engine: Any, first: date, last: date, knobs: q.Knobs, timezone: s
         raise StoreError(f"the report rollup failed: {type(exc).__name__}") from exc
 
 
-def _compute(conn: Connection, first: date, last: date, knobs: q.Knobs) -> dict[Any, list[dict[str, Any]]]:
+def _compute(conn: Connection, first: date, last: date, knobs: q.Knobs,
+             zone: ZoneInfo) -> dict[Any, list[dict[str, Any]]]:
     """The rollup rows of the days ``first`` .. ``last``, per table (reads only)."""
+    from ctid.reports.presence import fold_from
+
     out: dict[Any, list[dict[str, Any]]] = {}
+    out[report_presence] = [{"local_date": day, "agent_id": agent[:100], "status": status, "seconds": seconds}
+                            for (day, agent, status), seconds in fold_from(conn, first, last, zone).items()]
     new = {(row.local_date, row.key or ""): row.n
            for row in conn.execute(q.new_contacts(q.Scope(first, last), "campaign", by_day=True))}
     for dim in DIMS:
@@ -465,3 +473,33 @@ async def keep_built(engine: Any, reports: Any, limiter: Any = None, *, interval
         except CtidError as exc:
             log.warning("building the report rollup failed (retried in %.0f s): %s", interval, exc)
         await trio.sleep(interval)
+
+
+async def presence_seconds(ctx: Any, first: date, last: date, agent: str | None) -> dict[tuple[str, str, str], float]:
+    """{(local date, agent, status): seconds} of the period: kept for built days, folded for the rest."""
+    import trio
+
+    from ctid.reports.presence import fold_from
+
+    have: set[str] = set()
+    if getattr(ctx, "rollup", True):
+        today = datetime.now(UTC).astimezone(ctx.zone).date()
+        have = await trio.to_thread.run_sync(built_days, ctx.engine, first, last, ctx.knobs, ctx.settings.timezone,
+                                             today, limiter=ctx.limiter)
+    out: dict[tuple[str, str, str], float] = {}
+    if have:
+        r = report_presence.c
+        cond = [r.local_date >= min(have), r.local_date <= max(have)]
+        if agent is not None:
+            cond.append(r.agent_id == agent)
+        for row in await ctx.rows(select(r.local_date, r.agent_id, r.status, r.seconds).where(*cond)):
+            out[(row.local_date, row.agent_id, row.status)] = float(row.seconds)
+
+    def fold_live(run_first: date, run_last: date) -> dict[tuple[str, str, str], float]:
+        with ctx.engine.connect() as conn:
+            return fold_from(conn, run_first, run_last, ctx.zone)
+
+    for run_first, run_last in _runs([d for d in _days(first, last) if d.isoformat() not in have]):
+        found = await trio.to_thread.run_sync(fold_live, run_first, run_last, limiter=ctx.limiter)
+        out.update({cell: s for cell, s in found.items() if agent in (None, cell[1])})
+    return out

@@ -251,6 +251,18 @@ report_cost_rollup = Table(
     PrimaryKeyConstraint("local_date", "dim", "dim_value", "currency"),
 )
 
+#: Seconds per closed local day, agent and presence status (available / away / dnd), for the load
+#: report (ctid.reports.presence).
+report_presence = Table(
+    "report_presence",
+    metadata,
+    Column("local_date", Unicode(10), nullable=False),
+    Column("agent_id", Unicode(100), nullable=False),
+    Column("status", Unicode(20), nullable=False),
+    Column("seconds", Float(), nullable=False),
+    PrimaryKeyConstraint("local_date", "agent_id", "status"),
+)
+
 #: The local days ``report_rollup`` holds, and when each was built.
 report_rollup_days = Table(
     "report_rollup_days",

@@ -180,3 +180,12 @@ async def test_kept_built_ahead_of_reports(golden):
                 with golden.engine.connect() as conn:
                     days = {r[0] for r in conn.execute(select(report_rollup_days.c.local_date))}
         nursery.cancel_scope.cancel()
+
+
+async def test_presence_seconds_equal_live(golden):
+    golden.rollup = False
+    live = await rollup.presence_seconds(golden, FIRST, LAST, None)
+    golden.rollup = True
+    assert await rollup.presence_seconds(golden, FIRST, LAST, None) == live
+    assert live == {("2026-03-02", "alice", "available"): 9 * 3600.0, ("2026-03-02", "alice", "away"): 3600.0}
+    assert await rollup.presence_seconds(golden, FIRST, LAST, "bob") == {}

@@ -1,6 +1,6 @@
 """Report rollup: per-day sums of the KPI aggregates (``report_rollup``, ``report_wait_rollup``,
 ``report_missed``, ``report_cost_rollup``,
-``report_rollup_days``), and
+``report_presence``, ``report_rollup_days``), and
 ``ix_calls_report_day`` widened to cover every column those aggregates read.
 
 Revision ID: 0006
@@ -81,6 +81,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("local_date", "dim", "dim_value", "currency", name="pk_report_cost_rollup"),
     )
     op.create_table(
+        "report_presence",
+        sa.Column("local_date", sa.Unicode(10), nullable=False),
+        sa.Column("agent_id", sa.Unicode(100), nullable=False),
+        sa.Column("status", sa.Unicode(20), nullable=False),
+        sa.Column("seconds", sa.Float(), nullable=False),
+        sa.PrimaryKeyConstraint("local_date", "agent_id", "status", name="pk_report_presence"),
+    )
+    op.create_table(
         "report_rollup_days",
         sa.Column("local_date", sa.Unicode(10), nullable=False),
         sa.Column("built_at", sa.DateTime(timezone=True), nullable=False),
@@ -94,6 +102,7 @@ def downgrade() -> None:
     op.drop_index("ix_calls_report_day", table_name="calls")
     op.create_index("ix_calls_report_day", "calls", _OLD_INDEX)
     op.drop_table("report_rollup_days")
+    op.drop_table("report_presence")
     op.drop_table("report_cost_rollup")
     op.drop_table("report_missed")
     op.drop_table("report_wait_rollup")
