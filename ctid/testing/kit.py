@@ -1,5 +1,6 @@
 """The pieces behind ctid's pytest fixtures, usable on their own: a base daemon configuration, a
-webhook poster, a hub opener and a wall clock that follows Trio's mock clock.
+webhook poster, a hub opener, a wall clock that follows Trio's mock clock, and :func:`closing_all`
+for fixtures that make connectors or adapters.
 
 The fixtures in :mod:`ctid.testing.plugin` wrap these; a plugin's tests that need something the
 fixtures do not give (two daemons, a daemon per test parameter) use them directly.
@@ -131,3 +132,24 @@ class HubOpener:
         token = await self.app.token(username, password or PASSWORDS[username])
         async with open_hub(f"{self.app.url}/hub", token) as hub:
             yield hub
+
+
+@contextlib.asynccontextmanager
+async def closing_all() -> AsyncIterator[Callable[[Any], Any]]:
+    """``async with closing_all() as keep:`` — ``keep(thing)`` returns ``thing`` and, when the block
+    ends, every kept thing is ``aclose()``-d in the order made. A factory fixture::
+
+        @pytest.fixture
+        async def make_connector(fake, services):
+            async with closing_all() as keep:
+                yield lambda **overrides: keep(MyConnector("pbx", make_config(fake, **overrides), services))
+    """
+    made: list[Any] = []
+
+    def keep(thing: Any) -> Any:
+        made.append(thing)
+        return thing
+
+    yield keep
+    for thing in made:
+        await thing.aclose()

@@ -18,6 +18,7 @@ from comagic_kit import (
     transport,
 )
 from ctid.services import Services
+from ctid.testing.kit import closing_all
 from ctid.testing.memory import MemorySink, MemoryStorage
 from ctid_comagic.connector import ComagicConnector
 from ctid_comagic.testing.fake_server import FakeComagic
@@ -47,17 +48,13 @@ def fake() -> FakeComagic:
 
 @pytest.fixture
 async def make_connector(fake, services):
-    made: list[ComagicConnector] = []
+    async with closing_all() as keep:
 
-    def factory(*, clock: Any = None, **overrides: Any) -> ComagicConnector:
-        connector = ComagicConnector(INSTANCE, make_config(fake, **overrides), services, transport=transport(fake),
-                                     clock=clock)
-        made.append(connector)
-        return connector
+        def factory(*, clock: Any = None, **overrides: Any) -> ComagicConnector:
+            return keep(ComagicConnector(INSTANCE, make_config(fake, **overrides), services,
+                                         transport=transport(fake), clock=clock))
 
-    yield factory
-    for connector in made:
-        await connector.aclose()
+        yield factory
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 
 from ctid.model import Agent
 from ctid.services import Services
+from ctid.testing.kit import closing_all
 from ctid_dynamics.adapter import DynamicsAdapter
 from ctid_dynamics.config import DynamicsConfig
 from ctid_dynamics.testing.factories import FakeDirectory
@@ -83,17 +84,13 @@ def config_dict(fake: FakeDynamics, ca_file: Any, **overrides: Any) -> dict[str,
 
 @pytest.fixture
 async def make_adapter(fake: FakeDynamics, world: World, ca_file: Any) -> AsyncIterator[Callable[..., DynamicsAdapter]]:
-    made: list[DynamicsAdapter] = []
+    async with closing_all() as keep:
 
-    def make(**overrides: Any) -> DynamicsAdapter:
-        config = DynamicsConfig.model_validate(config_dict(fake, ca_file, **overrides))
-        adapter = DynamicsAdapter(config, Services(directory=world.directory, default_region="RU"))
-        made.append(adapter)
-        return adapter
+        def make(**overrides: Any) -> DynamicsAdapter:
+            config = DynamicsConfig.model_validate(config_dict(fake, ca_file, **overrides))
+            return keep(DynamicsAdapter(config, Services(directory=world.directory, default_region="RU")))
 
-    yield make
-    for adapter in made:
-        await adapter.aclose()
+        yield make
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from ctid.services import Services
+from ctid.testing.kit import closing_all
 from ctid.testing.memory import MemorySink, MemoryStorage
 from ctid_megafon.connector import MegafonConnector
 from ctid_megafon.testing.fake_server import FakeMegafon
@@ -67,18 +68,13 @@ def fake() -> FakeMegafon:
 
 @pytest.fixture
 async def make_connector(fake, services):
-    made: list[MegafonConnector] = []
+    async with closing_all() as keep:
 
-    def factory(**overrides: Any) -> MegafonConnector:
-        connector = MegafonConnector(
-            INSTANCE, make_config(fake, **overrides), services, transport=httpx.ASGITransport(app=fake)
-        )
-        made.append(connector)
-        return connector
+        def factory(**overrides: Any) -> MegafonConnector:
+            return keep(MegafonConnector(INSTANCE, make_config(fake, **overrides), services,
+                                         transport=httpx.ASGITransport(app=fake)))
 
-    yield factory
-    for connector in made:
-        await connector.aclose()
+        yield factory
 
 
 @pytest.fixture
