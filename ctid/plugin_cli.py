@@ -1,7 +1,7 @@
 """The plumbing of a plugin's own sub-commands (``ctid <plugin> ...``, registered through the
 ``ctid.commands`` entry point): pick the plugin's connector instance from a configuration file,
 build that connector for a one-shot command, and print a :class:`~ctid.errors.CtidError` as one
-line with its exit code::
+line with its exit code; print what an ``import-users`` command found::
 
     from ctid.plugin_cli import command_connector, exit_on_error
 
@@ -10,7 +10,7 @@ line with its exit code::
                      connector: str | None = typer.Option(None, "--connector")) -> None:
         with exit_on_error("ctid-mypbx"):
             data = trio.run(_import, config, connector)
-        ...
+        echo_import(data, f"{len(data['users'])} users on {data['instance']}", as_json=as_json)
 
     async def _import(config: Path, instance: str | None) -> dict:
         async with command_connector(config, "mypbx", instance) as connector:
@@ -79,3 +79,18 @@ def exit_on_error(prog: str) -> Iterator[None]:
     except CtidError as exc:
         typer.echo(f"{prog}: error: {exc}", err=True)
         raise typer.Exit(exc.exit_code) from None
+
+
+def echo_import(data: dict[str, Any], summary: str, *, as_json: bool) -> None:
+    """Print an ``import-users`` result: all of ``data`` as JSON, or ``# <summary>`` and the
+    ``agents:`` block (YAML, ``data["agents"]``) to paste into the configuration."""
+    import json
+
+    import typer
+    import yaml
+
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    else:
+        typer.echo(f"# {summary}")
+        typer.echo(yaml.safe_dump({"agents": data["agents"]}, allow_unicode=True, sort_keys=False), nl=False)

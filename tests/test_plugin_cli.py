@@ -3,12 +3,14 @@ configuration, build that connector for a one-shot job, and report errors as one
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import typer
 import yaml
 
 from ctid.errors import ConfigError, RequestError
-from ctid.plugin_cli import command_connector, connector_instance, exit_on_error
+from ctid.plugin_cli import command_connector, connector_instance, echo_import, exit_on_error
 from ctid.testing.kit import base_config
 
 
@@ -60,3 +62,13 @@ def test_exit_on_error_prints_one_line_and_exits_with_the_errors_code(capsys) ->
     with exit_on_error("ctid-mypbx"):
         pass
     assert capsys.readouterr().err == ""
+
+
+def test_echo_import_prints_json_or_a_summary_and_the_agents_block(capsys) -> None:
+    data = {"instance": "pbx", "users": [{"login": "anna"}], "agents": {"anna": {"name": "Анна", "pbx": {"pbx": "anna"}}}}
+    echo_import(data, "1 users on pbx", as_json=True)
+    assert json.loads(capsys.readouterr().out) == data
+    echo_import(data, "1 users on pbx", as_json=False)
+    out = capsys.readouterr().out
+    assert out.startswith("# 1 users on pbx\nagents:\n") and "Анна" in out
+    assert yaml.safe_load(out) == {"agents": data["agents"]}

@@ -52,17 +52,12 @@ def import_users(
 ) -> None:
     """Read the account's employees (get.employees) and print an ``agents:`` block for the config."""
     import trio
-    import yaml
 
-    from ctid.plugin_cli import exit_on_error
+    from ctid.plugin_cli import echo_import, exit_on_error
 
     with exit_on_error(PROG):
         data = trio.run(_import, config, connector)
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        typer.echo(f"# {len(data['employees'])} employees on {data['instance']}")
-        typer.echo(yaml.safe_dump({"agents": data["agents"]}, allow_unicode=True, sort_keys=False), nl=False)
+    echo_import(data, f"{len(data['employees'])} employees on {data['instance']}", as_json=as_json)
 
 
 async def _import(path: Path, instance: str | None) -> dict:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -24,17 +23,13 @@ def import_users(
 ) -> None:
     """Read the tenant's users and groups and print an ``agents:`` block to paste into the config."""
     import trio
-    import yaml
 
-    from ctid.plugin_cli import exit_on_error
+    from ctid.plugin_cli import echo_import, exit_on_error
 
     with exit_on_error("ctid-megafon"):
         data = trio.run(_import, config, connector)
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-    else:
-        typer.echo(f"# {len(data['users'])} users and {len(data['groups'])} groups on {data['instance']}")
-        typer.echo(yaml.safe_dump({"agents": data["agents"]}, allow_unicode=True, sort_keys=False), nl=False)
+    echo_import(data, f"{len(data['users'])} users and {len(data['groups'])} groups on {data['instance']}",
+                as_json=as_json)
 
 
 async def _import(path: Path, instance: str | None) -> dict:
