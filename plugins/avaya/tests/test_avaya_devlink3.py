@@ -133,6 +133,14 @@ def test_hold_transfer_and_resync_after_a_reconnect():
 
 
 # -- the client against the fake unit ----------------------------------------------------------------
+async def run_session(client, errors: list) -> None:
+    """One DevLink3 session of ``client``; what it raises is kept in ``errors`` for the test to read."""
+    try:
+        await client._session()
+    except Exception as exc:
+        errors.append(exc)
+
+
 async def _pair(session_kw=None, client_kw=None):
     """A client and an IpoSession joined by an in-memory stream pair."""
     left, right = trio.testing.memory_stream_pair()
@@ -195,14 +203,8 @@ async def test_a_test_answer_arriving_before_the_write_returns_counts(autojump_c
     client._open_stream = open_stream
     errors = []
 
-    async def run_client():
-        try:
-            await client._session()
-        except Exception as exc:
-            errors.append(exc)
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_client)
+        nursery.start_soon(run_session, client, errors)
         await session.handshake()
 
         async def answer_tests():
@@ -231,14 +233,8 @@ async def test_sha1_and_plain_login(plain, transport, ok):
     client, session, _, _ = await _pair(session_kw={"plain": plain}, client_kw={"transport": transport})
     errors = []
 
-    async def run_client():
-        try:
-            await client._session()
-        except Exception as exc:
-            errors.append(exc)
-
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(run_client)
+        nursery.start_soon(run_session, client, errors)
         if ok:
             await session.handshake()
             assert session.subscribed
@@ -301,13 +297,7 @@ def test_bad_bytes_close_cleanly_and_keep_what_came_before(garbage, cut):
         async with trio.open_nursery() as nursery:
             errors = []
 
-            async def run_client():
-                try:
-                    await client._session()
-                except Exception as exc:
-                    errors.append(exc)
-
-            nursery.start_soon(run_client)
+            nursery.start_soon(run_session, client, errors)
             await session.handshake()
             for text in good:
                 await session.send_delta3(text)
