@@ -296,7 +296,6 @@ def test_bad_bytes_close_cleanly_and_keep_what_came_before(garbage, cut):
         good = [s.call_lost(NODE, s.end_id(NODE, i)) for i in range(3)]
         async with trio.open_nursery() as nursery:
             errors = []
-
             nursery.start_soon(run_session, client, errors)
             await session.handshake()
             for text in good:
