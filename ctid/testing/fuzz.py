@@ -7,7 +7,7 @@
 
 The connector's own :meth:`~ctid.connector.Connector.simulate` gives native requests for every
 scenario; hypothesis spoils them (a field set to text with lone surrogates, huge numbers, huge
-strings, odd enum values; a field dropped; a field added; JSON nested deep; bytes that are not
+strings, odd enum values, digits other than 0-9; a field dropped; a field added; JSON nested deep; bytes that are not
 UTF-8 in a form) and posts them to ``/hooks/{instance}`` over one keep-alive connection. Every answer
 must come within 10 s, be below 500 and not be a dead letter (202: the connector raised, a bug
 ctid's supervision caught); ctid must serve on. ``resign(headers, body)`` recomputes a signature the
@@ -39,6 +39,10 @@ nasty_values = st.one_of(
     st.just("9" * 5000), st.just("x" * 70_000), st.just("-1"), st.just("1e999"), st.just(""), st.just("nan"),
     st.just("2026-13-45T99:99:99Z"), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
     st.lists(st.integers(), max_size=3), st.dictionaries(st.text(max_size=3), st.text(max_size=3), max_size=2),
+    # digits to str.isdigit() that int() refuses ("³") or reads (Arabic-Indic, fullwidth): ids and numbers
+    st.sampled_from(["³", "55²", "¹⁰¹", "7916123456³", "٣٤٥", "１２３"]),
+    st.builds(lambda a, s: a + s, st.sampled_from(["", "1", "79161234567"]),
+              st.text(st.characters(categories=["No"]), min_size=1, max_size=4)),
 )
 
 
