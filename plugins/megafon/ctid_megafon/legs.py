@@ -244,30 +244,30 @@ class LegTracker:
             call.settled_open = True
             self._arm(pbx_call_id, call, None)
             self._refile(pbx_call_id, call)
-            if not call.caller_leg:
-                continue
-            if call.answered_by:
-                outcome = Outcome.ANSWERED
-            elif call.direction is Direction.OUTBOUND:
-                outcome = Outcome.NO_ANSWER
-            else:
-                outcome = Outcome.MISSED
-            out.append(
-                CallEvent(
-                    connector=self.connector,
-                    pbx_call_id=pbx_call_id,
-                    kind=EventKind.LEG_END,
-                    # one key per synthetic end: the end after a revival is a new fact
-                    key=f"settle:{pbx_call_id}" + (f":{call.settled}" if call.settled > 1 else ""),
-                    at=None,
-                    received_at=call.last_end or utcnow(),
-                    direction=call.direction,
-                    remote_number=call.remote,
-                    line_number=call.line,
-                    agent_login=None,  # the caller's leg, whoever talked
-                    outcome=outcome,
-                    extra={"source": "settle", "settle_seconds": self.settle_seconds,
-                           "answered_by": call.answered_by},
-                )
-            )
+            if call.caller_leg:
+                out.append(self._settle_event(pbx_call_id, call))
         return out
+
+    def _settle_event(self, pbx_call_id: str, call: _Call) -> CallEvent:
+        """The caller's synthetic ``leg_end`` of a call just settled (``call.settled`` counted)."""
+        if call.answered_by:
+            outcome = Outcome.ANSWERED
+        elif call.direction is Direction.OUTBOUND:
+            outcome = Outcome.NO_ANSWER
+        else:
+            outcome = Outcome.MISSED
+        return CallEvent(
+            connector=self.connector,
+            pbx_call_id=pbx_call_id,
+            kind=EventKind.LEG_END,
+            # one key per synthetic end: the end after a revival is a new fact
+            key=f"settle:{pbx_call_id}" + (f":{call.settled}" if call.settled > 1 else ""),
+            at=None,
+            received_at=call.last_end or utcnow(),
+            direction=call.direction,
+            remote_number=call.remote,
+            line_number=call.line,
+            agent_login=None,  # the caller's leg, whoever talked
+            outcome=outcome,
+            extra={"source": "settle", "settle_seconds": self.settle_seconds, "answered_by": call.answered_by},
+        )

@@ -8,7 +8,7 @@ from unittest.mock import patch
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ctid.model import CallEvent, Direction, EventKind, Outcome, utcnow
+from ctid.model import CallEvent, Direction, EventKind, Outcome
 from ctid_megafon.legs import LegTracker
 from ctid_megafon.transfers import Transfers, remember
 
@@ -39,31 +39,8 @@ class ScanningTracker(LegTracker):
             call.settled += 1
             call.settled_open = True
             call.settle_at = None
-            if not call.caller_leg:  # settled without an event: the agents' leg ends ended it
-                continue
-            if call.answered_by:
-                outcome = Outcome.ANSWERED
-            elif call.direction is Direction.OUTBOUND:
-                outcome = Outcome.NO_ANSWER
-            else:
-                outcome = Outcome.MISSED
-            out.append(
-                CallEvent(
-                    connector=self.connector,
-                    pbx_call_id=pbx_call_id,
-                    kind=EventKind.LEG_END,
-                    key=f"settle:{pbx_call_id}" + (f":{call.settled}" if call.settled > 1 else ""),
-                    at=None,
-                    received_at=call.last_end or utcnow(),
-                    direction=call.direction,
-                    remote_number=call.remote,
-                    line_number=call.line,
-                    agent_login=None,
-                    outcome=outcome,
-                    extra={"source": "settle", "settle_seconds": self.settle_seconds,
-                           "answered_by": call.answered_by},
-                )
-            )
+            if call.caller_leg:  # settled without an event otherwise: the agents' leg ends ended it
+                out.append(self._settle_event(pbx_call_id, call))
         return out
 
 
@@ -110,7 +87,7 @@ def test_indexed_answers_match_a_scan_over_every_call(operations, max_calls):
     indexed = LegTracker("mf", 1.0, queue_timeout=5.0, max_calls=max_calls)
     scanning = ScanningTracker("mf", 1.0, queue_timeout=5.0, max_calls=max_calls)
     now = 0.0
-    with patch("ctid_megafon.legs.utcnow", return_value=T0), patch(f"{__name__}.utcnow", return_value=T0):
+    with patch("ctid_megafon.legs.utcnow", return_value=T0):
         for op, arg in operations:
             if op == "observe":
                 assert indexed.observe(arg, now) == scanning.observe(arg, now)
