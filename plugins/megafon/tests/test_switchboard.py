@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -38,6 +39,20 @@ async def wired(directory, fake, tmp_path):
     connector = MegafonConnector("mf", make_config(fake), services, transport=httpx.ASGITransport(app=fake))
     board = Switchboard(directory, recording_url=services.recording_url)
     yield connector, board, sink
+    await connector.aclose()
+
+
+@asynccontextmanager
+async def running(directory, fake, tmp_path, **config):
+    """A connector whose background task runs (settle and queue timers), a board and a sink; the
+    task is stopped and the connector closed when the block ends."""
+    sink = MemorySink()
+    services = Services(directory=directory, events=sink, data_dir=tmp_path)
+    connector = MegafonConnector("mf", make_config(fake, **config), services)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(connector.run)
+        yield connector, Switchboard(directory), sink
+        nursery.cancel_scope.cancel()
     await connector.aclose()
 
 
@@ -189,12 +204,7 @@ async def test_reordered_legs_without_history_still_end_right(wired):
 
 
 async def test_settle_window_closes_a_call_whose_history_never_came(directory, fake, tmp_path, autojump_clock):
-    sink = MemorySink()
-    services = Services(directory=directory, events=sink, data_dir=tmp_path)
-    connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
-    board = Switchboard(directory)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(connector.run)
+    async with running(directory, fake, tmp_path, settle_seconds=20) as (connector, board, sink):
         await feed(connector, board, [contact(), ev("INCOMING", "anna"), ev("CANCELLED", "anna")])
         assert only_call(board).state is CallState.RINGING  # the caller may still be queued
         await trio.sleep(19)
@@ -202,8 +212,6 @@ async def test_settle_window_closes_a_call_whose_history_never_came(directory, f
         await trio.sleep(2)
         assert len(sink.events) == 1
         board.apply(sink.events)
-        nursery.cancel_scope.cancel()
-    await connector.aclose()
     call = only_call(board)
     assert call.state is CallState.ENDED and call.outcome is Outcome.MISSED
     assert len(board.tasks) == 1
@@ -214,11 +222,7 @@ async def test_settle_window_closes_a_call_whose_history_never_came(directory, f
 
 
 async def test_settle_window_is_cancelled_by_a_new_leg_or_history(directory, fake, tmp_path, autojump_clock):
-    sink = MemorySink()
-    services = Services(directory=directory, events=sink, data_dir=tmp_path)
-    connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(connector.run)
+    async with running(directory, fake, tmp_path, settle_seconds=20) as (connector, board, sink):
         await connector.handle_webhook(request(ev("INCOMING", "anna")))
         await connector.handle_webhook(request(ev("CANCELLED", "anna")))
         await trio.sleep(10)
@@ -228,8 +232,6 @@ async def test_settle_window_is_cancelled_by_a_new_leg_or_history(directory, fak
         await connector.handle_webhook(request(ev("CANCELLED", "boris")))
         await connector.handle_webhook(request(hist("missed", "pbx")))  # history came: nothing to settle
         await trio.sleep(60)
-        nursery.cancel_scope.cancel()
-    await connector.aclose()
     assert sink.events == []
 
 
@@ -262,38 +264,24 @@ def test_directory_fixture_resolves_logins_case_insensitively(directory):
 
 
 async def test_settle_window_ends_an_answered_call_announced_by_contact(directory, fake, tmp_path, autojump_clock):
-    sink = MemorySink()
-    services = Services(directory=directory, events=sink, data_dir=tmp_path)
-    connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
-    board = Switchboard(directory)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(connector.run)
+    async with running(directory, fake, tmp_path, settle_seconds=20) as (connector, board, sink):
         await feed(connector, board, [contact(), ev("INCOMING", "anna"), ev("ACCEPTED", "anna"),
                                       ev("COMPLETED", "anna")])
         assert only_call(board).state is CallState.TALKING  # the caller's leg is still up
         await trio.sleep(21)
         board.apply(sink.events)
-        nursery.cancel_scope.cancel()
-    await connector.aclose()
     call = only_call(board)
     assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED and call.agent == "a1"
     assert sink.events[0].agent_login is None and sink.events[0].extra["answered_by"] == "anna"
 
 
 async def test_queue_timeout_closes_a_call_that_never_reached_an_agent(directory, fake, tmp_path, autojump_clock):
-    sink = MemorySink()
-    services = Services(directory=directory, events=sink, data_dir=tmp_path)
-    connector = MegafonConnector("mf", make_config(fake, queue_timeout=600), services)
-    board = Switchboard(directory)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(connector.run)
+    async with running(directory, fake, tmp_path, queue_timeout=600) as (connector, board, sink):
         await feed(connector, board, [contact("Q1"), contact("Q2")])
         await trio.sleep(300)
         await feed(connector, board, [ev("INCOMING", "anna", "Q2")])  # Q2 reached an agent: normal rules
         await trio.sleep(301)
         board.apply(sink.events)
-        nursery.cancel_scope.cancel()
-    await connector.aclose()
     assert [e.pbx_call_id for e in sink.events] == ["Q1"]
     q1 = next(c for c in board.calls.values() if c.pbx_call_id == "Q1")
     q2 = next(c for c in board.calls.values() if c.pbx_call_id == "Q2")
@@ -303,11 +291,7 @@ async def test_queue_timeout_closes_a_call_that_never_reached_an_agent(directory
 
 async def test_a_sooner_deadline_wakes_the_settle_window_asleep_until_a_later_one(directory, fake, tmp_path,
                                                                                   autojump_clock):
-    sink = MemorySink()
-    services = Services(directory=directory, events=sink, data_dir=tmp_path)
-    connector = MegafonConnector("mf", make_config(fake, settle_seconds=20, queue_timeout=600), services)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(connector.run)
+    async with running(directory, fake, tmp_path, settle_seconds=20, queue_timeout=600) as (connector, board, sink):
         await connector.handle_webhook(request(contact("Q1")))  # due in 600 s
         await trio.sleep(1)
         await connector.handle_webhook(request(contact("C2")))
@@ -319,17 +303,10 @@ async def test_a_sooner_deadline_wakes_the_settle_window_asleep_until_a_later_on
         assert [e.pbx_call_id for e in sink.events] == ["C2"]
         await trio.sleep(600)
         assert [e.pbx_call_id for e in sink.events] == ["C2", "Q1"]
-        nursery.cancel_scope.cancel()
-    await connector.aclose()
 
 
 async def test_settle_window_re_arms_after_a_revival(directory, fake, tmp_path, autojump_clock):
-    sink = MemorySink()
-    services = Services(directory=directory, events=sink, data_dir=tmp_path)
-    connector = MegafonConnector("mf", make_config(fake, settle_seconds=20), services)
-    board = Switchboard(directory)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(connector.run)
+    async with running(directory, fake, tmp_path, settle_seconds=20) as (connector, board, sink):
         await feed(connector, board, [contact(), ev("INCOMING", "anna"), ev("CANCELLED", "anna")])
         await trio.sleep(21)
         assert len(sink.events) == 1
@@ -344,8 +321,6 @@ async def test_settle_window_re_arms_after_a_revival(directory, fake, tmp_path, 
         await trio.sleep(11)
         assert len(sink.events) == 2 and sink.events[1].key != sink.events[0].key
         board.apply(sink.events)
-        nursery.cancel_scope.cancel()
-    await connector.aclose()
     call = only_call(board)
     assert call.state is CallState.ENDED and call.outcome is Outcome.ANSWERED and call.agent == "a2"
 
@@ -408,12 +383,7 @@ async def test_transferred_leg_joins_the_call_whatever_order_the_pushes_race_in(
 
 async def test_a_new_call_from_a_talking_number_waits_only_the_race_window(directory, fake, tmp_path,
                                                                          autojump_clock):
-    sink = MemorySink()
-    services = Services(directory=directory, events=sink, data_dir=tmp_path)
-    connector = MegafonConnector("mf", make_config(fake, transfer_race_seconds=3), services)
-    board = Switchboard(directory)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(connector.run)
+    async with running(directory, fake, tmp_path, transfer_race_seconds=3) as (connector, board, sink):
         await feed(connector, board, [ev("INCOMING", "anna", "call-a"), ev("ACCEPTED", "anna", "call-a")])
         # Another call from the same number, no TRANSFERRED names it: held, then a call of its own.
         await feed(connector, board, [ev("INCOMING", "boris", "call-c")])
@@ -429,8 +399,6 @@ async def test_a_new_call_from_a_talking_number_waits_only_the_race_window(direc
         cancelled = await connector.handle_webhook(request(ev("CANCELLED", "boris", "call-c")))
         assert [e.pbx_call_id for e in cancelled.events] == ["call-c"]
         board.apply(cancelled.events)
-        nursery.cancel_scope.cancel()
-    await connector.aclose()
     call_c = next(c for c in board.calls.values() if c.pbx_call_id == "call-c")
     assert call_c.state is CallState.ENDED
 
