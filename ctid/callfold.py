@@ -300,13 +300,14 @@ def _overlay_summaries(
 ) -> None:
     """SUMMARY events (the PBX's after-call record) end the call and correct outcome and durations."""
     outcome: Outcome | None = None
-    wait = talk = total = None
+    wait = talk = total = hold = None
     login: str | None = None
     for event in summaries:  # later summaries override earlier ones, field by field
         outcome = event.outcome or outcome
         wait = event.wait_seconds if event.wait_seconds is not None else wait
         talk = event.talk_seconds if event.talk_seconds is not None else talk
         total = event.total_seconds if event.total_seconds is not None else total
+        hold = event.hold_seconds if event.hold_seconds is not None else hold
         login = event.agent_login or login
     start = summaries[0].when
     summary_agent = resolve(call.connector, login) if login else None
@@ -356,4 +357,6 @@ def _overlay_summaries(
     call.state = CallState.ENDED
     call.outcome = outcome
     call.ringing_agents = []
+    if hold is not None:  # the PBX's own hold total beats the hold events ctid saw (or missed)
+        call.hold_seconds = round(max(hold, 0.0), 3) if outcome is Outcome.ANSWERED else 0.0
     _durations(call, wait=wait, talk=talk)

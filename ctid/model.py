@@ -120,7 +120,8 @@ class CallEvent:
     :param target_login: for ``transfer``: where the call went.
     :param outcome: for ``end``/``leg_end``/``summary``: what the PBX says the result was.
     :param leg_id: an id of the leg when the PBX has one (else the agent login identifies the leg).
-    :param talk_seconds / wait_seconds / total_seconds: durations stated by ``summary`` events.
+    :param talk_seconds / wait_seconds / total_seconds / hold_seconds: durations stated by
+        ``summary`` events (``hold_seconds``: the call's whole time on hold, as in a CDR).
     :param recording: a plugin-specific reference to a recording (fetched later by the plugin).
     :param facts: facts about the call the PBX states with this event (campaign, UTM, cost, rating;
         see :mod:`ctid.facts`; check them with :func:`ctid.facts.clean_facts`). Merged into
@@ -145,6 +146,7 @@ class CallEvent:
     wait_seconds: float | None = None
     talk_seconds: float | None = None
     total_seconds: float | None = None
+    hold_seconds: float | None = None
     recording: str | None = None
     facts: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)

@@ -534,6 +534,22 @@ def test_summary_overrides_live_durations_and_ends_a_call_whose_end_was_lost():
     assert changes.ended == [call] and not sb.agents["anna"].busy
 
 
+def test_summary_hold_total_replaces_the_hold_ctid_measured():
+    """A CDR's hold total (Avaya SMDR field 15) beats the hold events ctid saw, or missed; the talk
+    time computed from the call's times leaves it out; an unanswered summary has no hold."""
+    sb = board()
+    c, alone, missed = PbxCall("h1"), PbxCall("h2", caller="89101112233"), PbxCall("h3", caller="89101112234")
+    feed(sb, [c(R, 0, agent_login="101"), c(A, 5, agent_login="101"), c(H, 20, agent_login="101"),
+              c(U, 21, agent_login="101"), c(E, 65)])
+    assert sb.calls[c.id].hold_seconds == 1.0 and sb.calls[c.id].talk_seconds == 59.0
+    sb.apply([c(S, 0, outcome=Outcome.ANSWERED, hold_seconds=15),
+              alone(S, 0, outcome=Outcome.ANSWERED, wait_seconds=5, total_seconds=65, hold_seconds=12),
+              missed(S, 0, outcome=Outcome.MISSED, total_seconds=20, hold_seconds=3)])
+    assert (sb.calls[c.id].hold_seconds, sb.calls[c.id].talk_seconds) == (15.0, 45.0)
+    assert (sb.calls[alone.id].hold_seconds, sb.calls[alone.id].talk_seconds) == (12.0, 48.0)
+    assert sb.calls[missed.id].hold_seconds == 0.0
+
+
 def test_summary_times_replace_receipt_times_of_untimed_pushes():
     """A PBX whose pushes carry no time (receipt times are used) sends a history with its own clock:
     the call's start, answer and end follow the history."""

@@ -251,10 +251,10 @@ class CallLog:
             wait_seconds=float(first.ring),
             talk_seconds=talk if answered else None,
             total_seconds=total,
+            hold_seconds=float(sum(r.hold for r in records)) if answered else None,
             extra={
                 "source": "smdr",
                 "smdr_call_ids": sorted({r.call_id for r in records}),
-                "hold_seconds": sum(r.hold for r in records),
                 "records": len(records),
                 "complete": complete,
             },

@@ -98,8 +98,9 @@ async def test_simulate_call_drives_every_scenario(tmp_path, nursery):
         assert answered["remote_number"] == CALLER and answered["line_number"] == "+74950000001"
         assert found["transfer"]["transferred_from"] == "a1" and found["transfer"]["agents"] == ["a1", "a2"]
         assert found["transfer"]["talk_seconds"] == 70
-        # DevLink3 saw the hold (music on hold, audio path off) and its release; SMDR's talk time stands
-        assert found["hold"]["hold_seconds"] > 0 and found["hold"]["talk_seconds"] == 60
+        # DevLink3 saw a hold of a few ms; SMDR's hold total (15 s) and talk time stand
+        assert found["hold"]["hold_seconds"] == 15 and found["hold"]["talk_seconds"] == 60
+        assert found["answered"]["hold_seconds"] == 0
         assert found["group"]["group"] == "sales"
         assert found["outbound_no_answer"]["direction"] == "outbound"
         tasks = (await app.client.get("/api/tasks", headers=ADMIN)).json()["items"]

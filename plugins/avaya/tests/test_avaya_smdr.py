@@ -49,7 +49,7 @@ def test_samples_become_the_right_calls():
     analog = by_callid[(1005817,)]
     assert (analog.outcome, analog.remote_number, analog.wait_seconds) == (Outcome.MISSED, None, 26.0)
     sip = by_callid[(1000008,)]
-    assert (sip.remote_number, sip.line_number, sip.outcome, sip.extra["hold_seconds"]) == (
+    assert (sip.remote_number, sip.line_number, sip.outcome, sip.hold_seconds) == (
         "0518012216", "48564756067", Outcome.ANSWERED, 38)
     # local time of the unit -> UTC (Warsaw is UTC+2 in summer)
     assert sip.at == datetime(2017, 7, 28, 10, 54, 49, tzinfo=UTC)
