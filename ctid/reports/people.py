@@ -29,10 +29,10 @@ async def missed_figures(ctx: ReportContext, params: ReportParams, key: str) -> 
         for row in await ctx.rows(fu.aggregate(source, field, ctx.settings)):
             into = sums.setdefault(row.key, {})
             for name, value in row._mapping.items():
-                if name != "key" and value is not None:
+                if name not in ("key", "minute") and value is not None:
                     into[name] = into.get(name, 0) + value
-        for row in await ctx.rows(fu.delay_histogram(source, field, ctx.settings)):
-            hist.setdefault(row.key, []).append((row.seconds, row.n))
+            if row.minute is not None:
+                hist.setdefault(row.key, []).append((row.minute, int(row.delay_n)))
     total: dict[str, Any] = {}
     for v in sums.values():
         for name, value in v.items():
