@@ -44,6 +44,13 @@ class LimitError(RequestError):
     """Input that breaks one of ctid's input limits (HTTP 400)."""
 
 
+def ascii_digits(text: str) -> bool:
+    """True when ``text`` is one or more ASCII digits 0-9: the test before ``int(text)`` on input from
+    outside. ``str.isdigit()`` alone also holds for superscripts (``"³"``, which ``int()`` refuses with
+    ValueError) and for other scripts' digits (``"٣"``, which ``int()`` silently reads as 3)."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_int(text: str) -> int:
     if len(text) > MAX_NUMBER_CHARS:
         raise LimitError(f"a number has more than {MAX_NUMBER_CHARS} characters", error_id=NUMBER_TOO_LONG)

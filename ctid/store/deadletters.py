@@ -4,13 +4,21 @@ A webhook the core accepted must not be lost because a plugin has a bug (docs/in
 "Dead letters"). When a connector's ``handle_webhook`` raises something that is not a ctid error,
 the raw request (method, sub-path, headers, query, body, source address, time) is written to the
 ``dead_letters`` table before the PBX is answered; ``/api/dead-letters`` lists, re-submits and
-deletes them. The statements are portable (no ``ON CONFLICT``; ``tests/test_dead_letters.py``
+deletes them.
+
+Credentials the caller sent stay in the table, because a re-submission runs the connector's own
+verification again (the generic connector checks ``X-Ctid-Signature``; a plugin may check
+``Authorization``), but the API never shows them: :func:`redacted` replaces the value of every header
+and query parameter that can hold one with ``[redacted]`` (the name stays, so an admin still sees that
+it was sent). The body is shown as it came (it may carry a PBX's token, e.g. MegaFon's ``crm_token``;
+dead letters are for admins only). The statements are portable (no ``ON CONFLICT``; ``tests/test_dead_letters.py``
 compiles each for MS SQL too).
 """
 
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,6 +34,24 @@ if TYPE_CHECKING:
 #: The most dead letters kept; the oldest are dropped beyond it (a plugin failing on every webhook
 #: must not fill the disk). Each is at most ``server.max_body_bytes`` of body.
 MAX_KEPT = 10_000
+
+
+#: Header names whose value is a credential of the caller, whole or in part.
+SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
+#: Any header or query parameter whose name holds one of these words is treated as a credential too
+#: (``X-Ctid-Signature``, ``X-Auth-Token``, ``crm_token``, ``api_key``, ``sig``, ``password`` ...).
+SECRET_WORDS = re.compile(r"token|secret|signature|sig|auth|key|passw|session|cookie|credential", re.IGNORECASE)
+REDACTED = "[redacted]"
+
+
+def is_secret(name: str) -> bool:
+    """Whether a header or query parameter called ``name`` may carry a credential."""
+    return name.lower() in SECRET_HEADERS or SECRET_WORDS.search(name) is not None
+
+
+def redacted(values: dict[str, str]) -> dict[str, str]:
+    """``values`` with every credential's value replaced by ``[redacted]`` (names kept)."""
+    return {name: REDACTED if is_secret(name) else value for name, value in values.items()}
 
 
 @dataclass(slots=True)
@@ -45,8 +71,8 @@ class DeadLetter:
             "body_bytes": len(self.request.body),
         }
         if body:
-            data["headers"] = dict(self.request.headers)
-            data["query"] = dict(self.request.query)
+            data["headers"] = redacted(dict(self.request.headers))
+            data["query"] = redacted(dict(self.request.query))
             data["body_base64"] = base64.b64encode(self.request.body).decode()
         return data
 

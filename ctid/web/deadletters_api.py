@@ -15,7 +15,7 @@ from quart import Response, jsonify, request
 from ctid.auth import Principal, bearer
 from ctid.config.models import Role
 from ctid.errors import CtidError, ForbiddenError, NotFoundError, PluginError, RequestError, StoreError
-from ctid.limits import LimitError
+from ctid.limits import LimitError, ascii_digits
 from ctid.web.openapi import document
 
 _LETTER = {"type": "object", "properties": {name: {} for name in (
@@ -43,7 +43,7 @@ document(path="/api/dead-letters/{letter_id}/retry", method="POST", tag="operati
 
 
 def _id(value: str) -> int:
-    if not value.isdigit() or len(value) > 18:
+    if not ascii_digits(value) or len(value) > 18:
         raise RequestError("a dead letter id is a positive integer", error_id="bad_id")
     return int(value)
 
@@ -61,9 +61,9 @@ def register_dead_letters(app: Any, daemon: Any) -> None:
         connector = request.args.get("connector") or None
         before = request.args.get("before")
         limit = request.args.get("limit") or "100"
-        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+        if not ascii_digits(limit) or len(limit) > 4 or not 1 <= int(limit) <= 1000:
             raise RequestError("limit must be between 1 and 1000", error_id="bad_query")
-        if before is not None and (not before.isdigit() or len(before) > 18):
+        if before is not None and (not ascii_digits(before) or len(before) > 18):
             raise RequestError("before must be a dead letter id", error_id="bad_query")
         items = await daemon.dead_letters.list(connector=connector, before_id=int(before) if before else None,
                                                limit=int(limit))
