@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import httpx
 
 from ctid.errors import PBXError
+from ctid.limits import ascii_digits
 
 if TYPE_CHECKING:
     from ctid.services import Services
@@ -71,7 +72,7 @@ async def fetch(http: httpx.AsyncClient, url: str, *, max_bytes: int) -> tuple[b
                 raise PBXError(f"the PBX refused the recording: HTTP {response.status_code}",
                                error_id="pbx_recording_failed", retryable=response.status_code >= 500)
             declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > max_bytes:
+            if ascii_digits(declared) and int(declared) > max_bytes:
                 raise PBXError(f"the recording is larger than {max_bytes} bytes", error_id="recording_too_large")
             chunks, size = [], 0
             async for chunk in response.aiter_bytes():

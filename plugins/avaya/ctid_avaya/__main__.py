@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from ctid.limits import ascii_digits
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Tools for ctid's Avaya IP Office connector.")
 
@@ -28,7 +30,7 @@ def tapi_bridge(
         typer.echo("ctid-avaya: error: the token must be at least 16 characters", err=True)
         raise typer.Exit(2)
     host, _, port = listen.rpartition(":")
-    if not port.isdigit():
+    if not ascii_digits(port):
         typer.echo(f"ctid-avaya: error: --listen {listen!r} is not HOST:PORT", err=True)
         raise typer.Exit(2)
     try:

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from ctid.connector import ConnectorConfig
+from ctid.limits import ascii_digits
 
 DEVLINK3_TLS_PORT = 50796
 DEVLINK3_TCP_PORT = 50797
@@ -21,7 +22,7 @@ class _Strict(BaseModel):
 
 def _host_port(value: str, what: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+    if not sep or not ascii_digits(port) or not 0 <= int(port) <= 65535:
         raise ValueError(f"{what} must be HOST:PORT, e.g. 0.0.0.0:8808")
     return host.strip("[]") or "0.0.0.0", int(port)
 

@@ -20,6 +20,7 @@ import trio
 
 from ctid.connector import Connector, Health, SimulatedRequest, SimulationContext
 from ctid.errors import CapabilityError, CtidError, PBXError
+from ctid.limits import ascii_digits
 from ctid.model import Call, CallEvent, Capability, utcnow
 from ctid_avaya import control
 from ctid_avaya import simulate as _simulate
@@ -224,7 +225,7 @@ class AvayaConnector(Connector):
                 entries = [e for e in value.get("entries", []) if (e.get("end") or e["start"]) >= cutoff.isoformat()]
                 if not entries:
                     await storage.delete(f"legs:{self.name}", key)
-                elif leg.isdigit():
+                elif ascii_digits(leg):
                     self.index.load((ip, int(leg)), entries)
         except (CtidError, KeyError, ValueError) as exc:
             log.warning("%s: the stored DevLink3/SMDR leg index was not loaded: %s", self.name, exc)

@@ -17,6 +17,7 @@ import trio
 
 from ctid.connector import SimulatedRequest, SimulationContext
 from ctid.errors import PBXError, RequestError
+from ctid.limits import ascii_digits
 
 SCENARIOS = ("answered", "missed", "group", "transfer", "hold", "outbound_no_answer")
 SIP_TRUNK = 5
@@ -153,7 +154,7 @@ def traffic(connector, scenario: str, ctx: SimulationContext) -> list[SimulatedR
 
 def _ipv4(host: str) -> str:
     parts = host.split(".")
-    if len(parts) == 4 and all(p.isdigit() and int(p) < 256 for p in parts):
+    if len(parts) == 4 and all(ascii_digits(p) and len(p) <= 3 and int(p) < 256 for p in parts):
         return host
     return "127.0.0.1"
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from ctid.limits import ascii_digits
 from ctid.model import CallEvent, Direction, EventKind, Outcome, utcnow
 from ctid_avaya.calllog import LegIndex, pbx_call_id_for
 from ctid_avaya.delta3 import AttemptReject, CallLost, Detail, Party
@@ -219,7 +220,7 @@ class Tracker:
     @staticmethod
     def _leg(call: _Call) -> tuple[str, int] | None:
         parts = call.pbx_call_id.split("-")
-        if len(parts) == 3 and parts[1].isdigit():
+        if len(parts) == 3 and ascii_digits(parts[1]):
             return parts[0], int(parts[1])
         return None
 

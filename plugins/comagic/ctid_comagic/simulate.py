@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from ctid.connector import SimulatedRequest, SimulationContext
 from ctid.errors import RequestError
+from ctid.limits import ascii_digits
 from ctid.model import CTID_NAMESPACE
 from ctid_comagic.recordings import hash_link
 from ctid_comagic.templates import render, template
@@ -63,7 +64,7 @@ class _Call:
         return kind, {**base, **values}
 
     def employee(self, login: str) -> dict[str, Any]:
-        return {"employee_id": int(login) if login.isdigit() else login, "employee_full_name": f"Employee {login}"}
+        return {"employee_id": int(login) if ascii_digits(login) else login, "employee_full_name": f"Employee {login}"}
 
     def waiting(self, login: str, offset: float, **more: Any):
         self.legs += 1
@@ -85,7 +86,7 @@ def _answered(c: _Call) -> list:
 
 def _missed(c: _Call) -> list:
     legs = [c.ctx.agent, *c.ctx.others]
-    ids = [int(x) if x.isdigit() else x for x in legs]
+    ids = [int(x) if ascii_digits(x) else x for x in legs]
     return [c.note("inbound_call", 0), *[c.waiting(x, 1) for x in legs],
             c.note("lost_call", 25, wait_time_duration=25, employee_ids=ids),
             c.note("call_finished", 25, talk_time_duration=0, total_time_duration=25, wait_time_duration=25)]

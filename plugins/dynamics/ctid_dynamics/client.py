@@ -21,6 +21,7 @@ import httpx
 import trio
 
 from ctid.errors import CRMError
+from ctid.limits import ascii_digits
 
 from .config import ADFSAuth, ClientCredentialsAuth, DynamicsConfig, NTLMAuth
 
@@ -97,7 +98,7 @@ def parse_batch_response(response: httpx.Response) -> list[httpx.Response]:
         head, _, body = http.partition(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
         fields = status_line.split(" ", 2)
-        if len(fields) < 2 or not fields[1].isdigit():
+        if len(fields) < 2 or not ascii_digits(fields[1]):
             raise CRMError(f"unreadable part in a $batch answer: {status_line[:80]!r}", error_id="crm_bad_answer")
         headers = [tuple(h.split(":", 1)) for h in header_lines if ":" in h]
         answers.append(httpx.Response(

@@ -20,6 +20,7 @@ import ssl
 import trio
 
 from ctid.errors import PBXError
+from ctid.limits import ascii_digits
 from ctid.model import Capability
 from ctid_avaya.client import unwrap
 from ctid_avaya.control import dmcc_wire as w
@@ -156,7 +157,7 @@ class DmccBackend(ControlBackend):
             self.sessions_started += 1
         self.session_id = session
         duration = w.text(root, "actualSessionDuration")
-        self._duration = int(duration) if duration and duration.isdigit() else cfg.session_duration
+        self._duration = int(duration) if duration and ascii_digits(duration) and len(duration) <= 9 else cfg.session_duration
         self.last_error = None
 
     async def _keepalive(self) -> None:
