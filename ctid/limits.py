@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 from ctid.errors import RequestError
 
@@ -165,6 +166,29 @@ def screen_json(body: bytes, content_type: str) -> Any:
         raise
     except RequestError:
         return None
+
+
+def form_pairs(raw: bytes | str, *, strict_parsing: bool = False) -> list[tuple[str, str]]:
+    """The ``name=value`` pairs of a query string or an ``application/x-www-form-urlencoded`` body,
+    in order. Raw bytes and percent-escapes must be UTF-8 (no lone surrogates): anything else is
+    :class:`LimitError` ``bad_encoding``, as in a JSON body (``parse_qsl`` alone turns them into
+    U+FFFD and the request would be taken with altered text). ``ValueError`` when ``strict_parsing``
+    and a pair has no ``=``."""
+    try:
+        text = decode_text(raw) if isinstance(raw, bytes) else raw
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=strict_parsing, encoding="utf-8",
+                         errors="strict")
+    except UnicodeDecodeError as exc:
+        raise LimitError(f"a form or query value is not UTF-8: {exc.reason}", error_id=BAD_ENCODING) from exc
+
+
+def query_args(raw: bytes) -> dict[str, str]:
+    """A request's query string as ``{name: first value}`` (as Quart's ``request.args``), refusing
+    what :func:`form_pairs` refuses."""
+    args: dict[str, str] = {}
+    for name, value in form_pairs(raw):
+        args.setdefault(name, value)
+    return args
 
 
 def clean_text(text: str, limit: int = MAX_STRING_CHARS) -> str:

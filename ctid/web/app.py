@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from ctid.connector import WebhookRequest
 from ctid.errors import CtidError, NotFoundError, RequestError
+from ctid.limits import query_args
 from ctid.web.openapi import document, openapi_document
 from ctid.web.panel import register_panel
 from ctid.webhooks import take
@@ -100,7 +101,7 @@ def create_app(daemon) -> QuartTrio:
                 method=request.method,
                 subpath=subpath,
                 headers={k.lower(): v for k, v in request.headers.items()},
-                query={k: v for k, v in request.args.items()},
+                query=query_args(request.query_string),
                 body=body if isinstance(body, bytes) else body.encode(),
                 remote_addr=request.remote_addr,
             )

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl
 
 import trio
 
 from ctid.connector import WebhookRequest
 from ctid.errors import CtidError
+from ctid.limits import query_args
 from ctid.webhooks import take
 
 log = logging.getLogger("ctid.web.app")
@@ -74,13 +74,10 @@ class WebhookFastPath:
         headers: dict[str, str] = {}
         for name, value in scope["headers"]:
             headers[name.decode("latin-1").lower()] = value.decode("latin-1")
-        query: dict[str, str] = {}
-        for key, value in parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True,
-                                    encoding="utf-8", errors="replace"):
-            query.setdefault(key, value)  # the first value, as Quart's request.args.items()
         client = scope.get("client")
         try:
             try:
+                query = query_args(scope.get("query_string", b""))
                 hook_request = WebhookRequest(
                     method="POST", subpath="", headers=headers, query=query, body=b"".join(chunks),
                     remote_addr=client[0] if client else None,

@@ -74,3 +74,26 @@ def test_redacted_keeps_every_name_and_shows_no_credential(values: dict[str, str
     assert shown.keys() == values.keys()
     for name, value in shown.items():
         assert value == (REDACTED if is_secret(name) else values[name])
+
+
+async def test_a_webhook_query_string_that_is_not_utf8_is_400_on_both_paths(config):
+    """The fast path (POST with Content-Length) and Quart's path (GET, chunked POST) decode the query
+    string with ctid.limits.query_args: a percent-escape that is not UTF-8 is 400 bad_encoding, not U+FFFD."""
+    _reset()
+    async with running_daemon(_config(config), plugins=[Plugin()]) as app:
+        body = json.dumps([RING]).encode()
+        signed = {"X-Ctid-Signature": sign(SECRET, body)}
+        for bad in ("%ED%B0%80", "%FF", "a%C0%AF"):
+            answer = await app.client.post(f"/hooks/office?x={bad}", content=body, headers=signed)
+            assert answer.status_code == 400 and answer.json()["error"] == "bad_encoding", answer.text
+
+            async def chunks():
+                yield body
+
+            answer = await app.client.post(f"/hooks/office?x={bad}", content=chunks(), headers=signed)
+            assert answer.status_code == 400 and answer.json()["error"] == "bad_encoding", answer.text
+            answer = await app.client.get(f"/hooks/office?x={bad}")
+            assert answer.status_code == 400 and answer.json()["error"] == "bad_encoding", answer.text
+        assert app.daemon.switchboard.calls == {}
+        answer = await app.client.post("/hooks/office?x=%D0%90", content=body, headers=signed)
+        assert answer.status_code == 200, answer.text

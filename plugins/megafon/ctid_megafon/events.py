@@ -28,8 +28,8 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 
+from ctid.limits import LimitError, form_pairs
 from ctid.model import CallEvent, Direction, EventKind, Outcome
 from ctid.phone import normalize
 
@@ -137,8 +137,10 @@ def _form(body: bytes) -> dict[str, str]:
     except UnicodeDecodeError as exc:
         raise InvalidParameters("form body is not UTF-8") from exc
     text = "&".join(part for part in text.strip().split("&") if part)  # tolerate stray '&'
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text))
+    try:  # a percent-escape that is not UTF-8 is a 400 bad_encoding (LimitError), as in a JSON body
+        pairs = form_pairs(text, strict_parsing=bool(text))
+    except LimitError:
+        raise
     except ValueError as exc:
         raise InvalidParameters(f"body is not form-encoded: {exc}") from exc
     return dict(pairs)

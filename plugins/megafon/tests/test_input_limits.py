@@ -48,10 +48,21 @@ async def test_a_lone_surrogate_in_crm_token_is_400(tmp_path, tenant):  # noqa: 
         assert response.status_code == 400 and response.json()["error"] == "bad_encoding"
 
 
-async def test_form_pushes_with_bytes_that_are_not_utf8_never_5xx(tmp_path, tenant):  # noqa: F811
+async def test_form_and_query_pushes_that_are_not_utf8_are_400_like_json(tmp_path, tenant):  # noqa: F811
+    """A percent-escape that is not UTF-8 (a lone surrogate's %ED%B0%80, a stray %FF) was read as U+FFFD
+    and the push taken with altered text (200); JSON with the same gets 400 bad_encoding, so must a form
+    body and a GET push's query string."""
     _, url = tenant
     async with running_daemon(config(tmp_path, url)) as app:
-        form = "&".join(f"{k}={quote(v)}" for k, v in GOOD.items()) + "&groupRealName=%ED%B0%80%FF"
+        for bad in ("%ED%B0%80", "%FF", "10%ED%B0%801", "%C0%AF"):
+            fields = {**GOOD, "user": "__BAD__"}
+            form = "&".join(f"{k}={quote(v)}" for k, v in fields.items()).replace("__BAD__", bad)
+            response = await _post(app, form.encode(), "application/x-www-form-urlencoded")
+            assert response.status_code == 400 and response.json()["error"] == "bad_encoding", (bad, response.text)
+            response = await app.client.get(f"/hooks/mf?{form}")
+            assert response.status_code == 400 and response.json()["error"] == "bad_encoding", (bad, response.text)
+        assert await app.daemon.store.list_calls(limit=10) == []
+        form = "&".join(f"{k}={quote(v)}" for k, v in {**GOOD, "user": "Анна"}.items())  # UTF-8 escapes are fine
         response = await _post(app, form.encode(), "application/x-www-form-urlencoded")
         assert response.status_code == 200, response.text
         deep = b'{"cmd": "event", "x": ' + b"[" * 3000 + b"]" * 3000 + b"}"
