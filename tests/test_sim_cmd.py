@@ -123,3 +123,53 @@ async def test_send_simulation_posts_the_simulated_requests_and_reports_each(nur
     with pytest.raises(PBXError) as down:
         await conn.send_simulation("answered", ctx, base_url=f"http://127.0.0.1:{free_port()}", report=lines.append)
     assert down.value.error_id == "unreachable"
+
+
+def _simulate(app: typer.Typer, tmp_path: Path, *args: str):
+    path = tmp_path / "ctid.yaml"
+    path.write_text(yaml.safe_dump(CONFIG))
+    return CliRunner().invoke(app, ["simulate-call", "--config", str(path), "--connector", "office",
+                                    "--from", "+79161234567", "--to", "alice", "--url", "http://127.0.0.1:9", *args])
+
+
+@pytest.mark.parametrize("where", ["simulate", "send_simulation"])
+def test_a_connector_that_raises_is_one_line_naming_the_plugin(app, tmp_path, monkeypatch, where):
+    """A bug in a connector's simulate() / send_simulation() printed a whole traceback (README: one line, exit 1)."""
+    from ctid.builtins.generic import GenericConnector
+
+    def simulate(self, scenario, context):
+        raise KeyError("bomb-simulate")
+
+    async def send_simulation(self, scenario, context, *, base_url, report):
+        import trio
+
+        async with trio.open_nursery() as nursery:  # Trio wraps it in an exception group
+            nursery.start_soon(trio.sleep, 0)
+            raise KeyError("bomb-send")
+
+    if where == "simulate":
+        monkeypatch.setattr(GenericConnector, "simulate", simulate)
+    monkeypatch.setattr(GenericConnector, "send_simulation", send_simulation)
+    result = _simulate(app, tmp_path, *(["--dry-run"] if where == "simulate" else []))
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.stderr.strip().splitlines()
+    expected = "'bomb-simulate'" if where == "simulate" else "'bomb-send'"
+    assert lines == [f"ctid: error: plugin 'generic' failed in {where}: KeyError: {expected}"], result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_ctid_error_from_send_simulation_keeps_its_exit_code(app, tmp_path, monkeypatch):
+    from ctid.builtins.generic import GenericConnector
+    from ctid.errors import AuthError
+
+    async def send_simulation(self, scenario, context, *, base_url, report):
+        import trio
+
+        async with trio.open_nursery():
+            raise AuthError("ctid refused the webhook signature")
+
+    monkeypatch.setattr(GenericConnector, "send_simulation", send_simulation)
+    result = _simulate(app, tmp_path)
+    assert result.exit_code == 4, result.output
+    assert result.stderr.strip() == "ctid: error: ctid refused the webhook signature"

@@ -52,7 +52,7 @@ def _simulate(config, instance, scenario, caller, agent_id, transfer_to, line, u
         raise RequestError(f"no connector instance {instance!r} (configured: {known})", error_id="bad_connector")
     directory = StaticDirectory(core.agents)
     services = Services(directory=directory, public_url=core.server.url(), default_region=core.phone.default_region)
-    conn = pm.connector_classes()[cfg.plugin](instance, cfg, services)
+    conn = _plugin_call(cfg.plugin, "__init__", pm.connector_classes()[cfg.plugin], instance, cfg, services)
 
     def login(agent: str) -> str:
         if directory.get(agent) is None:
@@ -78,7 +78,7 @@ def _simulate(config, instance, scenario, caller, agent_id, transfer_to, line, u
         others = [login(a.id) for a in directory.agents()
                   if a.id != agent_id and group in a.groups and directory.login_for_agent(instance, a.id)]
     context = SimulationContext(caller=caller, agent=login(agent_id), others=others, line=line, group=group)
-    requests = conn.simulate(scenario, context)
+    requests = _plugin_call(cfg.plugin, "simulate", conn.simulate, scenario, context)
     base = (url or core.server.url()).rstrip("/")
     if dry_run:
         for req in requests:
@@ -90,7 +90,27 @@ def _simulate(config, instance, scenario, caller, agent_id, transfer_to, line, u
         return
     import trio
 
-    trio.run(functools.partial(conn.send_simulation, scenario, context, base_url=base, report=typer.echo))
+    _plugin_call(cfg.plugin, "send_simulation", trio.run,
+                 functools.partial(conn.send_simulation, scenario, context, base_url=base, report=typer.echo))
+
+
+def _plugin_call(plugin: str, where: str, function, *args):
+    """``function(*args)``, a connector's code: an exception that is not a ctid error (a bug in the
+    plugin) becomes a PluginError naming the plugin, so the command prints one line and exits 1
+    instead of a traceback (README, "Exit codes"). A ctid error from inside a Trio nursery (an
+    exception group of one) is raised as itself."""
+    from ctid.errors import CtidError, PluginError
+
+    try:
+        return function(*args)
+    except (CtidError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+            exc = exc.exceptions[0]
+        if isinstance(exc, CtidError):
+            raise exc from None
+        raise PluginError(f"plugin {plugin!r} failed in {where}: {type(exc).__name__}: {exc}") from exc
 
 
 def _colleague(directory, instance: str, agent_id: str) -> str:
