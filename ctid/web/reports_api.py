@@ -33,7 +33,7 @@ def register_reports(app, daemon) -> None:
     def supervisor() -> None:
         from ctid.auth import bearer
 
-        token = bearer(request.headers.get("Authorization")) or request.args.get("access_token")
+        token = bearer(request.headers.get("Authorization"))  # never from the URL (docs/security.md)
         who = daemon.auth.authenticate(token)
         if not who.is_supervisor:
             raise ForbiddenError("reports are for supervisors and admins", error_id="forbidden")

@@ -34,6 +34,8 @@ async def test_reports_for_supervisors_only_with_downloads(config):
 
         token = await app.token("super", PASSWORDS["super"])
         boss = {"Authorization": f"Bearer {token}"}
+        in_url = await app.client.get("/api/reports", params={"access_token": token})
+        assert in_url.status_code == 401  # a token is never taken from a URL (docs/security.md)
         catalogue = (await app.client.get("/api/reports", headers=boss)).json()["items"]
         assert "funnel" in [item["name"] for item in catalogue]
         query = {"from": "2026-03-02", "to": "2026-03-02"}
