@@ -1,50 +1,52 @@
 """``ctid serve``: builds the running system from configuration and owns its Trio nursery tree
 (web server, store writer, hub, outbox worker, connector tasks, reconciliation timers).
 
-The event pipeline (:meth:`Daemon.submit`) is the one-way flow of DESIGN.md: connector events are
-reduced by the switchboard, published to the hub at once (the screen pop does not wait for the
-database), committed with their CRM jobs in one grouped transaction, and only then acknowledged.
+The daemon composes and supervises; it does not process calls. The event pipeline is
+:mod:`ctid.pipeline` (the one-way flow of DESIGN.md), state sync between instances
+:mod:`ctid.sync`, the launcher lease timer :mod:`ctid.leases`, memory housekeeping
+:mod:`ctid.housekeeping`. :meth:`Daemon.submit` and the other thin methods below keep the names
+the web, hub, command and plugin layers call.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import math
 import secrets
 import signal
 import uuid
-from collections import Counter
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import timedelta
 
 import trio
 
 from ctid.config.loader import Settings
 from ctid.connector import Connector
-from ctid.contacts import ContactService, contact_json
+from ctid.contacts import ContactService
 from ctid.crm import CRMAdapter
 from ctid.directory import StaticDirectory
-from ctid.errors import CtidError, StoreError
-from ctid.hub.backplane import sender_prefix
+from ctid.errors import CtidError
+from ctid.housekeeping import housekeep, keep_house
+from ctid.leases import LeaseTimer
 from ctid.metrics import Metrics
 from ctid.model import Call, CallEvent, CallState, call_from_json, utcnow
-from ctid.outbox import LOG_CALL, RECORDING, TASK, OutboxWorker
+from ctid.outbox import OutboxWorker
+from ctid.pipeline import Pipeline
 from ctid.services import Services
 from ctid.store import Store
 from ctid.store.deadletters import DeadLetters
-from ctid.store.records import OutboxJob
 from ctid.storedcalls import StoredCalls
 from ctid.supervise import Supervisor
 from ctid.switchboard import Changes, Switchboard
+from ctid.sync import SYNC_CHANNEL, InstanceSync
 from ctid.webhooks import clean_events
 
 log = logging.getLogger("ctid")
 
 
 class Daemon:
-    """The running ctid: every long-lived component and the event pipeline between them."""
+    """The running ctid: builds every long-lived component, wires them and supervises their tasks."""
+
+    SYNC_CHANNEL = SYNC_CHANNEL  # the backplane channel of state sync between instances (ctid/sync.py)
 
     def __init__(self, settings: Settings, pm):
         core = settings.core
@@ -106,20 +108,24 @@ class Daemon:
 
         self.commands = Commands(self)
         self.ready = False
-        self._nursery: trio.Nursery | None = None
-        self._contact_of: dict[str, dict[str, Any]] = {}
         self._shutdown = trio.Event()
         self.instance_id = uuid.uuid4().hex
         self.clock = utcnow  # wall clock of timers; tests give one driven by trio's MockClock
         from ctid.kpi_live import LiveKPIs
 
         self.live_kpis = LiveKPIs(self.switchboard, settings.core.reports, clock=lambda: self.clock())
-        self._publishing = False  # set once the hub runs: changes made before are not published
-        self._audience: dict[str, set[str]] = {}  # call id -> agents told about it so far
         self.stored_calls = StoredCalls()  # stored calls memory may lack (read before their events)
-        self._stored_token: int | None = None  # backplane continuity when stored_calls was loaded
-        self._rows_written: set[str] = set()  # with a backplane: calls whose row this instance wrote
-        self._lease_wakeup = trio.Event()  # set when a launcher lease changes: the expiry timer re-reads
+        # The parts the daemon composes; data flows pipeline -> store / hub / outbox / sync, and
+        # sync -> pipeline for what other instances committed. None of them knows the daemon.
+        self.sync = InstanceSync(instance_id=self.instance_id, switchboard=self.switchboard, store=self.store,
+                                 stored_calls=self.stored_calls, lease_changed=lambda: self.leases.wake())
+        self.pipeline = Pipeline(switchboard=self.switchboard, store=self.store, outbox=self.outbox,
+                                 metrics=self.metrics, contacts=self.contacts, crm=self.crm,
+                                 supervisor=self.supervisor, live_kpis=self.live_kpis, sync=self.sync,
+                                 notify=lambda hook_name, **kwargs: pm.notify(hook_name, **kwargs))
+        self.sync.events = self.pipeline
+        self.leases = LeaseTimer(switchboard=self.switchboard, store=self.store, clock=lambda: self.clock(),
+                                 apply_status=self.pipeline.apply_status, sync=self.sync)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def open(self) -> None:
@@ -144,6 +150,8 @@ class Daemon:
         self.handoff = HandoffCodes(secret, self.store)
         self.hub = self._make_hub(secret)
         self.services.hub = self.hub  # plugins publish their own hub events (Services.publish_plugin_event)
+        self.pipeline.hub = self.hub
+        self.sync.backplane = self.hub.backplane
         presence = await self.store.load_presence()
         for agent_id, (status, since) in presence.items():
             if agent_id in self.switchboard.agents:
@@ -155,7 +163,7 @@ class Daemon:
         # Ended calls of the last day let late corrections (PBX history) re-derive their tasks exactly.
         recent = await self.store.list_calls(since=utcnow() - timedelta(days=1), limit=100_000, state="ended")
         self.switchboard.restore_tasks(open_tasks, [call_from_json(c) for c in recent])
-        if not self._syncing:
+        if not self.sync.active:
             # The only writer: a call id neither in memory nor in this index is new (storedcalls.py).
             horizon = utcnow() - self.stored_calls.window
             self.stored_calls.load(horizon, await self.store.call_ids_updated_since(horizon))
@@ -198,23 +206,23 @@ class Daemon:
         config.websocket_max_message_size = self.settings.core.hub.max_message_bytes * 2
         try:
             async with trio.open_nursery() as nursery:
-                self._nursery = nursery
+                self.pipeline.nursery = nursery
                 await nursery.start(self.store.run_writer)
                 await nursery.start(self.outbox.run)
                 if self.hub is not None:
                     await nursery.start(self.hub.run)
-                    self._publishing = True
-                    await nursery.start(self.live_kpis.run, self._publish_kpis)
+                    self.pipeline.publishing = True
+                    await nursery.start(self.live_kpis.run, self.pipeline.publish_kpis)
                     if self.hub.backplane.kind != "memory":
-                        await nursery.start(self._sync_loop)
-                        nursery.start_soon(self._keep_stored_calls)
+                        await nursery.start(self.sync.run)
+                        nursery.start_soon(self.sync.keep_stored_calls)
                         # login throttle counters are shared by every instance (ctid.auth_throttle)
                         await nursery.start(self.auth.throttle.share, self.hub.backplane, self.instance_id)
-                nursery.start_soon(self._housekeeping)
+                nursery.start_soon(keep_house, self.housekeep)
                 from ctid.reports.rollup import keep_built
 
                 nursery.start_soon(keep_built, self.store.engine, self.settings.core.reports, self.store.limiter)
-                nursery.start_soon(self._lease_loop)
+                nursery.start_soon(self.leases.run)
                 for connector in self.connectors.values():
                     await nursery.start(self._run_connector, connector)
                     if connector.config.reconcile_interval:
@@ -246,7 +254,7 @@ class Daemon:
                 await self.store.aclose()
 
     def _notify(self, hook_name: str) -> None:
-        self._call_observers(hook_name, services=self.services)
+        self.pipeline.call_observers(hook_name, services=self.services)
 
     def shutdown(self) -> None:
         self._shutdown.set()
@@ -269,17 +277,6 @@ class Daemon:
     async def _run_connector(self, connector: Connector, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """A connector's background task, restarted with backoff whenever it fails (supervise.py)."""
         await self.supervisor.keep_running(connector.name, "run", connector.run, task_status=task_status)
-
-    def _spawn(self, where: str, fn, *args: Any) -> None:
-        """Start a background task whose failure is logged and counted, never the daemon's end."""
-
-        async def guarded() -> None:
-            try:
-                await fn(*args)
-            except Exception as exc:
-                self.supervisor.failed("core", where, exc)
-
-        self._nursery.start_soon(guarded)
 
     async def _reconcile_loop(self, connector: Connector) -> None:
         """Pull the connector's history every ``reconcile_interval`` seconds over the last
@@ -306,374 +303,28 @@ class Daemon:
             if added:
                 log.info("reconciliation of %s recovered %d events", connector.name, added)
 
-    # -- the event pipeline ----------------------------------------------------------------------
+    # -- the event pipeline (ctid/pipeline.py), leases (ctid/leases.py), housekeeping ------------
     async def submit(self, events: list[CallEvent]) -> int:
-        """Accept events: reduce, publish, commit (with CRM jobs). Returns how many were new."""
-        if not events:
-            return 0
-        for call_id in self._to_restore(events):
-            if not self.switchboard.knows_call(call_id):  # another task may have restored it meanwhile
-                await self._restore_call(call_id)
-        started = trio.current_time()
-        changes = self.switchboard.apply(events)
-        self._decorate(changes.calls)
-        self._decorate_tasks(changes.tasks)
-        jobs = self._jobs(changes)
-        # Queued before any checkpoint, so commits keep the order of reduction; the pop goes out
-        # before the commit is waited for.
-        commit = self.store.add_events_nowait(changes.events, changes.calls, outbox=jobs, tasks=changes.tasks)
-        if self._syncing:  # before any checkpoint: a sync message from now on must rewrite the row
-            self._rows_written.update(call.id for call in changes.calls)
-        self._publish_nowait(changes)
-        try:
-            new_keys = await commit.wait()
-        except StoreError:
-            # Not stored, so not accepted: forget these events, so the PBX's retry (it got no 200)
-            # is taken as new, and panels see the state the database has.
-            self._publish_nowait(self.switchboard.retract(changes.events))
-            raise
-        self.metrics.commit_seconds.observe(trio.current_time() - started)
-        if jobs:
-            self.outbox.notify()
-        if changes.events and self._syncing:
-            await self._sync_out({"events": [e.to_json() for e in changes.events]})
-        for connector, count in Counter(event.connector for event in changes.events).items():
-            self.metrics.events.labels(connector=connector).inc(count)
-        duplicates = len(events) - len(changes.events)
-        if duplicates:
-            self.metrics.duplicates.labels(connector=events[0].connector).inc(duplicates)
-        self._observe(changes)
-        return len(new_keys) if new_keys is not None else len(changes.events)
-
-    def _to_restore(self, events: list[CallEvent]) -> list[str]:
-        """The calls of ``events`` that memory lacks and the store may hold: read before reducing."""
-        unknown: dict[str, list[CallEvent]] = {}
-        for event in events:
-            if not self.switchboard.knows_call(event.call_id):
-                unknown.setdefault(event.call_id, []).append(event)
-        return [call_id for call_id, its in unknown.items() if self._may_be_stored(call_id, its)]
-
-    async def _restore_call(self, call_id: str) -> None:
-        stored = await self.store.events_for_call(call_id)
-        if not stored:
-            return
-        self.switchboard.restore_call(stored)
-        data = await self.store.get_call(call_id)
-        if data and data.get("contact"):
-            self._contact_of[call_id] = data["contact"]
-
-    def _decorate(self, calls: list[Call], *, lookup: bool = True) -> None:
-        """Attach what the reducer does not derive from events: the CRM match.
-        With ``lookup`` false (state synced from another instance) no CRM lookup is started."""
-        for call in calls:
-            known = self._contact_of.get(call.id)
-            if known is not None:
-                call.contact = known
-            elif call.remote_number and self.crm is not None:
-                cached = self.contacts.cached(call.remote_number)
-                if cached is not None:
-                    call.contact = self._contact_of[call.id] = contact_json(
-                        cached, self.contacts.new_contact_url(call.remote_number)
-                    )
-                    self.metrics.crm_lookups.labels(result="cache").inc()
-                elif lookup and call.state is not CallState.ENDED and self._nursery is not None:
-                    call.contact = self._contact_of[call.id] = {"status": "pending", "matches": []}
-                    self._spawn("enrich", self._enrich, call.id, call.remote_number)
-
-    def _decorate_tasks(self, tasks) -> list:
-        """Give callback tasks the CRM match of their caller (the panel shows who to call back)."""
-        decorated = []
-        for task in tasks:
-            if task.contact is not None or task.status.value != "open":
-                continue
-            for call_id in reversed(task.missed_calls):
-                contact = self._contact_of.get(call_id)
-                if contact and contact.get("status") in ("found", "multiple"):
-                    task.contact = contact
-                    decorated.append(task)
-                    break
-        return decorated
-
-    async def _enrich(self, call_id: str, number: str) -> None:
-        matches = await self.contacts.lookup(number, budget=30)
-        self.metrics.crm_lookups.labels(result="error" if matches is None else "crm").inc()
-        contact = contact_json(matches, self.contacts.new_contact_url(number))
-        self._contact_of[call_id] = contact
-        call = self.switchboard.calls.get(call_id)
-        if call is None:
-            return
-        call.contact = contact
-        enriched = Changes()
-        enriched.calls.append(call)
-        enriched.tasks = self._decorate_tasks(t for t in self.switchboard.tasks.values() if t.number == number)
-        commit = self.store.add_events_nowait([], [call], tasks=enriched.tasks)
-        self._publish_nowait(enriched)
-        try:
-            await commit.wait()
-        except StoreError as exc:  # the pop is enriched; the row gets the contact with the next change
-            log.warning("could not store the CRM match of a call: %s", exc)
-
-    def _jobs(self, changes: Changes) -> list[OutboxJob]:
-        if self.crm is None:
-            return []
-        jobs = []
-        crm = self.crm  # only what the adapter declares is queued (ctid/crm.py)
-        for call in changes.ended:
-            fingerprint = f"{call.outcome}:{call.agent}:{call.talk_seconds}:{call.wait_seconds}"
-            if crm.supports("log_call"):
-                jobs.append(OutboxJob(LOG_CALL, call.id, {}, f"log:{call.id}:{fingerprint}"))
-            if call.recording_url and crm.supports("recordings"):
-                jobs.append(OutboxJob(RECORDING, call.id, {"url": call.recording_url}, f"rec:{call.id}"))
-        for task in changes.tasks if crm.supports("tasks") else ():
-            data = task.to_json()
-            jobs.append(OutboxJob(TASK, task.id, data, f"task:{task.id}:{task.status.value}:{task.missed_count}"))
-        return jobs
-
-    # -- publishing ------------------------------------------------------------------------------
-    def _publish_nowait(self, changes: Changes) -> None:
-        """Queue changes for the panels right away, without a checkpoint: every caller publishes
-        right after reducing, so the messages leave in reduction order and a panel never sees an
-        older state of a call after a newer one. (A publisher task in between cost the screen pop
-        one more round of Trio's scheduler, several ms under load.)"""
-        if self.hub is None or not self._publishing:
-            return
-        try:
-            for call in changes.calls:
-                self._publish_call(call)
-            for agent, _previous in changes.agents:
-                self.hub.publish_agent(agent.to_json())
-            for task in changes.tasks:
-                self.hub.publish_task(task.to_json(), task.owner)
-            self.live_kpis.observe(changes)
-        except Exception:  # a publishing failure must not fail the webhook nor stop later pops
-            log.exception("publishing to the hub failed")
-
-    def _publish_kpis(self, kpis: dict[str, Any]) -> None:
-        """``kpisUpdated`` to supervisors and admins (ctid.kpi_live, throttled there)."""
-        from ctid.hub.hub import SUPERVISORS
-
-        self.hub.publish("kpisUpdated", kpis, {SUPERVISORS})
-
-    def _publish_call(self, call: Call) -> None:
-        """``callUpdated`` to everyone the call ever concerned: an agent whose group ring another
-        agent answered is told too, so its screen pop can close."""
-        audience = self._audience.setdefault(call.id, set())
-        audience |= call.participants()
-        self.hub.publish_call(call.to_json(), set(audience))
-        if call.state is CallState.ENDED:
-            self._audience.pop(call.id, None)
-
-    def _observe(self, changes: Changes) -> None:
-        calls = {c.id: c for c in changes.calls}
-        for event in changes.events:
-            call = calls.get(event.call_id) or self.switchboard.calls.get(event.call_id)
-            if call is not None:
-                self._call_observers("ctid_call_event", event=event, call=call)
-        for call in changes.ended:
-            self._call_observers("ctid_call_ended", call=call)
-        for agent, previous in changes.agents:
-            self._call_observers("ctid_agent_status", agent=agent, previous=previous)
-        for task in changes.tasks:
-            self._call_observers("ctid_task_updated", task=task)
-
-    def _call_observers(self, hook_name: str, **kwargs: Any) -> None:
-        """Call an observer hook through pluggy (its order, its wrappers); an implementation that
-        raises is logged, counted and shown in health, and the others still run (ctid/plugins.py)."""
-        self.pm.notify(hook_name, **kwargs)
+        """Accept events (:class:`ctid.services.EventSink`): the pipeline's ``submit``."""
+        return await self.pipeline.submit(events)
 
     async def apply_status(self, changes: Changes) -> None:
         """Persist and publish a presence change made through the API, the hub or a lapsed lease."""
-        for agent, _previous in changes.agents:
-            await self.store.set_presence(agent.id, agent.status.value, agent.status_since or utcnow(),
-                                          source=agent.status_source.value, lease_until=agent.lease_until)
-        presence = [[a.id, a.status.value, (a.status_since or utcnow()).isoformat(), a.status_source.value,
-                     a.lease_until.isoformat() if a.lease_until else None] for a, _ in changes.agents]
-        if presence and self._syncing:
-            await self._sync_out({"presence": presence})
-        self._publish_nowait(changes)
-        self._observe(changes)
+        await self.pipeline.apply_status(changes)
 
-    # -- the launcher's presence lease (docs/call-model.md) --------------------------------------
     async def lease_renewed(self, agent_id: str) -> None:
-        """Persist and share an agent's new lease time (its start and end went through
-        ``apply_status`` already) and wake the expiry timer."""
-        until = self.switchboard.agents[agent_id].lease_until
-        await self.store.set_lease(agent_id, until)
-        if self._syncing:
-            await self._sync_out({"leases": [[agent_id, until.isoformat() if until else None]]})
-        self._lease_wakeup.set()
+        """Persist and share an agent's new launcher lease and wake the expiry timer."""
+        await self.leases.renewed(agent_id)
 
     async def _lease_loop(self) -> None:
-        """Sleep until the earliest lease lapses (``self.clock``), then end the lapsed ones."""
-        while True:
-            self._lease_wakeup = trio.Event()
-            due = self.switchboard.next_lease_expiry()
-            if due is not None and due <= self.clock():
-                await self.expire_leases()
-                continue
-            with trio.move_on_after(math.inf if due is None else (due - self.clock()).total_seconds()):
-                await self._lease_wakeup.wait()
+        await self.leases.run()
 
     async def expire_leases(self) -> None:
-        changes = self.switchboard.expire_leases(self.clock())
-        for agent, previous in changes.agents:
-            log.warning("the launcher lease of agent %s lapsed; presence %s -> %s", agent.id, previous,
-                        agent.to_json()["presence"])
-        try:
-            await self.apply_status(changes)
-        except CtidError as exc:  # in memory it has lapsed already; the store catches up on the next change
-            log.warning("could not store the lapsed launcher leases: %s", exc)
-
-    # -- state sync between instances ------------------------------------------------------------
-    SYNC_CHANNEL = "ctid:sync"
-    SYNC_BUFFER = 100_000  # messages (each the events of one commit, ~1 KiB)
-
-    @property
-    def _syncing(self) -> bool:
-        """Whether other instances may share this one's state (a backplane other than memory)."""
-        return self.hub is not None and self.hub.backplane.kind != "memory"
-
-    async def _sync_out(self, message: dict[str, Any]) -> None:
-        """Tell other instances (through the backplane) what this one committed, so that their
-        in-memory state (snapshot, free agents, presence) matches. Published after the commit."""
-        if not self._syncing:
-            return
-        data = json.dumps({"o": self.instance_id, **message}, separators=(",", ":"), default=str)
-        await self.hub.backplane.publish(self.SYNC_CHANNEL, data.encode())
-
-    async def _sync_loop(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
-        # A lost sync message leaves this instance's state behind the store (and distrusts the
-        # stored-calls index): keep a burst's worth while a restore read holds the loop up.
-        async with self.hub.backplane.subscribe(self.SYNC_CHANNEL, buffer=self.SYNC_BUFFER) as messages:
-            task_status.started()
-            own = sender_prefix(self.instance_id)  # how _sync_out's messages begin
-            async for data in messages:
-                if data.startswith(own):
-                    continue  # this instance's own message, echoed by the backplane
-                try:
-                    message = json.loads(data)
-                    if message.get("o") == self.instance_id:
-                        continue
-                    await self._sync_in(message)
-                except (ValueError, KeyError, TypeError) as exc:
-                    log.warning("ignoring a malformed sync message: %s", exc)
-                except CtidError as exc:
-                    log.warning("could not apply a sync message: %s", exc)
-                except Exception:  # one bad message from another instance must not end this one
-                    log.exception("could not apply a sync message")
-
-    async def _sync_in(self, message: dict[str, Any]) -> None:
-        from ctid.model import Presence
-
-        events = [CallEvent.from_json(e) for e in message.get("events", ())]
-        # Committed before it was published: the store has every event of a call restored here.
-        # A call the store cannot hold beyond this message (every earlier message arrived) is new.
-        unknown = set(self._to_restore(events))
-        for call_id in unknown:
-            await self._restore_call(call_id)
-        changes = self.switchboard.apply([e for e in events if e.call_id not in unknown])
-        self._decorate(changes.calls, lookup=False)
-        await self._rewrite_rows(changes)
-        for agent_id, status, since, *lease in message.get("presence", ()):
-            if agent_id in self.switchboard.agents:
-                source = lease[0] if lease else "user"
-                self.switchboard.set_status(agent_id, Presence(status), datetime.fromisoformat(since), source)
-                if lease:
-                    self._sync_lease(agent_id, lease[1])
-        for agent_id, until in message.get("leases", ()):
-            if agent_id in self.switchboard.agents:
-                self._sync_lease(agent_id, until)
-
-    def _sync_lease(self, agent_id: str, until: str | None) -> None:
-        self.switchboard.set_lease(agent_id, datetime.fromisoformat(until) if until else None)
-        self._lease_wakeup.set()
-
-    async def _rewrite_rows(self, changes: Changes) -> None:
-        """Store again the calls this instance wrote that a sync message changed.
-
-        When events of one call reach two instances within the sync delay, each folds and writes the
-        call without the other's events, and whichever commit lands last is the row: a partial call
-        (an ended call left "ringing", its CRM log and callback task from half the events). Every
-        instance that wrote a call therefore writes it again, with its CRM jobs, whenever a sync
-        message brings it more of the call's events: each instance's last write is then the full
-        fold, the same everywhere, so the row ends complete whatever order the commits land in, and
-        the CRM jobs of the full fold carry the same dedupe keys on both (queued once). A call only
-        one instance takes costs nothing here: the others never wrote it."""
-        mine = Changes()
-        mine.calls = [call for call in changes.calls if call.id in self._rows_written]
-        if not mine.calls:
-            return
-        numbers = {call.remote_number for call in mine.calls}
-        mine.ended = [call for call in changes.ended if call.id in self._rows_written]
-        mine.tasks = [task for task in changes.tasks if task.number in numbers]
-        jobs = self._jobs(mine)
-        try:
-            await self.store.add_events_nowait([], mine.calls, tasks=mine.tasks, outbox=jobs).wait()
-        except StoreError as exc:  # the row is rewritten with the call's next event
-            log.warning("could not store a call completed by another instance's events: %s", exc)
-            return
-        if jobs:
-            self.outbox.notify()
-
-    def _may_be_stored(self, call_id: str, events: list[CallEvent]) -> bool:
-        """Whether the store may hold earlier events of a call memory does not know (storedcalls.py)."""
-        if self._syncing and self.hub.backplane.continuity(self.SYNC_CHANNEL) != self._stored_token:
-            self.stored_calls.distrust()  # a sync message may have been missed: read every unknown call
-            self._stored_token = None
-        return self.stored_calls.may_hold(call_id, events)
-
-    async def _keep_stored_calls(self, poll: float = 0.25, spacing: float = 5.0) -> None:
-        """With a backplane: load the stored-calls index once the sync subscription is confirmed, and
-        again after every gap in it (``Backplane.continuity``). Until then unknown calls are read.
-        Loaded after subscribing, so a call another instance commits is in the rows read or arrives
-        as a sync message. Loads are ``spacing`` seconds apart at least (a flapping connection or a
-        failing database is not hammered); a failure is logged once while it lasts."""
-        next_load = trio.current_time()
-        failing = False
-        while True:
-            token = self.hub.backplane.continuity(self.SYNC_CHANNEL)
-            stale = token is not None and (token != self._stored_token or not self.stored_calls.trusted)
-            if stale and trio.current_time() >= next_load:
-                next_load = trio.current_time() + spacing
-                horizon = utcnow() - self.stored_calls.window
-                try:
-                    rows = await self.store.call_ids_updated_since(horizon)
-                except StoreError as exc:
-                    log.log(logging.DEBUG if failing else logging.WARNING,
-                            "could not load the stored-calls index (unknown calls are read meanwhile): %s", exc)
-                    failing = True
-                else:
-                    failing = False
-                    if self.hub.backplane.continuity(self.SYNC_CHANNEL) == token:
-                        self.stored_calls.load(horizon, rows)
-                        self._stored_token = token
-                        continue
-            await trio.sleep(poll)
-
-    async def _housekeeping(self, interval: float = 300) -> None:
-        while True:
-            await trio.sleep(interval)
-            await self.housekeep()
+        await self.leases.expire()
 
     async def housekeep(self, keep: timedelta = timedelta(hours=2)) -> None:
-        """End calls the PBX forgot to end (a lost webhook would leave an agent busy forever), and
-        forget ended calls after a while (they stay in the database) so memory stays bounded."""
-        stale = self.switchboard.stale_call_events(utcnow())
-        if stale:
-            log.warning("ending %d calls the PBX never ended", len({e.call_id for e in stale}))
-            try:
-                await self.submit(stale)
-            except CtidError as exc:
-                log.warning("could not end stale calls: %s", exc)
-        dropped = self.switchboard.evict(utcnow() - keep)
-        self.stored_calls.forgotten(dropped)
-        self.stored_calls.prune(utcnow())
-        for cache in (self._contact_of, self._audience):
-            for call_id in [c for c in cache if not self.switchboard.knows_call(c)]:
-                del cache[call_id]
-        self._rows_written = {c for c in self._rows_written if self.switchboard.knows_call(c)}
-        if dropped:
-            log.debug("evicted %d ended calls from memory", len(dropped))
+        """End calls the PBX forgot to end, forget old ended calls (ctid/housekeeping.py)."""
+        await housekeep(self.switchboard, self.pipeline, self.stored_calls, keep)
 
     # -- CallReader for plugins ------------------------------------------------------------------
     async def get_call(self, call_id: str) -> Call | None:

@@ -124,4 +124,4 @@ async def stored_calls_loaded(daemon) -> bool:
     """Whether ``daemon``'s stored-calls index is loaded and current: its backplane confirmed the
     sync subscription and no sync message can have been missed since."""
     token = daemon.hub.backplane.continuity(daemon.SYNC_CHANNEL)
-    return token is not None and daemon._stored_token == token and daemon.stored_calls.trusted
+    return token is not None and daemon.sync.stored_token == token and daemon.stored_calls.trusted

@@ -189,13 +189,13 @@ async def test_leases_are_synced_between_instances(tmp_path, clock):
     await daemon.open()
     try:
         until = (T0 + timedelta(seconds=40)).isoformat()
-        await daemon._sync_in({"presence": [["alice", "available", T0.isoformat(), "launcher", until]]})
+        await daemon.sync.sync_in({"presence": [["alice", "available", T0.isoformat(), "launcher", until]]})
         alice = daemon.switchboard.agents["alice"]
         assert (alice.status, alice.status_source, alice.lease_until) == (
             Presence.AVAILABLE, PresenceSource.LAUNCHER, T0 + timedelta(seconds=40))
-        await daemon._sync_in({"leases": [["alice", (T0 + timedelta(seconds=90)).isoformat()]]})
+        await daemon.sync.sync_in({"leases": [["alice", (T0 + timedelta(seconds=90)).isoformat()]]})
         assert alice.lease_until == T0 + timedelta(seconds=90)
-        await daemon._sync_in({"presence": [["alice", "dnd", T0.isoformat()]]})  # an older instance's message
+        await daemon.sync.sync_in({"presence": [["alice", "dnd", T0.isoformat()]]})  # an older instance's message
         assert (alice.status, alice.status_source) == (Presence.DND, PresenceSource.USER)
     finally:
         await daemon.store.aclose()

@@ -217,8 +217,8 @@ async def test_the_index_loader_waits_between_attempts_and_warns_once_while_the_
 
     import trio
 
-    from ctid.daemon import Daemon
     from ctid.errors import StoreError
+    from ctid.sync import InstanceSync
 
     attempts: list[float] = []
     failures = 3
@@ -229,18 +229,16 @@ async def test_the_index_loader_waits_between_attempts_and_warns_once_while_the_
             raise StoreError("database is down")
         return {"c-1": NOW}
 
-    fake = types.SimpleNamespace(
-        SYNC_CHANNEL="ctid:sync", _stored_token=None, stored_calls=StoredCalls(),
-        hub=types.SimpleNamespace(backplane=types.SimpleNamespace(continuity=lambda channel: 7)),
-        store=types.SimpleNamespace(call_ids_updated_since=call_ids_updated_since),
-    )
+    sync = InstanceSync(instance_id="i-1", switchboard=None, stored_calls=StoredCalls(), lease_changed=lambda: None,
+                        store=types.SimpleNamespace(call_ids_updated_since=call_ids_updated_since))
+    sync.backplane = types.SimpleNamespace(kind="redis", continuity=lambda channel: 7)
     with caplog.at_level("DEBUG", logger="ctid"):
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(Daemon._keep_stored_calls, fake, 0.25, 5.0)
+            nursery.start_soon(sync.keep_stored_calls, 0.25, 5.0)
             await trio.sleep(60)
             nursery.cancel_scope.cancel()
     start = attempts[0]
     assert [round(t - start, 2) for t in attempts] == [0.0, 5.0, 10.0, 15.0]  # then loaded: no more
-    assert fake._stored_token == 7 and "c-1" in fake.stored_calls and fake.stored_calls.trusted
+    assert sync.stored_token == 7 and "c-1" in sync.stored_calls and sync.stored_calls.trusted
     warnings = [r for r in caplog.records if r.levelname == "WARNING" and "stored-calls index" in r.message]
     assert len(warnings) == 1

@@ -81,7 +81,7 @@ async def test_a_call_split_across_instances_is_stored_whole_whatever_commit_lan
                     await sync_in(message)
                 return late_sync_in
 
-            instance.daemon._sync_in = late(instance.daemon._sync_in)
+            instance.daemon.sync.sync_in = late(instance.daemon.sync.sync_in)
 
         caller = "+79161234567"
         call_id = call_id_for("office", "split-1")
