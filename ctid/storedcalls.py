@@ -17,9 +17,9 @@ it (one day by default; the housekeeping ends a call silent for six hours). A la
 stamped with the call's own time (history, reconciliation) is older than ``horizon`` and is read.
 
 With a backplane (several instances) other instances write calls too, and tell this one about
-every event they commit (``Daemon._sync_in``: those calls are then in memory). The index holds only
-while no such message was missed: the daemon loads it once the backplane confirms the subscription,
-and distrusts it (every unknown call is read again) as soon as the backplane's
+every event they commit (``ctid.sync.InstanceSync.sync_in``: those calls are then in memory). The
+index holds only while no such message was missed: the daemon loads it once the backplane confirms
+the subscription, and distrusts it (every unknown call is read again) as soon as the backplane's
 ``continuity`` token changes, until it is loaded again.
 """
 
