@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import enum
 import importlib.util
+import ipaddress
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 
 class Strict(BaseModel):
@@ -28,11 +29,70 @@ class Role(enum.StrEnum):
 _LISTEN = re.compile(r"^(?P<host>\[[0-9a-fA-F:]+\]|[^:\s]+):(?P<port>\d{1,5})$")
 
 
+#: A DNS host name (letters, digits, hyphens; dots between labels). Anything else in a host (spaces,
+#: quotes, ';', ',', '*') would end up as more Content-Security-Policy source expressions or directives.
+_HOST = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*\.?$")
+_ORIGIN_EXAMPLE = "https://contoso.crm4.dynamics.com"
+
+
+def _http_url(value: str, *, origin_only: bool, csp: bool = True) -> str:
+    """``value`` checked as an http(s) URL (``origin_only``: ``scheme://host[:port]``, a trailing ``/``
+    allowed) whose host is a DNS name, an IPv4 address or a bracketed IPv6 address, without
+    credentials; returns ``scheme://host[:port]`` lower-cased. ValueError saying why otherwise."""
+    if not isinstance(value, str) or not value or any(ch.isspace() or ch in "'\";,*\\" or not ch.isprintable()
+                                                      for ch in value):
+        raise ValueError(f"{value!r} is not an http(s) origin such as {_ORIGIN_EXAMPLE} (no spaces, quotes, "
+                         "';', ',' or '*')")
+    try:
+        parts = urlsplit(value)
+        port = parts.port
+    except ValueError:  # a port that is not a number or out of range, a bad [IPv6]
+        port, parts = -1, None
+    host = (parts.hostname or "") if parts else ""
+    if host.startswith("[") or ":" in host:
+        try:
+            ip_ok = ipaddress.ip_address(host.strip("[]")).version == 6
+        except ValueError:
+            ip_ok = False
+    else:  # CSP's host-char is ALPHA / DIGIT / "-"; Docker-style names with '_' only where no CSP is written
+        ip_ok = bool(_HOST.match(host if csp else host.replace("_", "-")))
+    ok = (parts is not None and parts.scheme in ("http", "https") and ip_ok and port not in (0, -1)
+          and "@" not in parts.netloc)
+    if ok and origin_only:
+        ok = parts.path in ("", "/") and not parts.query and not parts.fragment and "?" not in value \
+            and "#" not in value
+    if not ok:
+        what = "an http(s) origin (scheme://host[:port], no path)" if origin_only else "an http(s) URL"
+        raise ValueError(f"{value!r} is not {what} such as {_ORIGIN_EXAMPLE}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
+
+
+def _origin(value: str) -> str:
+    """``scheme://host[:port]`` of an http(s) origin; ValueError otherwise (see :func:`_http_url`)."""
+    return _http_url(value, origin_only=True)
+
+
+def _origin_of_url(value: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL that may have a path; ValueError otherwise."""
+    return _http_url(value, origin_only=False)
+
+
+#: A configured origin (written into the panel's Content-Security-Policy): errors name the list item.
+Origin = Annotated[str, AfterValidator(_origin)]
+#: An origin, or ``*`` (any page; panel.frame_ancestors).
+OriginOrAny = Annotated[str, AfterValidator(lambda value: value if value == "*" else _origin(value))]
+#: ``server.cors_origins``: compared with a browser's Origin header, never written into a policy, so a
+#: Docker-style host name with ``_`` is allowed; ``*`` lets any page.
+CorsOrigin = Annotated[str, AfterValidator(
+    lambda value: value if value == "*" else _http_url(value, origin_only=True, csp=False))]
+
+
 class ServerConfig(Strict):
     listen: str = Field(default="127.0.0.1:8080", description="host:port the HTTP server binds.")
     public_url: str | None = Field(default=None, description="URL users and PBXs reach ctid at.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Largest accepted request body.")
-    cors_origins: list[str] = Field(default_factory=list, description="Origins allowed to call the API.")
+    cors_origins: list[CorsOrigin] = Field(default_factory=list, description="Origins allowed to call the API "
+                                    "(scheme://host[:port]; '*' lets any page).")
 
     @field_validator("listen")
     @classmethod
@@ -189,37 +249,16 @@ class AuthConfig(Strict):
                           "for the panel's player) stays valid.")
 
 
-def _origin(value: str) -> str:
-    """``scheme://host[:port]`` of an http(s) URL or origin; ValueError otherwise."""
-    try:
-        parts = urlsplit(value.strip())
-        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
-    except ValueError:
-        ok = False
-    if not ok:
-        raise ValueError(f"{value!r} is not an http(s) origin such as https://contoso.crm4.dynamics.com")
-    return f"{parts.scheme}://{parts.netloc.lower()}"
-
-
 class PanelConfig(Strict):
     """Who may host the panel and where its Dynamics CIF library may come from (docs/panel.md)."""
 
-    cif_origins: list[str] | None = Field(
+    cif_origins: list[Origin] | None = Field(
         default=None, description="Origins the CIF library (?ucilib=) may be loaded from; default: the "
         "Dynamics organization of the crm section (none without one).")
-    frame_ancestors: list[str] | None = Field(
+    frame_ancestors: list[OriginOrAny] | None = Field(
         default=None, description="Origins allowed to frame the panel (Content-Security-Policy "
         "frame-ancestors); default: the CIF origins. The panel's own origin always may; '*' lets any page.")
 
-    @field_validator("cif_origins")
-    @classmethod
-    def _origins(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [_origin(item) for item in value]
-
-    @field_validator("frame_ancestors")
-    @classmethod
-    def _ancestors(cls, value: list[str] | None) -> list[str] | None:
-        return None if value is None else [item if item == "*" else _origin(item) for item in value]
 
 
 class AgentConfig(Strict):
@@ -358,7 +397,7 @@ class CtidConfig(Strict):
         crm = self.crm or {}
         if crm.get("plugin") == "dynamics" and isinstance(crm.get("url"), str):
             try:
-                return [_origin(crm["url"])]
+                return [_origin_of_url(crm["url"])]
             except ValueError:
                 return []  # the plugin's own model reports a bad url
         return []
