@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Protocol
 
 import trio
 
 from ctid.errors import CtidError
-from ctid.model import utcnow
-from ctid.pipeline import Pipeline
+from ctid.model import CallEvent, utcnow
 from ctid.storedcalls import StoredCalls
 from ctid.switchboard import Switchboard
 
 log = logging.getLogger("ctid")
 
 
-async def housekeep(switchboard: Switchboard, pipeline: Pipeline, stored_calls: StoredCalls,
+class Events(Protocol):
+    """What housekeeping needs of the pipeline (ctid/pipeline.py)."""
+
+    async def submit(self, events: list[CallEvent]) -> int: ...
+
+    def forget(self, knows_call: Callable[[str], bool]) -> None: ...
+
+
+async def housekeep(switchboard: Switchboard, pipeline: Events, stored_calls: StoredCalls,
                     keep: timedelta = timedelta(hours=2)) -> None:
     """End calls the PBX forgot to end (a lost webhook would leave an agent busy forever), and
     forget ended calls after a while (they stay in the database) so memory stays bounded."""
@@ -35,7 +44,7 @@ async def housekeep(switchboard: Switchboard, pipeline: Pipeline, stored_calls: 
         log.debug("evicted %d ended calls from memory", len(dropped))
 
 
-async def keep_house(housekeep_once, interval: float = 300) -> None:
+async def keep_house(housekeep_once: Callable[[], Awaitable[None]], interval: float = 300) -> None:
     """Run ``housekeep_once()`` every ``interval`` seconds."""
     while True:
         await trio.sleep(interval)

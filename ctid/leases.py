@@ -10,6 +10,7 @@ import logging
 import math
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any, Protocol
 
 import trio
 
@@ -19,16 +20,29 @@ from ctid.switchboard import Changes, Switchboard
 log = logging.getLogger("ctid")
 
 
+class LeaseStore(Protocol):
+    async def set_lease(self, agent_id: str, until: datetime | None) -> None: ...
+
+
+class LeaseSync(Protocol):
+    """What the timer needs of instance sync (ctid/sync.py)."""
+
+    @property
+    def active(self) -> bool: ...
+
+    async def publish(self, message: dict[str, Any]) -> None: ...
+
+
 class LeaseTimer:
     """Sleeps until the earliest lease lapses; woken whenever a lease changes (here or by sync)."""
 
-    def __init__(self, *, switchboard: Switchboard, store, clock: Callable[[], datetime],
-                 apply_status: Callable[[Changes], Awaitable[None]], sync):
+    def __init__(self, *, switchboard: Switchboard, store: LeaseStore, clock: Callable[[], datetime],
+                 apply_status: Callable[[Changes], Awaitable[None]], sync: LeaseSync):
         self.switchboard = switchboard
-        self.store = store  # Store.set_lease
+        self.store = store
         self.clock = clock  # wall clock of timers; the daemon's (tests give one driven by trio's MockClock)
         self.apply_status = apply_status  # persist and publish a presence change (Pipeline.apply_status)
-        self.sync = sync  # instance sync: ``active`` and ``publish(message)`` (ctid/sync.py)
+        self.sync = sync
         self._wakeup = trio.Event()  # set when a launcher lease changes: the expiry timer re-reads
 
     def wake(self) -> None:
