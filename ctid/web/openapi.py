@@ -26,6 +26,10 @@ class RouteDoc:
     query: dict[str, dict[str, Any]] = field(default_factory=dict)
     status: int = 200  # the success status (204: no body)
     media_type: str = "application/json"  # of the success answer
+    #: Other media types the success answer may have (a report as CSV ...): media type -> schema.
+    media_types: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Schemas of path parameters (default: any string), e.g. an id's pattern or a report name's enum.
+    path_params: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 DOCS: list[RouteDoc] = []
@@ -53,7 +57,7 @@ def openapi_document(schemas: dict[str, Any], extra: list[RouteDoc] = ()) -> dic
     for doc in [*DOCS, *extra]:
         op: dict[str, Any] = {"summary": doc.summary, "tags": [doc.tag], "responses": {}}
         params = [
-            {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+            {"name": name, "in": "path", "required": True, "schema": doc.path_params.get(name, {"type": "string"})}
             for name in re.findall(r"{([a-zA-Z_]+)}", doc.path)
         ]
         params += [{"name": name, "in": "query", "required": False, "schema": schema}
@@ -66,7 +70,9 @@ def openapi_document(schemas: dict[str, Any], extra: list[RouteDoc] = ()) -> dic
             op["responses"]["204"] = {"description": "No Content"}
         else:
             schema = doc.response or ({"type": "object"} if doc.media_type == "application/json" else {"type": "string"})
-            op["responses"][str(doc.status)] = {"description": "OK", "content": {doc.media_type: {"schema": schema}}}
+            content = {doc.media_type: {"schema": schema}, **{media: {"schema": other}
+                                                               for media, other in doc.media_types.items()}}
+            op["responses"][str(doc.status)] = {"description": "OK", "content": content}
         errors = dict(doc.errors)
         if doc.request is not None:  # every JSON body passes ctid's input limits and the size limit
             errors.setdefault(400, "malformed JSON, or input beyond ctid's input limits (docs/input-limits.md)")

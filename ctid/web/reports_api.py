@@ -6,6 +6,8 @@ from __future__ import annotations
 from quart import Response, jsonify, request
 
 from ctid.errors import ForbiddenError
+from ctid.reports.catalogue import CATALOGUE
+from ctid.reports.render import CONTENT_TYPES
 from ctid.web.openapi import document
 
 _QUERY = {
@@ -22,12 +24,14 @@ document(path="/api/reports", method="GET", tag="reports", summary="The report c
 document(path="/api/reports/{name}", method="GET", tag="reports", query=_QUERY,
          summary="A report over a period (supervisors): JSON, or a CSV / XLSX / HTML / text download",
          response={"type": "object", "description": "docs/reports.md: report, params, definitions, tables, charts"},
+         media_types={media.split(";")[0]: {"type": "string", "description": f"format={fmt}"}
+                      for fmt, media in CONTENT_TYPES.items() if fmt != "json"},
+         path_params={"name": {"enum": list(CATALOGUE)}},
          errors={400: "unknown_report, bad_period, period_too_long, bad_format, bad_group_by, bad_filter, bad_lang",
                  403: "agents may not read reports"})
 
 
 def register_reports(app, daemon) -> None:
-    from ctid.reports.catalogue import CATALOGUE
     from ctid.reports.service import context_for, produce
 
     def supervisor() -> None:
