@@ -243,6 +243,8 @@ class Commands:
 
     @staticmethod
     def _lease_seconds(value: Any) -> timedelta:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 60.0 is an integer to JSON Schema (and to JavaScript clients)
         if isinstance(value, bool) or not isinstance(value, int) or not MIN_LEASE <= value <= MAX_LEASE:
             raise RequestError(f"lease_seconds must be an integer from {MIN_LEASE} to {MAX_LEASE}",
                                error_id="bad_lease")

@@ -13,7 +13,7 @@ from quart import Response, jsonify, request
 
 from ctid.auth import Principal, bearer
 from ctid.errors import AuthError, CapabilityError, NotFoundError, RequestError
-from ctid.limits import loads
+from ctid.limits import ascii_digits, loads
 from ctid.model import Capability
 from ctid.web.deadletters_api import register_dead_letters
 from ctid.web.openapi import document
@@ -47,8 +47,9 @@ _doc("POST", "/api/auth/token", "Exchange username and password for an access to
              429: "too many wrong passwords for this username or from this address (Retry-After)"})
 _doc("GET", "/api/me", "Who the token belongs to", "auth")
 _doc("GET", "/api/calls", "Calls changed since a time, newest changes last", "calls", response=_ITEMS,
-     query={"since": {"type": "string", "format": "date-time"}, "limit": {"type": "integer"},
-            "state": {"type": "string"},
+     query={"since": {"type": "string", "format": "date-time"},
+            "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+            "state": {"enum": ["ringing", "talking", "held", "ended"]},
             "agent": {"type": "string", "description": "calls this agent rang on, talked on or transferred away"},
             "order": {"enum": ["asc", "desc"], "description": "by last change; desc gives the newest first"}},
      errors={400: "bad query", 403: "an agent asking for another agent's calls"})
@@ -56,7 +57,7 @@ _doc("GET", "/api/calls/{id}", "One call", "calls", response=_CALL, errors={403:
                                                                             404: "no such call"})
 _doc("POST", "/api/calls", "Click-to-call: ring the agent, then the number", "commands",
      request={"type": "object", "required": ["number"],
-              "properties": {"number": {"type": "string"}, "agent": {"type": "string"}}},
+              "properties": {"number": {"type": "string", "minLength": 1}, "agent": {"type": "string"}}},
      errors={400: "bad number", 403: "not your agent", 404: "no such agent", 409: "no connector can dial",
              502: "PBX refused"})
 for _action in ("hold", "unhold", "hangup"):
@@ -65,7 +66,7 @@ for _action in ("hold", "unhold", "hangup"):
                  502: "PBX refused"})
 _doc("POST", "/api/calls/{id}/transfer", "Transfer a call to an agent, or to the first free one", "commands",
      request={"type": "object", "required": ["to"], "properties": {
-         "to": {"type": "string"},
+         "to": {"type": "string", "minLength": 1},
          "mode": {"enum": ["blind", "consult"], "default": "blind",
                   "description": "consult: hold the caller and ring the colleague first; then "
                                  "POST .../transfer/complete or .../transfer/cancel"}}},
@@ -97,12 +98,12 @@ _doc("PUT", "/api/agents/{id}/status", "Set an agent's presence (by the person, 
          "source": {"enum": ["user", "launcher"], "default": "user",
                     "description": "launcher: set by the desktop launcher on its own (lock, unlock, logon); "
                                    "refused over an away or DND the person set (docs/call-model.md)"},
-         "lease_seconds": {"type": "integer", "minimum": 5, "maximum": 3600,
-                           "description": "also start or renew the launcher's presence lease"}}},
+         "lease_seconds": {"type": ["integer", "null"], "minimum": 5, "maximum": 3600,
+                           "description": "also start or renew the launcher's presence lease (null: no lease)"}}},
      errors={400: "bad status, source or lease_seconds", 403: "not your agent", 404: "no such agent",
              409: "status_set_by_user: the launcher may not change a status the person chose"})
 _doc("GET", "/api/tasks", "Callback tasks", "tasks", query={"status": {"enum": ["open", "done"]}},
-     response={"type": "object", "properties": {"items": {"type": "array",
+     errors={400: "bad status"}, response={"type": "object", "properties": {"items": {"type": "array",
                                                           "items": {"$ref": "#/components/schemas/Task"}}}})
 _doc("GET", "/api/snapshot", "Current calls, agents and open tasks for this user", "agents")
 
@@ -132,10 +133,9 @@ def _parse_time(value: str | None, name: str) -> datetime | None:
 def _int(value: str | None, name: str, default: int, low: int, high: int) -> int:
     if value is None or value == "":
         return default
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise RequestError(f"{name} must be an integer", error_id="bad_query") from exc
+    if not ascii_digits(value) or len(value) > 18:  # int() also takes " 5", "1_000" and "٥"
+        raise RequestError(f"{name} must be an integer", error_id="bad_query")
+    number = int(value)
     if not low <= number <= high:
         raise RequestError(f"{name} must be between {low} and {high}", error_id="bad_query")
     return number

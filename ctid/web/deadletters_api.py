@@ -22,19 +22,21 @@ _LETTER = {"type": "object", "properties": {name: {} for name in (
     "id", "connector", "received_at", "error", "message", "method", "subpath", "remote_addr", "body_bytes",
     "headers", "query", "body_base64")}}
 _ADMIN = {403: "not an admin"}
+_ID = {"letter_id": {"type": "string", "pattern": "^[0-9]{1,18}$", "description": "a dead letter's id"}}
 
 document(path="/api/dead-letters", method="GET", tag="operations", summary="Webhooks kept because their "
          "connector failed, newest first (admins)",
-         query={"connector": {"type": "string"}, "before": {"type": "integer", "description": "ids below this"},
+         query={"connector": {"type": "string"},
+                "before": {"type": "integer", "minimum": 1, "maximum": 10**18 - 1, "description": "ids below this"},
                 "limit": {"type": "integer", "minimum": 1, "maximum": 1000}},
          response={"type": "object", "properties": {"items": {"type": "array", "items": _LETTER}}},
          errors={400: "bad query", **_ADMIN})
-document(path="/api/dead-letters/{letter_id}", method="GET", tag="operations", summary="One dead letter, with its "
+document(path="/api/dead-letters/{letter_id}", method="GET", tag="operations", path_params=_ID, summary="One dead letter, with its "
          "headers, query and body (base64)", response=_LETTER, errors={400: "bad id", 404: "no such dead letter",
                                                                           **_ADMIN})
-document(path="/api/dead-letters/{letter_id}", method="DELETE", tag="operations", summary="Delete a dead letter",
+document(path="/api/dead-letters/{letter_id}", method="DELETE", tag="operations", path_params=_ID, summary="Delete a dead letter",
          status=204, errors={400: "bad id", 404: "no such dead letter", **_ADMIN})
-document(path="/api/dead-letters/{letter_id}/retry", method="POST", tag="operations",
+document(path="/api/dead-letters/{letter_id}/retry", method="POST", tag="operations", path_params=_ID,
          summary="Re-submit a dead letter to its connector; deleted when the connector takes it",
          response={"type": "object", "properties": {"status": {"type": "integer"}, "answer": {}}},
          errors={400: "bad id, or the input is refused", 404: "no such dead letter or connector",

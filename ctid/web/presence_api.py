@@ -38,7 +38,8 @@ document(path="/api/auth/handoff", method="POST", tag="auth",
          errors={400: "an API key cannot hand over a session"})
 document(path="/api/auth/handoff/redeem", method="POST", tag="auth", auth=False, response=_TOKEN,
          summary="Exchange a one-time sign-in code for an access token (once)",
-         request={"type": "object", "required": ["code"], "properties": {"code": {"type": "string"}}},
+         request={"type": "object", "required": ["code"],
+                  "properties": {"code": {"type": "string", "minLength": 1, "maxLength": 1000}}},
          errors={400: "malformed body", 401: "wrong, expired or used code"})
 
 
