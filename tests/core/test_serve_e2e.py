@@ -25,8 +25,9 @@ def ctid(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 @pytest.fixture
 def served(tmp_path, db_url):
     path = tmp_path / "ctid.yaml"
-    path.write_text(yaml.safe_dump(make_config(tmp_path, db_url=db_url)))
-    server = ServeProcess(path)
+    port = free_port()  # in the configuration too: `ctid check` asks the ctid serving there
+    path.write_text(yaml.safe_dump({**make_config(tmp_path, db_url=db_url), "server": {"listen": f"127.0.0.1:{port}"}}))
+    server = ServeProcess(path, port=port)
     try:
         server.start()
     except RuntimeError as exc:
@@ -81,7 +82,9 @@ def test_simulate_every_scenario_against_ctid_serve(served, tmp_path):
     assert check.returncode == 0, check.stdout + check.stderr
     report = json.loads(check.stdout)
     assert report["ok"] is True
-    assert [c["name"] for c in report["checks"]] == ["database", "crm (directory)", "connector office (generic)"]
+    assert [c["name"] for c in report["checks"]] == ["database", "crm (directory)", "connector office (generic)",
+                                                    f"running ctid ({url})"]
+    assert report["checks"][-1]["detail"] == "every plugin healthy"
 
     assert server.stop(grace=20) == 0  # SIGTERM: a graceful stop
 
