@@ -40,7 +40,8 @@ MAX_KEPT = 10_000
 SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie", "x-api-key"})
 #: Any header or query parameter whose name holds one of these words is treated as a credential too
 #: (``X-Ctid-Signature``, ``X-Auth-Token``, ``crm_token``, ``api_key``, ``sig``, ``password`` ...).
-SECRET_WORDS = re.compile(r"token|secret|signature|sig|auth|key|passw|session|cookie|credential", re.IGNORECASE)
+SECRET_WORDS = re.compile(r"token|secret|signature|(?:^|[-_])sig(?:$|[-_])|auth|key|passw|session|cookie|credential",
+                          re.IGNORECASE)
 REDACTED = "[redacted]"
 
 

@@ -68,6 +68,11 @@ def test_credential_names(name: str) -> None:
     assert is_secret(name)
 
 
+@pytest.mark.parametrize("name", ["Content-Type", "X-Assignment", "X-Signalr-User-Agent", "User-Agent", "X-Trace"])
+def test_other_names_are_shown(name: str) -> None:
+    assert not is_secret(name)
+
+
 @given(st.dictionaries(st.text(max_size=20), st.text(max_size=20), max_size=8))
 def test_redacted_keeps_every_name_and_shows_no_credential(values: dict[str, str]) -> None:
     shown = redacted(values)
