@@ -84,6 +84,10 @@ class Store:
         self.stats = StoreStats()
         self._engine: Engine | None = None
         self._queue: trio.MemorySendChannel[Batch] | None = None
+        # Presence rows are written in the order their writes were asked for: concurrent requests (a
+        # lease renewal and a status change) would otherwise race in worker threads and a stale
+        # status could land last, to be loaded at the next start. trio.Lock is FIFO.
+        self._presence_lock = trio.Lock()
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -403,7 +407,7 @@ class Store:
         lease_until: datetime | None = None,
     ) -> None:
         """Record an agent's status since ``at``, who set it and the launcher's lease, and append
-        the status to the presence history."""
+        the status to the presence history. Presence writes land in the order they were called."""
         status, source = str(status), str(source)
         row = (agent_id, status, at, source, lease_until)
 
@@ -414,11 +418,13 @@ class Store:
                 conn.execute(st.insert_presence(*row))
             conn.execute(st.insert_presence_history(agent_id, status, at, source))
 
-        await self._write(run)
+        async with self._presence_lock:
+            await self._write(run)
 
     async def set_lease(self, agent_id: str, lease_until: datetime | None) -> None:
         """Record the launcher's lease of an agent whose status is stored (a renewal: no history)."""
-        await self._write(lambda conn: conn.execute(st.update_lease(agent_id, lease_until)))
+        async with self._presence_lock:  # in order with set_presence (see __init__)
+            await self._write(lambda conn: conn.execute(st.update_lease(agent_id, lease_until)))
 
     async def load_presence(self) -> dict[str, tuple[Presence, datetime]]:
         """Every agent's stored status and since when: ``{agent_id: (status, since)}``."""
