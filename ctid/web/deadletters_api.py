@@ -65,7 +65,7 @@ def register_dead_letters(app: Any, daemon: Any) -> None:
         limit = request.args.get("limit") or "100"
         if not ascii_digits(limit) or len(limit) > 4 or not 1 <= int(limit) <= 1000:
             raise RequestError("limit must be between 1 and 1000", error_id="bad_query")
-        if before is not None and (not ascii_digits(before) or len(before) > 18):
+        if before is not None and (not ascii_digits(before) or len(before) > 18 or int(before) < 1):
             raise RequestError("before must be a dead letter id", error_id="bad_query")
         items = await daemon.dead_letters.list(connector=connector, before_id=int(before) if before else None,
                                                limit=int(limit))

@@ -34,6 +34,7 @@ async def test_ids_and_numbers_that_are_not_ascii_digits_are_400(config):
                 answer = await app.client.get(f"/api/dead-letters?{name}={sign_}", headers=ADMIN)
                 assert answer.status_code == 400 and answer.json()["error"] == "bad_query", (name, sign_, answer.text)
         assert (await app.client.get("/api/dead-letters?limit=99999999999999999999", headers=ADMIN)).status_code == 400
+        assert (await app.client.get("/api/dead-letters?before=0", headers=ADMIN)).status_code == 400  # as documented
         assert (await app.client.get("/api/dead-letters?limit=2&before=5", headers=ADMIN)).status_code == 200
 
 
