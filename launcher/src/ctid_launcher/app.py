@@ -231,6 +231,11 @@ class Launcher:
                 log.warning("%s", exc)
             except (hubclient.HubDown, Unreachable) as exc:
                 log.warning("ctid unreachable: %s", exc)
+            except BaseExceptionGroup as group:  # ctid went away under the hub's reader and this loop at once
+                lost = [exc for exc in hubclient.leaves(group) if not isinstance(exc, trio.Cancelled)]
+                if not lost or not all(isinstance(exc, hubclient.HubDown | Unreachable) for exc in lost):
+                    raise  # (a cancellation from outside is raised again by the sleep below)
+                log.warning("ctid unreachable: %s", "; ".join(dict.fromkeys(str(exc) for exc in lost)))
             except ApiError as exc:
                 log.warning("ctid refused: %s", exc)
                 if exc.status == 401:

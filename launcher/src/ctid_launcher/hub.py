@@ -108,18 +108,25 @@ class Hub:
         return self._events
 
 
+def leaves(group: BaseExceptionGroup) -> list[BaseException]:
+    """The exceptions in ``group`` and its nested groups."""
+    found: list[BaseException] = []
+    pending = [group]
+    while pending:
+        for exc in pending.pop().exceptions:
+            (pending if isinstance(exc, BaseExceptionGroup) else found).append(exc)
+    return found
+
+
 @asynccontextmanager
 async def _nursery() -> AsyncIterator[trio.Nursery]:
-    """A nursery whose one real error comes out as itself (not in an ExceptionGroup)."""
+    """A nursery whose one real error comes out as itself (not in an ExceptionGroup). Several (the
+    reader and the caller both saw the connection go) stay a group: see ``leaves``."""
     try:
         async with trio.open_nursery() as nursery:
             yield nursery
     except BaseExceptionGroup as group:
-        leaves, pending = [], [group]
-        while pending:
-            for exc in pending.pop().exceptions:
-                (pending if isinstance(exc, BaseExceptionGroup) else leaves).append(exc)
-        real = [exc for exc in leaves if not isinstance(exc, trio.Cancelled)]
+        real = [exc for exc in leaves(group) if not isinstance(exc, trio.Cancelled)]
         if len(real) == 1:
             raise real[0] from None
         raise
