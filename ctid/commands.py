@@ -204,6 +204,7 @@ class Commands:
         source = PresenceSource(source)
         lease = None if lease_seconds is None else self._lease_seconds(lease_seconds)
         sb = self.daemon.switchboard
+        await self._end_lapsed_lease(agent_id)
         if source is PresenceSource.LAUNCHER and not launcher_may_set(sb.agents[agent_id]):
             current = sb.agents[agent_id].status.value
             raise RequestError(f"the person set {current!r} by hand; the launcher may not change it",
@@ -221,6 +222,7 @@ class Commands:
         """Start or renew the agent's launcher lease for ``lease_seconds`` from now."""
         agent_id = self._agent_id(principal, agent_id)
         lease = self._lease_seconds(lease_seconds)
+        await self._end_lapsed_lease(agent_id)  # the answer then says away (source lease): restore it
         changes = self.daemon.switchboard.set_lease(agent_id, self.daemon.clock() + lease)
         await self.daemon.apply_status(changes)
         await self.daemon.lease_renewed(agent_id)
@@ -229,10 +231,20 @@ class Commands:
     async def end_lease(self, principal: Principal, agent_id: str) -> dict[str, Any]:
         """End the launcher's lease without a fallback (the launcher signs out or quits cleanly)."""
         agent_id = self._agent_id(principal, agent_id)
+        await self._end_lapsed_lease(agent_id)
         changes = self.daemon.switchboard.set_lease(agent_id, None)
         await self.daemon.apply_status(changes)
         await self.daemon.lease_renewed(agent_id)
         return self.daemon.switchboard.agents[agent_id].to_json()
+
+    async def _end_lapsed_lease(self, agent_id: str) -> None:
+        """A lease already due ends (with its fallback) before the launcher's request applies, even
+        when the expiry timer has not had its turn yet (ctid just started after being down longer
+        than the lease): a renewal must not revive a lapsed lease, hiding the lapse from the
+        launcher, and a status change must not skip it."""
+        until = self.daemon.switchboard.agents[agent_id].lease_until
+        if until is not None and until <= self.daemon.clock():
+            await self.daemon.expire_leases()
 
     def _agent_id(self, principal: Principal, agent_id: Any) -> str:
         agent_id = _text(agent_id, "agent")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from itertools import groupby
 
 import pytest
 import trio
@@ -158,6 +159,38 @@ async def test_a_lease_survives_a_restart_and_lapses_if_the_launcher_is_gone(tmp
             assert (alice.status, alice.status_source) == (Presence.AWAY, PresenceSource.LEASE)
             nursery.cancel_scope.cancel()
         assert (await again.store.load_leases())["alice"] == ("lease", None)
+    finally:
+        await again.store.aclose()
+
+
+@pytest.mark.parametrize("request_", ["renew", "set_status"])
+async def test_a_lease_that_lapsed_while_ctid_was_down_is_not_revived_by_the_launcher(tmp_path, clock, request_):
+    """ctid was down longer than the lease; the launcher's first request after the restart reaches
+    ctid before the expiry timer's first turn. The lapse still happens first (away, source lease, in
+    the history and the store), and the answer tells the launcher so that its policy restores
+    available (launcher/tests/test_e2e.py, the restart test: a renewal used to extend the lapsed
+    lease, hiding the lapse)."""
+    daemon = _daemon(tmp_path)
+    await daemon.open()
+    await daemon.commands.set_status(ALICE, "alice", "available", "launcher", 5)
+    await daemon.store.aclose()
+
+    again = _daemon(tmp_path, offset=7)  # down 7 s, longer than the 5 s lease; no lease timer running
+    await again.open()
+    try:
+        if request_ == "renew":
+            answer = await again.commands.renew_lease(ALICE, "alice", 5)
+            assert (answer["status"], answer["status_source"]) == ("away", "lease")
+            expected = [Presence.AVAILABLE, Presence.AWAY]
+        else:  # the launcher sets available (an unlock while ctid was down) after the lapse, not over it
+            answer = await again.commands.set_status(ALICE, "alice", "available", "launcher", 5)
+            assert (answer["status"], answer["status_source"]) == ("available", "launcher")
+            expected = [Presence.AVAILABLE, Presence.AWAY, Presence.AVAILABLE]
+        until = datetime.fromisoformat(answer["lease_until"])  # a new lease, from now
+        assert until >= T0 + timedelta(seconds=12) and until == again.switchboard.agents["alice"].lease_until
+        history = [status for status, _ in await again.store.presence_history("alice")]
+        assert [status for status, _ in groupby(history)] == expected  # (a lease start repeats the status)
+        assert (await again.store.load_leases())["alice"][1] == until
     finally:
         await again.store.aclose()
 
