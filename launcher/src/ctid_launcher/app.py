@@ -172,6 +172,8 @@ class Launcher:
                     log.warning("ctid refused %s: %s", command, exc)
             except Unreachable as exc:
                 log.warning("could not reach ctid for %s: %s (applied again once connected)", command, exc)
+                if isinstance(command, policy.SetStatus):
+                    self.state = policy.undelivered(self.state, command)
 
     def _told(self, agent: dict[str, Any]) -> None:
         """ctid's word on the agent (REST answer or hub event): queue what differs from the policy's

@@ -143,6 +143,17 @@ def _settle(state: State) -> tuple[State, list[Command]]:
     return state, []
 
 
+def undelivered(state: State, command: SetStatus) -> State:
+    """ctid did not get ``command`` (unreachable, or restarting). The state already shows it as
+    done; the launcher's own ``available`` (unlock, restore, logon) is tried again once ctid, back,
+    says the agent is still away as the launcher or the lease left it (``restore``), unless the
+    person chose a status meanwhile. (Its ``away`` needs nothing: back, ctid's ``available`` is
+    settled to away again while locked.)"""
+    if command == SetStatus(AVAILABLE, LAUNCHER):
+        return replace(state, restore=AVAILABLE)
+    return state
+
+
 # --- what the tray shows --------------------------------------------------------------------------
 
 ICONS = ("available", "away", "dnd", "busy", "offline", "disconnected")
