@@ -149,28 +149,35 @@ async def test_reconnects_and_restores_available_after_ctid_was_down(ctid_server
         token = (await client.post(f"{url}/api/auth/token",
                                    json={"username": "super", "password": PASSWORDS["super"]})).json()
 
-    async def alice() -> dict:
-        async with httpx.AsyncClient(timeout=5) as client:
-            items = (await client.get(f"{url}/api/agents",
-                                      headers={"Authorization": f"Bearer {token['access_token']}"})).json()["items"]
-        return next(a for a in items if a["id"] == "alice")
+    async def alice() -> dict | None:
+        """Alice on /api/agents, or None while ctid is down, starting or stopping."""
+        try:
+            async with httpx.AsyncClient(timeout=5) as client:
+                response = await client.get(f"{url}/api/agents",
+                                            headers={"Authorization": f"Bearer {token['access_token']}"})
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        return next(a for a in response.json()["items"] if a["id"] == "alice")
 
     async def alice_is(status: str, source: str) -> bool:
-        try:
-            agent = await alice()
-        except httpx.HTTPError:
-            return False
-        return (agent["status"], agent["status_source"]) == (status, source)
+        agent = await alice()
+        return agent is not None and (agent["status"], agent["status_source"]) == (status, source)
 
     launcher.start()
     second = None
     try:
         await eventually(lambda: alice_is("available", "launcher"), within=20)
         await eventually(lambda: trio.to_thread.run_sync(_logged, launcher.log, "connected to the hub", 1), within=10)
-        await trio.to_thread.run_sync(ctid_server.stop)
-        await trio.sleep(7)  # ctid is down longer than the 5 s lease (a real process: nothing to wait on)
+        await trio.to_thread.run_sync(ctid_server.stop)  # returns once the process has exited
+        # ctid is down longer than the 5 s lease, counted from its exit (no renewal is accepted after
+        # it): a real process, nothing to wait on. The lapse itself does not depend on this margin.
+        await trio.sleep(7)
         second = ServeProcess(ctid_server.config_path, port=ctid_server.port, log_path=tmp_path / "second.log")
-        await trio.to_thread.run_sync(second.start)
+        await trio.to_thread.run_sync(second.start)  # returns once /readyz answers
+        # the launcher learns of the lapse from its next lease renewal (every 5/3 s) or the hub, and
+        # restores available; reconnecting to the hub can take one backoff step (at most ~19 s) more
         await eventually(lambda: alice_is("available", "launcher"), within=30)
         await eventually(lambda: trio.to_thread.run_sync(_logged, launcher.log, "connected to the hub", 2), within=30)
         log = launcher.log.read_text()
@@ -182,4 +189,5 @@ async def test_reconnects_and_restores_available_after_ctid_was_down(ctid_server
         launcher.proc.wait(5)
         if second is not None:
             second.stop()
-        print(launcher.log.read_text()[-4000:])
+            print("--- ctid after the restart ---\n" + second.log()[-3000:])
+        print("--- the launcher ---\n" + launcher.log.read_text()[-4000:])
