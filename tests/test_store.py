@@ -327,6 +327,16 @@ async def test_presence_and_history(store: Store) -> None:
     ]
 
 
+async def test_a_write_of_the_same_status_adds_no_history(store: Store) -> None:
+    """A launcher lease starting or ending rewrites the agent's unchanged status (with the lease):
+    the history (the load report's input) keeps one row per real change, who set it included."""
+    await store.set_presence("anna", Presence.AVAILABLE, T0)
+    await store.set_presence("anna", Presence.AVAILABLE, T0, lease_until=T0 + timedelta(minutes=1))
+    await store.set_presence("anna", Presence.AVAILABLE, T0)
+    await store.set_presence("anna", Presence.AVAILABLE, T0, source="launcher")  # who set it changed
+    assert await store.presence_history("anna") == [(Presence.AVAILABLE, T0), (Presence.AVAILABLE, T0)]
+
+
 # --- outbox --------------------------------------------------------------------------------------
 
 

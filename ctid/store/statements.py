@@ -22,8 +22,10 @@ from sqlalchemy import (
     bindparam,
     case,
     delete,
+    exists,
     func,
     insert,
+    literal,
     or_,
     select,
     update,
@@ -264,7 +266,14 @@ def update_lease(agent_id: str, lease_until: datetime | None) -> Update:
 
 
 def insert_presence_history(agent_id: str, status: str, at: datetime, source: str = "user") -> Insert:
-    return insert(presence_history).values(agent_id=agent_id, status=status, at=at, source=source)
+    """Append a status to the history unless that very row (agent, status, since, source) is there:
+    a write that changes only the launcher's lease, or the same write repeated, adds nothing."""
+    c = presence_history.c
+    values = [literal(agent_id, c.agent_id.type).label("agent_id"), literal(status, c.status.type).label("status"),
+              literal(at, c.at.type).label("at"), literal(source, c.source.type).label("source")]
+    same = select(c.id).where(c.agent_id == agent_id, c.at == at, c.status == status, c.source == source)
+    return insert(presence_history).from_select(
+        ["agent_id", "status", "at", "source"], select(*values).where(~exists(same)))
 
 
 def load_presence() -> Select:
