@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ctid import hookimpl
 from ctid import secret as secret_helpers
-from ctid.builtins.generic_recordings import RecordingLinks, fetch, fetchable
+from ctid.builtins.generic_recordings import RecordingLinks, allowed_host, fetch, fetchable
 from ctid.connector import (
     Connector,
     ConnectorConfig,
@@ -59,6 +59,21 @@ class GenericConfig(ConnectorConfig):
     max_events: int = Field(default=500, ge=1, description="Most events accepted in one request.")
     recording_timeout: float = Field(default=30, gt=0, description="Seconds to fetch a recording from its recording_url.")
     max_recording_bytes: int = Field(default=200_000_000, ge=1024, description="Largest recording fetched.")
+    recording_hosts: list[str] = Field(
+        default_factory=list,
+        description="Hosts ctid may fetch recordings from (recording_url and each redirect), e.g. "
+                    "[pbx.example.com, 10.0.0.5]; empty: any host the PBX names.")
+
+    @field_validator("recording_hosts")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        hosts = []
+        for host in value:
+            host = host.strip().lower()
+            if not host or any(c in host for c in "/@ \t?#") or host.count(":") > 1 and not host.startswith("["):
+                raise ValueError(f"{host!r} is not a host name or address (no scheme, path or port)")
+            hosts.append(host.strip("[]"))
+        return hosts
 
 
 class GenericEvent(BaseModel):
@@ -191,6 +206,9 @@ class GenericConnector(Connector):
             raise RequestError(f"events[{index}].timestamp: {exc}", error_id="bad_event") from exc
         if parsed.event == "transfer" and not parsed.target:
             raise RequestError(f"events[{index}].target: required for transfer", error_id="bad_event")
+        if parsed.recording_url and not allowed_host(httpx.URL(parsed.recording_url).host, self.config.recording_hosts):
+            raise RequestError(f"events[{index}].recording_url: host not in this connector's recording_hosts",
+                               error_id="bad_event")
         if parsed.id is None and parsed.timestamp is None:
             # the key of an event without id is a hash of it: without a timestamp a second identical
             # event (a second hold) could not be told from a retry of the first and would be dropped
@@ -277,9 +295,15 @@ class GenericConnector(Connector):
         url = await self._recordings.url(call.pbx_call_id)
         if url is None:
             return None
-        async with httpx.AsyncClient(timeout=self.config.recording_timeout, follow_redirects=True,
-                                     max_redirects=3) as http:
+        async with httpx.AsyncClient(timeout=self.config.recording_timeout, follow_redirects=True, max_redirects=3,
+                                     event_hooks={"request": [self._check_recording_host]}) as http:
             return await fetch(http, url, max_bytes=self.config.max_recording_bytes)
+
+    async def _check_recording_host(self, request: httpx.Request) -> None:
+        """Every request of a recording fetch, redirects included, goes only to ``recording_hosts``."""
+        if not allowed_host(request.url.host, self.config.recording_hosts):
+            raise PBXError(f"recording host {request.url.host!r} is not in recording_hosts",
+                           error_id="recording_host_refused", status=502)
 
     async def health(self) -> Health:
         checks = {"webhook": "signed with HMAC-SHA256 (secret configured)"}

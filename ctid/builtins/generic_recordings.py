@@ -96,3 +96,8 @@ def fetchable(url: str) -> bool:
     except (httpx.InvalidURL, TypeError, ValueError):
         return False
     return parsed.scheme in ("http", "https") and bool(parsed.host)
+
+
+def allowed_host(host: str, hosts: list[str]) -> bool:
+    """Whether a recording may be fetched from ``host``: any host without an allow-list."""
+    return not hosts or host.lower().strip("[]") in hosts

@@ -39,6 +39,8 @@ class RecordingServer:
         async def rec(name: str):
             self.requests.append(request.path)
             status, media, body = self.files.get(name, (404, "text/plain", b"no such file"))
+            if status in (301, 302, 307):  # a redirect: the body is where to
+                return Response(b"", status=status, headers={"Location": body.decode()})
             return Response(body, status=status, content_type=media)
 
         port = free_port()
@@ -106,6 +108,28 @@ async def test_a_recording_url_that_is_not_http_is_refused(tmp_path, fake_pbx):
         assert response.status_code == 400 and response.json()["error"] == "bad_event"
 
 
+async def test_recording_hosts_bound_what_a_pbx_can_make_ctid_fetch(tmp_path, fake_pbx, pbx_files):
+    """With ``recording_hosts`` a signed PBX cannot point ctid at another host (loopback services,
+    the cloud's metadata address), neither in ``recording_url`` nor through a redirect."""
+    pbx_files.files["a.wav"] = (200, "audio/wav", AUDIO)
+    port = pbx_files.url.rsplit(":", 1)[1]
+    pbx_files.files["elsewhere.wav"] = (302, "", f"http://localhost:{port}/rec/a.wav".encode())
+    config = make_config(tmp_path, command_url=fake_pbx.url)
+    config["connectors"]["office"]["recording_hosts"] = ["127.0.0.1"]
+    async with running_daemon(config) as app:
+        alice = await app.headers_for("alice", PASSWORDS["alice"])
+        call_id = await answered_call(app, "hosts-1", f"{pbx_files.url}/rec/a.wav")
+        assert (await app.client.get(f"/api/calls/{call_id}/recording", headers=alice)).content == AUDIO
+        body = json.dumps({"event": "end", "id": "h-2", "call_id": "hosts-2",
+                           "recording_url": f"http://localhost:{port}/rec/a.wav"}).encode()
+        refused = await app.client.post("/hooks/office", content=body, headers={"X-Ctid-Signature": sign(SECRET, body)})
+        assert refused.status_code == 400 and "recording_hosts" in refused.json()["message"]
+        redirected = await answered_call(app, "hosts-3", f"{pbx_files.url}/rec/elsewhere.wav")
+        response = await app.client.get(f"/api/calls/{redirected}/recording", headers=alice)
+        assert response.status_code == 502 and response.json()["error"] == "recording_host_refused"
+        assert pbx_files.requests == ["/rec/a.wav", "/rec/elsewhere.wav"]  # the redirect was not followed
+
+
 async def test_signed_links_grant_one_call_to_one_user_for_a_while(tmp_path, fake_pbx, pbx_files):
     pbx_files.files["a.wav"] = (200, "audio/wav", AUDIO)
     async with running_daemon(make_config(tmp_path, command_url=fake_pbx.url)) as app:
@@ -147,3 +171,14 @@ def test_any_link_query_is_refused_with_a_401_and_never_crashes(args, call_id):
     with pytest.raises(AuthError) as info:
         signer.check("recording", call_id, args)
     assert info.value.status == 401 and info.value.error_id in ("bad_link", "link_expired")
+
+
+@pytest.mark.parametrize("host", ["http://pbx.local", "pbx.local/rec", "user@pbx", "pbx local", ""])
+def test_recording_hosts_are_host_names_only(host):
+    from pydantic import ValidationError
+
+    from ctid.builtins.generic import GenericConfig
+
+    assert GenericConfig(secret=SECRET, recording_hosts=["PBX.local", "[::1]"]).recording_hosts == ["pbx.local", "::1"]
+    with pytest.raises(ValidationError, match="not a host name"):
+        GenericConfig(secret=SECRET, recording_hosts=[host])
