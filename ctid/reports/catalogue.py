@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ctid import kpi
+from ctid.reports.definitions import definitions
 from ctid.reports.engine import (
     ReportContext,
     col,
-    definitions,
     key_kind,
     key_text,
     kpi_values,
@@ -114,7 +114,7 @@ async def volume_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     if key:
         kind, series = _CHARTS[name]
         charts.append(Chart(kind, title(name, lang), name, key, series))
-    return ReportResult(name, title(name, lang), params.to_json(), definitions(ctx.settings, *_TERMS[name]),
+    return ReportResult(name, title(name, lang), params.to_json(), definitions(ctx.settings, lang, *_TERMS[name]),
                         [table], charts)
 
 
@@ -145,7 +145,7 @@ async def queue_report(ctx: ReportContext, params: ReportParams) -> ReportResult
     columns = [col(key, key_kind(key), lang)] + [col(fig, kind, lang) for fig, kind in figures]
     table = Table("queue", title("queue", lang), columns, table_rows, totals)
     return ReportResult("queue", title("queue", lang), params.to_json(),
-                        definitions(ctx.settings, "offered", "missed", "asa", "percentiles", "service_level"),
+                        definitions(ctx.settings, lang, "offered", "missed", "asa", "percentiles", "service_level"),
                         [table], [Chart("line", label("asa", lang), "queue", key, ("asa", "wait_p90"))])
 
 

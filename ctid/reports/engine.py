@@ -136,59 +136,6 @@ def key_kind(group_by: str | None) -> str:
     return "date" if group_by == "day" else "text"
 
 
-def definitions(settings: Any, *terms: str) -> list[tuple[str, str]]:
-    """The definitions block: the formula of each figure used, with the settings' values filled in."""
-    s = settings
-    text = {
-        "period": f"Calls belong to the local date and hour their first event reached ctid (started_at) in "
-                  f"{s.timezone}; a call crossing midnight counts on the day it started. Only ended calls count.",
-        "offered": f"Offered = inbound calls − short abandons (unanswered within {s.short_abandon_seconds:g} s).",
-        "answered": "Answered = inbound calls an agent answered"
-                    + (f" and talked on for at least {s.answered_min_talk_seconds:g} s"
-                       if s.answered_min_talk_seconds else "")
-                    + "; a transferred call counts once, for the agent who answered first.",
-        "missed": "Missed / abandoned = offered calls not answered (short abandons left out). A callback is a "
-                  "call of its own and never makes the missed call answered.",
-        "answer_rate": "Answer rate = answered / offered.",
-        "abandon_rate": "Abandon rate = abandoned / offered.",
-        "service_level": f"Service level ({s.abandon_treatment}) = "
-                         + {"ignore": "answered within T / (offered − abandoned)",
-                            "negative": "answered within T / offered",
-                            "positive": "(answered within T + abandoned within T) / offered"}[s.abandon_treatment]
-                         + f", T = {s.service_level_seconds:g} s of wait (queue + ring).",
-        "asa": "Avg. speed of answer = Σ wait of answered calls / answered; wait runs from the first event "
-               "(queue and ring time included) to the first answer.",
-        "percentiles": "Wait percentiles: nearest rank over whole seconds of wait of answered calls.",
-        "avg_talk": "Avg. talk = Σ talk / answered; talk excludes hold and covers every agent of a transferred call.",
-        "short_calls": f"Short calls = answered calls with talk < {s.short_call_seconds:g} s.",
-        "target": f"Target calls = answered calls with talk ≥ {s.target_talk_seconds:g} s.",
-        "transfers": "Transfers = hand-overs from one agent to another within a call.",
-        "outbound": "Outbound answer rate = outbound calls answered by the callee / outbound calls.",
-        "agent": "Per agent: answered calls are the first answering agent's; missed calls are the agent's "
-                 "the call rang alone (a group call nobody answered has no agent); outbound calls are the dialer's.",
-        "callbacks": f"Follow-up of a missed call: the first answered call with the same number after it. "
-                     f"'Called back in time' = we called and reached the caller within {s.callback_sla_minutes:g} "
-                     f"min of the missed call's end; 'customer called again' = the caller's next answered call "
-                     f"was inbound (whoever answered it). Callbacks done count for the agent who made them, "
-                     f"whoever the missed call rang. Working hours: {s.working_hours}, days "
-                     f"{','.join(map(str, s.working_days))}.",
-        "rating": "Avg. rating = mean of the ratings the PBX stated (facts.rating), over rated calls only.",
-        "cost": f"Cost = the PBX's stated cost (facts.cost) when it gives one, else priced from reports.tariffs "
-                f"(billed seconds = 0 below free_below_s, else max(first_block_s, ceil(talk / increment_s) × "
-                f"increment_s); cost = billed / 60 × per_minute + connect_fee) in {s.currency}.",
-        "presence": "Time per status from the presence history, clipped to the period; occupancy = time on "
-                    "calls (talk + hold of answered inbound calls, talk of outbound calls) / time available.",
-        "campaign": "Campaign = the PBX's facts.campaign (or utm_campaign), else the campaign whose number pool "
-                    "holds the dialled line; calls with neither are '(none)'. New contacts: the PBX's first_call "
-                    "fact, else no earlier stored call from that number. Spend from reports.campaigns; "
-                    "ROI = (revenue − spend) / spend.",
-        "funnel": "Funnel: inbound calls → answered → target calls → distinct target callers → CRM records of "
-                  "those callers (CRMAdapter.sales_facts) created from the period's start to 30 days after its "
-                  "end: contacts, leads, opportunities, won (revenue = Σ amount of won).",
-    }
-    return [(term, text[term]) for term in ("period", *terms)]
-
-
 async def run_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     """Build report ``params.name`` (parameters already checked by ``ctid.reports.params.parse``)."""
     from ctid.reports.catalogue import CATALOGUE

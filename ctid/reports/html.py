@@ -6,6 +6,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from ctid.reports.definitions import HEADINGS
 from ctid.reports.render import fmt
 from ctid.reports.result import Chart, ReportResult, Table
 
@@ -81,7 +82,7 @@ def render_html(result: ReportResult) -> str:
     for table in result.tables:
         parts.append(f"<h2>{escape(table.title)}</h2>{_table_html(table)}")
     parts.extend(f"<p class=note>{escape(note)}</p>" for note in result.notes)
-    parts.append("<h2>Definitions</h2><dl>")
+    parts.append(f"<h2>{escape(HEADINGS[result.params.get('lang', 'en')][0])}</h2><dl>")
     parts.extend(f"<dt>{escape(term)}</dt><dd>{escape(text)}</dd>" for term, text in result.definitions)
     parts.append("</dl></body></html>")
     return "".join(parts)

@@ -10,7 +10,8 @@ from typing import Any
 from ctid import kpi
 from ctid.errors import CtidError
 from ctid.reports import queries as q
-from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_text, kpi_values, scope_of
+from ctid.reports.definitions import definitions
+from ctid.reports.engine import ReportContext, col, key_kind, key_text, kpi_values, scope_of
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
 from ctid.reports.result import Chart, ReportResult, Table
@@ -91,7 +92,7 @@ async def campaigns_report(ctx: ReportContext, params: ReportParams) -> ReportRe
     totals[key] = label("total", lang)
     columns = [col(key, "text", lang)] + [col(f, kind, lang) for f, kind in figures]
     return ReportResult("campaigns", title("campaigns", lang), params.to_json(),
-                        definitions(ctx.settings, "campaign", "offered", "answered", "target", "cost"),
+                        definitions(ctx.settings, lang, "campaign", "offered", "answered", "target", "cost"),
                         [Table("campaigns", title("campaigns", lang), columns, table_rows, totals)],
                         [Chart("bar", title("campaigns", lang), "campaigns", key, ("offered", "answered"))],
                         notes=[note] if note else [])
@@ -117,7 +118,7 @@ async def cost_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
     columns = [col(key, key_kind(key), lang), col("currency", "text", lang), col("calls", "int", lang),
                col("priced", "int", lang), col("billed_minutes", "float", lang), col("cost", "money", lang),
                col("avg_cost", "money", lang)]
-    return ReportResult("cost", title("cost", lang), params.to_json(), definitions(ctx.settings, "cost"),
+    return ReportResult("cost", title("cost", lang), params.to_json(), definitions(ctx.settings, lang, "cost"),
                         [Table("cost", title("cost", lang), columns, table_rows)],
                         [Chart("bar", title("cost", lang), "cost", key, ("cost",))])
 
@@ -157,7 +158,7 @@ async def funnel_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     columns = ([col(key, "text", lang)] if key else []) + [col("stage", "text", lang), col("count", "float", lang),
                                                            col("conversion", "percent", lang)]
     return ReportResult("funnel", title("funnel", lang), params.to_json(),
-                        definitions(ctx.settings, "offered", "answered", "target", "funnel"),
+                        definitions(ctx.settings, lang, "offered", "answered", "target", "funnel"),
                         [Table("funnel", title("funnel", lang), columns, table_rows)],
                         [Chart("hbar", title("funnel", lang), "funnel", "stage", ("count",))] if not key else [],
                         notes=[note] if note else [])

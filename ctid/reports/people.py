@@ -9,7 +9,8 @@ from typing import Any
 from ctid import kpi
 from ctid.reports import followup as fu
 from ctid.reports import queries as q
-from ctid.reports.engine import ReportContext, col, definitions, key_kind, key_text, kpi_values, scope_of
+from ctid.reports.definitions import definitions
+from ctid.reports.engine import ReportContext, col, key_kind, key_text, kpi_values, scope_of
 from ctid.reports.followup import CUSTOMER, IN_SLA, LATE, NOT_REACHED
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
@@ -71,7 +72,7 @@ async def missed_report(ctx: ReportContext, params: ReportParams) -> ReportResul
                      "missed_at": _local_text(ctx, r.started_epoch),
                      "group": r.group_name, "agent": ctx.agent_names.get(r.agent, r.agent)} for r in open_rows])
     return ReportResult("missed", title("missed", lang), params.to_json(),
-                        definitions(settings, "missed", "callbacks"), [summary, detail],
+                        definitions(settings, lang, "missed", "callbacks"), [summary, detail],
                         [Chart("stacked", title("missed", lang), "missed", key, (IN_SLA, LATE, CUSTOMER, NOT_REACHED))])
 
 
@@ -107,7 +108,7 @@ async def agents_report(ctx: ReportContext, params: ReportParams) -> ReportResul
     table_rows.sort(key=lambda r: str(r["agent"]))
     columns = [col("agent", "text", lang)] + [col(f, kind, lang) for f, kind in figures]
     return ReportResult("agents", title("agents", lang), params.to_json(),
-                        definitions(ctx.settings, "agent", "answered", "asa", "avg_talk", "short_calls", "transfers",
+                        definitions(ctx.settings, lang, "agent", "answered", "asa", "avg_talk", "short_calls", "transfers",
                                     "outbound", "callbacks", "rating"),
                         [Table("agents", title("agents", lang), columns, table_rows)], [])
 
@@ -142,6 +143,6 @@ async def load_report(ctx: ReportContext, params: ReportParams) -> ReportResult:
                col("dnd_h", "duration", lang), col("handle_h", "duration", lang), col("occupancy", "percent", lang)]
     sums = {f: sum(r[f] for r in table_rows) for f in ("available_h", "away_h", "dnd_h", "handle_h")}
     totals = {key: label("total", lang), **sums, "occupancy": kpi.ratio(sums["handle_h"], sums["available_h"])}
-    return ReportResult("load", title("load", lang), params.to_json(), definitions(ctx.settings, "presence"),
+    return ReportResult("load", title("load", lang), params.to_json(), definitions(ctx.settings, lang, "presence"),
                         [Table("load", title("load", lang), columns, table_rows, totals)],
                         [Chart("stacked", title("load", lang), "load", key, ("available_h", "away_h", "dnd_h"))])

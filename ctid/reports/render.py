@@ -8,6 +8,7 @@ import io
 import json
 from typing import Any
 
+from ctid.reports.definitions import HEADINGS
 from ctid.reports.result import Column, ReportResult, Table
 
 DASH = "—"
@@ -65,9 +66,10 @@ def render_table(result: ReportResult, width: int = 160) -> str:
             rich.add_section()
             rich.add_row(*(fmt(table.totals.get(c.key), c.kind) if c.key in table.totals else "" for c in table.columns))
         console.print(rich)
+    heading, note_word = HEADINGS[result.params.get("lang", "en")]
     for note in result.notes:
-        console.print(f"Note: {note}")
-    console.print("Definitions:")
+        console.print(f"{note_word}: {note}")
+    console.print(f"{heading}:")
     for term, text in result.definitions:
         console.print(f"  {term}: {text}", soft_wrap=False)
     return out.getvalue()

@@ -8,6 +8,7 @@ import io
 import re
 from datetime import date
 
+from ctid.reports.definitions import HEADINGS
 from ctid.reports.result import ReportResult
 
 
@@ -62,7 +63,7 @@ def render_xlsx(result: ReportResult) -> bytes:
         sheet.freeze_panes(1, 0)
         if table.rows:
             sheet.autofilter(0, 0, len(table.rows), len(table.columns) - 1)
-    sheet = book.add_worksheet(_sheet_name("Definitions", used))
+    sheet = book.add_worksheet(_sheet_name(HEADINGS[result.params.get("lang", "en")][0], used))
     sheet.set_column(0, 0, 18)
     sheet.set_column(1, 1, 120)
     sheet.write_string(0, 0, result.title, formats["header"])

@@ -162,3 +162,57 @@ async def test_load_carries_the_status_from_before_the_period(golden):
     result = await run_report(golden, parse("load", date_from="2026-03-02", date_to="2026-03-02", group_by="day"))
     [day] = result.tables[0].rows
     assert (day["day"], day["available_h"], day["away_h"]) == ("2026-03-02", 9 * 3600, 3600)
+
+
+def cyrillic(text: str) -> bool:
+    return any("а" <= ch.lower() <= "я" or ch in "ёЁ" for ch in text)
+
+
+def test_every_definition_has_english_and_russian():
+    """A definition added in one language only (or left untranslated) fails here."""
+    from ctid.config.models import ReportsConfig
+    from ctid.reports.definitions import TEXTS, all_definitions
+
+    from .conftest import SETTINGS
+
+    assert set(TEXTS) == {"en", "ru"}
+    for settings in (SETTINGS, ReportsConfig(abandon_treatment="ignore", answered_min_talk_seconds=3),
+                     ReportsConfig(abandon_treatment="positive")):
+        en, ru = all_definitions(settings, "en"), all_definitions(settings, "ru")
+        assert set(en) == set(ru)
+        for term in en:
+            assert not cyrillic(en[term]), term
+            assert cyrillic(ru[term]) and ru[term] != en[term], term
+        # the settings' values are filled in both languages
+        assert f"{settings.service_level_seconds:g} с" in ru["service_level"]
+        assert settings.abandon_treatment in ru["service_level"]
+
+
+async def test_russian_definitions_in_every_format(golden):
+    ru = await report(golden, "summary", lang="ru")
+    en = await report(golden, "summary")
+    assert [t for t, _ in ru.definitions] == [t for t, _ in en.definitions]
+    offered = dict(ru.definitions)["offered"]
+    assert offered.startswith("Поступило = ") and "5 с" in offered
+    assert all(cyrillic(text) for _, text in ru.definitions)
+
+    data = json.loads(render(ru, "json"))
+    assert data["definitions"][1] == {"term": "offered", "definition": offered}
+
+    rows = csv_rows(render(ru, "csv"))
+    assert ["# offered", offered] in rows
+
+    text = render(ru, "table").decode()
+    assert "Определения:" in text and "Definitions" not in text and "Поступило = " in text
+
+    book = openpyxl.load_workbook(io.BytesIO(render(ru, "xlsx")))
+    sheet = book["Определения"]
+    cells = {sheet.cell(y, 1).value: sheet.cell(y, 2).value for y in range(1, sheet.max_row + 1)}
+    assert cells["offered"] == offered and "Definitions" not in book.sheetnames
+
+    html = render(ru, "html").decode()
+    assert "<h2>Определения</h2>" in html and f"<dd>{offered}</dd>" in html
+
+    for name in ("agents", "missed", "cost", "load", "campaigns", "funnel", "queue"):
+        result = await report(golden, name, lang="ru")
+        assert all(cyrillic(text) for _, text in result.definitions), name
