@@ -122,8 +122,27 @@ class UpstreamError(CtidError):
         self.code = code
 
 
+#: The HTTP status of a PBX failure, by the family of its id (the part before ``:``): the one rule
+#: every connector follows (docs/plugins.md "Connectors", docs/hub-protocol.md). Any other ``pbx_*``
+#: id (unreachable, timeout, bad answer, unauthorized, ...) is the upstream's fault: 502.
+PBX_STATUS = {
+    "pbx_refused": 409,  # the PBX said no to a valid request; ``pbx_refused:<reason>`` when it names one
+    "pbx_throttled": 429,  # the PBX's rate limit; ``retry_after`` becomes the Retry-After header
+}
+
+
 class PBXError(UpstreamError):
+    """A PBX failed or said no. Unless ``status`` is given, it follows from the id (:data:`PBX_STATUS`),
+    so every connector answers the same status for the same kind of failure."""
+
     error_id = "pbx_failed"
+
+    def __init__(self, message: str = "", *, error_id: str | None = None, status: int | None = None,
+                 retry_after: float | None = None, retryable: bool = True, code: str | None = None):
+        if status is None:
+            status = PBX_STATUS.get((error_id or self.error_id).split(":", 1)[0])
+        super().__init__(message, error_id=error_id, status=status, retry_after=retry_after,
+                         retryable=retryable, code=code)
 
 
 class CRMError(UpstreamError):

@@ -209,7 +209,7 @@ async def test_commands_reach_the_connector(config, fake_pbx):
 
         fake_pbx.fail_with = 503
         response = await app.client.post(f"/api/calls/{call_id}/hold", headers=alice)
-        assert (response.status_code, response.json()["error"]) == (502, "pbx_refused")
+        assert (response.status_code, response.json()["error"]) == (409, "pbx_refused")  # the rule of ctid.errors.PBX_STATUS
         response = await app.client.post("/api/calls", json={"number": "call me"}, headers=alice)
         assert (response.status_code, response.json()["error"]) == (400, "bad_number")
         response = await app.client.post(f"/api/calls/{call_id}/transfer", json={"to": "nobody"}, headers=alice)

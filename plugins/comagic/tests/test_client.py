@@ -69,6 +69,7 @@ async def test_errors_are_read_from_the_mnemonic(fake):
     with pytest.raises(PBXError) as caught:
         await client.control("hold.call", "12345", contact_message={"type": "tts", "value": "x"})
     assert caught.value.error_id == "pbx_refused:call_session_not_found"
+    assert caught.value.status == 409  # a refusal, not an upstream failure
     assert str(caught.value) == ("CoMagic hold.call: the call no longer exists on the PBX (field call_session_id) "
                                  "[call_session_not_found]")
     fake.whitelisted = False
@@ -90,7 +91,7 @@ async def test_points_are_respected_commands_fail_fast_and_background_work_waits
     sent = len(fake.requests)
     with pytest.raises(PBXError) as caught:
         await client.data("get.account", wait=False)
-    assert caught.value.error_id == "pbx_throttled" and caught.value.retry_after > 0
+    assert caught.value.error_id == "pbx_throttled" and caught.value.retry_after > 0 and caught.value.status == 429
     assert len(fake.requests) == sent  # not even sent: never hammer a spent budget
     started = trio.current_time()
     await client.data("get.account", wait=True)  # background work sleeps until the minute resets

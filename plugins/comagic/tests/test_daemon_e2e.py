@@ -98,7 +98,7 @@ async def test_commands_from_the_rest_api_reach_the_call_api_and_the_call_shows_
         # The PBX refuses: a clear API error with a stable id and the operator's words.
         fake.refuse["hold.call"] = "invalid_state"
         refused = await app.client.post(f"/api/calls/{c['id']}/hold", headers=ANNA)
-        assert refused.status_code == 502
+        assert refused.status_code == 409
         assert refused.json() == {"error": "pbx_refused:invalid_state", "message": (
             "CoMagic hold.call: the call is not in a state that allows this [invalid_state]")}
         # Transfer to the first free colleague: hold.call, make.call, transfer.talk.
@@ -257,7 +257,7 @@ async def test_presence_is_mirrored_to_the_employee_status_and_click_to_call_sta
         # an employee the account does not know: the PBX's refusal in words, with a stable id
         fake.employees.pop(0)
         response = await app.client.post("/api/calls", json={"number": "+79161234567"}, headers=ANNA)
-        assert (response.status_code, response.json()["error"]) == (502, "pbx_refused:employee_not_found")
+        assert (response.status_code, response.json()["error"]) == (409, "pbx_refused:employee_not_found")
         assert response.json()["message"] == "CoMagic start.employee_call: no such employee on the PBX (field employee.id) [employee_not_found]"
 
 

@@ -75,7 +75,7 @@ async def test_throttling_carries_retry_after(connector, fake):
     fake.throttle(1)
     with pytest.raises(PBXError) as info:
         await connector.dial("anna", "79260001122")
-    assert info.value.retry_after == 2 and info.value.retryable and info.value.error_id == "pbx_throttled"
+    assert info.value.retry_after == 2 and info.value.retryable and info.value.error_id == "pbx_throttled" and info.value.status == 429
     assert await connector.dial("anna", "79260001122")  # the next request goes through
 
 

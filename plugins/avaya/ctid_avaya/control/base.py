@@ -16,7 +16,7 @@ from ctid.model import Capability
 
 
 def refused(what: str, reason: str) -> PBXError:
-    return PBXError(f"the PBX refused {what}: {reason}", error_id="pbx_refused", status=409, retryable=False)
+    return PBXError(f"the PBX refused {what}: {reason}", error_id="pbx_refused", retryable=False)
 
 
 def unreachable(backend: str, reason: str) -> PBXError:

@@ -150,7 +150,7 @@ class DmccBackend(ControlBackend):
             return await self._start_session()
         session = w.text(root, "sessionID")
         if not session:
-            raise PBXError("StartApplicationSession answered without a sessionID", error_id="pbx_protocol")
+            raise PBXError("StartApplicationSession answered without a sessionID", error_id="pbx_bad_answer")
         if session == self.session_id:
             self.resumed += 1
         else:

@@ -291,7 +291,7 @@ class TapiBackend(ControlBackend):
         except ValueError:
             body = {}
         if response.status_code == 409:
-            raise PBXError(body.get("message", "the PBX refused"), error_id="pbx_refused", status=409,
+            raise PBXError(body.get("message", "the PBX refused"), error_id="pbx_refused",
                            retryable=False)
         if response.status_code >= 400:
             raise unreachable("the TAPI bridge", f"HTTP {response.status_code} {body.get('message', '')}".strip())

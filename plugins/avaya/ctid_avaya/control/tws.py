@@ -69,7 +69,7 @@ class TwsBackend(ControlBackend):
         header = getattr(result, "header", None)
         session = getattr(header, "sessionID", None) if header is not None else None
         if not session:
-            raise PBXError("AES attach() answered without a sessionID header", error_id="pbx_protocol")
+            raise PBXError("AES attach() answered without a sessionID header", error_id="pbx_bad_answer")
         self._session = str(session)
         return self._session
 
@@ -83,7 +83,7 @@ class TwsBackend(ControlBackend):
                           exc.message or "SOAP fault") from exc
         except TransportError as exc:
             if exc.status_code == 401:
-                raise PBXError("AES refused the credentials (HTTP 401)", error_id="pbx_auth", status=502) from exc
+                raise PBXError("AES refused the credentials (HTTP 401)", error_id="pbx_unauthorized") from exc
             raise unreachable("the AES Telephony Web Service", f"HTTP {exc.status_code}") from exc
         except httpx.HTTPError as exc:
             raise unreachable("the AES Telephony Web Service", f"{type(exc).__name__}: {exc}") from exc
