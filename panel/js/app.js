@@ -105,6 +105,8 @@ ctx.closeContact = () => {
   history.replaceState(null, "", window.location.pathname + window.location.search);
   render();
 };
+/** The ids of the sections this user sees, in tab order (Alt+Shift+1…n follow it). */
+ctx.sections = () => visibleTabs().map(([id]) => id);
 ctx.showTab = (tab, focus = false) => {
   ctx.ui.tab = tab;
   renderNow();

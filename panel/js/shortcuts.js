@@ -59,14 +59,13 @@ export function installShortcuts(ctx) {
       case "KeyE":
         handled = Boolean(card) && press(`${card} [data-action="hangup"]`);
         break;
-      case "Digit1": case "Digit2": case "Digit3": case "Digit4": {
-        const tabs = [...document.querySelectorAll('[role="tab"]')];
-        const target = tabs[Number(event.code.slice(5)) - 1];
-        if (target) ctx.showTab(target.dataset.tab, true);
-        break;
+      default: {
+        // Alt+Shift+1…9: the n-th section the user sees (agents 3, supervisors 5 with Team and Reports).
+        const digit = /^Digit([1-9])$/.exec(event.code);
+        const target = digit && ctx.sections()[Number(digit[1]) - 1];
+        if (target) ctx.showTab(target, true);
+        else handled = false;
       }
-      default:
-        handled = false;
     }
     if (handled) event.preventDefault();
   });

@@ -4,6 +4,7 @@ English), and downloads it as CSV and XLSX; agents have no Reports tab and get 4
 from __future__ import annotations
 
 import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import openpyxl
@@ -85,3 +86,29 @@ def test_agents_have_no_reports(open_page, ctid):
     expect(alice.get_by_role("tab", name="Reports")).to_have_count(0)
     response = ctid.http.get("/api/reports/summary", headers={"Authorization": f"Bearer {ctid.token('alice')}"})
     assert response.status_code == 403 and response.json()["error"] == "forbidden"
+
+
+def test_section_shortcuts_cover_every_visible_section(open_page):
+    """Alt+Shift+n goes to the n-th section the user sees: five for a supervisor (Team, Reports), three
+    for an agent; the menu's shortcut list shows that range."""
+    boss = open_page("super")
+    for key, name in (("5", "Reports"), ("4", "Team"), ("3", "History"), ("1", "Dial")):
+        boss.keyboard.press(f"Alt+Shift+{key}")
+        tab = boss.get_by_role("tab", name=re.compile(f"^{name}"))
+        expect(tab).to_be_focused()
+        expect(tab).to_have_attribute("aria-selected", "true")
+    boss.keyboard.press("Alt+Shift+5")
+    expect(boss.get_by_label("Report", exact=True)).to_be_visible()
+    boss.get_by_role("button", name="Menu").click()
+    expect(boss.locator("details.shortcuts kbd", has_text="Alt+Shift+1")).to_have_text("Alt+Shift+1…5")
+
+    alice = open_page("alice")
+    alice.keyboard.press("Alt+Shift+3")
+    expect(alice.get_by_role("tab", name="History")).to_have_attribute("aria-selected", "true")
+    for key in ("4", "5"):
+        alice.keyboard.press(f"Alt+Shift+{key}")
+        expect(alice.get_by_role("tab", name="History")).to_have_attribute("aria-selected", "true")
+    expect(alice.get_by_role("tab")).to_have_count(3)
+    alice.get_by_role("button", name="Menu").click()
+    expect(alice.locator("details.shortcuts kbd", has_text="Alt+Shift+1")).to_have_text("Alt+Shift+1…3")
+    assert boss.errors == [] and alice.errors == []

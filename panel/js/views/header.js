@@ -65,7 +65,7 @@ export function renderMenu(root, ctx) {
     ctx.cif ? h("p.hint", {}, t("cifMode")) : null,
     telHandler,
     h("details.shortcuts", {}, h("summary", {}, t("shortcuts")), h("dl", {}, SHORTCUT_KEYS.map(([keys, name]) =>
-      [h("dt", {}, h("kbd", {}, keys)), h("dd", {}, t(name))]))),
+      [h("dt", {}, h("kbd", {}, keys.replace("{n}", ctx.sections().length))), h("dd", {}, t(name))]))),
     h("button.secondary", { type: "button", id: "sign-out", dataset: { key: "sign-out" }, onclick: () => ctx.signOut() },
       t("signOut")));
 }
@@ -77,7 +77,7 @@ export const SHORTCUT_KEYS = [
   ["Alt+Shift+H", "scHold"],
   ["Alt+Shift+T", "scTransfer"],
   ["Alt+Shift+E", "scHangup"],
-  ["Alt+Shift+1…4", "scTabs"],
+  ["Alt+Shift+1…{n}", "scTabs"], // n: the sections this user sees
   ["←/→", "scTabArrows"],
   ["Esc", "scEscape"],
 ];
