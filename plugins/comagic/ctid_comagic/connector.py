@@ -21,7 +21,7 @@ import trio
 
 from ctid.connector import Connector, Health, SimulatedRequest, SimulationContext, WebhookRequest, WebhookResult
 from ctid.errors import CtidError, PBXError, RequestError
-from ctid.model import Call, CallEvent, Capability, call_id_for, utcnow
+from ctid.model import Call, CallEvent, CallState, Capability, call_id_for, utcnow
 from ctid.netallow import address_allowed
 from ctid.secret import secrets_equal
 from ctid_comagic import reports
@@ -235,9 +235,15 @@ class ComagicConnector(Connector):
             if row is None:
                 continue
             if not row.finished:
-                # Only a call ctid never heard of: its report start (whole seconds) must not re-time a known one.
-                if not await self._known(row.session):
+                # Only a call ctid never heard of rings from the report: its report start (whole seconds)
+                # must not re-time a known one. An employee talking on it answers it, unless ctid already
+                # has it beyond ringing (then the notifications' times stand).
+                stored = await self._stored(row.session)
+                if stored is None:
                     out.append(reports.ongoing_event(self.name, row, now))
+                if stored is None or stored.state is CallState.RINGING:
+                    answer = reports.ongoing_answer(self.name, row, now)
+                    out.extend([answer] if answer is not None else [])
                 continue
             call_id = call_id_for(self.name, row.session)
             recording = None
@@ -251,14 +257,15 @@ class ComagicConnector(Connector):
                 out.append(reports.cost_event(self.name, row.session, costs[row.session], self.config.currency, now))
         return out
 
-    async def _known(self, session: str) -> bool:
+    async def _stored(self, session: str) -> Call | None:
+        """The call ctid has for ``session``, or None (unknown, or the store cannot say)."""
         reader = self.services.calls
         if reader is None:
-            return False
+            return None
         try:
-            return await reader.find_call(self.name, session) is not None
+            return await reader.find_call(self.name, session)
         except CtidError:
-            return False
+            return None
 
     async def history(self, since: datetime) -> list[CallEvent]:
         """Summaries (with campaign, UTM and cost facts) of calls since ``since``; ongoing calls ring."""

@@ -154,6 +154,20 @@ def ongoing_event(instance: str, row: ReportRow, received_at: datetime) -> CallE
     )
 
 
+def ongoing_answer(instance: str, row: ReportRow, received_at: datetime) -> CallEvent | None:
+    """The answer of a call in progress the report says an employee talks on (``last_talked_employee_id``
+    or an employee with ``is_talked``, §3.3), at start + ``wait_duration`` (the wait until the first
+    talk); None while nobody has talked. The employee id is the agent's CoMagic login."""
+    if row.finished or row.outcome is not Outcome.ANSWERED or row.employee is None:
+        return None
+    at = row.started_at + timedelta(seconds=row.wait or 0)
+    return CallEvent(
+        connector=instance, pbx_call_id=row.session, kind=EventKind.ANSWER, key=f"report-answer:{row.session}",
+        at=at, received_at=received_at, direction=row.direction, remote_number=row.remote,
+        line_number=row.line, agent_login=row.employee, extra={"from_report": True},
+    )
+
+
 async def calls(client: RpcClient, since: datetime, until: datetime, tz: ZoneInfo, *, limit: int,
                 ongoing: bool = True, session: str | None = None) -> list[dict[str, Any]]:
     """Every calls-report row that started in ``[since, until]``, all pages, windows split as needed."""

@@ -89,6 +89,49 @@ async def test_a_call_whose_notifications_were_all_lost_is_made_from_the_report(
     assert call.facts == {}  # campaign_id -1: the account has no campaigns; no cost billed
 
 
+async def test_an_unknown_call_in_progress_is_recovered_talking_with_the_employee_the_report_names(wired):
+    fake, connector, board, sink = wired
+    fake.lost = set(KINDS)
+    session = fake.incoming(CALLER, [101, 102])  # a group call, every notification lost
+    fake.clock.advance(7)
+    fake.answer(session, 102)
+    fake.clock.advance(20)
+    recovered = await connector.history(T0 - timedelta(hours=1))  # the report: 102 talks, wait 7 s
+    assert [(e.kind, e.agent_login, e.at) for e in recovered] == [
+        (EventKind.RING, None, T0), (EventKind.ANSWER, "102", T0 + timedelta(seconds=7))]
+    board.apply(recovered)
+    (call,) = board.calls.values()
+    assert (call.state, call.agent) == (CallState.TALKING, "a2")
+    assert not board.apply(await connector.history(T0 - timedelta(hours=1)))  # a second pull changes nothing
+    fake.hang_up(session)
+    board.apply(await connector.history(T0 - timedelta(hours=1)))
+    (call,) = board.calls.values()
+    assert (call.state, call.outcome, call.agent, call.wait_seconds) == (CallState.ENDED, Outcome.ANSWERED, "a2", 7)
+
+
+async def test_a_known_call_still_ringing_is_answered_from_the_report(wired):
+    fake, connector, board, sink = wired
+    fake.lost = {"talk_started"}
+    session = fake.incoming(CALLER, [101])
+    fake.clock.advance(4)
+    fake.answer(session, 101)
+    await deliver(connector, fake, sink)
+    board.apply(sink.events)
+    (call,) = board.calls.values()
+    assert call.state is CallState.RINGING
+
+    class Reader:
+        async def find_call(self, connector_name, pbx_call_id):
+            return call
+
+    connector.services.calls = Reader()
+    recovered = await connector.history(T0 - timedelta(hours=1))
+    assert [(e.kind, e.agent_login) for e in recovered] == [(EventKind.ANSWER, "101")]
+    board.apply(recovered)
+    (call,) = board.calls.values()
+    assert (call.state, call.agent) == (CallState.TALKING, "a1")
+
+
 async def test_the_post_call_pull_stores_facts_soon_after_the_call(wired, autojump_clock):
     fake, connector, board, sink = wired
     session = fake.incoming(CALLER, [101], marketing=MARKETING, cost=1.5)
@@ -174,7 +217,7 @@ async def test_an_ongoing_call_ctid_knows_is_not_rung_again_from_the_report(wire
     connector.services.calls = Reader()
     assert await connector.history(T0 - timedelta(hours=1)) == []  # ongoing and known: nothing to recover
     connector.services.calls = None
-    assert [e.kind for e in await connector.history(T0 - timedelta(hours=1))] == [EventKind.RING]
+    assert [e.kind for e in await connector.history(T0 - timedelta(hours=1))] == [EventKind.RING, EventKind.ANSWER]
 
 
 async def test_an_unreadable_report_row_is_skipped_and_the_others_recovered(wired, monkeypatch):
