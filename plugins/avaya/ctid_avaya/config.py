@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from ctid.connector import ConnectorConfig
 from ctid.limits import ascii_digits
@@ -203,6 +203,27 @@ class AvayaConfig(ConnectorConfig):
             raise ValueError("smdr.mode 'connect' needs smdr.port (the TCP port set on IP Office)")
         if self.devlink3 is None and not self.smdr.enabled:
             raise ValueError("enable devlink3 or smdr: the connector would receive nothing")
+        return self
+
+    @model_validator(mode="after")
+    def _mappings_name_what_exists(self, info: ValidationInfo) -> AvayaConfig:
+        """With the core's ``agents`` in the validation context (``ctid config check``, ``serve``), an
+        ``extensions`` entry must name a configured agent and a ``hunt_groups`` entry a group some agent
+        answers for: otherwise the mapping is silently useless. Without the context (a model validated
+        on its own), nothing to check against."""
+        agents = (info.context or {}).get("agents")
+        if agents is None:
+            return self
+        for extension, agent_id in self.extensions.items():
+            if agent_id not in agents:
+                known = ", ".join(sorted(agents)) or "(none)"
+                raise ValueError(f"extensions.{extension}: unknown agent {agent_id!r}; the agents are {known}")
+        groups = {group for agent in agents.values() for group in getattr(agent, "groups", ())}
+        for hunt_group, group in self.hunt_groups.items():
+            if group not in groups:
+                known = ", ".join(sorted(groups)) or "(none: no agent has groups)"
+                raise ValueError(f"hunt_groups.{hunt_group}: unknown group {group!r} (no agent lists it in "
+                                 f"groups); the groups are {known}")
         return self
 
     @property
