@@ -12,6 +12,9 @@ UTF-8 in a form) and posts them to ``/hooks/{instance}`` over one keep-alive con
 must come within 10 s, be below 500 and not be a dead letter (202: the connector raised, a bug
 ctid's supervision caught); ctid must serve on. ``resign(headers, body)`` recomputes a signature the
 PBX puts in a header. Examples: ``examples`` or ``CTID_FUZZ_EXAMPLES`` (default 40).
+
+Random spoiling seldom hits the one field that breaks a connector; run :func:`sweep_simulated_webhooks`
+(ctid.testing.sweep) as well: every field of every simulated request × every value of ``SWEEP_VALUES``.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ctid.connector import SimulationContext
+from ctid.testing.sweep import SWEEP_VALUES, sweep_simulated_webhooks  # the deterministic half
 
 surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 #: Values a careless or hostile PBX sends.
@@ -127,3 +131,6 @@ async def fuzz_simulated_webhooks(app: Any, instance: str, *, examples: int | No
         await trio.to_thread.run_sync(run)
         assert (await client.get("/healthz")).status_code == 200
     return statuses
+
+
+__all__ = ["SWEEP_VALUES", "fuzz_simulated_webhooks", "nasty_values", "sweep_simulated_webhooks"]
