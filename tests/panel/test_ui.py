@@ -1,5 +1,5 @@
 """Panel behaviour beyond single calls: languages, keyboard use, reconnecting after ctid restarts,
-embedding in an iframe, and the page's own modules (SignalR framing, backoff, KPI formulas)."""
+embedding in an iframe, and the page's own modules (SignalR framing, backoff, the KPI tiles' formatting)."""
 
 from __future__ import annotations
 
@@ -50,45 +50,78 @@ def test_both_languages_have_every_string(open_page):
     assert used - set(keys["en"]) == set(), "strings used but not translated"
 
 
-def test_hub_framing_backoff_and_kpi_formulas(open_page):
+def test_every_panel_module_is_loaded_by_the_page():
+    """No dead modules: every file under panel/js/ is reached by imports from the page's entry script
+    (a module only tests import, like the former in-browser KPI formulas, fails here)."""
+    import pathlib
+
+    panel = pathlib.Path(__file__).resolve().parents[2] / "panel"
+    [entry] = re.findall(r'<script type="module" src="([^"]+)"', (panel / "index.html").read_text())
+    seen, todo = set(), [(panel / entry).resolve()]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        for target in re.findall(r'(?:^|\n)\s*(?:import|export)\b[^;]*?\bfrom\s+"(\.{1,2}/[^"]+)"',
+                                 module.read_text()):
+            todo.append((module.parent / target).resolve())
+    assert sorted(p.relative_to(panel).as_posix() for p in (panel / "js").rglob("*.js") if p not in seen) == []
+
+
+def test_hub_framing_and_backoff(open_page):
     page = open_page()
     result = page.evaluate("""async () => {
       const hub = await import('/panel/js/hub.js');
-      const kpi = await import('/panel/js/kpi.js');
-      const now = new Date();
-      const at = (s) => new Date(now.getTime() - s * 1000).toISOString();
-      const calls = [
-        {direction: 'inbound', state: 'ended', started_at: at(300), answered_at: at(290), ended_at: at(200),
-         wait_seconds: 10, talk_seconds: 80},
-        {direction: 'inbound', state: 'ended', started_at: at(100), answered_at: null, ended_at: at(90),
-         wait_seconds: 10, talk_seconds: null, outcome: 'missed'},
-        {direction: 'inbound', state: 'talking', started_at: at(50), answered_at: at(30), wait_seconds: 20},
-        {direction: 'inbound', state: 'ringing', started_at: at(5)},
-        {direction: 'outbound', state: 'ended', started_at: at(400), answered_at: at(395), ended_at: at(300),
-         wait_seconds: 5, talk_seconds: 40},
-        {direction: 'inbound', state: 'ended', started_at: '2001-01-01T10:00:00Z', answered_at: '2001-01-01T10:00:05Z',
-         ended_at: '2001-01-01T10:05:00Z', wait_seconds: 5, talk_seconds: 295},
-      ];
-      const agents = [{status: 'available', busy: false}, {status: 'available', busy: true},
-                      {status: 'away', busy: false}, {status: 'available', busy: false, ringing_call: 'x'}];
       return {
         split: hub.splitRecords('{"type":6}\\x1e{"type":1,"target":"a"}\\x1e{"ty'),
         backoff: [0, 1, 2, 3, 4, 5, 6, 7, 12].map((n) => hub.backoffDelay(n, () => 0.5)),
         error: (() => { const e = new hub.HubError('forbidden: not your call'); return [e.errorId, e.message]; })(),
         plain: (() => { const e = new hub.HubError("Unknown hub method 'Fly'"); return [e.errorId, e.message]; })(),
-        kpis: kpi.computeKpis(calls, agents, now),
       };
     }""")
     assert result["split"] == [['{"type":6}', '{"type":1,"target":"a"}'], '{"ty']
     assert result["backoff"] == [0, 1000, 2000, 4000, 8000, 16000, 30000, 30000, 30000]
     assert result["error"] == ["forbidden", "not your call"]
     assert result["plain"] == ["hub_error", "Unknown hub method 'Fly'"]
-    kpis = result["kpis"]
-    assert {k: kpis[k] for k in ("ringing", "talking", "busy", "available", "answered", "missed")} == {
-        "ringing": 1, "talking": 1, "busy": 1, "available": 1, "answered": 2, "missed": 1}
-    assert kpis["answerRate"] == 2 / 3
-    assert kpis["asa"] == 15  # (10 + 20) / 2: answered inbound calls of today, including the one still talking
-    assert kpis["avgTalk"] == 60  # (80 + 40) / 2: calls that ended today with talk time, both directions
+
+
+def test_kpi_tiles_show_the_servers_figures(open_page):
+    """The Team tiles (views/team.js) format ctid's kpisUpdated payload: before the first push, with no
+    calls yet (nothing divided by zero), and with figures to round. The formulas themselves are the
+    server's (ctid/kpi_live.py, tests/core/test_live_kpis.py); the browser computes none."""
+    page = open_page()
+    tiles = page.evaluate("""async () => {
+      const { renderTeam } = await import('/panel/js/views/team.js');
+      const shown = (kpis) => {
+        const root = document.createElement('div');
+        document.body.append(root);
+        renderTeam(root, { state: { agents: new Map(), calls: new Map(), kpis }, act: () => {} });
+        const out = Object.fromEntries([...root.querySelectorAll('[data-kpi]')]
+          .map((el) => [el.dataset.kpi, el.querySelector('.kpi-value').textContent]));
+        root.remove();
+        return out;
+      };
+      const since = new Date(Date.now() - 65000).toISOString();
+      return [
+        shown(undefined),
+        shown({ now: { ringing: 0, oldest_ringing_since: null, agents: { busy: 3, available: 0 } },
+                today: { answered: 0, missed: 0, answer_rate: null, service_level: null, asa: null,
+                         avg_talk: null } }),
+        shown({ now: { ringing: 2, oldest_ringing_since: since, agents: { busy: 1, available: 4 } },
+                today: { answered: 2, missed: 1, answer_rate: 2 / 3, service_level: 1 / 3, asa: 13.6,
+                         avg_talk: 3725 } }),
+      ];
+    }""")
+    names = ["ringing", "oldest", "busy", "answered", "missed", "answer-rate", "service-level", "asa", "talk"]
+    before, empty, busy = tiles
+    assert list(before) == names
+    assert before == {**dict.fromkeys(names, "—"), "busy": "— / —"}
+    assert empty == {"ringing": "0", "oldest": "—", "busy": "3 / 0", "answered": "0", "missed": "0",
+                     "answer-rate": "—", "service-level": "—", "asa": "—", "talk": "—"}
+    assert re.fullmatch(r"1:0[5-9]", busy.pop("oldest"))  # ticks from the oldest ringing call's start
+    assert busy == {"ringing": "2", "busy": "1 / 4", "answered": "2", "missed": "1", "answer-rate": "67 %",
+                    "service-level": "33 %", "asa": "0:14", "talk": "1:02:05"}
 
 
 def test_keyboard_only_operation(open_page, ctid, fake_pbx):
