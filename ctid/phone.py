@@ -55,6 +55,10 @@ def normalize(number: str | None, region: str = "RU") -> str | None:
       ``7XXXXXXXXXX`` both become ``+7XXXXXXXXXX`` in Russia) and as an international number
       (``4915112345678`` → ``+4915112345678``); a *valid* reading wins over a merely *possible* one,
       the national reading wins a tie. ``00`` is accepted as an international prefix.
+    - A national reading kept with a leading 0 that is not the region's trunk prefix (``0518012216``
+      in Russia, a foreign number as dialled) is used only when valid.
+    - ``user@host`` (SIP, ``sip:`` / ``tel:`` URIs) is the number ``user``: ``0518012216@193.43.148.35``
+      is ``0518012216``, never the host's digits appended; ``anonymous@host`` is ``None``.
     - Anything else keeps its digits (with the ``+`` if it had one), so nothing is lost.
     - Digits are decimal digits of any script (``"١٠١"`` is ``"101"``), always returned in ASCII;
       superscripts and other digit-like signs are not digits.
@@ -67,8 +71,18 @@ def normalize(number: str | None, region: str = "RU") -> str | None:
     return _normalize_cached(text, region)
 
 
+#: A SIP/tel URI's scheme (``sip:0518012216@host``): not part of the number.
+_SCHEME = re.compile(r"^\s*(?:sips?|tel):", re.IGNORECASE)
+
+
+def _user_part(text: str) -> str:
+    """The number of a SIP-style ``user@host`` (IP Office SMDR's caller on SIP trunks, avaya.md §1):
+    the host's digits are no part of it (``anonymous@10.0.0.1`` has no number)."""
+    return _SCHEME.sub("", text, count=1).partition("@")[0]
+
+
 def _normalize(text: str, region: str) -> str | None:
-    text = text.strip()
+    text = _user_part(text).strip()
     # Decimal digits of any script, as ASCII: str.isdigit() also holds for superscripts ("³"), which are no
     # digit of a number (int() refuses them), and a non-ASCII result would reach the PBX as it is.
     digits = "".join(str(unicodedata.decimal(ch)) for ch in text if ch.isdecimal())
@@ -85,6 +99,10 @@ def _normalize(text: str, region: str) -> str | None:
     parsed = [reading for reading in readings if reading is not None]
     for check in (phonenumbers.is_valid_number, _possible):
         for reading in parsed:
+            # A national number kept with a leading 0 that is no trunk prefix of ``region`` (``0518012216``
+            # in Russia) is a number of somewhere else dialled as it was: no E.164 guess unless valid.
+            if check is _possible and reading.italian_leading_zero:
+                continue
             if check(reading):
                 formatted = _e164(reading)
                 if _stable(formatted, "+" + digits, international):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -40,6 +42,29 @@ from ctid.phone import normalize
 )
 def test_normalize(raw, expected):
     assert normalize(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("0518012216@193.43.148.35", "0518012216"),  # IP Office SMDR caller on a SIP trunk (avaya.md §1)
+        ("0518012216", "0518012216"),  # a leading 0 is no Russian trunk prefix: not +70518012216
+        ("sip:+79161234567@pbx.example.com", "+79161234567"),
+        ("SIP:89161234567@10.0.0.1:5060", "+79161234567"),
+        ("tel:+4915112345678", "+4915112345678"),
+        ("101@10.0.0.1", "101"),  # an extension, not "10110001"
+        ("anonymous@10.0.0.1", None),  # no number before "@": the host is no number
+    ],
+)
+def test_the_user_part_of_a_sip_address_is_the_number(raw, expected):
+    assert normalize(raw) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(number=st.from_regex(r"\+?[0-9][0-9 ()-]{0,16}", fullmatch=True),
+       host=st.from_regex(r"[0-9a-z.:-]{1,20}", fullmatch=True), scheme=st.sampled_from(["", "sip:", "tel:"]))
+def test_a_host_never_changes_the_number(number, host, scheme):
+    assert normalize(f"{scheme}{number}@{host}") == normalize(number)
 
 
 def test_region_decides_national_numbers():
@@ -83,8 +108,8 @@ def test_only_decimal_digits_count_and_the_result_is_ascii(raw, expected):
 @given(st.text(max_size=25))
 def test_any_text_normalizes_to_ascii_digits_or_none(raw):
     once = normalize(raw)
-    if once is None:
-        assert not any(ch.isdecimal() for ch in raw)
+    if once is None:  # no digit in the number (a SIP address's host is no part of it)
+        assert not any(ch.isdecimal() for ch in re.sub(r"^\s*(?:sips?|tel):", "", raw, flags=re.I).partition("@")[0])
     else:
         assert once.isascii() and once.lstrip("+").isdigit(), once
         assert normalize(once) == once

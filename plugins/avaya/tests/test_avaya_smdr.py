@@ -219,3 +219,14 @@ def test_odd_numbers_in_any_field_are_a_skipped_line_never_a_crash(changes):
     for event in events:
         assert event.wait_seconds is None or event.wait_seconds <= 7 * 86400
         assert event.talk_seconds is None or event.talk_seconds <= 7 * 86400
+
+
+def test_a_sip_trunk_caller_is_stored_as_dialled_not_as_a_russian_guess():
+    """The reference's SIP caller ``0518012216@193.43.148.35`` (a Polish number as the trunk gave it):
+    ctid's one normalisation keeps ``0518012216`` whatever the default region, with or without the host."""
+    from ctid.phone import normalize
+
+    record = parse_record(IP500[4])
+    (sip,) = [e for e in final(pipeline([stream([IP500[4]])])[0]).values()]
+    for region in ("RU", "PL", "US"):
+        assert normalize(record.caller, region) == normalize(sip.remote_number, region) == "0518012216"
