@@ -77,6 +77,7 @@ def test_supervisor_views_and_downloads_a_report(open_page, ctid, tmp_path):
     summary = boss.locator('table[data-table="summary"]')
     expect(summary.locator("th").first).to_have_text("Поступило")
     expect(summary.locator("tbody tr td").first).to_have_text("2")
+    expect(boss.locator("details.definitions dd").nth(1)).to_contain_text("Поступило = входящие звонки")
     assert boss.errors == []
 
 
@@ -112,3 +113,20 @@ def test_section_shortcuts_cover_every_visible_section(open_page):
     alice.get_by_role("button", name="Menu").click()
     expect(alice.locator("details.shortcuts kbd", has_text="Alt+Shift+1")).to_have_text("Alt+Shift+1…3")
     assert boss.errors == [] and alice.errors == []
+
+
+def test_a_language_switch_translates_the_report_shown(open_page):
+    """Titles, labels and the definitions come from ctid in the panel's language; switching the
+    language asks again, so nothing stays in the previous one."""
+    boss = open_page("super")
+    boss.get_by_role("tab", name="Reports").click()
+    boss.get_by_role("button", name="Show").click()
+    definitions = boss.locator("details.definitions dd")
+    expect(definitions.nth(1)).to_contain_text("Offered = inbound calls")
+    boss.get_by_role("button", name="Menu").click()
+    boss.get_by_label("Language").select_option("ru")
+    expect(boss.get_by_role("tab", name="Отчёты")).to_have_attribute("aria-selected", "true")
+    expect(boss.locator('table[data-table="summary"] th').first).to_have_text("Поступило")
+    expect(definitions.nth(1)).to_contain_text("Поступило = входящие звонки")
+    expect(definitions.first).not_to_contain_text("Calls belong")
+    assert boss.errors == []

@@ -26,6 +26,8 @@ export function renderReports(root, ctx) {
   if (view.built !== lang() || !root.firstChild) {
     view.built = lang();
     build(root, ctx);
+    // ctid translates a report's labels and definitions: after a language switch, ask again.
+    if (view.result && view.result.params?.lang !== lang() && !view.loading) show(root, ctx);
   }
   if (!view.catalogue) loadCatalogue(root, ctx);
 }
