@@ -78,3 +78,39 @@ async def test_every_field_of_every_simulated_generic_event_swept(config):
     async with running_daemon(config) as app:
         statuses = await sweep_simulated_webhooks(app, "office", resign=resign)
         assert set(statuses) <= {200, 400} and 400 in statuses, statuses
+
+
+async def test_the_sweep_finds_a_connector_that_raises_on_one_value_in_one_field(config):
+    # the sweep can fail: CoMagic's old bug (str.isdigit() then int(), so "³" raised) in a generic clone
+    import types
+
+    import pytest
+
+    import ctid
+    from ctid.builtins.generic import GenericConfig, GenericConnector
+    from ctid.limits import loads
+    from ctid.testing.fuzz import sweep_simulated_webhooks
+
+    class CarelessConfig(GenericConfig):
+        plugin: str = "careless"
+
+    class Careless(GenericConnector):
+        plugin_name = "careless"
+        Config = CarelessConfig
+
+        async def handle_webhook(self, request):
+            result = await super().handle_webhook(request)  # the signature and shape checks first
+            data = loads(request.body)
+            for item in data if isinstance(data, list) else [data]:
+                if isinstance(item, dict) and isinstance(item.get("call_id"), str) and item["call_id"].isdigit():
+                    int(item["call_id"])  # ValueError for "³"
+            return result
+
+    def resign(headers: dict[str, str], body: bytes) -> dict[str, str]:
+        return {**headers, "X-Ctid-Signature": sign(SECRET, body)}
+
+    config["connectors"]["careless"] = {**config["connectors"]["office"], "plugin": "careless"}
+    plugin = types.SimpleNamespace(ctid_register_connectors=ctid.hookimpl(lambda: [Careless]))
+    async with running_daemon(config, plugins=[plugin]) as app:
+        with pytest.raises(AssertionError, match=r"json:call_id = superscript: 202 .*dead_letter"):
+            await sweep_simulated_webhooks(app, "careless", resign=resign, limit=300)
