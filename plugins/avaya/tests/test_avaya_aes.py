@@ -79,7 +79,13 @@ async def test_dmcc_session_keepalive_controls_and_resume(nursery, autojump_cloc
     assert fake.calls["201"][0][1] == "connected"
     with pytest.raises(PBXError) as caught:  # retrieve a call that is not held: AES refuses
         await backend.unhold("201", None)
-    assert caught.value.error_id == "pbx_refused"
+    assert (caught.value.error_id, caught.value.status) == ("pbx_refused", 409)  # ctid's own look: no PBX code
+    fake.refuse["HoldCall"] = "invalidCallState"  # AES's CSTAErrorCode: its value is a stable suffix
+    with pytest.raises(PBXError) as caught:
+        await backend.hold("201", None)
+    assert (caught.value.error_id, caught.value.status) == ("pbx_refused:invalid_call_state", 409)
+    assert "invalidCallState" in str(caught.value)
+    del fake.refuse["HoldCall"]
     await trio.sleep(95)  # keep-alive at half the 60 s duration
     assert fake.resets == 3
     # the link breaks: the client reconnects and resumes the same session

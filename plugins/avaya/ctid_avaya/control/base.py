@@ -7,6 +7,7 @@ with the PBX's own reason); an unreachable backend is ``PBXError`` ``pbx_unreach
 
 from __future__ import annotations
 
+import re
 from typing import ClassVar
 
 import trio
@@ -15,8 +16,12 @@ from ctid.errors import PBXError
 from ctid.model import Capability
 
 
-def refused(what: str, reason: str) -> PBXError:
-    return PBXError(f"the PBX refused {what}: {reason}", error_id="pbx_refused", retryable=False)
+def refused(what: str, reason: str, code: str | None = None) -> PBXError:
+    """HTTP 409 ``pbx_refused``; ``pbx_refused:<code>`` when the PBX named a stable reason (a CSTA
+    error value, snake_cased: ``invalidConnectionState`` -> ``invalid_connection_state``)."""
+    suffix = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", code).lower() if code and re.fullmatch(r"[A-Za-z]{1,64}", code) else None
+    return PBXError(f"the PBX refused {what}: {reason}", error_id=f"pbx_refused:{suffix}" if suffix else "pbx_refused",
+                    retryable=False, code=suffix)
 
 
 def unreachable(backend: str, reason: str) -> PBXError:

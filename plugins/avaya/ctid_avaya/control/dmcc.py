@@ -121,9 +121,9 @@ class DmccBackend(ControlBackend):
                 raise unreachable("AES DMCC", "the link broke during the request") from None
             root = w.parse(answer)
             if w.local(root) == "CSTAErrorCode" or w.local(root).endswith("NegResponse"):
-                reason = " ".join(e.text.strip() for e in root.iter()
-                                  if isinstance(e.tag, str) and e.text and e.text.strip()) or w.local(root)
-                raise refused(w.local(root), reason)
+                texts = [e.text.strip() for e in root.iter() if isinstance(e.tag, str) and e.text and e.text.strip()]
+                code = texts[0] if w.local(root) == "CSTAErrorCode" and len(texts) == 1 else None
+                raise refused(w.local(root), " ".join(texts) or w.local(root), code)
             return root
         self._waiters.pop(invoke, None)
         raise PBXError(f"AES DMCC did not answer within {self.config.timeout:g} s", error_id="pbx_timeout")
