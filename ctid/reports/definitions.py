@@ -17,6 +17,14 @@ _SL = {
 
 HEADINGS = {"en": ("Definitions", "Note"), "ru": ("Определения", "Примечание")}
 
+# Notes a report may carry (why some figures are empty).
+NOTES = {
+    "en": {"no_crm": "no CRM with sales facts is configured: CRM figures are empty",
+           "crm_failed": "the CRM did not answer ({error}): CRM figures are empty"},
+    "ru": {"no_crm": "не настроена CRM с данными о продажах: показатели CRM пусты",
+           "crm_failed": "CRM не ответила ({error}): показатели CRM пусты"},
+}
+
 
 def _en(s: Any) -> dict[str, str]:
     return {
@@ -58,7 +66,8 @@ def _en(s: Any) -> dict[str, str]:
         "campaign": "Campaign = the PBX's facts.campaign (or utm_campaign), else the campaign whose number pool "
                     "holds the dialled line; calls with neither are '(none)'. New contacts: the PBX's first_call "
                     "fact, else no earlier stored call from that number. Spend from reports.campaigns; "
-                    "ROI = (revenue − spend) / spend.",
+                    "money = call cost + spend; cost per call = money / offered; cost per lead = money / leads; "
+                    "ROI = (revenue − money) / money.",
         "funnel": "Funnel: inbound calls → answered → target calls → distinct target callers → CRM records of "
                   "those callers (CRMAdapter.sales_facts) created from the period's start to 30 days after its "
                   "end: contacts, leads, opportunities, won (revenue = Σ amount of won).",
@@ -111,7 +120,8 @@ def _ru(s: Any) -> dict[str, str]:
         "campaign": "Кампания = facts.campaign от АТС (или utm_campaign), иначе кампания, в пул номеров которой "
                     "входит набранная линия; звонки без того и другого — «(нет)». Новые контакты: факт first_call "
                     "от АТС, иначе — нет более раннего сохранённого звонка с этого номера. Расходы из "
-                    "reports.campaigns; ROI = (выручка − расходы) / расходы.",
+                    "reports.campaigns; затраты = стоимость звонков + расходы; цена звонка = затраты / поступило; "
+                    "цена лида = затраты / лиды; ROI = (выручка − затраты) / затраты.",
         "funnel": "Воронка: входящие звонки → принятые → целевые звонки → различные целевые абоненты → записи "
                   "CRM этих абонентов (CRMAdapter.sales_facts), созданные с начала периода до 30 дней после его "
                   "конца: контакты, лиды, сделки, выиграно (выручка = Σ сумм выигранных).",
@@ -119,6 +129,10 @@ def _ru(s: Any) -> dict[str, str]:
 
 
 TEXTS = {"en": _en, "ru": _ru}
+
+
+def note(key: str, lang: str, **values: str) -> str:
+    return NOTES[lang][key].format(**values)
 
 
 def all_definitions(settings: Any, lang: str) -> dict[str, str]:

@@ -10,7 +10,7 @@ from typing import Any
 from ctid import kpi
 from ctid.errors import CtidError
 from ctid.reports import queries as q
-from ctid.reports.definitions import definitions
+from ctid.reports.definitions import definitions, note
 from ctid.reports.engine import ReportContext, col, key_kind, key_text, kpi_values, scope_of
 from ctid.reports.labels import label, title
 from ctid.reports.params import ReportParams
@@ -26,7 +26,7 @@ ATTRIBUTION_DAYS = 30
 async def crm_facts(ctx: ReportContext, params: ReportParams, phones: list[str]) -> tuple[list[Any] | None, str]:
     """The CRM's sales facts for ``phones`` over the period (+ attribution window), or None and why not."""
     if ctx.sales_facts is None:
-        return None, "no CRM with sales facts is configured: CRM figures are empty"
+        return None, note("no_crm", params.lang)
     if not phones:
         return [], ""
     since = ctx.local_start(params.date_from)
@@ -35,7 +35,7 @@ async def crm_facts(ctx: ReportContext, params: ReportParams, phones: list[str])
         return list(await ctx.sales_facts(sorted(set(phones)), since, until)), ""
     except CtidError as exc:
         log.warning("sales facts for the %s report failed: %s", params.name, exc)
-        return None, f"the CRM did not answer ({exc.error_id}): CRM figures are empty"
+        return None, note("crm_failed", params.lang, error=exc.error_id)
 
 
 def _fact_counts(facts: list[Any]) -> dict[str, Any]:

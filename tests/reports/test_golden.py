@@ -171,11 +171,12 @@ def cyrillic(text: str) -> bool:
 def test_every_definition_has_english_and_russian():
     """A definition added in one language only (or left untranslated) fails here."""
     from ctid.config.models import ReportsConfig
-    from ctid.reports.definitions import TEXTS, all_definitions
+    from ctid.reports.definitions import NOTES, TEXTS, all_definitions
 
     from .conftest import SETTINGS
 
-    assert set(TEXTS) == {"en", "ru"}
+    assert set(TEXTS) == set(NOTES) == {"en", "ru"}
+    assert set(NOTES["en"]) == set(NOTES["ru"]) and all(cyrillic(text) for text in NOTES["ru"].values())
     for settings in (SETTINGS, ReportsConfig(abandon_treatment="ignore", answered_min_talk_seconds=3),
                      ReportsConfig(abandon_treatment="positive")):
         en, ru = all_definitions(settings, "en"), all_definitions(settings, "ru")
@@ -216,3 +217,15 @@ async def test_russian_definitions_in_every_format(golden):
     for name in ("agents", "missed", "cost", "load", "campaigns", "funnel", "queue"):
         result = await report(golden, name, lang="ru")
         assert all(cyrillic(text) for _, text in result.definitions), name
+
+
+async def test_notes_follow_the_language(golden):
+    """Why CRM figures are empty is said in the report's language too."""
+    from dataclasses import replace
+
+    no_crm = replace(golden, sales_facts=None)
+    ru = await report(no_crm, "funnel", lang="ru")
+    assert ru.notes == ["не настроена CRM с данными о продажах: показатели CRM пусты"]
+    assert "Примечание: не настроена CRM" in render(ru, "table").decode()
+    en = await report(no_crm, "campaigns")
+    assert en.notes == ["no CRM with sales facts is configured: CRM figures are empty"]
