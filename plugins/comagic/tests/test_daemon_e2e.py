@@ -319,3 +319,23 @@ async def test_a_lost_notification_is_recovered_by_the_post_call_pull_without_du
 async def _answered(app, session: int):
     c = await call(app, session)
     return c if c["outcome"] == "answered" else None
+
+
+async def test_a_spent_points_budget_is_429_with_retry_after_on_the_rest_api(tmp_path, account):
+    """CoMagic's points (§2 limits): once an answer says the minute budget is spent, a command fails
+    at once, without a request, as HTTP 429 ``pbx_throttled`` with Retry-After (the PBX error rule)."""
+    fake, url = account
+    async with running_daemon(config(tmp_path, url)) as app:
+        await ready(app)
+        session = fake.incoming(CALLER[1:], [101])
+        fake.answer(session, 101)
+        await fake.deliver(app.client)
+        c = await call(app, session)
+        budget = fake.budgets["call"]
+        budget.minute_limit = budget.used_minute + 1  # the next answer says: no points left this minute
+        assert (await app.client.post(f"/api/calls/{c['id']}/hold", headers=ANNA)).status_code == 200
+        sent = len(fake.requests)
+        response = await app.client.post(f"/api/calls/{c['id']}/unhold", headers=ANNA)
+        assert (response.status_code, response.json()["error"]) == (429, "pbx_throttled")
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        assert len(fake.requests) == sent  # not even sent
