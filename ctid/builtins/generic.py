@@ -39,7 +39,7 @@ from ctid.connector import (
 )
 from ctid.errors import AuthError, PBXError, RequestError
 from ctid.facts import clean_facts
-from ctid.limits import loads
+from ctid.limits import ascii_digits, loads
 from ctid.model import Call, CallEvent, Capability, Direction, EventKind, Outcome
 from ctid.secret import SecretValue
 
@@ -256,13 +256,16 @@ class GenericConnector(Connector):
             response = await self._http.post(self.config.command_url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise PBXError(f"PBX command endpoint unreachable: {exc}", error_id="pbx_unreachable") from exc
-        if response.status_code >= 400:
+        if response.status_code >= 400:  # one vocabulary for PBX errors (ctid.errors.PBX_STATUS)
             text = response.text[:200].strip()
-            raise PBXError(
-                f"PBX refused {command}: HTTP {response.status_code} {text}",
-                error_id="pbx_refused",
-                retryable=response.status_code >= 500,
-            )
+            status = response.status_code
+            if status == 429:
+                wait = response.headers.get("retry-after", "")
+                raise PBXError(f"the PBX asks to slow down ({command}): HTTP 429 {text}", error_id="pbx_throttled",
+                               retry_after=float(wait) if ascii_digits(wait) else None)
+            if status >= 500:
+                raise PBXError(f"the PBX failed {command}: HTTP {status} {text}", error_id="pbx_failed")
+            raise PBXError(f"PBX refused {command}: HTTP {status} {text}", error_id="pbx_refused", retryable=False)
         try:
             return response.json() if response.content else {}
         except ValueError:

@@ -207,9 +207,17 @@ async def test_commands_reach_the_connector(config, fake_pbx):
         assert sent[4] == ("dial", "101", None, None, "+79160001122")
         assert all(c["_signature"].startswith("sha256=") for c in fake_pbx.commands)
 
+        # one vocabulary for PBX errors (ctid.errors.PBX_STATUS): a refusal, a failure, throttling
+        fake_pbx.fail_with = 422
+        response = await app.client.post(f"/api/calls/{call_id}/hold", headers=alice)
+        assert (response.status_code, response.json()["error"]) == (409, "pbx_refused")
         fake_pbx.fail_with = 503
         response = await app.client.post(f"/api/calls/{call_id}/hold", headers=alice)
-        assert (response.status_code, response.json()["error"]) == (409, "pbx_refused")  # the rule of ctid.errors.PBX_STATUS
+        assert (response.status_code, response.json()["error"]) == (502, "pbx_failed")
+        fake_pbx.fail_with = 429
+        response = await app.client.post(f"/api/calls/{call_id}/hold", headers=alice)
+        assert (response.status_code, response.json()["error"]) == (429, "pbx_throttled")
+        fake_pbx.fail_with = None
         response = await app.client.post("/api/calls", json={"number": "call me"}, headers=alice)
         assert (response.status_code, response.json()["error"]) == (400, "bad_number")
         response = await app.client.post(f"/api/calls/{call_id}/transfer", json={"to": "nobody"}, headers=alice)
