@@ -570,3 +570,15 @@ def test_duplicate_extensions_and_logins_are_refused(tmp_path: Path, pm: CtidPlu
     # the same login on two different instances, and a login equal to another's extension, are fine
     text = BASE.replace("    name: Bob\n", "    name: Bob\n    pbx:\n      pbx1: '101'\n")
     assert load_config(write(tmp_path / "ctid.yaml", text), pm).core.agents["bob"].pbx == {"pbx1": "101"}
+
+
+def test_a_tariff_direction_ctid_cannot_tell_is_refused():
+    """``intercity`` was accepted and never priced a call (domestic fixed lines are all ``local``
+    to libphonenumber): a city's fixed lines are priced by prefix instead."""
+    from pydantic import ValidationError
+
+    from ctid.config.models import TariffRule
+
+    assert TariffRule(direction="local", prefixes=["+7495"], per_minute=1.5).direction == "local"
+    with pytest.raises(ValidationError, match="direction"):
+        TariffRule(direction="intercity", per_minute=1.5)

@@ -294,8 +294,10 @@ class CallbackConfig(Strict):
 class TariffRule(Strict):
     """One line of the tariff table: what a call to numbers of a direction / prefix costs."""
 
-    direction: str = Field(default="any", pattern="^(any|mobile|local|intercity|international|tollfree)$",
-                           description="Which numbers the rule prices (ctid.reports.columns.direction_of).")
+    direction: str = Field(default="any", pattern="^(any|mobile|local|international|tollfree)$",
+                           description="Which numbers the rule prices (ctid.reports.columns.direction_of): "
+                                       "any, mobile, local (domestic fixed lines), international, tollfree. "
+                                       "Price one city's fixed lines apart with prefixes, e.g. '+7495'.")
     prefixes: list[str] = Field(default_factory=list, description="E.164 prefixes, e.g. '+7495'; longest wins.")
     calls: list[str] = Field(default_factory=lambda: ["outbound"],
                              description="Directions of calls priced by this rule (inbound, outbound).")
