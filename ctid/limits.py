@@ -5,6 +5,7 @@ Every JSON document a client sends is decoded here, once, with the same rules (d
 - UTF-8 only (``json.loads`` of bytes would also take UTF-16 and UTF-32), and no lone surrogate
   code points (``"\\udc00"``): Python keeps them in ``str``, but no database driver, log handler or
   JSON encoder downstream can write them, so they would fail *after* the request was accepted;
+  no NUL (``"\\u0000"``) either: PostgreSQL text cannot hold it (SQLite can, so only production failed);
 - nesting at most :data:`MAX_DEPTH` levels (deeper input made the C decoder raise RecursionError);
 - numbers of at most :data:`MAX_NUMBER_CHARS` characters (thousands of digits made ``int()`` raise
   ValueError, and cost quadratic time), no ``NaN`` / ``Infinity`` (not JSON);
@@ -36,9 +37,11 @@ NUMBER_TOO_LONG = "number_too_long"
 STRING_TOO_LONG = "string_too_long"
 
 _INF = float("inf")
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
-_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u[dD][89abcdefABCDEF]")
+# escapes of a surrogate or of NUL: only they make text _check_string refuses (raw ones are not JSON)
+_SURROGATE_ESCAPE = re.compile(rb"\\u(?:[dD][89abcdefABCDEF]|0000)")
+_SURROGATE_ESCAPE_TEXT = re.compile(r"\\u(?:[dD][89abcdefABCDEF]|0000)")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_NUL = "text holds a NUL character (U+0000), which PostgreSQL cannot store"
 
 
 class LimitError(RequestError):
@@ -139,6 +142,8 @@ def _check_string(text: str) -> None:
         raise LimitError(f"a string has more than {MAX_STRING_CHARS} characters", error_id=STRING_TOO_LONG)
     if _LONE_SURROGATE.search(text):
         raise LimitError("a string holds a lone surrogate code point (not Unicode text)", error_id=BAD_ENCODING)
+    if "\x00" in text:
+        raise LimitError(_NUL, error_id=BAD_ENCODING)
 
 
 def looks_like_json(body: bytes, content_type: str) -> bool:
@@ -198,4 +203,6 @@ def clean_text(text: str, limit: int = MAX_STRING_CHARS) -> str:
         raise LimitError(f"a value has more than {limit} characters", error_id=STRING_TOO_LONG)
     if _LONE_SURROGATE.search(text):
         raise LimitError("a value holds a lone surrogate code point (not Unicode text)", error_id=BAD_ENCODING)
+    if "\x00" in text:
+        raise LimitError(_NUL, error_id=BAD_ENCODING)
     return text

@@ -27,6 +27,8 @@ BAD_BODIES = [
     (json.dumps(RING).encode("utf-16"), "bad_encoding"),
     (json.dumps(RING).encode("utf-8-sig"), "bad_encoding"),
     (json.dumps({**RING, "group": "x" * 70_000}).encode(), "string_too_long"),
+    # NUL: SQLite stores it, PostgreSQL refused the write (a 503 the PBX retried for ever; found by the sweep)
+    (json.dumps({**RING, "call_id": "l-1\x000"}).encode(), "bad_encoding"),
 ]
 
 
