@@ -52,6 +52,8 @@ SWEEP_VALUES: list[tuple[str, Any]] = [
     ("digit-sign-tail", "55²"), ("fullwidth", "１２３"), ("text-surrogate", "101\udc00"), ("minus-one", -1),
     ("big-int", Raw("9" * 400)), ("float", 1.5), ("string-70k", "x" * 70_000), ("deep-40", Raw(_DEEP)),
     ("bad-date", "2026-13-45T99:99:99Z"), ("nan-text", "nan"), ("zero", 0), ("list-of-signs", ["1", "³"]),
+    ("nul", "1\x000"), ("spaced", " 7 "), ("infinity-text", "Infinity"), ("minus-digits", "-" + "9" * 400),
+    ("control", "\x1b[31m\r\n"), ("huge-float", 1e308),
 ]
 #: Values a form or query field can carry: text, plus bytes that are not UTF-8 (percent-escaped as is).
 _FORM_VALUES = [(name, v) for name, v in SWEEP_VALUES if isinstance(v, str)] + [("bad-utf8", b"\xed\xb0\x80\xff")]
