@@ -16,8 +16,9 @@ spoiled requests meet live calls as well as unknown ones. Each answer must come 
 connector raised); afterwards the daemon must hold no new dead letter, answer ``/healthz`` and accept
 the scenario's valid requests. ``resign(headers, body)`` recomputes a signature the PBX puts in a
 header. Requests go concurrently over a few keep-alive connections; the sweep is bounded by
-``limit`` or ``CTID_FUZZ_SWEEP`` (default 2500 requests; cases beyond it are dropped evenly, every
-field keeps its most telling values first). Returns how often each status was answered.
+``limit`` or ``CTID_FUZZ_SWEEP`` (default 2500 requests): every field gets the values in order, so a
+bound drops the least telling values of :data:`SWEEP_VALUES` first. Returns how often each status was
+answered.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ class Raw:
 
 
 _DEEP = "[" * 40 + "]" * 40
-#: (name, value) pairs put into every field, most telling first (a bounded sweep keeps the first ones).
+#: (name, value) pairs put into every field, most telling first (a bounded sweep keeps the first ones);
+#: the field is also deleted, after the first six.
 SWEEP_VALUES: list[tuple[str, Any]] = [
     ("surrogate", "\udc00"), ("superscript", "³"), ("arabic-digit", "٣"), ("none", None), ("list", []),
     ("object", {}), ("empty", ""), ("digits-5000", "9" * 5000), ("true", True), ("1e309", Raw("1e309")),
@@ -105,7 +107,13 @@ def _shape(request: SimulatedRequest, parsed: tuple[str, Any] | None) -> tuple[A
     return request.method, tuple(k for k, _ in query), fields
 
 
-def _cases(requests: list[SimulatedRequest]) -> list[_Case]:
+def _with_drop(values: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    return [*values[:6], _DROP, *values[6:]]
+
+
+def _cases(requests: list[SimulatedRequest], bound: int | None = None) -> list[_Case]:
+    """The sweep's cases, round-robin over the fields (each field's first value, then the second...),
+    at most ``bound``."""
     per_field: list[list[_Case]] = []
     seen: set[tuple[Any, ...]] = set()
     for request in requests:
@@ -116,19 +124,19 @@ def _cases(requests: list[SimulatedRequest]) -> list[_Case]:
         seen.add(shape)
         query = parse_qsl(urlsplit(request.path).query, keep_blank_values=True)
         for index in range(len(query)):
-            per_field.append([_Case(request, "query", (index,), *nv) for nv in [*_FORM_VALUES, _DROP]])
+            per_field.append([_Case(request, "query", (index,), *nv) for nv in _with_drop(_FORM_VALUES)])
         if parsed is None:
             continue
         kind, value = parsed
         if kind == "form":
             for index in range(len(value)):
-                per_field.append([_Case(request, "form", (index,), *nv) for nv in [*_FORM_VALUES, _DROP]])
+                per_field.append([_Case(request, "form", (index,), *nv) for nv in _with_drop(_FORM_VALUES)])
         else:
             for path, _ in _leaves(value):
-                per_field.append([_Case(request, "json", path, *nv) for nv in [*SWEEP_VALUES, _DROP]])
-    # round-robin over fields: a bounded sweep still sends every field its first values
+                per_field.append([_Case(request, "json", path, *nv) for nv in _with_drop(SWEEP_VALUES)])
     depth = max((len(values) for values in per_field), default=0)
-    return [values[i] for i in range(depth) for values in per_field if i < len(values)]
+    cases = [values[i] for i in range(depth) for values in per_field if i < len(values)]
+    return cases if bound is None else cases[:bound]
 
 
 def _dumps(value: Any) -> str:
@@ -204,10 +212,7 @@ async def sweep_simulated_webhooks(app: Any, instance: str, *, limit: int | None
     base.start = base.start - timedelta(minutes=5)
     scenarios = list(connector.scenarios)
     requests = [r for scenario in scenarios for r in connector.simulate(scenario, base)]
-    cases = _cases(requests)
-    bound = limit or int(os.environ.get("CTID_FUZZ_SWEEP", "2500"))
-    if len(cases) > bound:  # keep the first pass whole, thin the rest evenly
-        cases = [cases[int(i * len(cases) / bound)] for i in range(bound)]
+    cases = _cases(requests, limit or int(os.environ.get("CTID_FUZZ_SWEEP", "2500")))
     letters_before = len(await app.daemon.dead_letters.list(limit=10_000))
     statuses: dict[int, int] = {}
     failures: list[str] = []
