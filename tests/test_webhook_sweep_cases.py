@@ -67,3 +67,16 @@ def test_a_bound_keeps_every_field_and_its_first_values():
     for n in range(10):
         names = [case.name for case in cases if case.path == (f"f{n}",)]
         assert names[:7] == [*(name for name, _ in SWEEP_VALUES[:6]), "deleted"], names
+
+
+async def test_a_connector_without_webhooks_is_refused_by_name():
+    import types
+
+    import pytest
+
+    from ctid.testing.sweep import sweep_simulated_webhooks
+
+    app = types.SimpleNamespace(daemon=types.SimpleNamespace(connectors={"cm": types.SimpleNamespace(
+        accepts_webhooks=False)}))
+    with pytest.raises(ValueError, match="'cm' takes no webhooks"):
+        await sweep_simulated_webhooks(app, "cm")

@@ -204,6 +204,8 @@ async def sweep_simulated_webhooks(app: Any, instance: str, *, limit: int | None
                                    connections: int = 6) -> dict[int, int]:
     """Sweep ``instance``'s webhook on the running daemon ``app`` (a RunningDaemon); see the module."""
     connector = app.daemon.connectors[instance]
+    if not connector.accepts_webhooks:
+        raise ValueError(f"connector {instance!r} takes no webhooks: nothing to sweep")
     base = context or SimulationContext(caller="+79161234567", agent="", others=[], line="+74950000001")
     if not base.agent:  # the first login configured on this instance, and the next as "others"
         logins = [login for agent in app.daemon.directory.agents()
@@ -261,6 +263,6 @@ async def sweep_simulated_webhooks(app: Any, instance: str, *, limit: int | None
         assert (await client.get("/healthz")).status_code == 200
         # a valid request is still taken: the first scenario afresh (new call ids), in order
         base.start = base.start + timedelta(minutes=1)
-        for request in connector.simulate(scenarios[0], base):
+        for request in connector.simulate(scenarios[0], base) if scenarios else ():
             await send_valid(request)
     return statuses
