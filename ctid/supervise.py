@@ -20,8 +20,9 @@ instance the places where it failed last, red until the same place next succeeds
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -144,10 +145,12 @@ class Supervisor:
         return out
 
     # -- running plugin code ---------------------------------------------------------------------
-    async def call(self, plugin: str, where: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
-        """``await fn(*args, **kwargs)``; a non-ctid exception becomes a recorded :class:`PluginError`."""
+    @contextlib.contextmanager
+    def guarding(self, plugin: str, where: str) -> Iterator[None]:
+        """Plugin code runs inside: a non-ctid exception becomes a recorded :class:`PluginError`
+        (502); leaving without one marks ``(plugin, where)`` working again."""
         try:
-            result = await fn(*args, **kwargs)
+            yield
         except CtidError:
             raise
         except Exception as exc:
@@ -155,20 +158,16 @@ class Supervisor:
             raise PluginError(f"plugin {plugin} failed in {where}: {describe(exc)}", status=502) from exc
         if self.failures and (plugin, where) in self.failures:
             self.succeeded(plugin, where)
-        return result
+
+    async def call(self, plugin: str, where: str, fn: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """``await fn(*args, **kwargs)`` :meth:`guarding` it."""
+        with self.guarding(plugin, where):
+            return await fn(*args, **kwargs)
 
     def call_sync(self, plugin: str, where: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """:meth:`call` for a plain function."""
-        try:
-            result = fn(*args, **kwargs)
-        except CtidError:
-            raise
-        except Exception as exc:
-            self.failed(plugin, where, exc)
-            raise PluginError(f"plugin {plugin} failed in {where}: {describe(exc)}", status=502) from exc
-        if self.failures and (plugin, where) in self.failures:
-            self.succeeded(plugin, where)
-        return result
+        with self.guarding(plugin, where):
+            return fn(*args, **kwargs)
 
     async def keep_running(self, plugin: str, where: str, fn: Callable[..., Awaitable[Any]], *,
                            backoff: Backoff | None = None,

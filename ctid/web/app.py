@@ -59,6 +59,18 @@ def error_response(exc: CtidError) -> Response:
     return response
 
 
+def plugin_answer(body, status: int, media_type: str | None, headers) -> Response:
+    """The HTTP answer of what plugin code returned (a webhook's result, a plugin route's): text or
+    bytes as given (``media_type``, else plain text), anything else as JSON."""
+    if isinstance(body, bytes | str):
+        response = Response(body, status=status, content_type=media_type or "text/plain; charset=utf-8")
+    else:
+        response = jsonify(body if body is not None else {})
+        response.status_code = status
+    response.headers.update(headers)
+    return response
+
+
 def create_app(daemon) -> QuartTrio:
     from ctid.web.api import register_api
 
@@ -110,14 +122,7 @@ def create_app(daemon) -> QuartTrio:
             daemon.metrics.webhooks.labels(connector=instance, status=str(exc.status)).inc()
             raise
         daemon.metrics.webhooks.labels(connector=instance, status=str(result.status)).inc()
-        if isinstance(result.body, bytes | str):
-            response = Response(result.body, status=result.status,
-                                content_type=result.media_type or "text/plain; charset=utf-8")
-        else:
-            response = jsonify(result.body if result.body is not None else {})
-            response.status_code = result.status
-        response.headers.update(result.headers)
-        return response
+        return plugin_answer(result.body, result.status, result.media_type, result.headers)
 
     app.add_url_rule("/hooks/<instance>", "webhook", _webhook, methods=["POST", "GET"])
     app.add_url_rule("/hooks/<instance>/<path:subpath>", "webhook_sub", _webhook, methods=["POST", "GET"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Response, jsonify, request
+from quart import Response, request
 
 from ctid.auth import bearer, require_role
 from ctid.config.models import Role
@@ -80,13 +80,8 @@ def _failed(daemon: Any, plugin: str, exc: BaseException) -> None:
 
 
 def _answer(result: Any) -> Response:
+    from ctid.web.app import plugin_answer
+
     if not isinstance(result, RouteResponse):
         result = RouteResponse(body=result)
-    if isinstance(result.body, bytes | str):
-        response = Response(result.body, status=result.status,
-                            content_type=result.media_type or "text/plain; charset=utf-8")
-    else:
-        response = jsonify(result.body if result.body is not None else {})
-        response.status_code = result.status
-    response.headers.update(result.headers)
-    return response
+    return plugin_answer(result.body, result.status, result.media_type, result.headers)
