@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -32,7 +31,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ctid.connector import SimulationContext
-from ctid.testing.sweep import SWEEP_VALUES, sweep_simulated_webhooks  # the deterministic half
+from ctid.testing.sweep import (  # the deterministic half
+    SWEEP_VALUES,
+    simulation_base,
+    sweep_simulated_webhooks,
+)
 
 surrogate = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
 #: Values a careless or hostile PBX sends.
@@ -84,12 +87,7 @@ async def fuzz_simulated_webhooks(app: Any, instance: str, *, examples: int | No
     """Fuzz ``instance``'s webhook on the running daemon ``app`` (a RunningDaemon); returns how often
     each status was answered."""
     connector = app.daemon.connectors[instance]
-    base = context or SimulationContext(caller="+79161234567", agent="", others=[], line="+74950000001")
-    if not base.agent:  # the first login configured on this instance, and the next as "others"
-        logins = [login for agent in app.daemon.directory.agents()
-                  if (login := app.daemon.directory.login_for_agent(instance, agent.id))]
-        base.agent, base.others = (logins[0] if logins else "101"), logins[1:2]
-    base.start = base.start - timedelta(minutes=5)
+    base = simulation_base(app, instance, context)
     scenarios = list(connector.scenarios)
     statuses: dict[int, int] = {}
     token = trio.lowlevel.current_trio_token()

@@ -198,6 +198,18 @@ def _label(case: _Case) -> str:
     return f"{case.request.description or case.request.path} {case.where}:{where} = {case.name}"
 
 
+def simulation_base(app: Any, instance: str, context: SimulationContext | None) -> SimulationContext:
+    """Who takes part in the fuzzed calls: ``context``, or the instance's first configured login (and
+    the next as "others") calling from a fixed number; started five minutes ago."""
+    base = context or SimulationContext(caller="+79161234567", agent="", others=[], line="+74950000001")
+    if not base.agent:
+        logins = [login for agent in app.daemon.directory.agents()
+                  if (login := app.daemon.directory.login_for_agent(instance, agent.id))]
+        base.agent, base.others = (logins[0] if logins else "101"), logins[1:2]
+    base.start = base.start - timedelta(minutes=5)
+    return base
+
+
 async def sweep_simulated_webhooks(app: Any, instance: str, *, limit: int | None = None,
                                    resign: Callable[[dict[str, str], bytes], dict[str, str]] | None = None,
                                    context: SimulationContext | None = None,
@@ -206,12 +218,7 @@ async def sweep_simulated_webhooks(app: Any, instance: str, *, limit: int | None
     connector = app.daemon.connectors[instance]
     if not connector.accepts_webhooks:
         raise ValueError(f"connector {instance!r} takes no webhooks: nothing to sweep")
-    base = context or SimulationContext(caller="+79161234567", agent="", others=[], line="+74950000001")
-    if not base.agent:  # the first login configured on this instance, and the next as "others"
-        logins = [login for agent in app.daemon.directory.agents()
-                  if (login := app.daemon.directory.login_for_agent(instance, agent.id))]
-        base.agent, base.others = (logins[0] if logins else "101"), logins[1:2]
-    base.start = base.start - timedelta(minutes=5)
+    base = simulation_base(app, instance, context)
     scenarios = list(connector.scenarios)
     requests = [r for scenario in scenarios for r in connector.simulate(scenario, base)]
     cases = _cases(requests, limit or int(os.environ.get("CTID_FUZZ_SWEEP", "2500")))
