@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import trio
 
 from ctid.builtins.generic import sign
+from ctid.store import store as store_module
 from ctid.hub.client import HubError, open_hub
 from ctid.testing.daemon import running_daemon
 
@@ -29,23 +31,46 @@ async def _next_call(hub, pbx_call_id: str, state: str):
     raise AssertionError("hub closed")
 
 
-async def test_ringing_call_pops_within_100ms_only_for_its_agent(config):
+async def test_a_ringing_call_pops_before_its_commit_only_for_its_agent(config, monkeypatch):
+    """The screen pop does not wait for the database (DESIGN.md): with the store's commits held, the
+    pop reaches the agent while the PBX still waits for its acknowledgement. (How fast it is, is
+    measured in bench/screenpop.py, not here.)"""
+    gate = threading.Event()
+    gate.set()
+    real_write = store_module.write_group
+
+    def held_write(*args, **kwargs):  # the writer thread waits while the gate is shut
+        gate.wait(10)
+        return real_write(*args, **kwargs)
+
+    monkeypatch.setattr(store_module, "write_group", held_write)
     async with running_daemon(config) as app:
         alice = await app.token("alice", PASSWORDS["alice"])
         bob = await app.token("bob", PASSWORDS["bob"])
         hub_url = f"{app.url}/hub"
         async with open_hub(hub_url, alice) as alice_hub, open_hub(hub_url, bob) as bob_hub, \
-                open_hub(hub_url, API_KEY) as supervisor_hub:
+                open_hub(hub_url, API_KEY) as supervisor_hub, trio.open_nursery() as nursery:
             body, headers = _body([{"event": "ring", "call_id": "pop-1", "from": "+79161234567", "agent": "101",
                                     "timestamp": START.isoformat()}])
-            sent = trio.current_time()
-            response = await app.client.post("/hooks/office", content=body, headers=headers)
-            assert response.status_code == 200
-            with trio.fail_after(2):
-                call = await _next_call(alice_hub, "pop-1", "ringing")
-            latency = trio.current_time() - sent
-            assert latency < 0.1, f"screen pop took {latency * 1000:.1f} ms"
-            assert call["agent"] == "alice" and call["remote_number"] == "+79161234567"
+            acknowledged: list[int] = []
+            answered = trio.Event()
+
+            async def pbx_posts() -> None:
+                acknowledged.append((await app.client.post("/hooks/office", content=body, headers=headers)).status_code)
+                answered.set()
+
+            gate.clear()
+            try:
+                nursery.start_soon(pbx_posts)
+                with trio.fail_after(5):
+                    call = await _next_call(alice_hub, "pop-1", "ringing")
+                assert acknowledged == []  # popped while the commit (and so the 200) is still held
+                assert call["agent"] == "alice" and call["remote_number"] == "+79161234567"
+            finally:
+                gate.set()
+            with trio.fail_after(5):
+                await answered.wait()
+            assert acknowledged == [200]
             with trio.fail_after(2):
                 await _next_call(supervisor_hub, "pop-1", "ringing")
             # the CRM match arrives (from the directory CRM) in the same or a later update
