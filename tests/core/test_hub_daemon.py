@@ -10,8 +10,8 @@ import pytest
 import trio
 
 from ctid.builtins.generic import sign
-from ctid.store import store as store_module
 from ctid.hub.client import HubError, open_hub
+from ctid.store import store as store_module
 from ctid.testing.daemon import running_daemon
 
 from .conftest import API_KEY, PASSWORDS, SECRET
