@@ -154,8 +154,10 @@ async def test_wrong_secret_garbage_and_unknown_layouts_store_nothing(tmp_path, 
                            (HOOK, render(template("inbound_call", "wrong-body-secret-000"), good))):
             response = await app.client.post(path, content=body.encode(), headers=json_header)
             assert (response.status_code, response.json()["error"]) == (401, "unauthorized")
-        response = await app.client.post(HOOK, content=b"\x00garbage", headers=json_header)
+        response = await app.client.post(HOOK, content=b"garbage{", headers=json_header)
         assert (response.status_code, response.json()["error"]) == (400, "invalid_notification")
+        response = await app.client.post(HOOK, content=b"\x00garbage", headers=json_header)  # NUL: the boundary's
+        assert (response.status_code, response.json()["error"]) == (400, "bad_encoding")
         odd = render(template("inbound_call", BODY_SECRET), good).replace('"scenario_name"', '"scenario_nam"')
         response = await app.client.post(HOOK, content=odd.encode(), headers=json_header)
         assert response.status_code == 400 and response.json()["message"].startswith("scenario_nam:")
