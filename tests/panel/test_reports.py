@@ -18,10 +18,9 @@ def iso(moment: datetime) -> str:
 
 
 def _calls(ctid) -> str:
-    now = datetime.now(UTC)
-    start = now - timedelta(minutes=20)
-    if start.date() != now.date():  # just after midnight: stay within today
-        start = now - timedelta(seconds=200)
+    # both calls within this hour of today (the test checks one hour's row): from hh:00:05 to hh:02:10,
+    # up to two minutes ahead of the clock right after the hour (the webhook accepts a day ahead)
+    start = datetime.now(UTC).replace(minute=0, second=5, microsecond=0)
     ctid.ring("rp-1", "+79161234567", timestamp=iso(start), group="sales")
     ctid.events({"event": "answer", "call_id": "rp-1", "agent": "101", "timestamp": iso(start + timedelta(seconds=4))},
                 {"event": "end", "call_id": "rp-1", "agent": "101", "timestamp": iso(start + timedelta(seconds=94))})
