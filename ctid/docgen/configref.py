@@ -168,23 +168,25 @@ def config_sections(example: Path = EXAMPLE) -> list[Section]:
         if children:
             sections.append(Section(parent.path, parent.description, children))
     connectors, crms, dists = _plugins()
-    sections.append(Section("connectors.<instance>", "Keys every connector instance accepts, whatever its plugin.",
-                            model_keys(ConnectorConfig, "connectors.<instance>", comments, "connectors[*]")))
-    for name, cls in sorted(connectors.items()):
-        keys = [key for key in model_keys(cls.Config, "connectors.<instance>", comments, f"connectors[{name}]")
-                if key.path.split(".", 2)[2] not in ConnectorConfig.model_fields or key.path.endswith(".plugin")]
-        sections.append(Section(f"connectors.<instance> with plugin: {name}",
-                                f"From `{dists.get(name, '?')}`. " + _first_line(cls.__doc__ or cls.Config.__doc__),
-                                keys))
-    sections.append(Section("crm", "Keys every CRM adapter accepts, whatever its plugin.",
-                            model_keys(CRMConfig, "crm", comments, "crm[*]")))
-    for name, cls in sorted(crms.items()):
-        keys = [key for key in model_keys(cls.Config, "crm", comments, f"crm[{name}]")
-                if key.path.split(".", 1)[1] not in CRMConfig.model_fields or key.path.endswith(".plugin")]
-        sections.append(Section(f"crm with plugin: {name}",
-                                f"From `{dists.get(name, '?')}`. " + _first_line(cls.__doc__ or cls.Config.__doc__),
-                                keys))
+    sections += _plugin_sections("connectors.<instance>", "connectors", "connector instance", ConnectorConfig,
+                                 connectors, dists, comments)
+    sections += _plugin_sections("crm", "crm", "CRM adapter", CRMConfig, crms, dists, comments)
     _fill_from_instances(sections, comments)
+    return sections
+
+
+def _plugin_sections(prefix: str, source: str, what: str, base: Any, classes: dict[str, Any],
+                     dists: dict[str, str], comments: Any) -> list[Section]:
+    """The keys every plugin of a kind accepts (``base``), then each plugin's own keys under ``prefix``."""
+    depth = prefix.count(".") + 1  # a key's own name after the prefix
+    sections = [Section(prefix, f"Keys every {what} accepts, whatever its plugin.",
+                        model_keys(base, prefix, comments, f"{source}[*]"))]
+    for name, cls in sorted(classes.items()):
+        keys = [key for key in model_keys(cls.Config, prefix, comments, f"{source}[{name}]")
+                if key.path.split(".", depth)[depth] not in base.model_fields or key.path.endswith(".plugin")]
+        sections.append(Section(f"{prefix} with plugin: {name}",
+                                f"From `{dists.get(name, '?')}`. " + _first_line(cls.__doc__ or cls.Config.__doc__),
+                                keys))
     return sections
 
 
