@@ -5,7 +5,6 @@ by raw trio-websocket where the test needs to see the wire."""
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
@@ -168,11 +167,9 @@ async def test_call_updates_reach_the_right_people_fast() -> None:
             url, "tok-sue"
         ) as sue, open_hub(url, "tok-lead") as lead:
             ringing = {"id": "c1", "state": "ringing", "ringing_agents": ["alice"]}
-            started = time.perf_counter()
+            # how fast is measured in bench/screenpop.py, not here: a loaded CI machine is no clock
             hub.publish_call(ringing, {"alice"})
             assert await first_message(alice) == ("callUpdated", [ringing])
-            latency = time.perf_counter() - started
-            assert latency < 0.1, f"screen pop took {latency * 1000:.0f} ms"
             assert await first_message(sue) == ("callUpdated", [ringing])
             assert await first_message(lead) == ("callUpdated", [ringing])  # once, though in two groups
 

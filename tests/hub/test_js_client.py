@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,6 @@ class NodeScript:
                     self.buffer += chunk
                 line, self.buffer = self.buffer.split(b"\n", 1)
                 event = json.loads(line)
-                event["received"] = time.perf_counter()
                 self.events.append(event)
                 if event["event"] in ("error", "timeout"):
                     raise AssertionError(f"node script failed: {event}")
@@ -84,7 +82,6 @@ async def test_official_js_client() -> None:
         assert backend.invocations[-2] == ("alice", "SetStatus", ["away"])  # the non-blocking send
 
         ringing = {"id": "ring-1", "state": "ringing", "ringing_agents": ["alice"]}
-        published = time.perf_counter()
         hub.publish_call(ringing, {"alice"})
         hub.publish_call({"id": "not-yours"}, {"bob"})
         await node.command("publish-done")
@@ -92,8 +89,7 @@ async def test_official_js_client() -> None:
         second = await node.event("callUpdated")
         assert {first["conn"], second["conn"]} == {"negotiated", "direct"}
         assert first["call"] == second["call"] == ringing
-        latency = first["received"] - published
-        assert latency < 0.1, f"callUpdated reached the JS client after {latency * 1000:.0f} ms"
+        # the latency is measured in bench/screenpop.py (a timed assertion here would test the CI machine)
 
         await node.event("ready-for-restart")
         await hub.close_all(allow_reconnect=True, refuse_new=False)  # as a restarting instance does
