@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from ctid.errors import RequestError
 
@@ -194,6 +194,25 @@ def query_args(raw: bytes) -> dict[str, str]:
     for name, value in form_pairs(raw):
         args.setdefault(name, value)
     return args
+
+
+def check_target(raw_path: bytes | None, query_string: bytes) -> None:
+    """Hold a request's path and query string to the text rules before any handler reads them:
+    percent-escapes must be UTF-8 and no name or value may hold a NUL or a lone surrogate, else
+    :class:`LimitError` ``bad_encoding``. The HTTP stack alone would decode ``%FF`` into U+FFFD (the
+    request taken with altered text) and pass ``%00`` on (PostgreSQL refuses it: a 503 blaming the
+    database). ``raw_path`` is the ASGI scope's, as received (``None`` where a server gives none)."""
+    if raw_path is not None:
+        try:
+            path = unquote_to_bytes(raw_path).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise LimitError(f"the path is not UTF-8: {exc.reason}", error_id=BAD_ENCODING) from exc
+        if "\x00" in path:
+            raise LimitError("the path holds a NUL (U+0000)", error_id=BAD_ENCODING)
+    for name, value in form_pairs(query_string):
+        for text in (name, value):
+            if "\x00" in text:
+                raise LimitError("a query parameter holds a NUL (U+0000)", error_id=BAD_ENCODING)
 
 
 def clean_text(text: str, limit: int = MAX_STRING_CHARS) -> str:

@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from ctid.connector import WebhookRequest
 from ctid.errors import CtidError, NotFoundError, RequestError
-from ctid.limits import query_args
+from ctid.limits import check_target, query_args
 from ctid.web.openapi import document, openapi_document
 from ctid.web.panel import register_panel
 from ctid.webhooks import take
@@ -80,6 +80,11 @@ def create_app(daemon) -> QuartTrio:
     app.config["JSON_SORT_KEYS"] = False
     app.daemon = daemon  # type: ignore[attr-defined]
     daemon.web_app = app
+
+    @app.before_request
+    async def _target_limits():
+        # every route, REST or not, before routing: a 400 bad_encoding rather than altered text or a 503
+        check_target(request.scope.get("raw_path"), request.query_string)
 
     @app.errorhandler(CtidError)
     async def _ctid_error(exc: CtidError):

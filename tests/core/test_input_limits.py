@@ -11,7 +11,7 @@ import pytest
 from ctid.builtins.generic import sign
 from ctid.testing.daemon import running_daemon
 
-from .conftest import API_KEY, SECRET, post_events
+from .conftest import API_KEY, SECRET, make_config, post_events
 
 RING = {"event": "ring", "call_id": "l-1", "from": "+79161234567", "to": "+74951234567", "agent": "101",
         "timestamp": "2026-11-25T10:00:00Z"}
@@ -68,3 +68,36 @@ async def test_a_valid_surrogate_pair_is_text(config):
         await post_events(app, [{**RING, "group": "\ud83d\ude00 sales"}])
         stored = await app.daemon.store.list_calls(limit=1)
         assert stored[0]["group"] == "\U0001f600 sales"
+
+
+BAD_TARGETS = [
+    "/api/calls?agent=%FF",  # not UTF-8: taken as "%FF" or U+FFFD before
+    "/api/calls?agent=%ED%A0%80",  # a lone surrogate, UTF-8-encoded
+    "/api/calls?agent=a%00b",  # PostgreSQL: a 503 store_unavailable before
+    "/api/calls?a%00=1",
+    "/api/calls/c%00-1",
+    "/api/calls/c-%FF",
+    "/api/dead-letters?connector=%00",
+    "/api/agents/%FF",
+    "/panel/%00",
+]
+
+
+@pytest.mark.parametrize("target", BAD_TARGETS)
+async def test_bad_paths_and_query_strings_are_400_on_every_database(tmp_path, fake_pbx, db_url, target):
+    async with running_daemon(make_config(tmp_path, db_url=db_url, command_url=fake_pbx.url)) as app:
+        for headers in (ADMIN, {}):  # before routing and before authentication
+            response = await app.client.get(target, headers=headers)
+            assert response.status_code == 400, response.text
+            assert response.json()["error"] == "bad_encoding"
+        await post_events(app, [RING])  # still taking webhooks
+        response = await app.client.get("/api/calls?agent=alice", headers=ADMIN)
+        assert [call["agent"] for call in response.json()["items"]] == ["alice"]
+
+
+async def test_text_in_paths_and_query_strings_is_taken_as_sent(config):
+    async with running_daemon(config) as app:
+        response = await app.client.get("/api/calls/%D0%B7%D0%B2%D0%BE%D0%BD%D0%BE%D0%BA", headers=ADMIN)
+        assert response.status_code == 404 and response.json()["message"] == "no call 'звонок'"
+        response = await app.client.get("/api/calls?agent=%D0%90%D0%BD%D0%BD%D0%B0+%F0%9F%98%80", headers=ADMIN)
+        assert response.status_code == 200 and response.json() == {"items": []}
