@@ -91,7 +91,8 @@ def openapi_document(schemas: dict[str, Any], extra: list[RouteDoc] = ()) -> dic
         "info": {"title": "ctid", "version": __version__,
                  "description": "REST API of ctid, the computer-telephony integration daemon. Every JSON body "
                                 "and text is checked once at the boundary (docs/input-limits.md): UTF-8 only, "
-                                "no lone surrogates and no NUL (U+0000) in any string, nesting depth 32, numbers "
+                                "no lone surrogates and no NUL (U+0000) in any string, path or query parameter, "
+                                "nesting depth 32, numbers "
                                 "of 100 characters, strings of 64 Ki; a breach is a 400 with its error id."},
         "paths": paths,
         "components": {
