@@ -74,6 +74,19 @@ async def test_fast_path_answers_as_the_quart_route(config, name, headers, body)
             assert h2.get(header) == h1.get(header), header
 
 
+@pytest.mark.parametrize("query", [b"token=a%00b", b"x=%FF", b"%ED%A0%80=1"])
+async def test_a_bad_query_string_is_the_same_400_on_both_paths(config, query):
+    async with running_daemon(config) as app:
+        quart = app.daemon.web_app
+        fast = WebhookFastPath(quart, app.daemon)
+        payload = _event("fp-query")
+        hdrs = {"X-Ctid-Signature": sign(SECRET, payload), "Content-Length": str(len(payload))}
+        for handler in (quart, fast):
+            status, _headers, body = await _call(handler, _scope("/hooks/office", payload, hdrs, query=query), payload)
+            assert (status, json.loads(body)["error"]) == (400, "bad_encoding")
+        assert app.daemon.switchboard.calls == {}
+
+
 async def test_fast_path_stores_and_publishes_like_the_route(config):
     async with running_daemon(config) as app:
         fast = WebhookFastPath(app.daemon.web_app, app.daemon)
