@@ -85,6 +85,23 @@ async def test_launcher_end_to_end(ctid_server, tmp_path):
                 await trio.sleep(1.0)  # later updates of the same call must open nothing more
                 assert launcher.urls() == [f"{url}/panel/#/contact/c-1"]
 
+                # started again from the menu or a shortcut: it says so and opens the panel signed in
+                # (a one-time code, redeemed here as the panel would); at logon (--autostart) nothing
+                run_again = ["run", "--no-tray", "--session-source", f"fake:{launcher.session}"]
+                again = await trio.to_thread.run_sync(lambda: launcher.cli(*run_again))
+                assert again.returncode == 0, again.stderr
+                assert again.stdout.splitlines() == ["ctid-launcher is already running for this user.",
+                                                     "The panel is opened in the browser."]
+                panel_url = launcher.urls()[-1]
+                assert panel_url.startswith(f"{url}/panel/#code=")
+                redeemed = await client.post("/api/auth/handoff/redeem",
+                                             json={"code": panel_url.split("#code=", 1)[1]})
+                assert redeemed.status_code == 200 and redeemed.json()["user"]["subject"] == "alice"
+                again = await trio.to_thread.run_sync(lambda: launcher.cli(*run_again, "--autostart"))
+                assert again.returncode == 0 and again.stdout.splitlines() == [
+                    "ctid-launcher is already running for this user."]
+                assert len(launcher.urls()) == 2
+
                 # the workstation locks: away (set by the launcher), on /api/agents and on the board
                 launcher.session_event("lock")
                 await until(lambda: alice_is("away", "launcher"), "away when locked")

@@ -84,6 +84,20 @@ async def _logout(settings: config.Settings) -> None:
     store.delete()
 
 
+async def _open_panel(settings: config.Settings) -> None:
+    """Open the panel signed in (a one-time ``#code=``), with the token of the launcher's sign-in."""
+    from ctid_launcher.browser import open_url
+
+    token = TokenStore(settings.server, settings.username).load()
+    if token is None:
+        raise ApiError(401, "not_signed_in", t("not_signed_in"))
+    api = Api(settings.server, token.value)
+    try:
+        open_url(await api.panel_url())
+    finally:
+        await api.aclose()
+
+
 async def _run(settings: config.Settings, args) -> None:
     from ctid_launcher.app import Launcher
     from ctid_launcher.policy import Kind
@@ -173,6 +187,12 @@ def main(argv: list[str] | None = None, *, gui: bool = False) -> int:
             trio.run(_run, settings, args)
     except AlreadyRunning:
         print(t("already_running"))
+        if not args.autostart:  # started again from the menu or a shortcut: do what the tray's Open panel does
+            try:
+                trio.run(_open_panel, settings)
+                print(t("panel_opened"))
+            except (ApiError, Unreachable) as exc:
+                print(t("panel_not_opened", reason=getattr(exc, "message", None) or str(exc)), file=sys.stderr)
         return 0
     except NotSignedIn as exc:
         return _fail(str(exc), 2)
