@@ -37,6 +37,20 @@ def test_status_changes_show_on_the_other_signed_in_page(open_page, ctid):
                   headers={"Authorization": f"Bearer {ctid.token('alice')}"}).raise_for_status()
     expect(alice.get_by_label("My status")).to_have_value("dnd")
     expect(row.locator(".presence")).to_contain_text("Do not disturb")
+    expect(row.locator(".presence-source")).to_have_count(0)  # set by the person: no note
+
+    # The launcher sets Alice away (her workstation locked; it may once she is available): the board
+    # says who did it.
+    alice.get_by_label("My status").select_option("available")
+    expect(row.locator(".presence")).to_contain_text("Available")
+    ctid.http.put("/api/agents/alice/status", json={"status": "away", "source": "launcher", "lease_seconds": 60},
+                  headers={"Authorization": f"Bearer {ctid.token('alice')}"}).raise_for_status()
+    expect(row.locator(".presence")).to_contain_text("Away")
+    expect(row.locator(".presence-source")).to_have_text(" · set by the launcher")
+    expect(row.locator(".presence-source")).to_have_attribute("data-source", "launcher")
+    boss.get_by_label("Status of Alice Smirnova").select_option("available")
+    expect(row.locator(".presence")).to_contain_text("Available")
+    expect(row.locator(".presence-source")).to_have_count(0)
     assert alice.errors == [] and boss.errors == []
 
 

@@ -50,7 +50,12 @@ function agentRow(agent, ctx) {
       h("span.dot", { dataset: { presence }, "aria-hidden": "true" }),
       h("strong", {}, agent.name),
       agent.extension ? h("span.meta", {}, ` ${agent.extension}`) : null),
-    h("span.presence", {}, t(`presence_${presence}`), " · ", sinceIso ? ticking(sinceIso) : "—"),
+    h("span.presence", {}, t(`presence_${presence}`), " · ", sinceIso ? ticking(sinceIso) : "—",
+      // who set it, when not the person: a locked workstation (launcher) or a launcher gone silent (lease)
+      presence !== "busy" && agent.status_source && agent.status_source !== "user"
+        ? h("span.presence-source", { dataset: { source: agent.status_source } },
+          ` · ${t(`source_${agent.status_source}`)}`)
+        : null),
     call ? h("span.current-call", {},
       `${t(call.state === "ringing" ? "incoming" : call.state === "held" ? "onHold" : "talking")}: `,
       fmtPhone(call.remote_number),
