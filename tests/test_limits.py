@@ -85,3 +85,51 @@ def test_screen_json_leaves_what_is_not_json_to_the_connector():
     assert limits.screen_json(b'{"a": 1}', "") == {"a": 1}
     with pytest.raises(limits.LimitError):
         limits.screen_json(b'{"a": "\\udc00"}', "text/plain")
+
+
+# -- paths and query strings (check_target, run before routing for every request) ----------------------
+query_text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=12)
+
+
+@given(st.lists(st.tuples(query_text, query_text), max_size=5), st.lists(query_text, max_size=4))
+def test_a_clean_path_and_query_pass_and_read_back_as_sent(pairs, segments):
+    from urllib.parse import quote, urlencode
+
+    query = urlencode(pairs).encode()
+    path = ("/" + "/".join(quote(segment, safe="") for segment in segments)).encode()
+    limits.check_target(path, query)
+    assert limits.form_pairs(query) == [(name, value) for name, value in pairs]
+
+
+@given(st.lists(st.tuples(query_text, query_text), min_size=1, max_size=5), st.data())
+def test_a_nul_anywhere_in_the_query_is_bad_encoding(pairs, data):
+    from urllib.parse import urlencode
+
+    index = data.draw(st.integers(0, len(pairs) - 1))
+    name, value = pairs[index]
+    if data.draw(st.booleans()):
+        name += "\x00"
+    else:
+        value = "\x00" + value
+    pairs[index] = (name, value)
+    with pytest.raises(limits.LimitError) as raised:
+        limits.check_target(b"/api/calls", urlencode(pairs).encode())
+    assert raised.value.error_id == "bad_encoding"
+
+
+@given(st.binary(max_size=8))
+def test_path_bytes_pass_only_as_utf8_without_nul(raw):
+    from urllib.parse import quote_from_bytes
+
+    path = b"/api/calls/" + quote_from_bytes(raw).encode()
+    try:
+        text = raw.decode("utf-8")
+        ok = "\x00" not in text
+    except UnicodeDecodeError:
+        ok = False
+    if ok:
+        limits.check_target(path, b"")
+    else:
+        with pytest.raises(limits.LimitError) as raised:
+            limits.check_target(path, b"")
+        assert raised.value.error_id == "bad_encoding"
