@@ -13,7 +13,6 @@ When a server cannot be had the fixtures skip, or fail when the ``CI`` environme
 from __future__ import annotations
 
 import contextlib
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -23,9 +22,7 @@ from ctid.testing import services
 
 
 def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"required test service unavailable: {reason}")
-    pytest.skip(f"test service unavailable: {reason}")
+    services.fail_or_skip(f"test service unavailable: {reason}")
 
 
 @contextlib.contextmanager

@@ -8,6 +8,9 @@ pytest fixtures turn that into a failure when ``CI`` is set, and a skip otherwis
 
 Environment overrides: ``CTID_TEST_POSTGRES_URL`` / ``CTID_TEST_REDIS_URL`` name a server to use;
 ``CTID_TEST_START_SERVERS=1`` ignores the default ports and always starts private servers.
+
+``chromium()`` is Debian's Chromium driven by Playwright (never a downloaded browser), for tests of
+the panel; ``CTID_CHROMIUM`` names another binary.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 POSTGRES_USERS = ("postgres", "root")
 
@@ -249,10 +253,7 @@ def delete_redis_prefix(url: str, prefix: str) -> None:
 
 def require_npm_packages(directory: Path, package: str) -> None:
     """Make sure ``node`` runs and ``package`` is installed in ``directory/node_modules`` (running
-    ``npm ci`` there when it is missing). When that fails: a test failure under CI (the ``CI``
-    environment variable), a skip elsewhere."""
-    import pytest
-
+    ``npm ci`` there when it is missing). When that fails: :func:`fail_or_skip`."""
     problem = None
     if shutil.which("node") is None or shutil.which("npm") is None:
         problem = "node/npm are not installed"
@@ -262,6 +263,40 @@ def require_npm_packages(directory: Path, package: str) -> None:
         if done.returncode != 0:
             problem = f"npm ci failed: {done.stderr[-500:]}"
     if problem:
-        if os.environ.get("CI"):
-            pytest.fail(problem)
-        pytest.skip(problem)
+        fail_or_skip(problem)
+
+
+def fail_or_skip(problem: str) -> None:
+    """A real part a test needs is missing: a test failure under CI (the ``CI`` environment
+    variable), where it must be there, and a skip saying why elsewhere."""
+    import pytest
+
+    if os.environ.get("CI"):
+        pytest.fail(problem)
+    pytest.skip(problem)
+
+
+CHROMIUM = os.environ.get("CTID_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run")
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Any]:
+    """A Playwright ``Browser`` of Debian's Chromium (``CTID_CHROMIUM``), headless. Playwright's
+    ``expect`` waits up to 10 s: a real server and browser on a shared 2-core machine. Without
+    Chromium or the ``playwright`` package: :func:`fail_or_skip`."""
+    found = shutil.which(CHROMIUM)
+    if not found or not Path(found).is_file():
+        fail_or_skip(f"Chromium not found at {CHROMIUM} (Debian package 'chromium')")
+    try:
+        from playwright.sync_api import expect, sync_playwright
+    except ImportError:
+        fail_or_skip("the Python package 'playwright' is not installed (the test extra)")
+    expect.set_options(timeout=10_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -14,8 +14,6 @@ presence the board showed in between.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -25,11 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ctid.testing import services
 from launcher_support import PASSWORDS, LauncherProcess
 
-CHROMIUM = os.environ.get("CTID_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 LEASE = 5  # seconds: the launcher's shortest lease (Settings.lease_seconds), renewed every third of it
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "launcher"
 
@@ -48,18 +44,8 @@ RECORD_BOARD = """() => {
 
 @pytest.fixture
 def browser():
-    found = shutil.which(CHROMIUM)
-    if not found or not Path(found).is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium not found at {CHROMIUM} (Debian package 'chromium')")
-        pytest.skip(f"Chromium not found at {CHROMIUM} (Debian package 'chromium')")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=10_000)  # a real server and browser on a shared 2-core machine
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with services.chromium() as browser:
         yield browser
-        browser.close()
 
 
 def wait_until(check: Callable[[], Any], what: str, within: float = 10) -> Any:

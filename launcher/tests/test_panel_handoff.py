@@ -4,28 +4,17 @@ second use of the same code signs nobody in."""
 
 from __future__ import annotations
 
-import os
-import shutil
-from pathlib import Path
-
 import httpx
 import pytest
 
+from ctid.testing import services
 from launcher_support import PASSWORDS
-
-CHROMIUM = os.environ.get("CTID_CHROMIUM", "/usr/bin/chromium")
 
 
 @pytest.fixture
 def chromium():
-    found = shutil.which(CHROMIUM)
-    assert found and Path(found).is_file(), f"Chromium not found at {CHROMIUM} (Debian package 'chromium')"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with services.chromium() as browser:
         yield browser
-        browser.close()
 
 
 def test_open_panel_signs_in_with_a_one_time_code(ctid_server, chromium):

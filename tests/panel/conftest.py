@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
-import shutil
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,26 +20,18 @@ import pytest
 import yaml
 
 from ctid.builtins.generic import sign
+from ctid.testing import services
 from ctid.testing.daemon import ServeProcess, free_port
 
 SECRET = "panel-test-webhook-secret"
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw", "super": "super-pw"}
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "panel"
-CHROMIUM = os.environ.get("CTID_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
 CIF_ORIGIN = "https://org.crm.example"
 CONTACTS = """
 - {id: c-1, name: Anna Kuznetsova, company: Romashka LLC, phones: ["+79161234567"], owner: alice}
 - {id: c-2, name: Dmitry Volkov, company: Vector Trade, phones: ["+74957770000"], owner: bob}
 - {id: c-3, name: Elena Orlova, company: Vector Trade, phones: ["+74957770000"], owner: bob}
 """
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"required for the panel tests: {reason}")
-    pytest.skip(reason)
 
 
 @functools.cache
@@ -197,21 +187,8 @@ def ctid(tmp_path, fake_pbx):
 
 @pytest.fixture(scope="session")
 def browser():
-    found = shutil.which(CHROMIUM)
-    if not found or not Path(found).is_file():
-        _unavailable(f"Chromium not found at {CHROMIUM} (Debian package 'chromium')")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the Python package 'playwright' is not installed (pip install -e '.[test]')")
-    from playwright.sync_api import expect
-
-    # Waits are for a real server and browser on a shared 2-core machine: generous, yet bounded.
-    expect.set_options(timeout=10_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with services.chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ the reason, or fails when ``CI`` is set (as the core's panel tests do).
 from __future__ import annotations
 
 import functools
-import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -21,12 +19,10 @@ import trio
 import yaml
 
 from comagic_kit import API_KEY, BODY_SECRET, INSTANCE, PATH_SECRET, employee_rows
+from ctid.testing import services
 from ctid.testing.daemon import ServeProcess, free_port
 from ctid_comagic.testing.fake_server import FakeComagic, serve
 
-CHROMIUM = os.environ.get("CTID_CHROMIUM", "/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
 PASSWORDS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "panel-comagic"
 
@@ -76,18 +72,8 @@ class Account:
 
 @pytest.fixture
 def browser():
-    found = shutil.which(CHROMIUM)
-    if not found or not Path(found).is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"Chromium not found at {CHROMIUM}")
-        pytest.skip(f"Chromium not found at {CHROMIUM} (Debian package 'chromium')")
-    from playwright.sync_api import expect, sync_playwright
-
-    expect.set_options(timeout=10_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with services.chromium() as browser:
         yield browser
-        browser.close()
 
 
 @pytest.fixture
