@@ -4,6 +4,7 @@
 - ``postgres_schema_url``: a clean schema in that database for one test (cheap isolation).
 - ``db_url``: parametrized ``sqlite`` (a temporary file) and ``postgresql`` (a clean schema);
   a test using it runs on both.
+- ``store``: an open :class:`~ctid.store.Store` on ``db_url`` with its writer running.
 - ``redis_url`` (session) and ``redis_prefix``: a Redis server (shared: keep your keys and channels
   under ``redis_prefix``; its keys are deleted after the test).
 
@@ -58,6 +59,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:  # noqa: ANN001
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ctid.db'}"
     return request.getfixturevalue("postgres_schema_url")
+
+
+@pytest.fixture
+async def store(db_url: str, nursery):  # noqa: ANN001 - pytest-trio's nursery
+    from ctid.store import Store
+
+    store = Store(db_url, threads=4)
+    await store.open()
+    await nursery.start(store.run_writer)
+    yield store
+    await store.aclose()
 
 
 @pytest.fixture(scope="session")

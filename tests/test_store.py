@@ -56,15 +56,6 @@ async def count(store: Store, table) -> int:  # noqa: ANN001
     return await store._read(lambda conn: conn.execute(select(func.count()).select_from(table)).scalar_one())
 
 
-@pytest.fixture
-async def store(db_url: str, nursery: trio.Nursery):
-    store = Store(db_url, threads=4)
-    await store.open()
-    await nursery.start(store.run_writer)
-    yield store
-    await store.aclose()
-
-
 def count_commits(store: Store) -> list[int]:
     commits = [0]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
 import trio
 
 from ctid.errors import StoreError
@@ -19,15 +18,6 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 def ev(key: str, number: str = "+79001234567") -> CallEvent:
     return CallEvent(connector="mf", pbx_call_id=f"c-{key}", kind=EventKind.RING, key=key,
                      at=T0, received_at=T0 + timedelta(milliseconds=20), remote_number=number, agent_login="101")
-
-
-@pytest.fixture
-async def store(db_url: str, nursery: trio.Nursery):
-    store = Store(db_url, threads=2)
-    await store.open()
-    await nursery.start(store.run_writer)
-    yield store
-    await store.aclose()
 
 
 async def test_a_row_the_driver_refuses_fails_its_batch_only(store: Store) -> None:

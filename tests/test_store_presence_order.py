@@ -22,15 +22,6 @@ from ctid.store import Store
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-async def store(db_url: str, nursery: trio.Nursery):
-    store = Store(db_url, threads=4)
-    await store.open()
-    await nursery.start(store.run_writer)
-    yield store
-    await store.aclose()
-
-
 @pytest.mark.parametrize("second", ["status", "lease"])
 async def test_a_later_presence_write_never_lands_before_an_earlier_slow_one(store: Store, second: str) -> None:
     await store.set_presence("anna", Presence.OFFLINE, T0 - timedelta(hours=1))
